@@ -1,0 +1,261 @@
+"""Typed settings: the only place that reads the environment.
+
+Settings come from the process environment, then from `.env` (python-dotenv);
+the environment wins. `load_settings()` turns every validation failure into a
+`ConfigError` with one human sentence, which the CLI prints and exits 2 on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import date, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+NETWORKS = ("telegram", "meta", "whatsapp", "x", "generic")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
+
+
+class ConfigError(Exception):
+    """A missing or invalid setting, worded for a person."""
+
+
+def _split_ids(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return list(value)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_file=None)
+
+    host: str = "0.0.0.0"
+    port: int = 3000
+    database_url: str = "sqlite+aiosqlite:///relaydesk.db"
+    redis_url: str | None = None
+    auto_migrate: bool = True
+    log_format: str = "text"
+    api_token: str | None = None
+
+    slack_bot_token: str = ""
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_inbox_channel: str = ""
+    slack_summary_channel: str | None = None
+    # Filled from SLACK_CHANNEL_<NETWORK> and SLACK_TEAM_CHANNEL_<TEAM>.
+    network_channels: dict[str, str] = Field(default_factory=dict)
+    team_channels: dict[str, str] = Field(default_factory=dict)
+
+    teams: list[str] = Field(default_factory=lambda: ["support", "sales"])
+    summary_time: time = time(9, 0)
+    timezone: str = "UTC"
+    stats_users: list[str] = Field(default_factory=list)
+    allowed_users: list[str] = Field(default_factory=list)
+
+    sla_minutes: Decimal = Decimal(30)
+    escalation_repeat_minutes: Decimal = Decimal(15)
+    escalation_manager: str | None = None
+    oncall_users: list[str] = Field(default_factory=list)
+    oncall_rotation_days: int = 7
+    oncall_handoff: time = time(9, 0)
+    oncall_start: date = date(2026, 1, 5)
+    sweep_seconds: float = 15.0
+
+    telegram_bot_token: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    meta_app_secret: str | None = None
+    meta_verify_token: str | None = None
+    meta_page_token: str | None = None
+    whatsapp_token: str | None = None
+    whatsapp_phone_number_id: str | None = None
+    meta_graph_url: str = "https://graph.facebook.com/v25.0"
+    x_consumer_secret: str | None = None
+    x_bearer_token: str | None = None
+    x_api_url: str = "https://api.x.com"
+    generic_webhook_secret: str | None = None
+    generic_reply_url: str | None = None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **_: Any) -> Any:
+        # `load_settings` merges the environment and `.env` itself (it also needs the
+        # prefixed SLACK_CHANNEL_* / SLACK_TEAM_CHANNEL_* names), so only init values count.
+        return (init_settings,)
+
+    @field_validator("teams", "stats_users", "allowed_users", "oncall_users", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> list[str]:
+        return _split_ids(value)
+
+    @field_validator("teams")
+    @classmethod
+    def _teams_lower(cls, value: list[str]) -> list[str]:
+        return [team.lower() for team in value]
+
+    @field_validator(
+        "redis_url", "slack_signing_secret", "slack_app_token", "slack_summary_channel",
+        "escalation_manager", "api_token", "telegram_bot_token", "telegram_webhook_secret",
+        "meta_app_secret", "meta_verify_token", "meta_page_token", "whatsapp_token",
+        "whatsapp_phone_number_id", "x_consumer_secret", "x_bearer_token",
+        "generic_webhook_secret", "generic_reply_url", mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone (e.g. Europe/Berlin)") from None
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError("must be 'text' or 'json'")
+        return value
+
+    @field_validator("sla_minutes", "escalation_repeat_minutes")
+    @classmethod
+    def _positive(cls, value: Decimal) -> Decimal:
+        if value <= 0:
+            raise ValueError("must be a positive number of minutes")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        for name in ("slack_inbox_channel", "slack_summary_channel"):
+            _check_channel(name, getattr(self, name))
+        for network, channel in self.network_channels.items():
+            _check_channel(f"slack_channel_{network}", channel)
+        for team, channel in self.team_channels.items():
+            _check_channel(f"slack_team_channel_{team}", channel)
+        for name in ("stats_users", "allowed_users", "oncall_users"):
+            for user in getattr(self, name):
+                _check_user(name, user)
+        if self.escalation_manager:
+            _check_user("escalation_manager", self.escalation_manager)
+        if self.oncall_rotation_days < 1:
+            raise ValueError("ONCALL_ROTATION_DAYS must be at least 1")
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return self
+
+    # -- derived -------------------------------------------------------------
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    def inbox_channel(self, network: str) -> str:
+        return self.network_channels.get(network, self.slack_inbox_channel)
+
+    @property
+    def summary_channel(self) -> str:
+        return self.slack_summary_channel or self.slack_inbox_channel
+
+    def enabled_networks(self) -> list[str]:
+        enabled = {
+            "telegram": bool(self.telegram_bot_token and self.telegram_webhook_secret),
+            "meta": bool(self.meta_app_secret and self.meta_verify_token and self.meta_page_token),
+            "whatsapp": bool(
+                self.meta_app_secret and self.meta_verify_token and self.whatsapp_token
+                and self.whatsapp_phone_number_id
+            ),
+            "x": bool(self.x_consumer_secret and self.x_bearer_token),
+            "generic": bool(self.generic_webhook_secret and self.generic_reply_url),
+        }
+        return [name for name in NETWORKS if enabled[name]]
+
+    def require_slack(self) -> None:
+        """What `serve` needs beyond what every command needs."""
+        if not self.slack_bot_token:
+            raise ValueError("SLACK_BOT_TOKEN is required (the xoxb-... token of the Slack app)")
+        if not self.slack_bot_token.startswith("xoxb-"):
+            raise ValueError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+        if not self.slack_inbox_channel:
+            raise ValueError("SLACK_INBOX_CHANNEL is required (a channel ID such as C0123456789)")
+        if self.slack_app_token:
+            if not self.slack_app_token.startswith("xapp-"):
+                raise ValueError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+        elif not self.slack_signing_secret:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET is required in HTTP mode "
+                "(or set SLACK_APP_TOKEN for Socket Mode)"
+            )
+
+
+def _check_channel(name: str, value: str | None) -> None:
+    if value and not _CHANNEL_ID.match(value):
+        raise ValueError(
+            f"{name.upper()} must be a channel ID like C0123456789, not '{value}' "
+            "(in Slack: channel details > About > Channel ID)"
+        )
+
+
+def _check_user(name: str, value: str) -> None:
+    if not _USER_ID.match(value):
+        raise ValueError(f"{name.upper()} must hold Slack user IDs like U0123456789, not '{value}'")
+
+
+def _prefixed(environ: Mapping[str, str], prefix: str) -> dict[str, str]:
+    return {
+        key[len(prefix):].lower(): value
+        for key, value in environ.items()
+        if key.upper().startswith(prefix) and value
+    }
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Read settings from `environ` (default: the process environment) over `.env`."""
+    merged: dict[str, str] = {}
+    if env_file and Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    upper = {key.upper(): value for key, value in merged.items()}
+    team_channels = _prefixed(upper, "SLACK_TEAM_CHANNEL_")
+    network_channels = {
+        key: value for key, value in _prefixed(upper, "SLACK_CHANNEL_").items() if key in NETWORKS
+    }
+    fields = {
+        key.lower(): value
+        for key, value in upper.items()
+        if key.lower() in Settings.model_fields
+        and key.lower() not in ("network_channels", "team_channels")
+    }
+    try:
+        return Settings(network_channels=network_channels, team_channels=team_channels, **fields)
+    except ValidationError as exc:
+        raise ConfigError(_humane(exc)) from None
+
+
+def _humane(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    location = ".".join(str(part) for part in error["loc"])
+    if not location:
+        return message
+    return f"{location.upper()}: {message} (got {error.get('input')!r})"

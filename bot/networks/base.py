@@ -1,0 +1,165 @@
+"""The one Protocol every social network adapter implements.
+
+Adapters turn raw webhook requests into `InboundMessage` / `DeliveryStatus`
+values and send replies. They know nothing of Slack or storage, and they
+raise instead of logging and returning None.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+
+class WebhookError(Exception):
+    """A request we refuse; `status` is the HTTP answer."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SignatureError(WebhookError):
+    status = 401
+
+
+class ForbiddenError(WebhookError):
+    """A handshake with the wrong verify token."""
+
+    status = 403
+
+
+class PayloadError(WebhookError):
+    status = 400
+
+
+class DeliveryError(Exception):
+    """Sending to the network failed.
+
+    `temporary` failures (timeouts, 429, 5xx) are retried later; permanent ones
+    are shown in the thread. `window_closed` marks the 24-hour messaging window
+    of Meta and WhatsApp.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        temporary: bool,
+        retry_after: float | None = None,
+        window_closed: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.temporary = temporary
+        self.retry_after = retry_after
+        self.window_closed = window_closed
+
+
+@dataclass(frozen=True)
+class Attachment:
+    kind: str  # image, video, audio, file, sticker, location, unsupported, ...
+    url: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message in a customer conversation, as the network reported it.
+
+    `conversation_key` identifies the conversation within the network (chat id,
+    "page:psid", a top-level comment id...). `message_id` is the network's own id,
+    unique within the network: the de-duplication key. `sent_at` is the network's
+    timestamp (timezone-aware). `reply_context` holds what `send` needs later.
+    `from_team` marks a reply a colleague sent from the network's own inbox
+    (e.g. a Messenger echo sent by a person): shown as a team reply, not relayed.
+    """
+
+    network: str
+    conversation_key: str
+    message_id: str
+    author_id: str
+    author_name: str
+    text: str
+    sent_at: datetime
+    author_handle: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    reply_context: Mapping[str, Any] = field(default_factory=dict)
+    from_team: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """A network's report on a message we sent (WhatsApp `statuses[]`)."""
+
+    network: str
+    message_id: str
+    status: Literal["sent", "delivered", "read", "failed"]
+    at: datetime
+    error: str | None = None
+
+
+InboundEvent = InboundMessage | DeliveryStatus
+
+
+@dataclass(frozen=True)
+class OutboundReply:
+    """A team reply to send: the conversation's stored `reply_context` plus text."""
+
+    conversation_key: str
+    reply_context: Mapping[str, Any]
+    text: str
+    author_id: str
+    author_name: str
+    reply_id: int
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class SentReceipt:
+    message_id: str | None
+
+
+@dataclass(frozen=True)
+class HandshakeAnswer:
+    status: int
+    body: str
+    content_type: str = "text/plain"
+
+
+class Network(Protocol):
+    name: str
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise `SignatureError` unless the request is signed by the network."""
+
+    def handshake(self, query: Mapping[str, str]) -> HandshakeAnswer:
+        """Answer a GET (subscription handshake, CRC); raise `WebhookError` if refused."""
+
+    def parse(self, body: bytes) -> list[InboundEvent]:
+        """Turn a verified body into events; raise `PayloadError` if malformed."""
+
+    async def send(self, reply: OutboundReply) -> SentReceipt:
+        """Deliver a team reply; raise `DeliveryError`."""
+
+    async def close(self) -> None:
+        """Release HTTP sessions."""
+
+
+def hmac_sha256_hex(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def check_hex_signature(secret: str, body: bytes, header: str | None) -> None:
+    """Check a `sha256=<hex>` header (Meta, WhatsApp, our generic webhook)."""
+    if not header:
+        raise SignatureError("missing signature")
+    expected = "sha256=" + hmac_sha256_hex(secret, body)
+    if not hmac.compare_digest(expected.encode(), header.strip().encode()):
+        raise SignatureError("bad signature")
