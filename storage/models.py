@@ -1,0 +1,226 @@
+"""SQL tables: the source of truth for conversations, messages, replies and turns.
+
+Timestamps are timezone-aware UTC in Python; `UTCDateTime` stores them as
+naive UTC on SQLite and as `timestamptz` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Conversation(SQLModel, table=True):
+    """One customer conversation; its id is the `#N` users type."""
+
+    __table_args__ = (UniqueConstraint("network", "external_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    network: str = Field(max_length=32)
+    external_key: str = Field(max_length=255)
+    customer_id: str = Field(max_length=255)
+    customer_name: str = Field(max_length=255)
+    customer_handle: str | None = Field(default=None, max_length=255)
+    reply_context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    status: str = Field(default="open", max_length=16)  # open | resolved
+    team: str | None = Field(default=None, max_length=64)
+    owner: str | None = Field(default=None, max_length=32)
+    channel: str | None = Field(default=None, max_length=32)
+    thread_ts: str | None = Field(default=None, max_length=32)
+    root_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = _ts(nullable=False)
+    last_customer_at: datetime | None = _ts()
+    last_reply_at: datetime | None = _ts()
+    last_replier: str | None = Field(default=None, max_length=32)
+    resolved_by: str | None = Field(default=None, max_length=32)
+    resolved_at: datetime | None = _ts()
+    handed_off_by: str | None = Field(default=None, max_length=32)
+    escalated_to: str | None = Field(default=None, max_length=32)
+    # The root message is re-rendered while rendered_version < version.
+    version: int = 0
+    rendered_version: int = 0
+
+
+class SlackThread(SQLModel, table=True):
+    """Every Slack thread that belongs to a conversation (inbox root, handoff roots)."""
+
+    __tablename__ = "slack_thread"
+
+    channel: str = Field(primary_key=True, max_length=32)
+    thread_ts: str = Field(primary_key=True, max_length=32)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    created_at: datetime = _ts(nullable=False)
+
+
+class CustomerMessage(SQLModel, table=True):
+    """A message from the customer; `state` tracks its relay into Slack."""
+
+    __tablename__ = "customer_message"
+    __table_args__ = (
+        UniqueConstraint("network", "external_id"),
+        Index("ix_customer_message_pending", "state", "next_attempt_at"),
+        Index("ix_customer_message_conv", "conversation_id", "sent_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    network: str = Field(max_length=32)
+    external_id: str = Field(max_length=255)
+    author_id: str = Field(max_length=255)
+    author_name: str = Field(max_length=255)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    sent_at: datetime = _ts(nullable=False, index=True)  # the network's timestamp, capped
+    received_at: datetime = _ts(nullable=False)
+    broadcast: bool = False  # reopened a resolved conversation: also show in channel
+    state: str = Field(default="pending", max_length=16)  # pending | posted
+    slack_channel: str | None = Field(default=None, max_length=32)
+    slack_ts: str | None = Field(default=None, max_length=32)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    last_error: str | None = Field(default=None, max_length=255)
+
+
+class TeamReply(SQLModel, table=True):
+    """A team member's message in a conversation thread (reply or internal note).
+
+    `source` is `slack` for thread replies, `network` for replies a colleague
+    sent from the network's own inbox (shown in Slack, counted as replies).
+    """
+
+    __tablename__ = "team_reply"
+    __table_args__ = (
+        UniqueConstraint("slack_channel", "slack_ts"),
+        UniqueConstraint("network", "external_id"),
+        Index("ix_team_reply_pending", "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    network: str = Field(max_length=32)
+    source: str = Field(default="slack", max_length=16)
+    kind: str = Field(default="reply", max_length=16)  # reply | note
+    slack_channel: str | None = Field(default=None, max_length=32)
+    slack_ts: str | None = Field(default=None, max_length=32)
+    external_id: str | None = Field(default=None, max_length=255)
+    user_id: str = Field(max_length=255)
+    user_name: str | None = Field(default=None, max_length=255)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    sent_at: datetime = _ts(nullable=False)  # Slack ts (or the network's timestamp)
+    # pending | sent | failed | refused (not allowed) | internal (note)
+    state: str = Field(default="pending", max_length=16)
+    delivered_at: datetime | None = _ts()
+    network_status: str | None = Field(default=None, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    last_error: str | None = Field(default=None, max_length=500)
+    warned: bool = False  # the thread was told about a failure
+
+
+class Turn(SQLModel, table=True):
+    """Customer messages after the last team reply, and when a reply answered them.
+
+    Maintained as messages and deliveries happen, so stats read it directly.
+    """
+
+    __table_args__ = (
+        Index("ix_turn_started", "started_at"),
+        Index("ix_turn_conv", "conversation_id", "started_at"),
+        Index("ix_turn_open", "answered_at", "started_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    network: str = Field(max_length=32)
+    team: str | None = Field(default=None, max_length=64)
+    is_first: bool = False
+    started_at: datetime = _ts(nullable=False)
+    answered_at: datetime | None = _ts()
+    reply_id: int | None = Field(default=None, foreign_key="team_reply.id")
+    response_seconds: float | None = None
+
+
+class Handoff(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    from_team: str | None = Field(default=None, max_length=64)
+    to_team: str = Field(max_length=64)
+    by_user: str = Field(max_length=32)
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = _ts(nullable=False)
+    old_channel: str | None = Field(default=None, max_length=32)
+    old_ts: str | None = Field(default=None, max_length=32)
+    new_channel: str | None = Field(default=None, max_length=32)
+    new_ts: str | None = Field(default=None, max_length=32)
+
+
+class Escalation(SQLModel, table=True):
+    """One page: a conversation's turn escalated to a person at a level."""
+
+    __table_args__ = (UniqueConstraint("turn_id", "level", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    turn_id: int | None = Field(default=None, foreign_key="turn.id")
+    level: int
+    kind: str = Field(default="auto", max_length=16)  # auto | manual
+    target_user: str | None = Field(default=None, max_length=32)
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    by_user: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _ts(nullable=False)
+    sent_at: datetime | None = _ts()
+    acked_by: str | None = Field(default=None, max_length=32)
+    acked_at: datetime | None = _ts()
+
+
+class OncallOverride(SQLModel, table=True):
+    __tablename__ = "oncall_override"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=32)
+    starts_at: datetime = _ts(nullable=False)
+    ends_at: datetime = _ts(nullable=False)
+    created_by: str = Field(max_length=32)
+    created_at: datetime = _ts(nullable=False)
+
+
+class SummaryPost(SQLModel, table=True):
+    """One row per local day whose summary was posted: exactly once."""
+
+    __tablename__ = "summary_post"
+
+    day: date = Field(primary_key=True)
+    claimed_at: datetime = _ts(nullable=False)
+    posted_at: datetime | None = _ts()
+    channel: str | None = Field(default=None, max_length=32)
+    ts: str | None = Field(default=None, max_length=32)

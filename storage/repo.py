@@ -1,0 +1,514 @@
+"""Repository: every read and write of conversations, messages, replies and turns.
+
+Each public method runs in its own short transaction. Per-conversation state is
+serialised by locking the conversation row (`FOR UPDATE` on PostgreSQL; SQLite
+serialises writers anyway), so concurrent requests and processes agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database
+from storage.models import (
+    Conversation,
+    CustomerMessage,
+    SlackThread,
+    TeamReply,
+    Turn,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class NewCustomerMessage:
+    network: str
+    conversation_key: str
+    external_id: str
+    author_id: str
+    author_name: str
+    text: str
+    sent_at: datetime
+    received_at: datetime
+    author_handle: str | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    reply_context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What storing one inbound message did."""
+
+    conversation_id: int
+    message_id: int | None  # None: a duplicate delivery, ignored
+    new_conversation: bool = False
+    reopened: bool = False
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    conversation: Conversation
+    reason: str | None = None  # why not ok, for the user
+
+
+class Repository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- inbound customer messages ------------------------------------------
+    async def store_customer_messages(self, items: Sequence[NewCustomerMessage]) -> list[Stored]:
+        """Store a batch in one transaction (one commit for many webhooks)."""
+        async with self.db.session() as session:
+            return [await self._store_one(session, item) for item in items]
+
+    async def _store_one(self, session: AsyncSession, item: NewCustomerMessage) -> Stored:
+        sent_at = min(item.sent_at, item.received_at)
+        created = await self._insert_ignore(
+            session,
+            Conversation,
+            ("network", "external_key"),
+            network=item.network,
+            external_key=item.conversation_key,
+            customer_id=item.author_id,
+            customer_name=item.author_name,
+            customer_handle=item.author_handle,
+            reply_context=item.reply_context,
+            root_text=item.text,
+            created_at=item.received_at,
+            status="open",
+            version=1,
+            rendered_version=0,
+        )
+        conversation = await self._conversation_for_update(
+            session,
+            Conversation.network == item.network,
+            Conversation.external_key == item.conversation_key,
+        )
+        assert conversation.id is not None
+        message_id = await self._insert_ignore(
+            session,
+            CustomerMessage,
+            ("network", "external_id"),
+            conversation_id=conversation.id,
+            network=item.network,
+            external_id=item.external_id,
+            author_id=item.author_id,
+            author_name=item.author_name,
+            text=item.text,
+            attachments=item.attachments,
+            sent_at=sent_at,
+            received_at=item.received_at,
+            state="pending",
+            broadcast=conversation.status == "resolved",
+        )
+        if message_id is None:
+            return Stored(conversation.id, None)
+        reopened = conversation.status == "resolved"
+        conversation.customer_name = item.author_name
+        conversation.customer_handle = item.author_handle or conversation.customer_handle
+        conversation.reply_context = {**conversation.reply_context, **item.reply_context}
+        if conversation.last_customer_at is None or sent_at > conversation.last_customer_at:
+            conversation.last_customer_at = sent_at
+        if reopened:
+            conversation.status = "open"
+            conversation.resolved_by = None
+            conversation.resolved_at = None
+        conversation.version += 1
+        await self._open_turn(session, conversation, sent_at)
+        return Stored(conversation.id, message_id, created is not None, reopened)
+
+    async def _open_turn(
+        self, session: AsyncSession, conversation: Conversation, sent_at: datetime
+    ) -> None:
+        assert conversation.id is not None
+        latest = (
+            await session.execute(
+                select(Turn)
+                .where(Turn.conversation_id == conversation.id)
+                .order_by(Turn.started_at.desc())  # type: ignore[attr-defined]
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if latest is not None and latest.answered_at is None:
+            latest.started_at = min(latest.started_at, sent_at)
+            return
+        if latest is not None and latest.answered_at is not None and sent_at < latest.answered_at:
+            return  # arrived late, but was written before the answer: that turn's
+        session.add(
+            Turn(
+                conversation_id=conversation.id,
+                network=conversation.network,
+                team=conversation.team,
+                is_first=latest is None,
+                started_at=sent_at,
+            )
+        )
+
+    async def _insert_ignore(
+        self, session: AsyncSession, model: type[Any], keys: tuple[str, ...], **values: Any
+    ) -> int | None:
+        """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new id, or None."""
+        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+        table = model.__table__
+        statement = (
+            dialect.insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=list(keys))
+            .returning(table.c.id)
+        )
+        return (await session.execute(statement)).scalar_one_or_none()
+
+    async def _conversation_for_update(self, session: AsyncSession, *where: Any) -> Conversation:
+        statement = select(Conversation).where(*where).with_for_update()
+        return (await session.execute(statement)).scalar_one()
+
+    # -- reading ------------------------------------------------------------
+    async def conversation(self, conversation_id: int) -> Conversation | None:
+        async with self.db.session() as session:
+            return await session.get(Conversation, conversation_id)
+
+    async def conversation_by_thread(self, channel: str, thread_ts: str) -> Conversation | None:
+        async with self.db.session() as session:
+            statement = (
+                select(Conversation)
+                .join(SlackThread, SlackThread.conversation_id == Conversation.id)
+                .where(SlackThread.channel == channel, SlackThread.thread_ts == thread_ts)
+            )
+            return (await session.execute(statement)).scalar_one_or_none()
+
+    async def conversation_by_message(self, channel: str, ts: str) -> Conversation | None:
+        """The conversation a Slack message belongs to: a root, a relayed message or a reply."""
+        found = await self.conversation_by_thread(channel, ts)
+        if found is not None:
+            return found
+        async with self.db.session() as session:
+            for model in (CustomerMessage, TeamReply):
+                conversation_id = (
+                    await session.execute(
+                        select(model.conversation_id).where(
+                            model.slack_channel == channel, model.slack_ts == ts
+                        )
+                    )
+                ).scalar_one_or_none()
+                if conversation_id is not None:
+                    return await session.get(Conversation, conversation_id)
+        return None
+
+    async def messages(self, conversation_id: int) -> list[CustomerMessage]:
+        async with self.db.session() as session:
+            statement = (
+                select(CustomerMessage)
+                .where(CustomerMessage.conversation_id == conversation_id)
+                .order_by(CustomerMessage.sent_at, CustomerMessage.id)  # type: ignore[arg-type]
+            )
+            return list((await session.execute(statement)).scalars())
+
+    async def replies(self, conversation_id: int) -> list[TeamReply]:
+        async with self.db.session() as session:
+            statement = (
+                select(TeamReply)
+                .where(TeamReply.conversation_id == conversation_id)
+                .order_by(TeamReply.sent_at, TeamReply.id)  # type: ignore[arg-type]
+            )
+            return list((await session.execute(statement)).scalars())
+
+    async def turns(self, conversation_id: int) -> list[Turn]:
+        async with self.db.session() as session:
+            statement = (
+                select(Turn)
+                .where(Turn.conversation_id == conversation_id)
+                .order_by(Turn.started_at)  # type: ignore[arg-type]
+            )
+            return list((await session.execute(statement)).scalars())
+
+    # -- the delivery queue -------------------------------------------------
+    async def due_conversations(self, now: datetime, limit: int = 100) -> list[int]:
+        """Conversations with something to relay, send or re-render now."""
+        async with self.db.session() as session:
+            due_messages = select(CustomerMessage.conversation_id).where(
+                CustomerMessage.state == "pending",
+                or_(
+                    CustomerMessage.next_attempt_at.is_(None),  # type: ignore[union-attr]
+                    CustomerMessage.next_attempt_at <= now,  # type: ignore[operator]
+                ),
+            )
+            due_replies = select(TeamReply.conversation_id).where(
+                TeamReply.state == "pending",
+                or_(
+                    TeamReply.next_attempt_at.is_(None),  # type: ignore[union-attr]
+                    TeamReply.next_attempt_at <= now,  # type: ignore[operator]
+                ),
+            )
+            stale_roots = select(Conversation.id).where(
+                Conversation.rendered_version < Conversation.version,
+                Conversation.thread_ts.is_not(None),  # type: ignore[union-attr]
+            )
+            union = due_messages.union(due_replies, stale_roots).subquery()
+            rows = await session.execute(select(union.c[0]).order_by(union.c[0]).limit(limit))
+            return [row[0] for row in rows]
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest retry time among pending work (None: nothing waits)."""
+        async with self.db.session() as session:
+            earliest = []
+            for model in (CustomerMessage, TeamReply):
+                value = (
+                    await session.execute(
+                        select(func.min(model.next_attempt_at)).where(model.state == "pending")
+                    )
+                ).scalar_one_or_none()
+                if value is not None:
+                    earliest.append(value)
+            return min(earliest) if earliest else None
+
+    async def pending_messages(self, conversation_id: int, now: datetime) -> list[CustomerMessage]:
+        async with self.db.session() as session:
+            statement = (
+                select(CustomerMessage)
+                .where(
+                    CustomerMessage.conversation_id == conversation_id,
+                    CustomerMessage.state == "pending",
+                )
+                .order_by(CustomerMessage.sent_at, CustomerMessage.id)  # type: ignore[arg-type]
+            )
+            pending = list((await session.execute(statement)).scalars())
+        # In order: a message waiting for a retry holds back the ones after it.
+        if pending and pending[0].next_attempt_at and pending[0].next_attempt_at > now:
+            return []
+        return pending
+
+    async def pending_replies(self, conversation_id: int, now: datetime) -> list[TeamReply]:
+        async with self.db.session() as session:
+            statement = (
+                select(TeamReply)
+                .where(
+                    TeamReply.conversation_id == conversation_id,
+                    TeamReply.state == "pending",
+                    or_(
+                        TeamReply.next_attempt_at.is_(None),  # type: ignore[union-attr]
+                        TeamReply.next_attempt_at <= now,  # type: ignore[operator]
+                    ),
+                )
+                .order_by(TeamReply.sent_at, TeamReply.id)  # type: ignore[arg-type]
+            )
+            return list((await session.execute(statement)).scalars())
+
+    async def set_thread(self, conversation_id: int, channel: str, thread_ts: str) -> None:
+        """Record a (new) root of the conversation: replies to it reach the conversation."""
+        async with self.db.session() as session:
+            conversation = await self._conversation_for_update(
+                session, Conversation.id == conversation_id
+            )
+            conversation.channel = channel
+            conversation.thread_ts = thread_ts
+            conversation.rendered_version = conversation.version
+            await self._insert_ignore(
+                session,
+                SlackThread,
+                ("channel", "thread_ts"),
+                channel=channel,
+                thread_ts=thread_ts,
+                conversation_id=conversation_id,
+                created_at=utcnow(),
+            )
+
+    async def mark_posted(self, message_ids: Sequence[int], channel: str, ts: str) -> None:
+        async with self.db.session() as session:
+            await session.execute(
+                update(CustomerMessage)
+                .where(CustomerMessage.id.in_(message_ids))  # type: ignore[union-attr]
+                .values(state="posted", slack_channel=channel, slack_ts=ts, last_error=None)
+            )
+
+    async def retry_messages_later(
+        self, message_ids: Sequence[int], at: datetime, error: str
+    ) -> None:
+        async with self.db.session() as session:
+            await session.execute(
+                update(CustomerMessage)
+                .where(CustomerMessage.id.in_(message_ids))  # type: ignore[union-attr]
+                .values(
+                    attempts=CustomerMessage.attempts + 1,
+                    next_attempt_at=at,
+                    last_error=error[:255],
+                )
+            )
+
+    async def mark_rendered(self, conversation_id: int, version: int) -> None:
+        async with self.db.session() as session:
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id, Conversation.rendered_version < version)
+                .values(rendered_version=version)
+            )
+
+    # -- team replies -------------------------------------------------------
+    async def store_slack_reply(
+        self,
+        *,
+        channel: str,
+        thread_ts: str,
+        ts: str,
+        user_id: str,
+        text: str,
+        sent_at: datetime,
+        kind: str,
+        state: str,
+    ) -> tuple[Conversation, TeamReply] | None:
+        """Store a thread message; None if the thread is no conversation's or a duplicate."""
+        async with self.db.session() as session:
+            conversation_id = (
+                await session.execute(
+                    select(SlackThread.conversation_id).where(
+                        SlackThread.channel == channel, SlackThread.thread_ts == thread_ts
+                    )
+                )
+            ).scalar_one_or_none()
+            if conversation_id is None:
+                return None
+            conversation = await self._conversation_for_update(
+                session, Conversation.id == conversation_id
+            )
+            reply_id = await self._insert_ignore(
+                session,
+                TeamReply,
+                ("slack_channel", "slack_ts"),
+                conversation_id=conversation_id,
+                network=conversation.network,
+                source="slack",
+                kind=kind,
+                slack_channel=channel,
+                slack_ts=ts,
+                user_id=user_id,
+                text=text,
+                sent_at=sent_at,
+                state=state,
+                attempts=0,
+                warned=False,
+            )
+            if reply_id is None:
+                return None
+            if kind == "reply" and state == "pending" and conversation.owner is None:
+                conversation.owner = user_id  # the first to reply owns it
+                conversation.version += 1
+            reply = await session.get(TeamReply, reply_id)
+            assert reply is not None
+            return conversation, reply
+
+    async def mark_reply_sent(
+        self, reply_id: int, external_id: str | None, now: datetime
+    ) -> Conversation:
+        """A reply reached the customer: it answers the turn it was written in."""
+        async with self.db.session() as session:
+            reply = await session.get(TeamReply, reply_id)
+            assert reply is not None
+            conversation = await self._conversation_for_update(
+                session, Conversation.id == reply.conversation_id
+            )
+            reply.state = "sent"
+            reply.delivered_at = now
+            reply.external_id = external_id
+            reply.last_error = None
+            await self._answer_turn(session, conversation, reply)
+            return conversation
+
+    async def _answer_turn(
+        self, session: AsyncSession, conversation: Conversation, reply: TeamReply
+    ) -> None:
+        turn = (
+            await session.execute(
+                select(Turn)
+                .where(Turn.conversation_id == conversation.id, Turn.started_at <= reply.sent_at)
+                .order_by(Turn.started_at.desc())  # type: ignore[attr-defined]
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if turn is not None and (turn.answered_at is None or reply.sent_at < turn.answered_at):
+            turn.answered_at = reply.sent_at
+            turn.reply_id = reply.id
+            turn.team = conversation.team
+            turn.response_seconds = (reply.sent_at - turn.started_at).total_seconds()
+        if conversation.last_reply_at is None or reply.sent_at >= conversation.last_reply_at:
+            conversation.last_reply_at = reply.sent_at
+            conversation.last_replier = reply.user_id
+        conversation.escalated_to = None
+        conversation.version += 1
+
+    async def retry_reply_later(
+        self, reply_id: int, at: datetime, error: str, warned: bool
+    ) -> None:
+        async with self.db.session() as session:
+            await session.execute(
+                update(TeamReply)
+                .where(TeamReply.id == reply_id)
+                .values(
+                    attempts=TeamReply.attempts + 1,
+                    next_attempt_at=at,
+                    last_error=error[:500],
+                    warned=warned,
+                )
+            )
+
+    async def mark_reply_failed(self, reply_id: int, error: str) -> None:
+        async with self.db.session() as session:
+            await session.execute(
+                update(TeamReply)
+                .where(TeamReply.id == reply_id)
+                .values(state="failed", last_error=error[:500], warned=True)
+            )
+
+    # -- actions on a conversation ------------------------------------------
+    async def claim(self, conversation_id: int, user_id: str) -> ActionResult:
+        async with self.db.session() as session:
+            conversation = await self._conversation_for_update(
+                session, Conversation.id == conversation_id
+            )
+            if conversation.owner == user_id:
+                return ActionResult(False, conversation, "already_yours")
+            if conversation.owner is not None:
+                return ActionResult(False, conversation, "owned")
+            conversation.owner = user_id
+            conversation.version += 1
+            return ActionResult(True, conversation)
+
+    async def resolve(self, conversation_id: int, user_id: str, now: datetime) -> ActionResult:
+        async with self.db.session() as session:
+            conversation = await self._conversation_for_update(
+                session, Conversation.id == conversation_id
+            )
+            if conversation.status == "resolved":
+                return ActionResult(False, conversation, "already_resolved")
+            conversation.status = "resolved"
+            conversation.resolved_by = user_id
+            conversation.resolved_at = now
+            conversation.escalated_to = None
+            conversation.version += 1
+            return ActionResult(True, conversation)
+
+    async def reopen(self, conversation_id: int, user_id: str) -> ActionResult:
+        async with self.db.session() as session:
+            conversation = await self._conversation_for_update(
+                session, Conversation.id == conversation_id
+            )
+            if conversation.status != "resolved":
+                return ActionResult(False, conversation, "not_resolved")
+            conversation.status = "open"
+            conversation.resolved_by = None
+            conversation.resolved_at = None
+            conversation.version += 1
+            return ActionResult(True, conversation)
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """Delay before the next try: Retry-After when given, else exponential up to 5 min."""
+    if retry_after is not None:
+        return timedelta(seconds=max(retry_after, 0.5))
+    return timedelta(seconds=min(2 ** min(attempts, 9), 300))
