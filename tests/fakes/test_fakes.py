@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import aiohttp
 import pytest
@@ -11,10 +12,16 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from tests import signing
+from tests.fakes.graph_api import FakeGraph
 from tests.fakes.sink import FakeSink
 from tests.fakes.slack_api import FakeSlack, permalink
+from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.x_api import FakeX
+from tests.refs import ref_bytes, ref_path
 
 
 def client(slack: FakeSlack, **kwargs: object) -> AsyncWebClient:
@@ -115,3 +122,110 @@ async def test_slack_sdk_retry_handlers_see_injected_429_and_500() -> None:
         assert (await web.chat_postMessage(channel="C1", text="b"))["ok"]
         assert [c.status for c in slack.calls_to("chat.postMessage")] == [429, 200, 500, 200]
         assert len(slack.messages("C1")) == 2
+
+
+async def test_telegram_send_blocked_and_flood_control() -> None:
+    async with FakeTelegram(token="123:abc") as tg, aiohttp.ClientSession() as http:
+        tg.blocked_chats.add(66)
+        url = f"{tg.url}/bot123:abc/sendMessage"
+        ok = await http.post(url, json={"chat_id": 42, "text": "hi", "reply_to_message_id": 7})
+        assert (await ok.json())["result"]["reply_to_message"] == {"message_id": 7}
+        assert tg.messages(42)[0]["chat"]["id"] == 42
+        blocked = await http.post(url, data={"chat_id": "66", "text": "hi"})
+        assert blocked.status == 403
+        assert await blocked.json() == {
+            "ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
+        tg.fail("sendMessage", status=429, retry_after=5)
+        flood = await http.post(url, json={"chat_id": 42, "text": "hi"})
+        assert (flood.status, (await flood.json())["parameters"]) == (429, {"retry_after": 5})
+        assert (await http.post(f"{tg.url}/botWRONG/getMe")).status == 401
+
+
+async def test_graph_send_apis_window_closed_and_throttling() -> None:
+    async with FakeGraph() as graph, aiohttp.ClientSession() as http:
+        graph.closed_window.update({"PSID-OLD", "15550000000"})
+        sent = await http.post(graph.url + "/me/messages",
+                               json={"recipient": {"id": "PSID1"}, "message": {"text": "hi"}})
+        assert set(await sent.json()) == {"recipient_id", "message_id"}
+        wa = await (await http.post(graph.url + "/PHONE1/messages", json={
+            "messaging_product": "whatsapp", "to": "15551234567", "type": "text",
+            "text": {"body": "hi"}})).json()
+        assert wa["contacts"] == [{"input": "15551234567", "wa_id": "15551234567"}]
+        assert wa["messages"][0]["id"].startswith("wamid.")
+        reply = await http.post(graph.url + "/C1/replies", data={"message": "thanks"})
+        assert "id" in await reply.json()
+        closed = await http.post(graph.url + "/me/messages", data={
+            "recipient": '{"id": "PSID-OLD"}', "message": '{"text": "late"}'})
+        error = (await closed.json())["error"]
+        assert (closed.status, error["code"], error["error_subcode"]) == (400, 10, 2018278)
+        closed = await http.post(graph.url + "/PHONE1/messages", json={
+            "messaging_product": "whatsapp", "to": "15550000000", "text": {"body": "late"}})
+        assert (await closed.json())["error"]["code"] == 131047
+        graph.throttle("*/messages", code=613)
+        throttled = await http.post(graph.url + "/me/messages", json={"recipient": {"id": "P"}})
+        assert (throttled.status, (await throttled.json())["error"]["code"]) == (400, 613)
+        assert (await http.post(graph.origin + "/me/messages")).status == 404  # no version
+
+
+async def test_x_dm_reply_and_rate_limit() -> None:
+    async with FakeX() as x, aiohttp.ClientSession() as http:
+        auth = {"Authorization": "Bearer t"}
+        dm = await http.post(x.url + "/2/dm_conversations/with/42/messages",
+                             json={"text": "hi"}, headers=auth)
+        assert (dm.status, (await dm.json())["data"]["dm_conversation_id"]) == (
+            201, f"42-{x.user_id}")
+        tweet = await http.post(x.url + "/2/tweets", headers=auth, json={
+            "text": "@c thanks", "reply": {"in_reply_to_tweet_id": "99"}})
+        assert (await tweet.json())["data"]["text"] == "@c thanks"
+        assert x.tweets[0]["in_reply_to_tweet_id"] == "99"
+        x.fail("/2/dm_conversations/*", status=429, retry_after=60)
+        limited = await http.post(x.url + "/2/dm_conversations/with/42/messages",
+                                  json={"text": "hi"}, headers=auth)
+        assert limited.status == 429
+        assert (await limited.json())["title"] == "Too Many Requests"
+        assert int(limited.headers["x-rate-limit-reset"]) >= time.time() + 59
+        assert (await http.post(x.url + "/2/tweets", json={"text": "x"})).status == 401
+
+
+def test_slack_signature_matches_slack_docs_vector() -> None:
+    # Values from refs/slack/SOURCES.md (Slack's request-signing docs example).
+    body = ref_bytes("slack/slash_command_signed_docs_example.txt").rstrip(b"\n")
+    headers = signing.slack_headers(body, "8f742231b10e8888abcd99yyyzzz85a5", 1531420618)
+    assert headers == {
+        "X-Slack-Request-Timestamp": "1531420618",
+        "X-Slack-Signature":
+            "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+    }
+    fresh = signing.slack_command_body(text="today")
+    verifier = SignatureVerifier("s3cret")
+    assert verifier.is_valid_request(fresh, signing.slack_headers(fresh, "s3cret"))
+
+
+def test_hex_signatures_match_github_vector() -> None:
+    ref_path("social/signature_examples.md")
+    expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    secret, body = "It's a Secret to Everybody", b"Hello, World!"
+    assert signing.meta_headers(body, secret) == {"X-Hub-Signature-256": expected}
+    assert signing.generic_headers(body, secret) == {"X-Relaydesk-Signature": expected}
+
+
+def test_x_signatures_match_zammad_vectors() -> None:
+    ref_path("social/signature_examples.md")
+    assert signing.x_crc("some_random", "DDD") == (
+        "sha256=VE19eUk6krbdSqWPdvH71xtFhApBAU81uPW3UT65vOs=")
+    for body, expected in [
+        (b'{"for_user_id":123,"key":"value"}',
+         "sha256=JjEmBe1lVKT8XldrYUKibF+D5ehp8f0jDk3PXZSHEWI="),
+        (b'{"key":"value"}', "sha256=EERHBy/k17v+SuT+K0OXuwhJtKnPtxi0n/Y4Wye4kVU="),
+        (ref_bytes("social/sig_twitter_dm_body.json"),
+         "sha256=xXu7qrPhqXfo8Ot14c0si9HrdQdBNru5fkSdoMZi+Ms="),
+        (ref_bytes("social/sig_twitter_mention_body.json"),
+         "sha256=U7bglX19JitI2xuvyONAc0d/fowIFEeUzkEgnWdGyUM="),
+    ]:
+        assert signing.x_headers(body, "DDD") == {"x-twitter-webhooks-signature": expected}
+
+
+def test_slack_form_and_telegram_headers() -> None:
+    assert signing.slack_form({"type": "block_actions"}) == (
+        b"payload=%7B%22type%22%3A+%22block_actions%22%7D")
+    assert signing.telegram_headers("tok") == {"X-Telegram-Bot-Api-Secret-Token": "tok"}
