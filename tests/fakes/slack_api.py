@@ -77,7 +77,7 @@ class FakeSlack(FakeServer):
         self._messages: dict[str, dict[str, Answer]] = {}
         self._ephemerals: list[Answer] = []
         self._dms: dict[str, str] = {}
-        self._last_ts = 0.0
+        self._last_micros = 0
         self._rate: tuple[float, int] | None = None
         self._buckets: dict[str, _Bucket] = {}
         self._methods: dict[str, Callable[[dict[str, Any]], Answer]] = {
@@ -177,6 +177,7 @@ class FakeSlack(FakeServer):
         token = auth.removeprefix("Bearer ").strip() or call.params.get("token", "")
         if not token:
             return web.json_response({"ok": False, "error": "not_authed"})
+        # apps.connections.open is called with the app-level (xapp-) token, not the bot's
         if self.token is not None and token != self.token and not token.startswith("xapp-"):
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = self._methods.get(method)
@@ -213,10 +214,10 @@ class FakeSlack(FakeServer):
     # helpers
 
     def _next_ts(self) -> str:
-        """Wall-clock based like Slack's, and strictly increasing."""
-        value = max(time.time(), self._last_ts + 0.000001)
-        self._last_ts = value
-        return f"{value:.6f}"
+        """Wall-clock based like Slack's, and strictly increasing (microseconds)."""
+        micros = max(time.time_ns() // 1000, self._last_micros + 1)
+        self._last_micros = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _channel(self, params: dict[str, Any], *, post: bool = False) -> str:
         channel = str(params.get("channel", ""))

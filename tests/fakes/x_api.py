@@ -37,10 +37,10 @@ def problem(status: int, detail: str | None = None) -> Answer:
 
 class FakeX(FakeServer):
     def __init__(self, *, port: int = 0, user_id: str = "1000000001",
-                 rate_limit: int = 200) -> None:
+                 rate_limit_per_window: int = 200) -> None:
         super().__init__(port=port)
         self.user_id = user_id
-        self.rate_limit_per_window = rate_limit
+        self.rate_limit_per_window = rate_limit_per_window
         self.dms: list[Answer] = []
         self.tweets: list[Answer] = []
         self._ids = itertools.count(1_800_000_000_000_000_001)
