@@ -1,0 +1,317 @@
+"""WhatsApp Cloud API adapter (network `whatsapp`).
+
+Webhook: `object: whatsapp_business_account`, `entry[].changes[]` with `field: messages`,
+signed like every Meta webhook (`X-Hub-Signature-256`, the Meta app secret).
+Shapes: https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/messages
+
+- `value.messages[]` become `InboundMessage`s in conversation `wa:<phone_number_id>:<wa_id>`
+  (`message_id` = the `wamid`); `reply_context` holds the phone number id, the `wa_id` and
+  `window_closes_at` (24 hours after the message: the customer service window).
+- `value.statuses[]` (sent, delivered, read, failed) become `DeliveryStatus`es for the
+  `wamid` our `send` returned; a failed one carries the error title.
+
+Media arrive as media ids; WhatsApp only gives a download URL to a token holder, so an
+attachment has a `url` only when the webhook includes one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import aiohttp
+
+from bot.config import ConfigError, Settings
+from bot.networks.base import (
+    Attachment,
+    DeliveryError,
+    DeliveryStatus,
+    HandshakeAnswer,
+    InboundEvent,
+    InboundMessage,
+    OutboundReply,
+    PayloadError,
+    SentReceipt,
+    check_hex_signature,
+)
+from bot.networks.meta import (
+    MESSAGING_WINDOW,
+    GraphError,
+    JsonHttp,
+    JSONObject,
+    ParseResult,
+    SkippedItem,
+    as_object,
+    epoch,
+    get_id,
+    get_list,
+    get_object,
+    graph_delivery_error,
+    hub_handshake,
+    item_ids,
+    load_object,
+    opt_list,
+    opt_object,
+    opt_str,
+    signature_header,
+    summary,
+)
+
+# Cloud API error codes (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes):
+#   131047 "Re-engagement message": more than 24 hours since the customer last replied
+#   (470 is the same error in the older On-Premises API);
+#   4 API calls too many, 80007 WABA rate limit, 130429 "Rate limit hit" (throughput),
+#   131056 pair rate limit (too many messages to one number), 131016 service unavailable.
+WHATSAPP_WINDOW_CODES = frozenset({131047, 470})
+WHATSAPP_TEMPORARY_CODES = frozenset({4, 80007, 130429, 131016, 131056})
+WHATSAPP_WINDOW_MESSAGE = (
+    "Not delivered: more than 24 hours have passed since the customer's last WhatsApp "
+    "message, so WhatsApp only accepts an approved message template now. Send an approved "
+    "template (WhatsApp Manager) to re-open the conversation, or wait for the customer to "
+    "write again."
+)
+MEDIA_KINDS = {
+    "image": "image",
+    "video": "video",
+    "audio": "audio",
+    "document": "file",
+    "sticker": "sticker",
+}
+STATUSES: dict[str, Literal["sent", "delivered", "read", "failed"]] = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+}
+
+
+class WhatsAppNetwork:
+    """WhatsApp Cloud API: one business phone number (network `whatsapp`)."""
+
+    name = "whatsapp"
+
+    def __init__(
+        self,
+        *,
+        app_secret: str,
+        verify_token: str,
+        token: str,
+        phone_number_id: str,
+        graph_url: str = "https://graph.facebook.com/v25.0",
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._app_secret = app_secret
+        self._verify_token = verify_token
+        self._token = token
+        self._phone_number_id = phone_number_id
+        self._graph_url = graph_url.rstrip("/")
+        self._http = JsonHttp("WhatsApp", session)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, session: aiohttp.ClientSession | None = None
+    ) -> WhatsAppNetwork:
+        if not (settings.meta_app_secret and settings.meta_verify_token
+                and settings.whatsapp_token and settings.whatsapp_phone_number_id):
+            raise ConfigError(
+                "META_APP_SECRET, META_VERIFY_TOKEN, WHATSAPP_TOKEN and "
+                "WHATSAPP_PHONE_NUMBER_ID are all needed for WhatsApp"
+            )
+        return cls(
+            app_secret=settings.meta_app_secret,
+            verify_token=settings.meta_verify_token,
+            token=settings.whatsapp_token,
+            phone_number_id=settings.whatsapp_phone_number_id,
+            graph_url=settings.meta_graph_url,
+            session=session,
+        )
+
+    # -- inbound --------------------------------------------------------------------
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        check_hex_signature(self._app_secret, body, signature_header(headers))
+
+    def handshake(self, query: Mapping[str, str]) -> HandshakeAnswer:
+        return hub_handshake(query, self._verify_token)
+
+    def parse(self, body: bytes) -> list[InboundEvent]:
+        return self.parse_report(body).logged(self.name)
+
+    def parse_report(self, body: bytes) -> ParseResult:
+        """Events plus the items that were skipped; raises only for an unusable body."""
+        data = load_object(body)
+        if data.get("object") != "whatsapp_business_account":
+            raise PayloadError("object is not 'whatsapp_business_account'")
+        result = ParseResult()
+        for e_index, raw_entry in enumerate(get_list(data, "entry")):
+            try:
+                changes = opt_list(as_object(raw_entry, "entry"), "changes")
+            except PayloadError as exc:
+                result.skipped.append(SkippedItem(f"entry[{e_index}]", "no ids", exc.message))
+                continue
+            for c_index, raw_change in enumerate(changes):
+                where = f"entry[{e_index}].changes[{c_index}]"
+                try:
+                    change = as_object(raw_change, "change")
+                    if change.get("field") != "messages":
+                        continue  # template, quality and account updates are not messages
+                    self._value(get_object(change, "value"), where, result)
+                except PayloadError as exc:
+                    ids = item_ids(raw_change, ("value", "metadata", "phone_number_id"))
+                    result.skipped.append(SkippedItem(where, ids, exc.message))
+        return result
+
+    def _value(self, value: JSONObject, where: str, result: ParseResult) -> None:
+        phone_number_id = get_id(get_object(value, "metadata"), "phone_number_id")
+        names = _contact_names(value)
+        for list_name in ("messages", "statuses"):
+            for index, raw in enumerate(opt_list(value, list_name)):
+                try:
+                    item = as_object(raw, list_name[:-1])
+                    event = (
+                        self._message(phone_number_id, names, item)
+                        if list_name == "messages"
+                        else self._status(item)
+                    )
+                except PayloadError as exc:
+                    ids = item_ids(raw, ("id",), ("from",), ("recipient_id",))
+                    result.skipped.append(
+                        SkippedItem(f"{where}.{list_name}[{index}]", ids, exc.message)
+                    )
+                    continue
+                if event is not None:
+                    result.events.append(event)
+
+    def _message(
+        self, phone_number_id: str, names: Mapping[str, str], item: JSONObject
+    ) -> InboundMessage:
+        wa_id = get_id(item, "from")
+        sent_at = epoch(item.get("timestamp"), milliseconds=False, what="timestamp")
+        text, attachments = _content(item)
+        name = names.get(wa_id)
+        return InboundMessage(
+            network=self.name,
+            conversation_key=f"wa:{phone_number_id}:{wa_id}",
+            message_id=get_id(item, "id"),
+            author_id=wa_id,
+            author_name=name or f"+{wa_id}",
+            author_handle=f"+{wa_id}",
+            text=summary(text, attachments),
+            sent_at=sent_at,
+            attachments=tuple(attachments),
+            reply_context={
+                "phone_number_id": phone_number_id,
+                "wa_id": wa_id,
+                "window_closes_at": (sent_at + MESSAGING_WINDOW).isoformat(),
+            },
+        )
+
+    def _status(self, item: JSONObject) -> DeliveryStatus | None:
+        status = STATUSES.get(_str_or_empty(item, "status"))
+        if status is None:
+            return None  # e.g. "deleted" or newer states we do not track
+        error = None
+        if status == "failed":
+            errors = [e for e in opt_list(item, "errors") if isinstance(e, dict)]
+            titles = [opt_str(e, "title") or opt_str(e, "message") for e in errors]
+            error = "; ".join(t for t in titles if t) or "failed without a reason"
+            # The Cloud API often accepts a send and reports 131047 here afterwards.
+            if any(e.get("code") in WHATSAPP_WINDOW_CODES for e in errors):
+                error = f"{WHATSAPP_WINDOW_MESSAGE} ({error})"
+        return DeliveryStatus(
+            network=self.name,
+            message_id=get_id(item, "id"),
+            status=status,
+            at=epoch(item.get("timestamp"), milliseconds=False, what="timestamp"),
+            error=error,
+        )
+
+    # -- outbound -------------------------------------------------------------------
+    async def send(self, reply: OutboundReply) -> SentReceipt:
+        """POST /{phone-number-id}/messages with a text message; returns the `wamid`."""
+        context = reply.reply_context
+        wa_id = context.get("wa_id")
+        if not isinstance(wa_id, str) or not wa_id:
+            raise DeliveryError("cannot reply: the conversation has no wa_id", temporary=False)
+        phone_number_id = context.get("phone_number_id")
+        if not isinstance(phone_number_id, str) or not phone_number_id:
+            phone_number_id = self._phone_number_id
+        answer = await self._http.post(
+            f"{self._graph_url}/{phone_number_id}/messages",
+            {
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": wa_id,
+                "type": "text",
+                "text": {"body": reply.text, "preview_url": False},
+            },
+            {"Authorization": f"Bearer {self._token}"},
+        )
+        if 200 <= answer.status < 300:
+            messages = answer.data.get("messages") if answer.data else None
+            first = messages[0] if isinstance(messages, list) and messages else None
+            wamid = first.get("id") if isinstance(first, dict) else None
+            return SentReceipt(wamid if isinstance(wamid, str) else None)
+        error = GraphError.read(answer)
+        raise graph_delivery_error(
+            answer,
+            platform="WhatsApp",
+            temporary_codes=WHATSAPP_TEMPORARY_CODES,
+            window_closed=error.code in WHATSAPP_WINDOW_CODES,
+            window_message=WHATSAPP_WINDOW_MESSAGE,
+        )
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+def _str_or_empty(data: Mapping[str, Any], key: str) -> str:
+    return opt_str(data, key) or ""
+
+
+def _contact_names(value: JSONObject) -> dict[str, str]:
+    """`contacts[]`: wa_id -> profile name (a bad contact only loses its name)."""
+    names = {}
+    for raw in opt_list(value, "contacts"):
+        if not isinstance(raw, dict):
+            continue
+        wa_id, profile = raw.get("wa_id"), raw.get("profile")
+        name = profile.get("name") if isinstance(profile, dict) else None
+        if isinstance(wa_id, str) and isinstance(name, str) and name:
+            names[wa_id] = name
+    return names
+
+
+def _content(item: JSONObject) -> tuple[str, list[Attachment]]:
+    """Text and attachments of one message, by its `type`."""
+    kind = _str_or_empty(item, "type")
+    if kind == "text":
+        return opt_str(get_object(item, "text"), "body") or "", []
+    if kind in MEDIA_KINDS:
+        media = get_object(item, kind)
+        caption = opt_str(media, "caption") or ""
+        title = opt_str(media, "filename") or opt_str(media, "mime_type")
+        return caption, [Attachment(MEDIA_KINDS[kind], url=opt_str(media, "url"), title=title)]
+    if kind == "location":
+        return "", [_location(get_object(item, "location"))]
+    if kind == "button":  # a quick-reply button of a template message
+        return opt_str(get_object(item, "button"), "text") or "", []
+    if kind == "interactive":  # a reply button or list choice
+        interactive = get_object(item, "interactive")
+        choice = opt_object(interactive, "button_reply") or opt_object(interactive, "list_reply")
+        if choice is not None and (title := opt_str(choice, "title")):
+            return title, []
+    label = f"unsupported message type: {kind or 'unknown'}"
+    return "", [Attachment("unsupported", title=label)]
+
+
+def _location(location: JSONObject) -> Attachment:
+    lat, lon = location.get("latitude"), location.get("longitude")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+        raise PayloadError("location has no latitude/longitude")
+    words = [w for w in (opt_str(location, "name"), opt_str(location, "address")) if w]
+    words.append(f"{lat}, {lon}")
+    # Google Maps URLs (https://developers.google.com/maps/documentation/urls/get-started).
+    url = opt_str(location, "url") or (
+        f"https://www.google.com/maps/search/?api=1&query={lat},{lon}"
+    )
+    return Attachment("location", url=url, title=" · ".join(words))
