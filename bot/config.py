@@ -105,11 +105,24 @@ class Settings(BaseSettings):
         return [team.lower() for team in value]
 
     @field_validator(
-        "redis_url", "slack_signing_secret", "slack_app_token", "slack_summary_channel",
-        "escalation_manager", "api_token", "telegram_bot_token", "telegram_webhook_secret",
-        "meta_app_secret", "meta_verify_token", "meta_page_token", "whatsapp_token",
-        "whatsapp_phone_number_id", "x_consumer_secret", "x_bearer_token",
-        "generic_webhook_secret", "generic_reply_url", mode="before",
+        "redis_url",
+        "slack_signing_secret",
+        "slack_app_token",
+        "slack_summary_channel",
+        "escalation_manager",
+        "api_token",
+        "telegram_bot_token",
+        "telegram_webhook_secret",
+        "meta_app_secret",
+        "meta_verify_token",
+        "meta_page_token",
+        "whatsapp_token",
+        "whatsapp_phone_number_id",
+        "x_consumer_secret",
+        "x_bearer_token",
+        "generic_webhook_secret",
+        "generic_reply_url",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -180,7 +193,9 @@ class Settings(BaseSettings):
             "telegram": bool(self.telegram_bot_token and self.telegram_webhook_secret),
             "meta": bool(self.meta_app_secret and self.meta_verify_token and self.meta_page_token),
             "whatsapp": bool(
-                self.meta_app_secret and self.meta_verify_token and self.whatsapp_token
+                self.meta_app_secret
+                and self.meta_verify_token
+                and self.whatsapp_token
                 and self.whatsapp_phone_number_id
             ),
             "x": bool(self.x_consumer_secret and self.x_bearer_token),
@@ -221,7 +236,7 @@ def _check_user(name: str, value: str) -> None:
 
 def _prefixed(environ: Mapping[str, str], prefix: str) -> dict[str, str]:
     return {
-        key[len(prefix):].lower(): value
+        key[len(prefix) :].lower(): value
         for key, value in environ.items()
         if key.upper().startswith(prefix) and value
     }

@@ -132,6 +132,7 @@ class TeamReply(SQLModel, table=True):
     kind: str = Field(default="reply", max_length=16)  # reply | note
     slack_channel: str | None = Field(default=None, max_length=32)
     slack_ts: str | None = Field(default=None, max_length=32)
+    slack_thread_ts: str | None = Field(default=None, max_length=32)
     external_id: str | None = Field(default=None, max_length=255)
     user_id: str = Field(max_length=255)
     user_name: str | None = Field(default=None, max_length=255)

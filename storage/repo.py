@@ -7,7 +7,7 @@ serialises writers anyway), so concurrent requests and processes agree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -155,14 +155,14 @@ class Repository:
     async def _insert_ignore(
         self, session: AsyncSession, model: type[Any], keys: tuple[str, ...], **values: Any
     ) -> int | None:
-        """INSERT ... ON CONFLICT DO NOTHING RETURNING id: the new id, or None."""
+        """INSERT ... ON CONFLICT DO NOTHING RETURNING <first key>: None if it existed."""
         dialect = postgresql if self.db.dialect == "postgresql" else sqlite
         table = model.__table__
         statement = (
             dialect.insert(table)
             .values(**values)
             .on_conflict_do_nothing(index_elements=list(keys))
-            .returning(table.c.id)
+            .returning(table.primary_key.columns[0])
         )
         return (await session.execute(statement)).scalar_one_or_none()
 
@@ -247,11 +247,15 @@ class Repository:
                     TeamReply.next_attempt_at <= now,  # type: ignore[operator]
                 ),
             )
+            unwarned = select(TeamReply.conversation_id).where(
+                TeamReply.state == "failed",
+                TeamReply.warned.is_(False),  # type: ignore[attr-defined]
+            )
             stale_roots = select(Conversation.id).where(
                 Conversation.rendered_version < Conversation.version,
                 Conversation.thread_ts.is_not(None),  # type: ignore[union-attr]
             )
-            union = due_messages.union(due_replies, stale_roots).subquery()
+            union = due_messages.union(due_replies, unwarned, stale_roots).subquery()
             rows = await session.execute(select(union.c[0]).order_by(union.c[0]).limit(limit))
             return [row[0] for row in rows]
 
@@ -387,6 +391,7 @@ class Repository:
                 kind=kind,
                 slack_channel=channel,
                 slack_ts=ts,
+                slack_thread_ts=thread_ts,
                 user_id=user_id,
                 text=text,
                 sent_at=sent_at,
@@ -456,6 +461,78 @@ class Repository:
                     warned=warned,
                 )
             )
+
+    async def apply_delivery_statuses(self, statuses: Sequence[Mapping[str, Any]]) -> None:
+        """A network's reports on our replies (WhatsApp `statuses[]`).
+
+        `failed` after we thought a reply was sent makes it a failed delivery: it
+        no longer answers its turn, and the dispatcher shows a warning in Slack.
+        """
+        async with self.db.session() as session:
+            for status in statuses:
+                reply = (
+                    await session.execute(
+                        select(TeamReply).where(
+                            TeamReply.network == status["network"],
+                            TeamReply.external_id == status["message_id"],
+                        )
+                    )
+                ).scalar_one_or_none()
+                if reply is None:
+                    continue
+                reply.network_status = status["status"]
+                if status["status"] == "failed" and reply.state == "sent":
+                    conversation = await self._conversation_for_update(
+                        session, Conversation.id == reply.conversation_id
+                    )
+                    reply.state = "failed"
+                    reply.warned = False
+                    reply.last_error = str(status.get("error") or "the network reported a failure")
+                    await session.flush()
+                    await self._unanswer(session, conversation, reply)
+
+    async def _unanswer(
+        self, session: AsyncSession, conversation: Conversation, reply: TeamReply
+    ) -> None:
+        """Re-derive the turn a failed reply had answered from the replies still delivered."""
+        turn = (
+            await session.execute(select(Turn).where(Turn.reply_id == reply.id))
+        ).scalar_one_or_none()
+        if turn is None:
+            return
+        later_turn_start = (
+            await session.execute(
+                select(func.min(Turn.started_at)).where(
+                    Turn.conversation_id == conversation.id, Turn.started_at > turn.started_at
+                )
+            )
+        ).scalar_one_or_none()
+        conditions = [
+            TeamReply.conversation_id == conversation.id,
+            TeamReply.state == "sent",
+            TeamReply.kind == "reply",
+            TeamReply.sent_at >= turn.started_at,
+        ]
+        if later_turn_start is not None:
+            conditions.append(TeamReply.sent_at < later_turn_start)
+        other = (
+            await session.execute(
+                select(TeamReply).where(*conditions).order_by(TeamReply.sent_at).limit(1)  # type: ignore[arg-type]
+            )
+        ).scalar_one_or_none()
+        turn.answered_at = other.sent_at if other else None
+        turn.reply_id = other.id if other else None
+        turn.response_seconds = (other.sent_at - turn.started_at).total_seconds() if other else None
+        conversation.version += 1
+
+    async def failed_unwarned(self, conversation_id: int) -> list[TeamReply]:
+        async with self.db.session() as session:
+            statement = select(TeamReply).where(
+                TeamReply.conversation_id == conversation_id,
+                TeamReply.state == "failed",
+                TeamReply.warned.is_(False),  # type: ignore[attr-defined]
+            )
+            return list((await session.execute(statement)).scalars())
 
     async def mark_reply_failed(self, reply_id: int, error: str) -> None:
         async with self.db.session() as session:

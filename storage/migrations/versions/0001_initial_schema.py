@@ -153,6 +153,7 @@ def upgrade() -> None:
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("slack_channel", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.Column("slack_ts", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("slack_thread_ts", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.Column("external_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
         sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
         sa.Column("user_name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),

@@ -1,0 +1,68 @@
+"""Composition root: builds every service from settings, and closes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.config import Settings
+from bot.networks import build_networks
+from bot.networks.base import Network
+from bot.services.conversations import Conversations
+from bot.services.delivery import Dispatcher
+from bot.services.relay import Relay
+from bot.services.replies import Replies
+from bot.slack import Slack, make_web_client
+from storage.coordination import Coordinator, make_coordinator
+from storage.db import Database
+from storage.models import utcnow
+from storage.repo import Repository
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    repo: Repository
+    coordinator: Coordinator
+    slack: Slack
+    networks: dict[str, Network]
+    relay: Relay
+    dispatcher: Dispatcher
+    replies: Replies
+    conversations: Conversations
+
+    async def close(self) -> None:
+        await self.relay.close()
+        for network in self.networks.values():
+            await network.close()
+        await self.coordinator.close()
+        await self.db.dispose()
+
+
+def build_services(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Services:
+    db = Database(settings.database_url)
+    repo = Repository(db)
+    coordinator = make_coordinator(settings.redis_url)
+    slack = Slack(make_web_client(settings.slack_bot_token, settings.slack_api_url))
+    networks = build_networks(settings)
+    return Services(
+        settings=settings,
+        db=db,
+        repo=repo,
+        coordinator=coordinator,
+        slack=slack,
+        networks=networks,
+        relay=Relay(repo, coordinator, clock=clock),
+        dispatcher=Dispatcher(
+            settings=settings,
+            repo=repo,
+            slack=slack,
+            networks=networks,
+            coordinator=coordinator,
+            clock=clock,
+        ),
+        replies=Replies(settings, repo, slack, coordinator),
+        conversations=Conversations(settings, repo, coordinator),
+    )

@@ -1,0 +1,118 @@
+"""The signed generic JSON webhook, for any system that can POST JSON.
+
+Inbound and outbound bodies are signed alike: `X-Relaydesk-Signature:
+sha256=<hex HMAC-SHA256(secret, raw body)>`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.config import Settings
+from bot.networks.base import (
+    HandshakeAnswer,
+    InboundEvent,
+    InboundMessage,
+    OutboundReply,
+    PayloadError,
+    SentReceipt,
+    WebhookError,
+    check_hex_signature,
+    hmac_sha256_hex,
+)
+from bot.networks.http import HttpSender, retry_after_header, status_error
+
+SIGNATURE_HEADER = "X-Relaydesk-Signature"
+
+
+class GenericNetwork:
+    name = "generic"
+
+    def __init__(self, *, secret: str, reply_url: str) -> None:
+        self._secret = secret
+        self._reply_url = reply_url
+        self._http = HttpSender()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GenericNetwork:
+        assert settings.generic_webhook_secret and settings.generic_reply_url
+        return cls(secret=settings.generic_webhook_secret, reply_url=settings.generic_reply_url)
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        check_hex_signature(self._secret, body, headers.get(SIGNATURE_HEADER))
+
+    def handshake(self, query: Mapping[str, str]) -> HandshakeAnswer:
+        raise WebhookError("the generic webhook is POST only")
+
+    def parse(self, body: bytes) -> list[InboundEvent]:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise PayloadError("body is not JSON") from exc
+        if not isinstance(data, dict):
+            raise PayloadError("body must be a JSON object")
+        author = data.get("author")
+        if not isinstance(author, dict):
+            raise PayloadError("author must be an object with id and name")
+        fields = {
+            "conversation_id": data.get("conversation_id"),
+            "message_id": data.get("message_id"),
+            "text": data.get("text"),
+            "sent_at": data.get("sent_at"),
+            "author.id": author.get("id"),
+            "author.name": author.get("name"),
+        }
+        missing = [name for name, value in fields.items() if not (isinstance(value, str) and value)]
+        if missing:
+            raise PayloadError(f"missing or non-string fields: {', '.join(missing)}")
+        return [
+            InboundMessage(
+                network=self.name,
+                conversation_key=data["conversation_id"],
+                message_id=data["message_id"],
+                author_id=author["id"],
+                author_name=author["name"],
+                text=data["text"],
+                sent_at=_parse_time(data["sent_at"]),
+                reply_context={"conversation_id": data["conversation_id"]},
+            )
+        ]
+
+    async def send(self, reply: OutboundReply) -> SentReceipt:
+        message_id = f"relaydesk-{reply.reply_id}"
+        payload: dict[str, Any] = {
+            "conversation_id": reply.reply_context["conversation_id"],
+            "message_id": message_id,
+            "text": reply.text,
+            "author": {"id": reply.author_id, "name": reply.author_name},
+            "sent_at": reply.sent_at.isoformat(),
+        }
+        body = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: "sha256=" + hmac_sha256_hex(self._secret, body),
+        }
+        status, response_headers, _ = await self._http.post_json(
+            self._reply_url, data=body, headers=headers
+        )
+        if 200 <= status < 300:
+            return SentReceipt(message_id)
+        raise status_error(
+            status, f"the reply URL answered HTTP {status}", retry_after_header(response_headers)
+        )
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise PayloadError("sent_at must be an ISO-8601 time") from exc
+    if parsed.tzinfo is None:
+        raise PayloadError("sent_at must include a UTC offset")
+    return parsed.astimezone(UTC)

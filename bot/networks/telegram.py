@@ -1,0 +1,118 @@
+"""Telegram Bot API: webhook updates in, `sendMessage` out.
+
+The webhook is authenticated by the static secret Telegram echoes in
+`X-Telegram-Bot-Api-Secret-Token` (set with `setWebhook(secret_token=...)`).
+A conversation is a chat; a message id is unique within its chat, so the
+de-duplication key is `<chat id>:<message id>` (re-sent updates repeat both).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.config import Settings
+from bot.networks.base import (
+    Attachment,
+    HandshakeAnswer,
+    InboundEvent,
+    InboundMessage,
+    OutboundReply,
+    PayloadError,
+    SentReceipt,
+    SignatureError,
+    WebhookError,
+)
+from bot.networks.http import HttpSender, status_error
+
+MEDIA = ("photo", "video", "voice", "audio", "document", "animation", "video_note")
+OTHER = ("sticker", "location", "contact", "poll", "venue", "dice")
+
+
+class TelegramNetwork:
+    name = "telegram"
+
+    def __init__(self, *, token: str, secret: str, api_url: str) -> None:
+        self._token = token
+        self._secret = secret
+        self._api_url = api_url.rstrip("/")
+        self._http = HttpSender()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TelegramNetwork:
+        assert settings.telegram_bot_token and settings.telegram_webhook_secret
+        return cls(
+            token=settings.telegram_bot_token,
+            secret=settings.telegram_webhook_secret,
+            api_url=settings.telegram_api_url,
+        )
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        given = headers.get("X-Telegram-Bot-Api-Secret-Token")
+        if not given:
+            raise SignatureError("missing X-Telegram-Bot-Api-Secret-Token")
+        if not hmac.compare_digest(given.encode(), self._secret.encode()):
+            raise SignatureError("wrong X-Telegram-Bot-Api-Secret-Token")
+
+    def handshake(self, query: Mapping[str, str]) -> HandshakeAnswer:
+        raise WebhookError("Telegram webhooks are POST only")
+
+    def parse(self, body: bytes) -> list[InboundEvent]:
+        try:
+            update = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise PayloadError("body is not JSON") from exc
+        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+            raise PayloadError("not a Telegram update: update_id missing")
+        message = update.get("message") or update.get("business_message")
+        if message is None:
+            return []  # edits, channel posts, callbacks...: nothing for the inbox
+        return [self._message(message)]
+
+    def _message(self, message: Any) -> InboundMessage:
+        try:
+            chat = message["chat"]
+            sender = message.get("from") or chat
+            chat_id = int(chat["id"])
+            message_id = int(message["message_id"])
+            sent_at = datetime.fromtimestamp(int(message["date"]), UTC)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PayloadError(f"message lacks {exc}") from exc
+        name = (
+            " ".join(part for part in (sender.get("first_name"), sender.get("last_name")) if part)
+            or sender.get("title")
+            or str(chat_id)
+        )
+        attachments = tuple(Attachment(kind=kind) for kind in (*MEDIA, *OTHER) if kind in message)
+        text = message.get("text") or message.get("caption") or ""
+        if not text and attachments:
+            text = " ".join(f"[{item.kind}]" for item in attachments)
+        return InboundMessage(
+            network=self.name,
+            conversation_key=str(chat_id),
+            message_id=f"{chat_id}:{message_id}",
+            author_id=str(sender.get("id", chat_id)),
+            author_name=name,
+            author_handle=sender.get("username"),
+            text=text,
+            sent_at=sent_at,
+            attachments=attachments,
+            reply_context={"chat_id": chat_id},
+        )
+
+    async def send(self, reply: OutboundReply) -> SentReceipt:
+        url = f"{self._api_url}/bot{self._token}/sendMessage"
+        payload = {"chat_id": reply.reply_context["chat_id"], "text": reply.text}
+        status, headers, body = await self._http.post_json(url, json_body=payload)
+        if status == 200 and isinstance(body, dict) and body.get("ok"):
+            return SentReceipt(str(body["result"]["message_id"]))
+        body = body if isinstance(body, dict) else {}
+        retry_after = (body.get("parameters") or {}).get("retry_after")
+        description = body.get("description") or f"HTTP {status}"
+        raise status_error(status, f"Telegram refused the message: {description}", retry_after)
+
+    async def close(self) -> None:
+        await self._http.close()

@@ -1,0 +1,271 @@
+"""The dispatcher: relays stored work to Slack and to the networks, with retries.
+
+All pending work lives in SQL (`state = 'pending'`, `next_attempt_at`), so a
+restart simply picks it up again. One conversation is handled by one worker at
+a time across processes (a coordination lease), which keeps its messages in
+order and makes "one root per conversation" hold. Posts are paced per channel
+to stay under Slack's ~1 message/second/channel limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from bot import blocks
+from bot.config import Settings
+from bot.networks.base import DeliveryError, Network, OutboundReply
+from bot.services.relay import WAKE_TOPIC
+from bot.slack import Slack, SlackError, SlackTemporary, SlackThreadGone
+from storage.coordination import CoordinationUnavailable, Coordinator
+from storage.db import DatabaseUnavailable
+from storage.models import Conversation, CustomerMessage, TeamReply, utcnow
+from storage.repo import Repository, backoff
+
+log = logging.getLogger(__name__)
+
+POST_RATE = 1.0  # Slack: about one message per second per channel
+POST_BURST = 3
+LEASE_SECONDS = 120.0
+GIVE_UP_AFTER = timedelta(hours=24)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        repo: Repository,
+        slack: Slack,
+        networks: Mapping[str, Network],
+        coordinator: Coordinator,
+        clock: Callable[[], datetime] = utcnow,
+        concurrency: int = 8,
+    ) -> None:
+        self._settings = settings
+        self._repo = repo
+        self._slack = slack
+        self._networks = networks
+        self._coordinator = coordinator
+        self._clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
+
+    # -- the loop ------------------------------------------------------------
+    async def run(self) -> None:
+        """Work until cancelled: wake on publish, and on the earliest retry time."""
+        waiter = self._coordinator.waiter(WAKE_TOPIC)
+        try:
+            while True:
+                try:
+                    await self.run_once()
+                    timeout = await self._idle_timeout()
+                except (DatabaseUnavailable, CoordinationUnavailable) as exc:
+                    log.warning("dispatcher paused: %s", exc)
+                    timeout = 2.0
+                await waiter.wait(timeout)
+        finally:
+            await waiter.close()
+
+    async def _idle_timeout(self) -> float:
+        due = await self._repo.next_due_at()
+        ceiling = min(self._settings.sweep_seconds, 5.0)
+        if due is None:
+            return ceiling
+        return max(0.05, min(ceiling, (due - self._clock()).total_seconds()))
+
+    async def run_once(self) -> int:
+        """Handle every conversation with due work; returns how many were handled."""
+        conversation_ids = await self._repo.due_conversations(self._clock())
+        await asyncio.gather(*(self._guarded(cid) for cid in conversation_ids))
+        return len(conversation_ids)
+
+    async def _guarded(self, conversation_id: int) -> None:
+        async with self._slots:
+            lease = await self._coordinator.lock(f"conversation:{conversation_id}", LEASE_SECONDS)
+            if lease is None:
+                return  # another worker has it
+            try:
+                await self.process(conversation_id)
+            except SlackError as exc:
+                log.warning("conversation %s: Slack %s; will retry", conversation_id, exc)
+            except Exception:
+                # A supervisor boundary: a bug met in one conversation must not stop
+                # the relay for all others. Its work stays pending in SQL.
+                log.exception("conversation %s: unexpected error; will retry", conversation_id)
+            finally:
+                await self._coordinator.release(lease)
+
+    # -- one conversation ------------------------------------------------------
+    async def process(self, conversation_id: int) -> None:
+        now = self._clock()
+        messages = await self._repo.pending_messages(conversation_id, now)
+        if messages:
+            await self._relay(conversation_id, messages)
+        for reply in await self._repo.pending_replies(conversation_id, now):
+            await self._deliver(reply)
+        for reply in await self._repo.failed_unwarned(conversation_id):
+            await self._fail(reply, reply.last_error or "the network reported a failure")
+        conversation = await self._repo.conversation(conversation_id)
+        if (
+            conversation is not None
+            and conversation.thread_ts
+            and conversation.rendered_version < conversation.version
+        ):
+            await self._render_root(conversation)
+
+    async def _relay(self, conversation_id: int, messages: Sequence[CustomerMessage]) -> None:
+        conversation = await self._repo.conversation(conversation_id)
+        assert conversation is not None
+        try:
+            if conversation.thread_ts is None:
+                conversation = await self._post_root(conversation, note=None)
+                first, messages = messages[0], messages[1:]
+                assert conversation.channel and conversation.thread_ts
+                await self._repo.mark_posted(
+                    [first.id or 0], conversation.channel, conversation.thread_ts
+                )
+            if messages:
+                await self._post_in_thread(conversation, messages)
+        except SlackTemporary as exc:
+            await self._later(messages, exc, exc.retry_after)
+        except SlackError as exc:
+            # e.g. not_in_channel: keep the messages and retry; an admin must act.
+            log.error("conversation %s: cannot post to Slack: %s", conversation_id, exc.code)
+            await self._later(messages, exc, None)
+
+    async def _post_in_thread(
+        self, conversation: Conversation, messages: Sequence[CustomerMessage]
+    ) -> None:
+        assert conversation.channel and conversation.thread_ts
+        text = blocks.customer_messages_text(messages)
+        broadcast = any(message.broadcast for message in messages)
+        try:
+            await self._pace(conversation.channel)
+            ts = await self._slack.post(
+                conversation.channel, text, thread_ts=conversation.thread_ts, broadcast=broadcast
+            )
+        except SlackThreadGone as exc:
+            log.warning("conversation %s: thread gone (%s); new root", conversation.id, exc.code)
+            conversation = await self._post_root(
+                conversation,
+                note=":information_source: The earlier thread of this conversation was deleted "
+                "or moved, so it continues here.",
+                channel=self._settings.inbox_channel(conversation.network)
+                if exc.code == "channel_not_found"
+                else conversation.channel,
+            )
+            assert conversation.channel and conversation.thread_ts
+            await self._pace(conversation.channel)
+            ts = await self._slack.post(
+                conversation.channel, text, thread_ts=conversation.thread_ts, broadcast=broadcast
+            )
+        await self._repo.mark_posted([m.id or 0 for m in messages], conversation.channel, ts)
+
+    async def _post_root(
+        self, conversation: Conversation, note: str | None, channel: str | None = None
+    ) -> Conversation:
+        channel = (
+            channel or conversation.channel or self._settings.inbox_channel(conversation.network)
+        )
+        await self._pace(channel)
+        ts = await self._slack.post(
+            channel,
+            blocks.root_fallback(conversation),
+            blocks=blocks.root_blocks(conversation, self._settings.teams, note=note),
+        )
+        await self._repo.set_thread(conversation.id or 0, channel, ts)
+        refreshed = await self._repo.conversation(conversation.id or 0)
+        assert refreshed is not None
+        return refreshed
+
+    async def _later(
+        self, messages: Sequence[CustomerMessage], exc: Exception, retry_after: float | None
+    ) -> None:
+        attempts = max(message.attempts for message in messages) + 1
+        at = self._clock() + backoff(attempts, retry_after)
+        await self._repo.retry_messages_later([m.id or 0 for m in messages], at, str(exc))
+
+    async def _render_root(self, conversation: Conversation) -> None:
+        assert conversation.channel and conversation.thread_ts
+        try:
+            await self._slack.update(
+                conversation.channel,
+                conversation.thread_ts,
+                blocks.root_fallback(conversation),
+                blocks.root_blocks(conversation, self._settings.teams),
+            )
+        except SlackThreadGone:
+            log.warning(
+                "conversation %s: root is gone; the next message posts a new one", conversation.id
+            )
+        await self._repo.mark_rendered(conversation.id or 0, conversation.version)
+
+    async def _pace(self, channel: str) -> None:
+        wait = await self._coordinator.reserve(f"slack-post:{channel}", POST_RATE, POST_BURST)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    # -- replies to the customer ----------------------------------------------
+    async def _deliver(self, reply: TeamReply) -> None:
+        conversation = await self._repo.conversation(reply.conversation_id)
+        assert conversation is not None and reply.id is not None
+        network = self._networks.get(conversation.network)
+        if network is None:
+            await self._fail(reply, f"the {conversation.network} network is not configured here")
+            return
+        outbound = OutboundReply(
+            conversation_key=conversation.external_key,
+            reply_context=conversation.reply_context,
+            text=reply.text,
+            author_id=reply.user_id,
+            author_name=await self._slack.user_name(reply.user_id),
+            reply_id=reply.id,
+            sent_at=reply.sent_at,
+        )
+        try:
+            receipt = await network.send(outbound)
+        except DeliveryError as exc:
+            too_old = self._clock() - reply.sent_at > GIVE_UP_AFTER
+            if exc.temporary and not too_old:
+                await self._retry_reply(reply, exc)
+            else:
+                await self._fail(reply, exc.message)
+            return
+        await self._repo.mark_reply_sent(reply.id, receipt.message_id, self._clock())
+        log.info("reply %s delivered in conversation %s", reply.id, conversation.id)
+        await self._mark(reply, add="white_check_mark", remove="warning" if reply.warned else None)
+
+    async def _retry_reply(self, reply: TeamReply, exc: DeliveryError) -> None:
+        assert reply.id is not None
+        at = self._clock() + backoff(reply.attempts + 1, exc.retry_after)
+        await self._repo.retry_reply_later(reply.id, at, exc.message, warned=True)
+        if not reply.warned:
+            await self._tell(
+                reply, f":warning: Not delivered yet: {exc.message}. Retrying automatically."
+            )
+
+    async def _fail(self, reply: TeamReply, reason: str) -> None:
+        assert reply.id is not None
+        await self._repo.mark_reply_failed(reply.id, reason)
+        log.warning("reply %s not delivered: %s", reply.id, reason)
+        await self._tell(reply, f":warning: Not delivered to the customer: {reason}")
+
+    async def _tell(self, reply: TeamReply, text: str) -> None:
+        """Say why in the thread the reply was written in."""
+        await self._mark(reply, add="warning")
+        if reply.slack_channel and reply.slack_thread_ts:
+            await self._pace(reply.slack_channel)
+            await self._slack.post(reply.slack_channel, text, thread_ts=reply.slack_thread_ts)
+
+    async def _mark(self, reply: TeamReply, add: str, remove: str | None = None) -> None:
+        """Reactions are a courtesy: the delivery state is already in SQL."""
+        if not (reply.slack_channel and reply.slack_ts):
+            return
+        try:
+            if remove:
+                await self._slack.unreact(reply.slack_channel, reply.slack_ts, remove)
+            await self._slack.react(reply.slack_channel, reply.slack_ts, add)
+        except SlackError as exc:
+            log.warning("reaction %s on reply %s failed: %s", add, reply.id, exc.code)

@@ -1,0 +1,139 @@
+"""Inbound side of the relay: store customer messages, then wake the dispatcher.
+
+Webhooks call `Relay.receive`; it returns only once the messages are in SQL,
+so a 200 always means "stored". Concurrent requests are grouped into one
+transaction (group commit) by `BatchWriter`, which is what lets one process
+take hundreds of webhooks a second on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+
+from bot.networks.base import DeliveryStatus, InboundEvent, InboundMessage
+from storage.coordination import Coordinator
+from storage.models import utcnow
+from storage.repo import NewCustomerMessage, Repository, Stored
+
+log = logging.getLogger(__name__)
+
+WAKE_TOPIC = "relay"
+
+
+class BatchWriter:
+    """Group concurrent writes into one transaction; each caller awaits its own result.
+
+    A batch that fails as a whole is retried item by item, so one bad message
+    cannot fail its neighbours.
+    """
+
+    def __init__(self, repo: Repository, max_batch: int = 200) -> None:
+        self._repo = repo
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[NewCustomerMessage, asyncio.Future[Stored]]] = (
+            asyncio.Queue()
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, items: Sequence[NewCustomerMessage]) -> list[Stored]:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="relaydesk-batch-writer")
+        loop = asyncio.get_running_loop()
+        futures = []
+        for item in items:
+            future: asyncio.Future[Stored] = loop.create_future()
+            self._queue.put_nowait((item, future))
+            futures.append(future)
+        return list(await asyncio.gather(*futures))
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[tuple[NewCustomerMessage, asyncio.Future[Stored]]]) -> None:
+        try:
+            results = await self._repo.store_customer_messages([item for item, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - handed to each waiting caller below
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            for one in batch:
+                await self._flush([one])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _settle(future: asyncio.Future[Stored], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+class Relay:
+    def __init__(
+        self,
+        repo: Repository,
+        coordinator: Coordinator,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._repo = repo
+        self._coordinator = coordinator
+        self._clock = clock
+        self._writer = BatchWriter(repo)
+
+    async def receive(self, events: Sequence[InboundEvent]) -> list[Stored]:
+        """Store what a webhook delivered; duplicates come back with `message_id=None`."""
+        received_at = self._clock()
+        messages = [
+            _to_row(event, received_at)
+            for event in events
+            if isinstance(event, InboundMessage) and not event.from_team
+        ]
+        statuses = [event for event in events if isinstance(event, DeliveryStatus)]
+        stored = await self._writer.write(messages) if messages else []
+        if statuses:
+            await self._repo.apply_delivery_statuses([asdict(status) for status in statuses])
+        fresh = [item for item in stored if item.message_id is not None]
+        if fresh or statuses:
+            await self._coordinator.publish(WAKE_TOPIC)
+        for item in fresh:
+            log.info(
+                "stored message %s in conversation %s%s",
+                item.message_id,
+                item.conversation_id,
+                " (new)" if item.new_conversation else "",
+            )
+        return stored
+
+    async def close(self) -> None:
+        await self._writer.close()
+
+
+def _to_row(message: InboundMessage, received_at: datetime) -> NewCustomerMessage:
+    return NewCustomerMessage(
+        network=message.network,
+        conversation_key=message.conversation_key,
+        external_id=message.message_id,
+        author_id=message.author_id,
+        author_name=message.author_name,
+        author_handle=message.author_handle,
+        text=message.text,
+        sent_at=message.sent_at,
+        received_at=received_at,
+        attachments=[asdict(attachment) for attachment in message.attachments],
+        reply_context=dict(message.reply_context),
+    )

@@ -1,0 +1,178 @@
+"""The one wrapper around slack_sdk's AsyncWebClient.
+
+Slack error codes become typed exceptions so callers decide what a failure
+means: retry later (`SlackTemporary`, with `retry_after`), post a fresh root
+(`SlackThreadGone`), or tell a person (`SlackPermanent`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+GONE = frozenset({"thread_not_found", "message_not_found", "channel_not_found", "is_archived"})
+TEMPORARY = frozenset(
+    {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}
+)
+
+
+class SlackError(Exception):
+    def __init__(self, code: str, method: str) -> None:
+        super().__init__(f"{method}: {code}")
+        self.code = code
+        self.method = method
+
+
+class SlackTemporary(SlackError):
+    def __init__(self, code: str, method: str, retry_after: float | None = None) -> None:
+        super().__init__(code, method)
+        self.retry_after = retry_after
+
+
+class SlackThreadGone(SlackError):
+    """The thread root, message or channel no longer exists."""
+
+
+class SlackPermanent(SlackError):
+    pass
+
+
+def make_web_client(token: str, base_url: str, timeout: int = 10) -> AsyncWebClient:
+    """The client shared by bolt and our services, with slack_sdk's retry handlers."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        timeout=timeout,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=1),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+            AsyncServerErrorRetryHandler(max_retry_count=1),
+        ],
+    )
+
+
+class Slack:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._names: dict[str, str] = {}
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Call a Web API method; raise a typed `SlackError` on failure."""
+        clean = {key: value for key, value in params.items() if value is not None}
+        try:
+            response = await self.client.api_call(method, json=clean)
+        except SlackApiError as exc:
+            raise _typed(exc, method) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise SlackTemporary(type(exc).__name__, method) from exc
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    async def post(
+        self,
+        channel: str,
+        text: str,
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> str:
+        data = await self.call(
+            "chat.postMessage",
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+            reply_broadcast=broadcast or None,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return str(data["ts"])
+
+    async def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        await self.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
+
+    async def react(self, channel: str, ts: str, name: str) -> None:
+        try:
+            await self.call("reactions.add", channel=channel, timestamp=ts, name=name)
+        except SlackPermanent as exc:
+            if exc.code != "already_reacted":
+                raise
+
+    async def unreact(self, channel: str, ts: str, name: str) -> None:
+        try:
+            await self.call("reactions.remove", channel=channel, timestamp=ts, name=name)
+        except SlackPermanent as exc:
+            if exc.code != "no_reaction":
+                raise
+
+    async def ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> None:
+        await self.call(
+            "chat.postEphemeral",
+            channel=channel,
+            user=user,
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+        )
+
+    async def open_dm(self, user: str) -> str:
+        data = await self.call("conversations.open", users=user)
+        return str(data["channel"]["id"])
+
+    async def permalink(self, channel: str, ts: str) -> str:
+        data = await self.call("chat.getPermalink", channel=channel, message_ts=ts)
+        return str(data["permalink"])
+
+    async def user_name(self, user: str) -> str:
+        """A display name for attribution (cached); the ID if Slack will not say."""
+        if user not in self._names:
+            try:
+                data = await self.call("users.info", user=user)
+            except SlackError as exc:
+                log.warning("users.info failed for %s: %s", user, exc.code)
+                return user
+            profile = data.get("user", {}).get("profile", {})
+            self._names[user] = (
+                profile.get("display_name")
+                or profile.get("real_name")
+                or data.get("user", {}).get("name")
+                or user
+            )
+        return self._names[user]
+
+
+def _typed(exc: SlackApiError, method: str) -> SlackError:
+    response = exc.response
+    status = getattr(response, "status_code", 200)
+    data = response.data if isinstance(getattr(response, "data", None), dict) else {}
+    code = str(data.get("error") or f"http_{status}")
+    if status == 429 or code == "ratelimited":
+        headers = getattr(response, "headers", {}) or {}
+        retry = headers.get("Retry-After") or headers.get("retry-after")
+        return SlackTemporary(code, method, float(retry) if retry else None)
+    if status >= 500 or code in TEMPORARY:
+        return SlackTemporary(code, method)
+    if code in GONE:
+        return SlackThreadGone(code, method)
+    return SlackPermanent(code, method)

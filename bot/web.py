@@ -1,0 +1,67 @@
+"""The aiohttp application: Slack, webhooks, health, metrics, stats API.
+
+`create_app(settings)` builds everything fresh (no module-level app), so tests
+build one per test. Background work (the dispatcher) lives in the app's
+`cleanup_ctx`: started with it, cancelled and awaited on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+
+from bot.app import Services, build_services
+from bot.config import Settings
+from handlers import webhooks
+from handlers.health import healthz
+from handlers.slack import build_bolt_app
+from handlers.webhooks import MAX_BODY, SERVICES
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings, *, clock: Callable[[], datetime] = utcnow, run_workers: bool = True
+) -> web.Application:
+    services = build_services(settings, clock=clock)
+    bolt = build_bolt_app(services)
+    app = web.Application(client_max_size=MAX_BODY)
+    app[SERVICES] = services
+
+    async def slack_events(request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await bolt.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    app.router.add_post("/slack/events", slack_events)
+    webhooks.setup(app)
+    app.router.add_get("/healthz", healthz)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await services.db.migrate()
+        tasks = []
+        if run_workers:
+            tasks.append(asyncio.create_task(services.dispatcher.run(), name="dispatcher"))
+        log.info("relaydesk ready: networks %s", ", ".join(services.networks) or "none")
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await services.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+def services_of(app: web.Application) -> Services:
+    return app[SERVICES]

@@ -1,0 +1,50 @@
+"""Root buttons: claim, resolve, reopen. Ack at once; the answer comes as an ephemeral."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from bot.app import Services
+from bot.services.conversations import NotAllowed
+from bot.slack import SlackError
+
+log = logging.getLogger(__name__)
+
+
+async def ack_only(ack: AsyncAck) -> None:
+    await ack()
+
+
+async def _run(body: dict[str, Any], context: dict[str, Any], verb: str) -> None:
+    services: Services = context["services"]
+    user = body["user"]["id"]
+    action = body["actions"][0]
+    channel = (body.get("channel") or {}).get("id") or body["container"].get("channel_id")
+    try:
+        conversation_id = int(action["value"])
+        handler = getattr(services.conversations, verb)
+        message = await handler(conversation_id, user)
+    except NotAllowed as exc:
+        message = str(exc)
+    except ValueError:
+        message = "This button does not belong to a Relaydesk conversation."
+    if channel:
+        try:
+            await services.slack.ephemeral(channel, user, message)
+        except SlackError as exc:
+            log.warning("could not answer %s's %s click: %s", user, verb, exc.code)
+
+
+async def claim(body: dict[str, Any], context: dict[str, Any]) -> None:
+    await _run(body, context, "claim")
+
+
+async def resolve(body: dict[str, Any], context: dict[str, Any]) -> None:
+    await _run(body, context, "resolve")
+
+
+async def reopen(body: dict[str, Any], context: dict[str, Any]) -> None:
+    await _run(body, context, "reopen")

@@ -1,0 +1,32 @@
+"""Wires every Slack listener onto a fresh AsyncApp (no logic here)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.app import Services
+from handlers import actions, slack_events
+
+
+def build_bolt_app(services: Services) -> AsyncApp:
+    settings = services.settings
+    app = AsyncApp(
+        client=services.slack.client,
+        signing_secret=settings.slack_signing_secret or "socket-mode",
+        process_before_response=True,
+        raise_error_for_unhandled_request=False,
+    )
+
+    async def inject(context: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+        context["services"] = services
+        await next()
+
+    app.use(inject)
+    app.event("message")(slack_events.on_message)
+    app.action("relaydesk.claim")(ack=actions.ack_only, lazy=[actions.claim])
+    app.action("relaydesk.resolve")(ack=actions.ack_only, lazy=[actions.resolve])
+    app.action("relaydesk.reopen")(ack=actions.ack_only, lazy=[actions.reopen])
+    return app
