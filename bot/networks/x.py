@@ -1,0 +1,319 @@
+"""X (Twitter) adapter: Account Activity API webhooks in, API v2 replies out (network `x`).
+
+Inbound (https://docs.x.com/x-api/account-activity/introduction, .../webhooks/quickstart):
+- GET CRC: `crc_token` -> `{"response_token": "sha256=<base64 HMAC-SHA256>"}`, keyed with
+  the consumer secret; POSTs carry `x-twitter-webhooks-signature: sha256=<base64>` over
+  the raw body.
+- `direct_message_events` (`message_create`): conversation `dm:<for_user_id>:<other user>`,
+  `message_id` = the DM event id. DMs the account itself sent (sender = `for_user_id`)
+  are ignored.
+- `tweet_create_events` (mentions and replies): conversation `tweet:<conversation id>`
+  when the payload has one, else `tweet:<tweet id>`; `message_id` = the tweet id. Tweets by
+  the account itself and retweets are ignored. The v1.1 tweet objects of this API carry no
+  conversation root, so `reply_context.in_reply_to_tweet_id` lets the relay attach a reply
+  to the conversation that holds that tweet (a customer's or one of ours).
+
+Outbound (bearer token with DM / tweet write access): a DM via
+`POST /2/dm_conversations/with/{participant_id}/messages`, a reply post via `POST /2/tweets`
+with `reply.in_reply_to_tweet_id`. 429 and 5xx are temporary (`x-rate-limit-reset`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from bot.config import ConfigError, Settings
+from bot.networks.base import (
+    Attachment,
+    DeliveryError,
+    HandshakeAnswer,
+    InboundEvent,
+    InboundMessage,
+    OutboundReply,
+    PayloadError,
+    SentReceipt,
+    SignatureError,
+    WebhookError,
+)
+from bot.networks.meta import (
+    HttpAnswer,
+    JsonHttp,
+    JSONObject,
+    ParseResult,
+    SkippedItem,
+    as_object,
+    epoch,
+    get_id,
+    get_object,
+    item_ids,
+    load_object,
+    opt_id,
+    opt_list,
+    opt_object,
+    opt_str,
+    retry_after,
+    summary,
+)
+
+SIGNATURE_HEADER = "x-twitter-webhooks-signature"
+CREATED_AT_FORMAT = "%a %b %d %H:%M:%S %z %Y"  # "Wed Nov 21 00:13:13 +0000 2018"
+
+
+def x_signature(secret: str, data: bytes) -> str:
+    """`sha256=` + base64 HMAC-SHA256: the CRC answer and the POST signature alike."""
+    digest = hmac.new(secret.encode(), data, hashlib.sha256).digest()
+    return "sha256=" + base64.b64encode(digest).decode()
+
+
+class XNetwork:
+    """X direct messages and mentions of one account (network `x`)."""
+
+    name = "x"
+
+    def __init__(
+        self,
+        *,
+        consumer_secret: str,
+        bearer_token: str,
+        api_url: str = "https://api.x.com",
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._consumer_secret = consumer_secret
+        self._bearer_token = bearer_token
+        self._api_url = api_url.rstrip("/")
+        self._http = JsonHttp("X", session)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, session: aiohttp.ClientSession | None = None
+    ) -> XNetwork:
+        if not (settings.x_consumer_secret and settings.x_bearer_token):
+            raise ConfigError("X_CONSUMER_SECRET and X_BEARER_TOKEN are both needed for X")
+        return cls(
+            consumer_secret=settings.x_consumer_secret,
+            bearer_token=settings.x_bearer_token,
+            api_url=settings.x_api_url,
+            session=session,
+        )
+
+    # -- inbound --------------------------------------------------------------------
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        given = headers.get(SIGNATURE_HEADER)
+        if given is None:
+            given = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None)
+        if not given:
+            raise SignatureError("missing signature")
+        expected = x_signature(self._consumer_secret, body)
+        if not hmac.compare_digest(expected.encode(), given.strip().encode()):
+            raise SignatureError("bad signature")
+
+    def handshake(self, query: Mapping[str, str]) -> HandshakeAnswer:
+        token = query.get("crc_token")
+        if not token:
+            raise WebhookError("missing crc_token")
+        answer = {"response_token": x_signature(self._consumer_secret, token.encode())}
+        return HandshakeAnswer(200, json.dumps(answer), content_type="application/json")
+
+    def parse(self, body: bytes) -> list[InboundEvent]:
+        return self.parse_report(body).logged(self.name)
+
+    def parse_report(self, body: bytes) -> ParseResult:
+        """Events plus the items that were skipped; raises only for an unusable body."""
+        data = load_object(body)
+        account = get_id(data, "for_user_id")
+        raw_users = data.get("users")
+        users: Mapping[str, Any] = raw_users if isinstance(raw_users, dict) else {}
+        result = ParseResult()
+        for list_name in ("direct_message_events", "tweet_create_events"):
+            for index, raw in enumerate(opt_list(data, list_name)):
+                try:
+                    item = as_object(raw, "event")
+                    event = (
+                        self._direct_message(account, users, item)
+                        if list_name == "direct_message_events"
+                        else self._tweet(account, item)
+                    )
+                except PayloadError as exc:
+                    ids = item_ids(raw, ("id",), ("id_str",), ("message_create", "sender_id"))
+                    result.skipped.append(SkippedItem(f"{list_name}[{index}]", ids, exc.message))
+                    continue
+                if event is not None:
+                    result.events.append(event)
+        return result
+
+    def _direct_message(
+        self, account: str, users: Mapping[str, Any], item: JSONObject
+    ) -> InboundMessage | None:
+        if item.get("type") != "message_create":
+            return None
+        create = get_object(item, "message_create")
+        sender = get_id(create, "sender_id")
+        if sender == account:
+            return None  # the account's own DM (sent from X or by us)
+        data = get_object(create, "message_data")
+        text = _expand_urls(opt_str(data, "text") or "", opt_object(data, "entities"))
+        attachments = []
+        attachment = opt_object(data, "attachment")
+        media = opt_object(attachment, "media") if attachment else None
+        if media is not None:
+            attachments.append(_media(media))
+        user = users.get(sender)
+        profile = user if isinstance(user, dict) else {}
+        handle = opt_str(profile, "screen_name")
+        return InboundMessage(
+            network=self.name,
+            conversation_key=f"dm:{account}:{sender}",
+            message_id=get_id(item, "id"),
+            author_id=sender,
+            author_name=opt_str(profile, "name") or handle or sender,
+            author_handle=handle,
+            text=summary(text, attachments),
+            sent_at=epoch(
+                item.get("created_timestamp"), milliseconds=True, what="created_timestamp"
+            ),
+            attachments=tuple(attachments),
+            reply_context={"kind": "dm", "for_user_id": account, "participant_id": sender},
+        )
+
+    def _tweet(self, account: str, tweet: JSONObject) -> InboundMessage | None:
+        user = get_object(tweet, "user")
+        author = opt_id(user, "id_str") or get_id(user, "id")
+        if author == account or tweet.get("retweeted_status") is not None:
+            return None  # our own tweets, and retweets, are not customer messages
+        tweet_id = opt_id(tweet, "id_str") or get_id(tweet, "id")
+        extended = opt_object(tweet, "extended_tweet")
+        source = extended or tweet
+        raw_text = opt_str(source, "full_text") or opt_str(tweet, "text") or ""
+        text = _expand_urls(raw_text, opt_object(source, "entities"))
+        media_holder = opt_object(source, "extended_entities") or opt_object(source, "entities")
+        attachments = [_media(as_object(m, "media")) for m in opt_list(media_holder or {}, "media")]
+        root = opt_id(tweet, "conversation_id_str") or opt_id(tweet, "conversation_id")
+        handle = opt_str(user, "screen_name")
+        context: dict[str, Any] = {"kind": "tweet", "for_user_id": account, "tweet_id": tweet_id}
+        in_reply_to = opt_id(tweet, "in_reply_to_status_id_str")
+        if in_reply_to is not None:
+            context["in_reply_to_tweet_id"] = in_reply_to
+        return InboundMessage(
+            network=self.name,
+            conversation_key=f"tweet:{root or tweet_id}",
+            message_id=tweet_id,
+            author_id=author,
+            author_name=opt_str(user, "name") or handle or author,
+            author_handle=handle,
+            text=summary(text, attachments),
+            sent_at=_tweet_time(tweet),
+            attachments=tuple(attachments),
+            reply_context=context,
+        )
+
+    # -- outbound -------------------------------------------------------------------
+    async def send(self, reply: OutboundReply) -> SentReceipt:
+        context = reply.reply_context
+        kind = context.get("kind")
+        if kind == "dm":
+            participant = _context_id(context, "participant_id")
+            url = f"{self._api_url}/2/dm_conversations/with/{participant}/messages"
+            payload: JSONObject = {"text": reply.text}
+            id_key = "dm_event_id"
+        elif kind == "tweet":
+            url = f"{self._api_url}/2/tweets"
+            payload = {
+                "text": reply.text,
+                "reply": {"in_reply_to_tweet_id": _context_id(context, "tweet_id")},
+            }
+            id_key = "id"
+        else:
+            raise DeliveryError(
+                f"cannot reply: unknown X conversation kind {kind!r}", temporary=False
+            )
+        answer = await self._http.post(
+            url, payload, {"Authorization": f"Bearer {self._bearer_token}"}
+        )
+        if 200 <= answer.status < 300:
+            data = answer.data.get("data") if answer.data else None
+            sent_id = data.get(id_key) if isinstance(data, dict) else None
+            return SentReceipt(sent_id if isinstance(sent_id, str) else None)
+        raise _delivery_error(answer)
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+def _context_id(context: Mapping[str, Any], key: str) -> str:
+    value = context.get(key)
+    if not isinstance(value, str) or not value:
+        raise DeliveryError(f"cannot reply: the conversation has no {key}", temporary=False)
+    return value
+
+
+def _delivery_error(answer: HttpAnswer, now: datetime | None = None) -> DeliveryError:
+    """429 / 5xx are temporary (wait until `x-rate-limit-reset`); other errors are final."""
+    reason = _x_reason(answer)
+    if answer.status == 429 or answer.status >= 500:
+        wait = retry_after(answer.headers)
+        reset = answer.headers.get("x-rate-limit-reset")
+        if wait is None and reset and reset.isdigit():
+            wait = max(0.0, int(reset) - (now or datetime.now(UTC)).timestamp())
+        return DeliveryError(
+            f"X is busy or rate-limiting; the reply will be retried ({reason})",
+            temporary=True,
+            retry_after=wait,
+        )
+    return DeliveryError(f"X refused the reply: {reason}", temporary=False)
+
+
+def _x_reason(answer: HttpAnswer) -> str:
+    """The words of an X API v2 error (`detail`/`title`, or `errors[].message`)."""
+    data = answer.data or {}
+    for key in ("detail", "title"):
+        if isinstance(data.get(key), str) and data[key]:
+            return f"{data[key]} (HTTP {answer.status})"
+    errors = data.get("errors")
+    if isinstance(errors, list):
+        found = [e.get("message") or e.get("detail") for e in errors if isinstance(e, dict)]
+        words = [w for w in found if isinstance(w, str) and w]
+        if words:
+            return f"{'; '.join(words)} (HTTP {answer.status})"
+    return f"HTTP {answer.status}"
+
+
+def _expand_urls(text: str, entities: JSONObject | None) -> str:
+    """Replace t.co links by their `expanded_url` (from `entities.urls`)."""
+    if not entities:
+        return text
+    for raw in opt_list(entities, "urls"):
+        if isinstance(raw, dict):
+            short, full = raw.get("url"), raw.get("expanded_url")
+            if isinstance(short, str) and short and isinstance(full, str) and full:
+                text = text.replace(short, full)
+    return text
+
+
+def _media(media: JSONObject) -> Attachment:
+    kind = opt_str(media, "type")
+    if kind == "photo":
+        return Attachment("image", url=opt_str(media, "media_url_https"))
+    if kind in ("video", "animated_gif"):
+        url = opt_str(media, "expanded_url") or opt_str(media, "media_url_https")
+        return Attachment("video", url=url)
+    return Attachment("unsupported", title=f"unsupported message type: {kind or 'media'}")
+
+
+def _tweet_time(tweet: JSONObject) -> datetime:
+    if tweet.get("timestamp_ms") is not None:
+        return epoch(tweet["timestamp_ms"], milliseconds=True, what="timestamp_ms")
+    created = opt_str(tweet, "created_at")
+    if created is None:
+        raise PayloadError("tweet has no timestamp")
+    try:
+        return datetime.strptime(created, CREATED_AT_FORMAT).astimezone(UTC)
+    except ValueError:
+        raise PayloadError("created_at is not a tweet date") from None
