@@ -377,6 +377,7 @@ def test_fuzz_parse_only_ever_raises_payload_error(body: bytes) -> None:
         return
     assert isinstance(events, list)
     for event in events:
+        assert isinstance(event, InboundMessage)
         assert event.sent_at.tzinfo is not None
         assert event.text
 

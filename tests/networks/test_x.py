@@ -233,7 +233,7 @@ def test_fuzz_parse_only_ever_raises_payload_error(body: bytes) -> None:
     except PayloadError:
         return
     assert isinstance(events, list)
-    assert all(e.text for e in events)
+    assert all(isinstance(e, InboundMessage) and e.text for e in events)
 
 
 # -- send -------------------------------------------------------------------------------
