@@ -332,8 +332,7 @@ def graph_delivery_error(
         )
     if answer.status == 429 or answer.status >= 500 or error.code in temporary_codes:
         return DeliveryError(
-            f"{platform} is busy or rate-limiting; the reply will be retried "
-            f"({error.describe()})",
+            f"{platform} is busy or rate-limiting; the reply will be retried ({error.describe()})",
             temporary=True,
             retry_after=retry_after(answer.headers),
         )
@@ -359,9 +358,7 @@ def signature_header(headers: Mapping[str, str]) -> str | None:
     """`X-Hub-Signature-256`, whatever the case of the mapping's keys."""
     value = headers.get("X-Hub-Signature-256")
     if value is None:
-        value = next(
-            (v for k, v in headers.items() if k.lower() == "x-hub-signature-256"), None
-        )
+        value = next((v for k, v in headers.items() if k.lower() == "x-hub-signature-256"), None)
     return value
 
 
@@ -410,8 +407,9 @@ class MetaNetwork:
     def from_settings(
         cls, settings: Settings, session: aiohttp.ClientSession | None = None
     ) -> MetaNetwork:
-        if not (settings.meta_app_secret and settings.meta_verify_token
-                and settings.meta_page_token):
+        if not (
+            settings.meta_app_secret and settings.meta_verify_token and settings.meta_page_token
+        ):
             raise ConfigError(
                 "META_APP_SECRET, META_VERIFY_TOKEN and META_PAGE_TOKEN are all needed "
                 "for Messenger, Instagram and Page comments"
@@ -467,8 +465,13 @@ class MetaNetwork:
                     )
                 except PayloadError as exc:
                     ids = item_ids(
-                        item, ("message", "mid"), ("sender", "id"), ("recipient", "id"),
-                        ("value", "comment_id"), ("value", "id"), ("value", "post_id"),
+                        item,
+                        ("message", "mid"),
+                        ("sender", "id"),
+                        ("recipient", "id"),
+                        ("value", "comment_id"),
+                        ("value", "id"),
+                        ("value", "post_id"),
                     )
                     result.skipped.append(SkippedItem(item_where, ids, exc.message))
                     continue
@@ -508,7 +511,8 @@ class MetaNetwork:
             author_id=sender,
             author_name=(
                 ("Instagram account" if kind == "instagram" else "Facebook Page")
-                if echo else sender
+                if echo
+                else sender
             ),
             text=summary(opt_str(message, "text") or "", attachments),
             sent_at=sent_at,
@@ -544,7 +548,8 @@ class MetaNetwork:
             author_id, author_name = get_id(value, "sender_id"), opt_str(value, "sender_name")
         created = value.get("created_time")
         sent_at = (
-            entry_time(entry) if created is None
+            entry_time(entry)
+            if created is None
             else epoch(created, milliseconds=False, what="created_time")
         )
         attachments = []

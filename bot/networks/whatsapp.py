@@ -111,8 +111,12 @@ class WhatsAppNetwork:
     def from_settings(
         cls, settings: Settings, session: aiohttp.ClientSession | None = None
     ) -> WhatsAppNetwork:
-        if not (settings.meta_app_secret and settings.meta_verify_token
-                and settings.whatsapp_token and settings.whatsapp_phone_number_id):
+        if not (
+            settings.meta_app_secret
+            and settings.meta_verify_token
+            and settings.whatsapp_token
+            and settings.whatsapp_phone_number_id
+        ):
             raise ConfigError(
                 "META_APP_SECRET, META_VERIFY_TOKEN, WHATSAPP_TOKEN and "
                 "WHATSAPP_PHONE_NUMBER_ID are all needed for WhatsApp"

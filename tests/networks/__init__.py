@@ -46,13 +46,12 @@ def outbound(context: dict[str, Any], text: str = "Thanks, on it!") -> OutboundR
     )
 
 
-JSON_LEAVES = (
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
-)
+JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 JSON_VALUES = st.recursive(
     JSON_LEAVES,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
     max_leaves=12,
 )
 

@@ -44,8 +44,11 @@ PSID = "1134343043305865"
 
 def network(graph_url: str = "https://graph.invalid/v25.0", **kwargs: Any) -> MetaNetwork:
     return MetaNetwork(
-        app_secret=SECRET, verify_token="verify-me", page_token="page-token",
-        graph_url=graph_url, **kwargs,
+        app_secret=SECRET,
+        verify_token="verify-me",
+        page_token="page-token",
+        graph_url=graph_url,
+        **kwargs,
     )
 
 
@@ -82,9 +85,7 @@ def test_handshake_refuses_anything_else_with_403(query: dict[str, str]) -> None
 # -- signatures -------------------------------------------------------------------------
 def test_github_published_hex_vector_checks_the_header_format() -> None:
     # signature_examples.md 1: GitHub's vector for `sha256=<hex HMAC-SHA256>`.
-    adapter = MetaNetwork(
-        app_secret="It's a Secret to Everybody", verify_token="v", page_token="t"
-    )
+    adapter = MetaNetwork(app_secret="It's a Secret to Everybody", verify_token="v", page_token="t")
     header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     adapter.verify({"X-Hub-Signature-256": header}, b"Hello, World!")
     with pytest.raises(SignatureError):
@@ -178,8 +179,11 @@ def test_media_attachments_keep_their_urls_and_unknown_types_are_named() -> None
 def test_receipts_reads_and_deleted_messages_are_not_messages() -> None:
     data = ref_json("social/messenger_message.json")
     item = data["entry"][0]["messaging"][0]
-    delivery = {"sender": item["sender"], "recipient": item["recipient"],
-                "delivery": {"mids": ["x"], "watermark": 1}}
+    delivery = {
+        "sender": item["sender"],
+        "recipient": item["recipient"],
+        "delivery": {"mids": ["x"], "watermark": 1},
+    }
     read = {"sender": item["sender"], "recipient": item["recipient"], "read": {"watermark": 1}}
     deleted = copy.deepcopy(item)
     deleted["message"] = {"mid": "gone", "is_deleted": True}
@@ -204,7 +208,9 @@ def test_every_item_of_every_entry_and_a_bad_item_is_skipped_and_logged(
 
     report = network().parse_report(body)
     assert [e.message_id for e in report.events] == [
-        "mid.1472026867074:cfb5e1d4bde07a2a55", "mid.second", "mid.third",
+        "mid.1472026867074:cfb5e1d4bde07a2a55",
+        "mid.second",
+        "mid.third",
     ]
     assert [(s.where, s.reason) for s in report.skipped] == [
         ("entry[1].messaging[1]", "timestamp is not a timestamp"),
@@ -220,8 +226,15 @@ def test_every_item_of_every_entry_and_a_bad_item_is_skipped_and_logged(
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[1, 2]", b'{"entry": []}', b'{"object": "page"}',
-     b'{"object": "page", "entry": {}}', b'{"object": "user", "entry": []}', b"\xff\xfe"],
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"entry": []}',
+        b'{"object": "page"}',
+        b'{"object": "page", "entry": {}}',
+        b'{"object": "user", "entry": []}',
+        b"\xff\xfe",
+    ],
 )
 def test_unusable_bodies_raise_payload_error(body: bytes) -> None:
     with pytest.raises(PayloadError) as caught:
@@ -245,8 +258,7 @@ def test_instagram_echo_is_a_team_message() -> None:
     data = payload_json("instagram_message.json")
     item = data["entry"][0]["messaging"][0]
     item["sender"], item["recipient"] = item["recipient"], item["sender"]
-    item["message"] = {"mid": "echo-1", "text": "Answered from the Instagram app",
-                       "is_echo": True}
+    item["message"] = {"mid": "echo-1", "text": "Answered from the Instagram app", "is_echo": True}
     [echo] = messages(dumps(data))
     assert echo.from_team is True
     assert echo.conversation_key == "ig:17841400000000001:6543210987654321"
@@ -271,8 +283,10 @@ def test_instagram_comment_and_its_reply_share_the_top_level_thread() -> None:
 
 def test_instagram_comment_by_the_account_itself_is_a_team_message() -> None:
     data = payload_json("instagram_comment_reply.json")
-    data["entry"][0]["changes"][0]["value"]["from"] = {"id": "17841400000000001",
-                                                      "username": "ourshop"}
+    data["entry"][0]["changes"][0]["value"]["from"] = {
+        "id": "17841400000000001",
+        "username": "ourshop",
+    }
     [own] = messages(dumps(data))
     assert own.from_team is True
 
@@ -325,8 +339,14 @@ def test_older_comment_shape_with_sender_fields_and_a_photo() -> None:
 
 
 @pytest.mark.parametrize(
-    ("item", "verb"), [("comment", "edited"), ("comment", "remove"), ("like", "add"),
-                       ("status", "add"), ("reaction", "add")]
+    ("item", "verb"),
+    [
+        ("comment", "edited"),
+        ("comment", "remove"),
+        ("like", "add"),
+        ("status", "add"),
+        ("reaction", "add"),
+    ],
 )
 def test_other_feed_changes_are_not_messages(item: str, verb: str) -> None:
     data = customer_comment()
@@ -344,28 +364,61 @@ def test_messenger_and_comment_entries_in_one_batch() -> None:
 
 # -- fuzz ---------------------------------------------------------------------------------
 MESSAGE = {
-    "mid": IDS, "text": st.text(max_size=5), "is_echo": st.booleans(), "app_id": IDS,
-    "is_unsupported": st.booleans(), "is_deleted": st.booleans(), "sticker_id": IDS,
-    "attachments": [{"type": st.sampled_from(["image", "location", "share", "x"]),
-                     "title": st.text(max_size=3),
-                     "payload": {"url": st.text(max_size=3), "sticker_id": IDS,
-                                 "coordinates": {"lat": JSON_VALUES, "long": JSON_VALUES}}}],
+    "mid": IDS,
+    "text": st.text(max_size=5),
+    "is_echo": st.booleans(),
+    "app_id": IDS,
+    "is_unsupported": st.booleans(),
+    "is_deleted": st.booleans(),
+    "sticker_id": IDS,
+    "attachments": [
+        {
+            "type": st.sampled_from(["image", "location", "share", "x"]),
+            "title": st.text(max_size=3),
+            "payload": {
+                "url": st.text(max_size=3),
+                "sticker_id": IDS,
+                "coordinates": {"lat": JSON_VALUES, "long": JSON_VALUES},
+            },
+        }
+    ],
 }
-MESSAGING = {"sender": {"id": IDS}, "recipient": {"id": IDS}, "timestamp": TIMES,
-             "message": MESSAGE}
+MESSAGING = {
+    "sender": {"id": IDS},
+    "recipient": {"id": IDS},
+    "timestamp": TIMES,
+    "message": MESSAGE,
+}
 VALUE = {
-    "item": st.sampled_from(["comment", "like"]), "verb": st.sampled_from(["add", "edited"]),
-    "comment_id": IDS, "post_id": IDS, "parent_id": IDS, "id": IDS, "created_time": TIMES,
+    "item": st.sampled_from(["comment", "like"]),
+    "verb": st.sampled_from(["add", "edited"]),
+    "comment_id": IDS,
+    "post_id": IDS,
+    "parent_id": IDS,
+    "id": IDS,
+    "created_time": TIMES,
     "from": {"id": IDS, "name": st.text(max_size=3), "username": st.text(max_size=3)},
-    "sender_id": IDS, "sender_name": st.text(max_size=3), "message": st.text(max_size=3),
-    "text": st.text(max_size=3), "photo": st.text(max_size=3), "media": {"id": IDS},
+    "sender_id": IDS,
+    "sender_name": st.text(max_size=3),
+    "message": st.text(max_size=3),
+    "text": st.text(max_size=3),
+    "photo": st.text(max_size=3),
+    "media": {"id": IDS},
 }
-BODIES = shaped({
-    "object": st.sampled_from(["page", "instagram"]),
-    "entry": [{"id": IDS, "time": TIMES, "messaging": [MESSAGING], "standby": [MESSAGING],
-               "changes": [{"field": st.sampled_from(["feed", "comments", "x"]),
-                            "value": VALUE}]}],
-})
+BODIES = shaped(
+    {
+        "object": st.sampled_from(["page", "instagram"]),
+        "entry": [
+            {
+                "id": IDS,
+                "time": TIMES,
+                "messaging": [MESSAGING],
+                "standby": [MESSAGING],
+                "changes": [{"field": st.sampled_from(["feed", "comments", "x"]), "value": VALUE}],
+            }
+        ],
+    }
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -390,8 +443,11 @@ async def test_messenger_reply_goes_through_the_send_api() -> None:
         receipt = await adapter.send(outbound(dict(message.reply_context)))
         await adapter.close()
     [call] = graph.calls_to("/me/messages")
-    assert call.json == {"recipient": {"id": PSID}, "messaging_type": "RESPONSE",
-                         "message": {"text": "Thanks, on it!"}}
+    assert call.json == {
+        "recipient": {"id": PSID},
+        "messaging_type": "RESPONSE",
+        "message": {"text": "Thanks, on it!"},
+    }
     assert call.headers["Authorization"] == "Bearer page-token"
     assert receipt.message_id == graph.sent[0]["message_id"]
 
@@ -405,7 +461,8 @@ async def test_comment_replies_use_the_comment_edges() -> None:
         ig = await adapter.send(outbound(dict(ig_comment.reply_context)))
         await adapter.close()
     assert [c.method for c in graph.calls] == [
-        "/901097836652708_903438993085259/comments", "/17919697626119712/replies",
+        "/901097836652708_903438993085259/comments",
+        "/17919697626119712/replies",
     ]
     assert all(c.json == {"message": "Thanks, on it!"} for c in graph.calls)
     assert fb.message_id == graph.sent[0]["id"] and ig.message_id == graph.sent[1]["id"]

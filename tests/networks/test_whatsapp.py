@@ -44,8 +44,11 @@ WA_ID = "972987654321"
 
 def network(graph_url: str = "https://graph.invalid/v25.0") -> WhatsAppNetwork:
     return WhatsAppNetwork(
-        app_secret=SECRET, verify_token="verify-me", token="wa-token",
-        phone_number_id="999000", graph_url=graph_url,
+        app_secret=SECRET,
+        verify_token="verify-me",
+        token="wa-token",
+        phone_number_id="999000",
+        graph_url=graph_url,
     )
 
 
@@ -90,7 +93,9 @@ def test_text_message_from_the_real_capture() -> None:
 def test_sent_status_from_the_real_capture() -> None:
     status = single(ref_bytes("social/whatsapp_status.json"))
     assert status == DeliveryStatus(
-        network="whatsapp", message_id="wamid.xyzxyz", status="sent",
+        network="whatsapp",
+        message_id="wamid.xyzxyz",
+        status="sent",
         at=datetime.fromtimestamp(1698266945, tz=UTC),
     )
 
@@ -140,7 +145,8 @@ def test_location_becomes_a_map_link_with_its_name() -> None:
 def test_location_without_url_links_to_its_coordinates() -> None:
     data = payload_json("whatsapp_location.json")
     data["entry"][0]["changes"][0]["value"]["messages"][0]["location"] = {
-        "latitude": 12.25089, "longitude": 43.90539,
+        "latitude": 12.25089,
+        "longitude": 43.90539,
     }
     [location] = single(dumps(data)).attachments
     assert location.url == "https://www.google.com/maps/search/?api=1&query=12.25089,43.90539"
@@ -160,8 +166,11 @@ def test_sticker_and_reaction_say_what_they_are() -> None:
         ("audio", {"id": "1", "mime_type": "audio/ogg"}, "[audio]"),
         ("video", {"id": "1", "caption": "look"}, "look"),
         ("button", {"text": "Yes please", "payload": "YES"}, "Yes please"),
-        ("interactive", {"type": "button_reply", "button_reply": {"id": "a", "title": "Track"}},
-         "Track"),
+        (
+            "interactive",
+            {"type": "button_reply", "button_reply": {"id": "a", "title": "Track"}},
+            "Track",
+        ),
         ("contacts", [{"name": {"formatted_name": "X"}}], "[unsupported message type: contacts]"),
     ],
 )
@@ -183,18 +192,22 @@ def test_batch_keeps_good_items_and_reports_the_bad_one(
     del broken["timestamp"]
     second = {**copy.deepcopy(good), "id": "wamid.second"}
     value["messages"] = [good, broken, second]
-    value["statuses"] = ref_json("social/whatsapp_status.json")["entry"][0]["changes"][0][
-        "value"]["statuses"]
+    value["statuses"] = ref_json("social/whatsapp_status.json")["entry"][0]["changes"][0]["value"][
+        "statuses"
+    ]
     template_update = {"field": "message_template_status_update", "value": {"event": "x"}}
     data["entry"][0]["changes"].append(template_update)
     data["entry"].append({"id": "2", "changes": [{"field": "messages", "value": {}}]})
 
     report = network().parse_report(dumps(data))
     assert [e.message_id for e in report.events] == [
-        "wamid.xyzxyz", "wamid.second", "wamid.xyzxyz",
+        "wamid.xyzxyz",
+        "wamid.second",
+        "wamid.xyzxyz",
     ]
     assert [s.where for s in report.skipped] == [
-        "entry[0].changes[0].messages[1]", "entry[1].changes[0]",
+        "entry[0].changes[0].messages[1]",
+        "entry[1].changes[0]",
     ]
     with caplog.at_level(logging.WARNING, logger="bot.networks.meta"):
         network().parse(dumps(data))
@@ -202,8 +215,8 @@ def test_batch_keeps_good_items_and_reports_the_bad_one(
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"{", b'{"object": "page", "entry": []}', b'{"object": '
-             b'"whatsapp_business_account"}'],
+    "body",
+    [b"", b"{", b'{"object": "page", "entry": []}', b'{"object": "whatsapp_business_account"}'],
 )
 def test_unusable_bodies_raise_payload_error(body: bytes) -> None:
     with pytest.raises(PayloadError):
@@ -211,24 +224,42 @@ def test_unusable_bodies_raise_payload_error(body: bytes) -> None:
 
 
 MESSAGE = {
-    "from": IDS, "id": IDS, "timestamp": TIMES,
+    "from": IDS,
+    "id": IDS,
+    "timestamp": TIMES,
     "type": st.sampled_from(["text", "image", "location", "button", "interactive", "x"]),
-    "text": {"body": st.text(max_size=3)}, "image": {"id": IDS, "caption": JSON_VALUES},
+    "text": {"body": st.text(max_size=3)},
+    "image": {"id": IDS, "caption": JSON_VALUES},
     "location": {"latitude": JSON_VALUES, "longitude": st.floats(), "name": JSON_VALUES},
     "button": {"text": JSON_VALUES},
     "interactive": {"button_reply": {"title": JSON_VALUES}, "list_reply": JSON_VALUES},
 }
-STATUS = {"id": IDS, "timestamp": TIMES,
-          "status": st.sampled_from(["sent", "failed", "deleted"]),
-          "errors": [{"code": st.sampled_from([131047, 1]), "title": JSON_VALUES}]}
-BODIES = shaped({
-    "object": st.just("whatsapp_business_account"),
-    "entry": [{"changes": [{"field": st.sampled_from(["messages", "x"]), "value": {
-        "metadata": {"phone_number_id": IDS},
-        "contacts": [{"wa_id": IDS, "profile": {"name": JSON_VALUES}}],
-        "messages": [MESSAGE], "statuses": [STATUS],
-    }}]}],
-})
+STATUS = {
+    "id": IDS,
+    "timestamp": TIMES,
+    "status": st.sampled_from(["sent", "failed", "deleted"]),
+    "errors": [{"code": st.sampled_from([131047, 1]), "title": JSON_VALUES}],
+}
+BODIES = shaped(
+    {
+        "object": st.just("whatsapp_business_account"),
+        "entry": [
+            {
+                "changes": [
+                    {
+                        "field": st.sampled_from(["messages", "x"]),
+                        "value": {
+                            "metadata": {"phone_number_id": IDS},
+                            "contacts": [{"wa_id": IDS, "profile": {"name": JSON_VALUES}}],
+                            "messages": [MESSAGE],
+                            "statuses": [STATUS],
+                        },
+                    }
+                ]
+            }
+        ],
+    }
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -251,8 +282,11 @@ async def test_reply_is_a_text_message_and_returns_the_wamid() -> None:
         await adapter.close()
     [call] = graph.calls_to(f"/{PHONE_ID}/messages")
     assert call.json == {
-        "messaging_product": "whatsapp", "recipient_type": "individual", "to": WA_ID,
-        "type": "text", "text": {"body": "Thanks, on it!", "preview_url": False},
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": WA_ID,
+        "type": "text",
+        "text": {"body": "Thanks, on it!", "preview_url": False},
     }
     assert call.headers["Authorization"] == "Bearer wa-token"
     assert receipt.message_id == graph.sent[0]["message_id"]
@@ -300,8 +334,9 @@ async def test_without_wa_id_the_reply_fails_permanently() -> None:
 
 
 def test_from_settings_needs_the_whatsapp_settings() -> None:
-    complete = Settings(meta_app_secret="s", meta_verify_token="v", whatsapp_token="t",
-                        whatsapp_phone_number_id="1")
+    complete = Settings(
+        meta_app_secret="s", meta_verify_token="v", whatsapp_token="t", whatsapp_phone_number_id="1"
+    )
     assert isinstance(WhatsAppNetwork.from_settings(complete), WhatsAppNetwork)
     with pytest.raises(ConfigError):
         WhatsAppNetwork.from_settings(Settings(whatsapp_token="t"))

@@ -59,11 +59,15 @@ def test_crc_without_token_is_a_400() -> None:
 @pytest.mark.parametrize(
     ("body", "header"),
     [
-        (b'{"for_user_id":123,"key":"value"}',
-         "sha256=JjEmBe1lVKT8XldrYUKibF+D5ehp8f0jDk3PXZSHEWI="),
+        (
+            b'{"for_user_id":123,"key":"value"}',
+            "sha256=JjEmBe1lVKT8XldrYUKibF+D5ehp8f0jDk3PXZSHEWI=",
+        ),
         (b'{"key":"value"}', "sha256=EERHBy/k17v+SuT+K0OXuwhJtKnPtxi0n/Y4Wye4kVU="),
-        (b'{"for_user_id":"not_existing","key":"value"}',
-         "sha256=QaJiQl/4WRp/GF37b+eAdF6kPgptjDCLOgAIIbB1s0I="),
+        (
+            b'{"for_user_id":"not_existing","key":"value"}',
+            "sha256=QaJiQl/4WRp/GF37b+eAdF6kPgptjDCLOgAIIbB1s0I=",
+        ),
     ],
 )
 def test_published_post_signature_vectors(body: bytes, header: str) -> None:
@@ -74,23 +78,22 @@ def test_published_post_signature_vectors(body: bytes, header: str) -> None:
 
 @pytest.mark.parametrize(
     ("body_file", "fixture"),
-    [("social/sig_twitter_dm_body.json", "social/twitter_dm_zammad_signed.json"),
-     ("social/sig_twitter_mention_body.json", "social/twitter_mention.json")],
+    [
+        ("social/sig_twitter_dm_body.json", "social/twitter_dm_zammad_signed.json"),
+        ("social/sig_twitter_mention_body.json", "social/twitter_mention.json"),
+    ],
 )
 def test_full_payload_vectors_verify_on_the_raw_bytes(body_file: str, fixture: str) -> None:
     body = ref_bytes(body_file)
     header = ref_json(fixture)["headers"]["x-twitter-webhooks-signature"]
-    network().verify(CIMultiDictProxy(CIMultiDict({"X-Twitter-Webhooks-Signature": header})),
-                     body)
+    network().verify(CIMultiDictProxy(CIMultiDict({"X-Twitter-Webhooks-Signature": header})), body)
 
 
 def test_reserialized_json_does_not_verify() -> None:
     # The mention body escapes < > as \u003c \u003e (Rails); json.dumps does not.
     body = ref_bytes("social/sig_twitter_mention_body.json")
     header = ref_json("social/twitter_mention.json")["headers"]["x-twitter-webhooks-signature"]
-    reserialized = json.dumps(
-        json.loads(body), separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    reserialized = json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode()
     assert reserialized != body
     with pytest.raises(SignatureError):
         network().verify({"x-twitter-webhooks-signature": header}, reserialized)
@@ -111,12 +114,16 @@ def test_direct_message_from_xs_documentation() -> None:
     assert message.conversation_key == f"dm:{ACCOUNT}:{CUSTOMER}"
     assert message.message_id == "954491830116155396"
     assert (message.author_id, message.author_name, message.author_handle) == (
-        CUSTOMER, "Jordan Brinks", "furiouscamper",
+        CUSTOMER,
+        "Jordan Brinks",
+        "furiouscamper",
     )
     assert message.text == "Hello World!"
     assert message.sent_at == datetime.fromtimestamp(1516403560.557, tz=UTC)
     assert message.reply_context == {
-        "kind": "dm", "for_user_id": ACCOUNT, "participant_id": CUSTOMER,
+        "kind": "dm",
+        "for_user_id": ACCOUNT,
+        "participant_id": CUSTOMER,
     }
 
 
@@ -132,8 +139,10 @@ def test_dm_links_are_expanded_and_media_attached() -> None:
     message_data["entities"]["urls"] = [
         {"url": "https://t.co/abc", "expanded_url": "https://example.com/order/7"}
     ]
-    message_data["attachment"] = {"type": "media", "media": {
-        "type": "photo", "media_url_https": "https://pbs.twimg.com/dm_img/1.jpg"}}
+    message_data["attachment"] = {
+        "type": "media",
+        "media": {"type": "photo", "media_url_https": "https://pbs.twimg.com/dm_img/1.jpg"},
+    }
     [message] = messages(dumps(data))
     assert message.text == "see https://example.com/order/7"
     assert message.attachments[0].kind == "image"
@@ -150,7 +159,9 @@ def test_mention_from_the_real_capture_uses_the_full_text() -> None:
     assert mention.text.endswith("sanctus est Lore")  # extended_tweet.full_text
     assert mention.sent_at == datetime.fromtimestamp(1542759193.153, tz=UTC)
     assert mention.reply_context == {
-        "kind": "tweet", "for_user_id": "123", "tweet_id": "1065035365336141825",
+        "kind": "tweet",
+        "for_user_id": "123",
+        "tweet_id": "1065035365336141825",
     }
 
 
@@ -193,8 +204,7 @@ def test_dms_and_mentions_in_one_body_and_a_bad_event_is_skipped(
     data["tweet_create_events"] = mention_data()["tweet_create_events"]
     data["favorite_events"] = [{"id": "1"}]
     report = network().parse_report(dumps(data))
-    assert [e.message_id for e in report.events] == ["954491830116155396",
-                                                      "1065035365336141825"]
+    assert [e.message_id for e in report.events] == ["954491830116155396", "1065035365336141825"]
     assert [(s.where, s.ids) for s in report.skipped] == [
         ("direct_message_events[0]", "id=999, message_create.sender_id=3001969357"),
     ]
@@ -209,20 +219,40 @@ def test_unusable_bodies_raise_payload_error(body: bytes) -> None:
         network().parse(body)
 
 
-DM = {"type": st.sampled_from(["message_create", "x"]), "id": IDS, "created_timestamp": TIMES,
-      "message_create": {"sender_id": IDS, "message_data": {
-          "text": JSON_VALUES, "entities": {"urls": [{"url": JSON_VALUES,
-                                                      "expanded_url": JSON_VALUES}]},
-          "attachment": {"media": {"type": st.sampled_from(["photo", "video", "x"])}}}}}
-TWEET = {"id_str": IDS, "id": IDS, "timestamp_ms": TIMES,
-         "created_at": st.sampled_from(["Wed Nov 21 00:13:13 +0000 2018", "no"]),
-         "user": {"id_str": IDS, "name": JSON_VALUES, "screen_name": JSON_VALUES},
-         "text": JSON_VALUES, "extended_tweet": {"full_text": JSON_VALUES},
-         "entities": {"media": [{"type": st.sampled_from(["photo", "video"])}]},
-         "in_reply_to_status_id_str": IDS, "conversation_id_str": IDS,
-         "retweeted_status": JSON_VALUES}
-BODIES = shaped({"for_user_id": IDS, "direct_message_events": [DM],
-                 "tweet_create_events": [TWEET], "users": JSON_VALUES})
+DM = {
+    "type": st.sampled_from(["message_create", "x"]),
+    "id": IDS,
+    "created_timestamp": TIMES,
+    "message_create": {
+        "sender_id": IDS,
+        "message_data": {
+            "text": JSON_VALUES,
+            "entities": {"urls": [{"url": JSON_VALUES, "expanded_url": JSON_VALUES}]},
+            "attachment": {"media": {"type": st.sampled_from(["photo", "video", "x"])}},
+        },
+    },
+}
+TWEET = {
+    "id_str": IDS,
+    "id": IDS,
+    "timestamp_ms": TIMES,
+    "created_at": st.sampled_from(["Wed Nov 21 00:13:13 +0000 2018", "no"]),
+    "user": {"id_str": IDS, "name": JSON_VALUES, "screen_name": JSON_VALUES},
+    "text": JSON_VALUES,
+    "extended_tweet": {"full_text": JSON_VALUES},
+    "entities": {"media": [{"type": st.sampled_from(["photo", "video"])}]},
+    "in_reply_to_status_id_str": IDS,
+    "conversation_id_str": IDS,
+    "retweeted_status": JSON_VALUES,
+}
+BODIES = shaped(
+    {
+        "for_user_id": IDS,
+        "direct_message_events": [DM],
+        "tweet_create_events": [TWEET],
+        "users": JSON_VALUES,
+    }
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -256,8 +286,10 @@ async def test_mention_reply_is_a_reply_post() -> None:
         receipt = await adapter.send(outbound(dict(mention.reply_context)))
         await adapter.close()
     [call] = x.calls_to("/2/tweets")
-    assert call.json == {"text": "Thanks, on it!",
-                         "reply": {"in_reply_to_tweet_id": "1065035365336141825"}}
+    assert call.json == {
+        "text": "Thanks, on it!",
+        "reply": {"in_reply_to_tweet_id": "1065035365336141825"},
+    }
     assert receipt.message_id == x.tweets[0]["id"]
 
 
