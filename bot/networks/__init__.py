@@ -5,10 +5,16 @@ from __future__ import annotations
 from bot.config import Settings
 from bot.networks.base import Network
 from bot.networks.generic import GenericNetwork
+from bot.networks.meta import MetaNetwork
 from bot.networks.telegram import TelegramNetwork
+from bot.networks.whatsapp import WhatsAppNetwork
+from bot.networks.x import XNetwork
 
 ADAPTERS: dict[str, type] = {
     "telegram": TelegramNetwork,
+    "meta": MetaNetwork,
+    "whatsapp": WhatsAppNetwork,
+    "x": XNetwork,
     "generic": GenericNetwork,
 }
 

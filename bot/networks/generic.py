@@ -23,7 +23,7 @@ from bot.networks.base import (
     check_hex_signature,
     hmac_sha256_hex,
 )
-from bot.networks.http import HttpSender, retry_after_header, status_error
+from bot.networks.http import JsonHttp, status_error
 
 SIGNATURE_HEADER = "X-Relaydesk-Signature"
 
@@ -34,7 +34,7 @@ class GenericNetwork:
     def __init__(self, *, secret: str, reply_url: str) -> None:
         self._secret = secret
         self._reply_url = reply_url
-        self._http = HttpSender()
+        self._http = JsonHttp("The reply URL")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GenericNetwork:
@@ -95,14 +95,10 @@ class GenericNetwork:
             "Content-Type": "application/json",
             SIGNATURE_HEADER: "sha256=" + hmac_sha256_hex(self._secret, body),
         }
-        status, response_headers, _ = await self._http.post_json(
-            self._reply_url, data=body, headers=headers
-        )
-        if 200 <= status < 300:
+        answer = await self._http.post(self._reply_url, headers=headers, data=body)
+        if 200 <= answer.status < 300:
             return SentReceipt(message_id)
-        raise status_error(
-            status, f"the reply URL answered HTTP {status}", retry_after_header(response_headers)
-        )
+        raise status_error(answer, f"the reply URL answered HTTP {answer.status}")
 
     async def close(self) -> None:
         await self._http.close()

@@ -1,66 +1,101 @@
-"""HTTP sending shared by the adapters: one session each, errors mapped to DeliveryError."""
+"""HTTP sending shared by every adapter: one session each, errors as DeliveryError."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 
 from bot.networks.base import DeliveryError
 
-TIMEOUT = aiohttp.ClientTimeout(total=10)
+JSONObject = dict[str, Any]
+HTTP_TIMEOUT_SECONDS = 10.0
 
 
-class HttpSender:
-    """Lazily opened aiohttp session; `post_json` returns (status, headers, JSON body)."""
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: Mapping[str, str]
+    data: JSONObject | None
 
-    def __init__(self, timeout: aiohttp.ClientTimeout = TIMEOUT) -> None:
-        self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
 
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+class JsonHttp:
+    """One lazily created `aiohttp.ClientSession` (10 s total timeout) posting JSON.
 
-    async def post_json(
+    An injected session belongs to the caller and is never closed here.
+    """
+
+    def __init__(self, platform: str, session: aiohttp.ClientSession | None = None) -> None:
+        self._platform = platform
+        self._session = session
+        self._owned = session is None
+
+    async def post(
         self,
         url: str,
-        *,
-        json_body: Any = None,
-        data: bytes | None = None,
+        payload: JSONObject | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> tuple[int, Mapping[str, str], Any]:
+        *,
+        data: bytes | None = None,
+    ) -> HttpAnswer:
+        """POST `payload` as JSON (or raw `data`, e.g. a signed body).
+
+        Network failures and timeouts become temporary `DeliveryError`s.
+        """
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)
+            )
         try:
-            async with self.session().post(
-                url, json=json_body, data=data, headers=headers
+            async with self._session.post(
+                url, json=payload if data is None else None, data=data, headers=dict(headers or {})
             ) as response:
-                text = await response.text()
-                try:
-                    body = await response.json(content_type=None) if text else None
-                except ValueError:
-                    body = {"raw": text[:200]}
-                return response.status, response.headers, body
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raw = await response.read()
+                status, answer_headers = response.status, response.headers
+        except TimeoutError:
             raise DeliveryError(
-                f"the network did not answer ({type(exc).__name__})", temporary=True
-            ) from exc
+                f"{self._platform} did not answer in time", temporary=True
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise DeliveryError(
+                f"{self._platform} could not be reached ({type(exc).__name__})", temporary=True
+            ) from None
+        try:
+            parsed = json.loads(raw) if raw else None
+        except (UnicodeDecodeError, ValueError):
+            parsed = None
+        return HttpAnswer(status, answer_headers, parsed if isinstance(parsed, dict) else None)
 
     async def close(self) -> None:
-        if self._session is not None:
+        if self._owned and self._session is not None:
             await self._session.close()
+            self._session = None
 
 
-def retry_after_header(headers: Mapping[str, str]) -> float | None:
+def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds to wait from `Retry-After` (seconds or an HTTP date)."""
     value = headers.get("Retry-After")
-    try:
-        return float(value) if value else None
-    except ValueError:
+    if not value:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def status_error(status: int, message: str, retry_after: float | None = None) -> DeliveryError:
-    """429 and 5xx are temporary; any other refusal is permanent."""
-    temporary = status == 429 or status >= 500
-    return DeliveryError(message, temporary=temporary, retry_after=retry_after)
+def status_error(answer: HttpAnswer, message: str) -> DeliveryError:
+    """429 and 5xx are temporary (honouring Retry-After); any other refusal is permanent."""
+    temporary = answer.status == 429 or answer.status >= 500
+    return DeliveryError(message, temporary=temporary, retry_after=retry_after(answer.headers))

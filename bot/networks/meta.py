@@ -36,7 +36,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -54,13 +53,12 @@ from bot.networks.base import (
     SentReceipt,
     check_hex_signature,
 )
+from bot.networks.http import HttpAnswer, JsonHttp, JSONObject, retry_after
 
 log = logging.getLogger(__name__)
 
-JSONObject = dict[str, Any]
 MESSAGING_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
-HTTP_TIMEOUT_SECONDS = 10.0
 
 
 # -- reading JSON -------------------------------------------------------------------------
@@ -211,70 +209,6 @@ def item_ids(item: Any, *paths: tuple[str, ...]) -> str:
         if isinstance(value, str | int) and not isinstance(value, bool):
             found.append(f"{'.'.join(path)}={value}")
     return ", ".join(found) or "no ids"
-
-
-# -- HTTP -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    headers: Mapping[str, str]
-    data: JSONObject | None
-
-
-class JsonHttp:
-    """One lazily created `aiohttp.ClientSession` (10 s total timeout) posting JSON."""
-
-    def __init__(self, platform: str, session: aiohttp.ClientSession | None = None) -> None:
-        self._platform = platform
-        self._session = session
-        self._owned = session is None
-
-    async def post(self, url: str, payload: JSONObject, headers: Mapping[str, str]) -> HttpAnswer:
-        """POST `payload`; network failures and timeouts become temporary `DeliveryError`s."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)
-            )
-        try:
-            async with self._session.post(url, json=payload, headers=dict(headers)) as response:
-                raw = await response.read()
-                status, answer_headers = response.status, response.headers
-        except TimeoutError:
-            raise DeliveryError(
-                f"{self._platform} did not answer in time", temporary=True
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise DeliveryError(
-                f"{self._platform} could not be reached ({type(exc).__name__})", temporary=True
-            ) from None
-        try:
-            data = json.loads(raw) if raw else None
-        except (UnicodeDecodeError, ValueError):
-            data = None
-        return HttpAnswer(status, answer_headers, data if isinstance(data, dict) else None)
-
-    async def close(self) -> None:
-        if self._owned and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
-    """Seconds to wait from `Retry-After` (seconds or an HTTP date)."""
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 @dataclass(frozen=True)

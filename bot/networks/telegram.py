@@ -26,7 +26,7 @@ from bot.networks.base import (
     SignatureError,
     WebhookError,
 )
-from bot.networks.http import HttpSender, status_error
+from bot.networks.http import JsonHttp, status_error
 
 MEDIA = ("photo", "video", "voice", "audio", "document", "animation", "video_note")
 OTHER = ("sticker", "location", "contact", "poll", "venue", "dice")
@@ -39,7 +39,7 @@ class TelegramNetwork:
         self._token = token
         self._secret = secret
         self._api_url = api_url.rstrip("/")
-        self._http = HttpSender()
+        self._http = JsonHttp("Telegram")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TelegramNetwork:
@@ -106,13 +106,15 @@ class TelegramNetwork:
     async def send(self, reply: OutboundReply) -> SentReceipt:
         url = f"{self._api_url}/bot{self._token}/sendMessage"
         payload = {"chat_id": reply.reply_context["chat_id"], "text": reply.text}
-        status, headers, body = await self._http.post_json(url, json_body=payload)
-        if status == 200 and isinstance(body, dict) and body.get("ok"):
+        answer = await self._http.post(url, payload)
+        body = answer.data or {}
+        if answer.status == 200 and body.get("ok"):
             return SentReceipt(str(body["result"]["message_id"]))
-        body = body if isinstance(body, dict) else {}
-        retry_after = (body.get("parameters") or {}).get("retry_after")
-        description = body.get("description") or f"HTTP {status}"
-        raise status_error(status, f"Telegram refused the message: {description}", retry_after)
+        description = body.get("description") or f"HTTP {answer.status}"
+        error = status_error(answer, f"Telegram refused the message: {description}")
+        # Telegram gives the wait in the body, not in a Retry-After header.
+        error.retry_after = (body.get("parameters") or {}).get("retry_after") or error.retry_after
+        raise error
 
     async def close(self) -> None:
         await self._http.close()

@@ -34,11 +34,10 @@ from bot.networks.base import (
     SentReceipt,
     check_hex_signature,
 )
+from bot.networks.http import JsonHttp, JSONObject
 from bot.networks.meta import (
     MESSAGING_WINDOW,
     GraphError,
-    JsonHttp,
-    JSONObject,
     ParseResult,
     SkippedItem,
     as_object,

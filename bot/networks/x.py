@@ -43,10 +43,8 @@ from bot.networks.base import (
     SignatureError,
     WebhookError,
 )
+from bot.networks.http import HttpAnswer, JsonHttp, JSONObject, retry_after
 from bot.networks.meta import (
-    HttpAnswer,
-    JsonHttp,
-    JSONObject,
     ParseResult,
     SkippedItem,
     as_object,
@@ -59,7 +57,6 @@ from bot.networks.meta import (
     opt_list,
     opt_object,
     opt_str,
-    retry_after,
     summary,
 )
 
