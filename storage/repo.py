@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -247,6 +247,10 @@ class Repository:
                     TeamReply.next_attempt_at <= now,  # type: ignore[operator]
                 ),
             )
+            echoes = select(TeamReply.conversation_id).where(
+                TeamReply.state == "echo",
+                TeamReply.next_attempt_at <= now,  # type: ignore[operator]
+            )
             unwarned = select(TeamReply.conversation_id).where(
                 TeamReply.state == "failed",
                 TeamReply.warned.is_(False),  # type: ignore[attr-defined]
@@ -255,7 +259,7 @@ class Repository:
                 Conversation.rendered_version < Conversation.version,
                 Conversation.thread_ts.is_not(None),  # type: ignore[union-attr]
             )
-            union = due_messages.union(due_replies, unwarned, stale_roots).subquery()
+            union = due_messages.union(due_replies, echoes, unwarned, stale_roots).subquery()
             rows = await session.execute(select(union.c[0]).order_by(union.c[0]).limit(limit))
             return [row[0] for row in rows]
 
@@ -266,7 +270,9 @@ class Repository:
             for model in (CustomerMessage, TeamReply):
                 value = (
                     await session.execute(
-                        select(func.min(model.next_attempt_at)).where(model.state == "pending")
+                        select(func.min(model.next_attempt_at)).where(
+                            model.state.in_(("pending", "echo"))  # type: ignore[attr-defined]
+                        )
                     )
                 ).scalar_one_or_none()
                 if value is not None:
@@ -408,6 +414,76 @@ class Repository:
             assert reply is not None
             return conversation, reply
 
+    async def store_network_replies(
+        self, items: Sequence[NewCustomerMessage], hold_until: datetime
+    ) -> int:
+        """Replies a colleague sent from the network's own inbox (echoes).
+
+        Held as `echo` until `hold_until`: an echo of our own send may arrive before
+        the send returns its id, and `mark_reply_sent` then drops the echo row.
+        Returns how many were new.
+        """
+        new = 0
+        async with self.db.session() as session:
+            for item in items:
+                conversation_id = (
+                    await session.execute(
+                        select(Conversation.id).where(
+                            Conversation.network == item.network,
+                            Conversation.external_key == item.conversation_key,
+                        )
+                    )
+                ).scalar_one_or_none()
+                if conversation_id is None:
+                    continue  # not a conversation we relay
+                inserted = await self._insert_ignore(
+                    session,
+                    TeamReply,
+                    ("network", "external_id"),
+                    conversation_id=conversation_id,
+                    network=item.network,
+                    source="network",
+                    kind="reply",
+                    external_id=item.external_id,
+                    user_id=item.author_id,
+                    user_name=item.author_name,
+                    text=item.text,
+                    sent_at=min(item.sent_at, item.received_at),
+                    state="echo",
+                    next_attempt_at=hold_until,
+                    attempts=0,
+                    warned=False,
+                )
+                new += inserted is not None
+        return new
+
+    async def due_echoes(self, conversation_id: int, now: datetime) -> list[TeamReply]:
+        async with self.db.session() as session:
+            statement = (
+                select(TeamReply)
+                .where(
+                    TeamReply.conversation_id == conversation_id,
+                    TeamReply.state == "echo",
+                    TeamReply.next_attempt_at <= now,  # type: ignore[operator]
+                )
+                .order_by(TeamReply.sent_at)  # type: ignore[arg-type]
+            )
+            return list((await session.execute(statement)).scalars())
+
+    async def confirm_echo(self, reply_id: int, channel: str, ts: str, now: datetime) -> None:
+        """An inbox reply shown in Slack: it counts as a delivered team reply."""
+        async with self.db.session() as session:
+            reply = await session.get(TeamReply, reply_id)
+            assert reply is not None
+            conversation = await self._conversation_for_update(
+                session, Conversation.id == reply.conversation_id
+            )
+            reply.state = "sent"
+            reply.delivered_at = now
+            reply.slack_channel = channel
+            reply.slack_ts = ts
+            await self._answer_turn(session, conversation, reply)
+
     async def mark_reply_sent(
         self, reply_id: int, external_id: str | None, now: datetime
     ) -> Conversation:
@@ -418,6 +494,14 @@ class Repository:
             conversation = await self._conversation_for_update(
                 session, Conversation.id == reply.conversation_id
             )
+            if external_id is not None:  # our own echo, held back: not a colleague's reply
+                await session.execute(
+                    delete(TeamReply).where(
+                        TeamReply.network == reply.network,
+                        TeamReply.external_id == external_id,
+                        TeamReply.state == "echo",
+                    )
+                )
             reply.state = "sent"
             reply.delivered_at = now
             reply.external_id = external_id

@@ -105,6 +105,8 @@ class Dispatcher:
             await self._relay(conversation_id, messages)
         for reply in await self._repo.pending_replies(conversation_id, now):
             await self._deliver(reply)
+        for echo in await self._repo.due_echoes(conversation_id, now):
+            await self._show_inbox_reply(echo)
         for reply in await self._repo.failed_unwarned(conversation_id):
             await self._fail(reply, reply.last_error or "the network reported a failure")
         conversation = await self._repo.conversation(conversation_id)
@@ -206,6 +208,20 @@ class Dispatcher:
         wait = await self._coordinator.reserve(f"slack-post:{channel}", POST_RATE, POST_BURST)
         if wait > 0:
             await asyncio.sleep(wait)
+
+    async def _show_inbox_reply(self, echo: TeamReply) -> None:
+        """A colleague answered from the network's own inbox: show it, count it."""
+        conversation = await self._repo.conversation(echo.conversation_id)
+        assert conversation is not None and echo.id is not None
+        if not (conversation.channel and conversation.thread_ts):
+            return  # no thread yet; the next pass shows it after the root
+        text = (
+            f":outbox_tray: *{blocks.escape(echo.user_name or echo.user_id)}* answered from the "
+            f"{blocks.network_label(conversation)} inbox:\n{blocks.quote(echo.text)}"
+        )
+        await self._pace(conversation.channel)
+        ts = await self._slack.post(conversation.channel, text, thread_ts=conversation.thread_ts)
+        await self._repo.confirm_echo(echo.id, conversation.channel, ts, self._clock())
 
     # -- replies to the customer ----------------------------------------------
     async def _deliver(self, reply: TeamReply) -> None:

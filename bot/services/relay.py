@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.networks.base import DeliveryStatus, InboundEvent, InboundMessage
 from storage.coordination import Coordinator
@@ -22,6 +22,9 @@ from storage.repo import NewCustomerMessage, Repository, Stored
 log = logging.getLogger(__name__)
 
 WAKE_TOPIC = "relay"
+# An echo of our own send can beat the send's answer; wait this long before
+# taking an echo for a colleague's reply from the network's own inbox.
+ECHO_HOLD = timedelta(seconds=5)
 
 
 class BatchWriter:
@@ -94,17 +97,20 @@ class Relay:
         self._coordinator = coordinator
         self._clock = clock
         self._writer = BatchWriter(repo)
+        self.echo_hold = ECHO_HOLD
 
     async def receive(self, events: Sequence[InboundEvent]) -> list[Stored]:
         """Store what a webhook delivered; duplicates come back with `message_id=None`."""
         received_at = self._clock()
-        messages = [
-            _to_row(event, received_at)
-            for event in events
-            if isinstance(event, InboundMessage) and not event.from_team
-        ]
+        inbound = [event for event in events if isinstance(event, InboundMessage)]
+        messages = [_to_row(event, received_at) for event in inbound if not event.from_team]
+        echoes = [_to_row(event, received_at) for event in inbound if event.from_team]
         statuses = [event for event in events if isinstance(event, DeliveryStatus)]
         stored = await self._writer.write(messages) if messages else []
+        if echoes:
+            hold = received_at + self.echo_hold
+            if await self._repo.store_network_replies(echoes, hold):
+                await self._coordinator.publish(WAKE_TOPIC)
         if statuses:
             await self._repo.apply_delivery_statuses([asdict(status) for status in statuses])
         fresh = [item for item in stored if item.message_id is not None]

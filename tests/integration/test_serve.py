@@ -85,7 +85,7 @@ async def test_serve_round_trip_and_graceful_stop(tmp_path: Path) -> None:
                 headers=telegram_headers(TELEGRAM_SECRET),
             ) as response:
                 assert response.status == 200
-            await slack.wait_for("chat.postMessage")
+            await slack.wait_for("chat.postMessage", timeout=15)
             root = slack.roots(INBOX)[0]
             reply = slack.add_message(INBOX, "Hi Lin!", user="U0AGENT01", thread_ts=root["ts"])
             body = json.dumps(
@@ -106,7 +106,7 @@ async def test_serve_round_trip_and_graceful_stop(tmp_path: Path) -> None:
             headers = {"Content-Type": "application/json", **slack_headers(body, SIGNING_SECRET)}
             async with session.post(url + "/slack/events", data=body, headers=headers) as response:
                 assert response.status == 200
-        sent = await telegram.wait_for("sendMessage")
+        sent = await telegram.wait_for("sendMessage", timeout=15)
         assert sent[0].params == {"chat_id": 42, "text": "Hi Lin!"}
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
