@@ -7,75 +7,127 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from aiohttp import web
 
+from bot.check import Unreachable, reach_redis, reach_sql, run_check
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure
-from storage.coordination import CoordinationUnavailable, make_coordinator
-from storage.db import Database, DatabaseUnavailable
+from storage.db import DatabaseUnavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A command that needs settings: it gets them loaded and validated, and returns
+# the exit code. Add a new one here and in `_parser()`.
+Command = Callable[[Settings, argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return _demo()
+    try:
+        settings = load_settings()
+        configure(settings.log_format)
+        return COMMANDS[args.command](settings, args)
+    except ConfigError as exc:
+        print(f"relaydesk: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the service (webhooks, Slack, timers)")
     commands.add_parser("migrate", help="bring the SQL schema up to date")
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-        configure(settings.log_format)
-        if args.command == "serve":
-            _require(settings.require_slack)
-            asyncio.run(_preflight(settings))
-            from bot.web import create_app
+    commands.add_parser("check", help="validate settings, tokens, channels and people")
+    commands.add_parser("demo", help="the offline sandbox: a morning against local stand-ins")
+    return parser
 
-            web.run_app(
-                create_app(settings),
-                host=settings.host,
-                port=settings.port,
-                print=None,
-                shutdown_timeout=8.0,
-            )
-        elif args.command == "migrate":
-            asyncio.run(_migrate(settings))
-            print("schema is up to date")
-    except ConfigError as exc:
-        print(f"relaydesk: {exc}", file=sys.stderr)
-        return 2
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    _require(settings.require_slack)
+    asyncio.run(_preflight(settings))
+    from bot.web import create_app
+
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=8.0,
+    )
     return 0
 
 
-def _require(check: object) -> None:
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_upgrade(settings))
+    print("schema is up to date")
+    return 0
+
+
+def _check(settings: Settings, args: argparse.Namespace) -> int:
+    logging.getLogger("slack_sdk").setLevel(logging.WARNING)  # its retry notes are noise here
+    return asyncio.run(run_check(settings))
+
+
+COMMANDS: dict[str, Command] = {"serve": _serve, "migrate": _migrate, "check": _check}
+
+
+def _demo() -> int:
+    """Run the sandbox, which lives with the tests' fakes, in its own process.
+
+    Production code never imports `tests`; the demo is started as
+    `python -m tests.demo` from the repository root instead.
+    """
+    if not (ROOT / "tests" / "demo" / "__main__.py").is_file():
+        print(
+            "relaydesk: the demo lives in tests/demo/ of the source repository, which this "
+            "installation does not have; run `make demo` in a checkout instead",
+            file=sys.stderr,
+        )
+        return 2
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     try:
-        check()  # type: ignore[operator]
+        return subprocess.call(
+            [sys.executable, "-m", "tests.demo"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+    except KeyboardInterrupt:
+        return 130
+
+
+def _require(check: Callable[[], None]) -> None:
+    try:
+        check()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
 
 async def _preflight(settings: Settings) -> None:
     """Fail at start, in words, when SQL or Redis cannot be reached."""
-    db = Database(settings.database_url)
     try:
-        await asyncio.wait_for(db.ping(), 10)
-    except (DatabaseUnavailable, TimeoutError) as exc:
-        raise ConfigError(f"DATABASE_URL cannot be reached: {exc or 'timed out'}") from None
-    finally:
+        db = await reach_sql(settings.database_url)
         await db.dispose()
-    if settings.redis_url:
-        coordinator = make_coordinator(settings.redis_url)
-        try:
-            await asyncio.wait_for(coordinator.ping(), 10)
-        except (CoordinationUnavailable, TimeoutError) as exc:
-            raise ConfigError(f"REDIS_URL cannot be reached: {exc or 'timed out'}") from None
-        finally:
+        if settings.redis_url:
+            coordinator = await reach_redis(settings.redis_url)
             await coordinator.close()
+    except Unreachable as exc:
+        raise ConfigError(str(exc)) from None
 
 
-async def _migrate(settings: Settings) -> None:
-    db = Database(settings.database_url)
+async def _upgrade(settings: Settings) -> None:
+    try:
+        db = await reach_sql(settings.database_url)
+    except Unreachable as exc:
+        raise ConfigError(str(exc)) from None
     try:
         await db.migrate()
     except DatabaseUnavailable as exc:

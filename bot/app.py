@@ -11,6 +11,7 @@ from bot.networks import build_networks
 from bot.networks.base import Network
 from bot.services.conversations import Conversations
 from bot.services.delivery import Dispatcher
+from bot.services.handoff import Handoffs
 from bot.services.relay import Relay
 from bot.services.replies import Replies
 from bot.slack import Slack, make_web_client
@@ -32,6 +33,12 @@ class Services:
     dispatcher: Dispatcher
     replies: Replies
     conversations: Conversations
+    handoffs: Handoffs
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Services:
+        # bolt deep-copies a request's context for lazy listeners; the services
+        # (connections, caches) are shared, never copied.
+        return self
 
     async def close(self) -> None:
         await self.relay.close()
@@ -47,6 +54,7 @@ def build_services(settings: Settings, clock: Callable[[], datetime] = utcnow) -
     coordinator = make_coordinator(settings.redis_url)
     slack = Slack(make_web_client(settings.slack_bot_token, settings.slack_api_url))
     networks = build_networks(settings)
+    conversations = Conversations(settings, repo, coordinator)
     return Services(
         settings=settings,
         db=db,
@@ -64,5 +72,6 @@ def build_services(settings: Settings, clock: Callable[[], datetime] = utcnow) -
             clock=clock,
         ),
         replies=Replies(settings, repo, slack, coordinator),
-        conversations=Conversations(settings, repo, coordinator),
+        conversations=conversations,
+        handoffs=Handoffs(settings, repo, coordinator, conversations, clock),
     )

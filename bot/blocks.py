@@ -174,3 +174,40 @@ def _one_message(message: CustomerMessage) -> str:
         url = attachment.get("url")
         lines.append(f"<{escape(str(url))}|[{title}]>" if url else f"[{title}]")
     return "\n".join(lines) or "_(empty message)_"
+
+
+def handoff_note(by_user: str, team: str, note: str | None, earlier: str | None) -> str:
+    text = f":arrows_counterclockwise: Handed off to *{escape(team.title())}* by <@{by_user}>"
+    if earlier:
+        text += f" · <{earlier}|earlier thread>"
+    if note:
+        text += f"\n*Note:* {escape(note)}"
+    return text
+
+
+def digest(lines: Sequence[tuple[datetime, str, str]], limit: int = 5) -> Block | None:
+    """The last messages before a handoff: (time, who as mrkdwn, text)."""
+    if not lines:
+        return None
+    recent = sorted(lines)[-limit:]
+    body = "\n".join(
+        f"• {who} {slack_date(at, '{time}')}: {escape(text)[:300]}" for at, who, text in recent
+    )
+    return {"type": "section", "text": {"type": "mrkdwn", "text": f"*Recent messages*\n{body}"}}
+
+
+def moved_root_blocks(
+    conversation: Conversation, by_user: str, team: str, new_thread: str | None
+) -> list[Block]:
+    """An earlier root after a handoff: where the conversation went; replies here still work."""
+    header = (
+        f"*{network_label(conversation)}* · {customer_label(conversation)} · *#{conversation.id}*"
+    )
+    moved = f":arrow_right: Handed off to *{escape(team.title())}* by <@{by_user}>"
+    if new_thread:
+        moved += f" · <{new_thread}|continue in the new thread>"
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": header}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": quote(conversation.root_text)}},
+        context([moved]),
+    ]

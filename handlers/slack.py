@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import Services
-from handlers import actions, slack_events
+from handlers import actions, handoff, slack_events
 
 
 def build_bolt_app(services: Services) -> AsyncApp:
@@ -29,4 +29,8 @@ def build_bolt_app(services: Services) -> AsyncApp:
     app.action("relaydesk.claim")(ack=actions.ack_only, lazy=[actions.claim])
     app.action("relaydesk.resolve")(ack=actions.ack_only, lazy=[actions.resolve])
     app.action("relaydesk.reopen")(ack=actions.ack_only, lazy=[actions.reopen])
+    app.action("relaydesk.handoff")(ack=actions.ack_only, lazy=[handoff.button])
+    app.shortcut("relaydesk.handoff")(ack=actions.ack_only, lazy=[handoff.shortcut])
+    app.view(handoff.MODAL)(handoff.submit)
+    app.command("/handoff")(handoff.command)
     return app

@@ -20,6 +20,7 @@ from storage.db import Database
 from storage.models import (
     Conversation,
     CustomerMessage,
+    Handoff,
     SlackThread,
     TeamReply,
     Turn,
@@ -259,7 +260,13 @@ class Repository:
                 Conversation.rendered_version < Conversation.version,
                 Conversation.thread_ts.is_not(None),  # type: ignore[union-attr]
             )
-            union = due_messages.union(due_replies, echoes, unwarned, stale_roots).subquery()
+            rootless = select(Conversation.id).where(
+                Conversation.thread_ts.is_(None),  # type: ignore[union-attr]
+                Conversation.channel.is_not(None),  # type: ignore[union-attr]
+            )
+            union = due_messages.union(
+                due_replies, echoes, unwarned, stale_roots, rootless
+            ).subquery()
             rows = await session.execute(select(union.c[0]).order_by(union.c[0]).limit(limit))
             return [row[0] for row in rows]
 
@@ -666,6 +673,94 @@ class Repository:
             conversation.resolved_at = None
             conversation.version += 1
             return ActionResult(True, conversation)
+
+
+class HandoffRepository:
+    """Handoffs between teams; kept apart from the relay's queries for readability."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+        self.db = repo.db
+
+    async def hand_off(
+        self,
+        conversation_id: int,
+        *,
+        team: str,
+        channel: str,
+        by_user: str,
+        note: str | None,
+        now: datetime,
+    ) -> tuple[ActionResult, Handoff | None]:
+        """Move the conversation to `team`; the dispatcher then posts its new root.
+
+        Refused when it is already with that team, or while another handoff is still
+        in flight, i.e. its new root is not posted yet (two people clicking at once:
+        one handoff, and the second is told who won).
+        """
+        async with self.db.session() as session:
+            conversation = await self._repo._conversation_for_update(
+                session, Conversation.id == conversation_id
+            )
+            last = (
+                await session.execute(
+                    select(Handoff)
+                    .where(Handoff.conversation_id == conversation_id)
+                    .order_by(Handoff.id.desc())  # type: ignore[union-attr]
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            if conversation.team == team:
+                return ActionResult(False, conversation, "same_team"), last
+            if last is not None and last.new_ts is None:
+                return ActionResult(False, conversation, "in_flight"), last
+            handoff = Handoff(
+                conversation_id=conversation_id,
+                from_team=conversation.team,
+                to_team=team,
+                by_user=by_user,
+                note=note,
+                created_at=now,
+                old_channel=conversation.channel,
+                old_ts=conversation.thread_ts,
+            )
+            session.add(handoff)
+            conversation.team = team
+            conversation.handed_off_by = by_user
+            conversation.channel = channel
+            conversation.thread_ts = None  # the dispatcher posts the new root
+            conversation.escalated_to = None
+            conversation.version += 1
+            await session.flush()
+            return ActionResult(True, conversation), handoff
+
+    async def latest(self, conversation_id: int) -> Handoff | None:
+        async with self.db.session() as session:
+            return (
+                await session.execute(
+                    select(Handoff)
+                    .where(Handoff.conversation_id == conversation_id)
+                    .order_by(Handoff.id.desc())  # type: ignore[union-attr]
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+
+    async def all(self, conversation_id: int) -> list[Handoff]:
+        async with self.db.session() as session:
+            statement = (
+                select(Handoff)
+                .where(Handoff.conversation_id == conversation_id)
+                .order_by(Handoff.id)  # type: ignore[arg-type]
+            )
+            return list((await session.execute(statement)).scalars())
+
+    async def set_new_thread(self, handoff_id: int, channel: str, ts: str) -> None:
+        async with self.db.session() as session:
+            await session.execute(
+                update(Handoff)
+                .where(Handoff.id == handoff_id)
+                .values(new_channel=channel, new_ts=ts)
+            )
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:

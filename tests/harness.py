@@ -22,7 +22,13 @@ from bot.app import Services
 from bot.config import Settings, load_settings
 from bot.web import create_app, services_of
 from tests.fakes import FakeGraph, FakeSink, FakeSlack, FakeTelegram, FakeX
-from tests.signing import generic_headers, slack_form, slack_headers, telegram_headers
+from tests.signing import (
+    generic_headers,
+    slack_command_body,
+    slack_form,
+    slack_headers,
+    telegram_headers,
+)
 
 SIGNING_SECRET = "test-signing-secret"
 TELEGRAM_SECRET = "tg-secret-123"
@@ -234,6 +240,36 @@ class Bot:
             **slack_headers(body, SIGNING_SECRET),
         }
         return await self.client.post("/slack/events", data=body, headers=headers)
+
+    async def interact(self, payload: dict[str, Any]) -> ClientResponse:
+        """Any interactivity payload (block_actions, message_action, view_submission)."""
+        body = slack_form(payload)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            **slack_headers(body, SIGNING_SECRET),
+        }
+        return await self.client.post("/slack/events", data=body, headers=headers)
+
+    async def command(
+        self, name: str, text: str = "", *, user: str = AGENT, channel: str = INBOX
+    ) -> ClientResponse:
+        body = slack_command_body(command=name, text=text, user_id=user, channel_id=channel)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            **slack_headers(body, SIGNING_SECRET),
+        }
+        return await self.client.post("/slack/events", data=body, headers=headers)
+
+    async def command_text(self, line: str, **kwargs: Any) -> str:
+        """The ephemeral answer Slack would show for a typed line like `/handoff sales #1`."""
+        name, _, text = line.partition(" ")
+        response = await self.command(name, text, **kwargs)
+        assert response.status == 200, await response.text()
+        raw = await response.text()
+        return str(json.loads(raw).get("text", "")) if raw.startswith("{") else raw
+
+    def ephemerals_for(self, user: str = AGENT) -> list[str]:
+        return [str(e.get("text", "")) for e in self.slack.ephemerals() if e.get("user") == user]
 
     # -- waiting -----------------------------------------------------------
     async def until(

@@ -22,7 +22,7 @@ from bot.slack import Slack, SlackError, SlackTemporary, SlackThreadGone
 from storage.coordination import CoordinationUnavailable, Coordinator
 from storage.db import DatabaseUnavailable
 from storage.models import Conversation, CustomerMessage, TeamReply, utcnow
-from storage.repo import Repository, backoff
+from storage.repo import HandoffRepository, Repository, backoff
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class Dispatcher:
         self._coordinator = coordinator
         self._clock = clock
         self._slots = asyncio.Semaphore(concurrency)
+        self._handoffs = HandoffRepository(repo)
 
     # -- the loop ------------------------------------------------------------
     async def run(self) -> None:
@@ -100,6 +101,9 @@ class Dispatcher:
     # -- one conversation ------------------------------------------------------
     async def process(self, conversation_id: int) -> None:
         now = self._clock()
+        conversation = await self._repo.conversation(conversation_id)
+        if conversation is not None and conversation.thread_ts is None and conversation.channel:
+            await self._post_handoff_root(conversation)
         messages = await self._repo.pending_messages(conversation_id, now)
         if messages:
             await self._relay(conversation_id, messages)
@@ -181,6 +185,51 @@ class Dispatcher:
         refreshed = await self._repo.conversation(conversation.id or 0)
         assert refreshed is not None
         return refreshed
+
+    async def _post_handoff_root(self, conversation: Conversation) -> None:
+        """After a handoff: a new root in the team's channel, and the old root points to it."""
+        assert conversation.id is not None and conversation.channel
+        handoff = await self._handoffs.latest(conversation.id)
+        assert handoff is not None and handoff.id is not None
+        earlier = None
+        if handoff.old_channel and handoff.old_ts:
+            earlier = await self._slack.permalink(handoff.old_channel, handoff.old_ts)
+        note = blocks.handoff_note(handoff.by_user, handoff.to_team, handoff.note, earlier)
+        root = blocks.root_blocks(conversation, self._settings.teams, note=note)
+        recent = await self._digest(conversation.id)
+        if recent is not None:
+            root.insert(-1, recent)
+        await self._pace(conversation.channel)
+        ts = await self._slack.post(
+            conversation.channel, blocks.root_fallback(conversation), blocks=root
+        )
+        await self._repo.set_thread(conversation.id, conversation.channel, ts)
+        await self._handoffs.set_new_thread(handoff.id, conversation.channel, ts)
+        log.info("conversation %s handed off to %s", conversation.id, handoff.to_team)
+        if handoff.old_channel and handoff.old_ts:
+            new_thread = await self._slack.permalink(conversation.channel, ts)
+            try:
+                await self._slack.update(
+                    handoff.old_channel,
+                    handoff.old_ts,
+                    blocks.root_fallback(conversation),
+                    blocks.moved_root_blocks(
+                        conversation, handoff.by_user, handoff.to_team, new_thread
+                    ),
+                )
+            except SlackThreadGone:
+                log.info("conversation %s: the earlier root is gone", conversation.id)
+
+    async def _digest(self, conversation_id: int) -> blocks.Block | None:
+        lines = [
+            (m.sent_at, f"*{blocks.escape(m.author_name)}*", m.text)
+            for m in await self._repo.messages(conversation_id)
+        ] + [
+            (r.sent_at, f"<@{r.user_id}>" if r.source == "slack" else f"*{r.user_name}*", r.text)
+            for r in await self._repo.replies(conversation_id)
+            if r.kind == "reply" and r.state == "sent"
+        ]
+        return blocks.digest(lines)
 
     async def _later(
         self, messages: Sequence[CustomerMessage], exc: Exception, retry_after: float | None

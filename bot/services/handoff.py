@@ -1,0 +1,81 @@
+"""Handoffs between teams (support, sales, ...): validation and the words users see."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.config import Settings
+from bot.services.conversations import Conversations
+from bot.services.relay import WAKE_TOPIC
+from storage.coordination import Coordinator
+from storage.models import utcnow
+from storage.repo import HandoffRepository, Repository
+
+log = logging.getLogger(__name__)
+
+
+class HandoffRefused(Exception):
+    """A handoff that cannot happen, worded for the person who asked."""
+
+
+class Handoffs:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: Repository,
+        coordinator: Coordinator,
+        conversations: Conversations,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._settings = settings
+        self._repo = repo
+        self._handoffs = HandoffRepository(repo)
+        self._coordinator = coordinator
+        self._conversations = conversations
+        self._clock = clock
+
+    def team_channel(self, team: str) -> str:
+        """The team's channel, or a refusal that says which setting to fill."""
+        team = team.lower()
+        if team not in self._settings.teams:
+            teams = ", ".join(self._settings.teams)
+            raise HandoffRefused(f"There is no team called '{team}'. Teams: {teams}.")
+        channel = self._settings.team_channels.get(team)
+        if not channel:
+            raise HandoffRefused(
+                f"The {team} team has no channel yet: set SLACK_TEAM_CHANNEL_{team.upper()} "
+                "to its channel ID and restart Relaydesk."
+            )
+        return channel
+
+    async def hand_off(
+        self, conversation_id: int, team: str, by_user: str, note: str | None = None
+    ) -> str:
+        """Hand off and return what to tell the person; raise `HandoffRefused`."""
+        self._conversations.check_allowed(by_user)
+        team = team.lower()
+        channel = self.team_channel(team)
+        if await self._repo.conversation(conversation_id) is None:
+            raise HandoffRefused(f"There is no conversation #{conversation_id}.")
+        result, last = await self._handoffs.hand_off(
+            conversation_id,
+            team=team,
+            channel=channel,
+            by_user=by_user,
+            note=(note or "").strip() or None,
+            now=self._clock(),
+        )
+        if not result.ok:
+            who = f" by <@{last.by_user}>" if last else ""
+            if result.reason == "same_team":
+                raise HandoffRefused(f"#{conversation_id} is already with {team.title()}{who}.")
+            assert last is not None
+            raise HandoffRefused(
+                f"<@{last.by_user}> is handing #{conversation_id} off to "
+                f"{last.to_team.title()} right now; nothing changed."
+            )
+        await self._coordinator.publish(WAKE_TOPIC)
+        log.info("conversation %s: handed off to %s by %s", conversation_id, team, by_user)
+        return f"#{conversation_id} is handed off to {team.title()}."

@@ -1,0 +1,89 @@
+"""Conversation references typed in slash commands: `#N`, `N` or a Slack message link.
+
+Slack does not run custom commands inside threads, so commands name the
+conversation instead. A link is whatever "Copy link" gives for the root or any
+message in the thread: `https://<workspace>.slack.com/archives/<channel>/p<ts
+without the dot>[?thread_ts=<ts>&cid=<channel>]`. With "escape channels, users
+and links" on, Slack sends it wrapped as `<https://...>` or `<https://...|label>`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from storage.models import Conversation
+from storage.repo import Repository
+
+_NUMBER = re.compile(r"#?(\d{1,9})")  # SQL INTEGER ids
+_LINK = re.compile(
+    r"https://[A-Za-z0-9.-]+\.slack\.com/archives/([A-Z0-9]+)/p(\d{7,})/?(?:\?(\S*))?"
+)
+_TS = re.compile(r"\d+\.\d+")
+
+USAGE = "Name the conversation as #N (e.g. #42) or paste a link to one of its Slack messages."
+
+
+class RefError(ValueError):
+    """A reference that names no conversation; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """Either a conversation number or a Slack message (channel, ts, and its thread's ts)."""
+
+    number: int | None = None
+    channel: str | None = None
+    ts: str | None = None
+    thread_ts: str | None = None
+
+
+def parse_conversation_ref(token: str) -> ConversationRef | None:
+    """`#12`, `12`, or a Slack message link (optionally in `<...>`); None for anything else."""
+    text = token.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].split("|", 1)[0]
+    if number := _NUMBER.fullmatch(text):
+        return ConversationRef(number=int(number.group(1)))
+    link = _LINK.fullmatch(text)
+    if link is None:
+        return None
+    channel, digits, query = link.groups()
+    ts = f"{digits[:-6]}.{digits[-6:]}"
+    thread_ts = parse_qs(query or "").get("thread_ts", [None])[0]
+    if thread_ts is not None and not _TS.fullmatch(thread_ts):
+        thread_ts = None
+    return ConversationRef(channel=channel, ts=ts, thread_ts=thread_ts)
+
+
+def split_ref(text: str) -> tuple[str, str]:
+    """The first word of a command's text and the rest (e.g. `#12 customer is angry`)."""
+    parts = text.strip().split(maxsplit=1)
+    if not parts:
+        return "", ""
+    return parts[0], parts[1].strip() if len(parts) > 1 else ""
+
+
+async def find_conversation(repo: Repository, token: str) -> Conversation:
+    """The conversation `token` names; `RefError` with a sentence for the user otherwise."""
+    if not token.strip():
+        raise RefError(f"Which conversation? {USAGE}")
+    ref = parse_conversation_ref(token)
+    if ref is None:
+        raise RefError(f"`{token}` is not a conversation. {USAGE}")
+    if ref.number is not None:
+        found = await repo.conversation(ref.number)
+        if found is None:
+            raise RefError(f"There is no conversation #{ref.number}.")
+        return found
+    assert ref.channel is not None and ref.ts is not None
+    found = await repo.conversation_by_message(ref.channel, ref.ts)
+    if found is None and ref.thread_ts is not None:
+        found = await repo.conversation_by_message(ref.channel, ref.thread_ts)
+    if found is None:
+        raise RefError(
+            "That message is not part of a Relaydesk conversation. Link the conversation's "
+            "root or a message in its thread, or use #N."
+        )
+    return found
