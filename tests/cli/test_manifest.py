@@ -1,0 +1,121 @@
+"""The Slack app manifests agree with the contract and with what the code calls."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+URL = "https://YOUR-HOST/slack/events"
+
+# CONTRACT.md, "Slack behaviour".
+COMMANDS = {"/social-stats", "/handoff", "/escalate", "/oncall"}
+MESSAGE_SHORTCUT = "relaydesk.handoff"
+
+# The bot scope each Web API method needs (None: no scope). A method the code
+# starts calling must be added here, and its scope to both manifests.
+SCOPES: dict[str, tuple[str, ...] | None] = {
+    "auth.test": None,
+    "apps.connections.open": None,  # app-level token (connections:write), not a bot scope
+    "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "chat.getPermalink": None,
+    "reactions.add": ("reactions:write",),
+    "reactions.remove": ("reactions:write",),
+    "conversations.open": ("im:write",),
+    "conversations.info": ("channels:read", "groups:read"),
+    "conversations.members": ("channels:read", "groups:read"),
+    "users.info": ("users:read",),
+    "views.open": None,
+    "views.update": None,
+    "views.publish": None,
+}
+_QUOTED = re.compile(
+    r"[\"']((?:apps|auth|chat|conversations|reactions|users|views)\.[a-zA-Z.]+)[\"']"
+)
+_SDK_CALL = re.compile(r"\.(apps|auth|chat|conversations|reactions|users|views)_([a-zA-Z_]+)\(")
+
+
+def load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def methods_called() -> set[str]:
+    """Web API methods named in production code, as strings or slack_sdk calls."""
+    found: set[str] = set()
+    for folder in ("bot", "handlers"):
+        for path in (ROOT / folder).rglob("*.py"):
+            source = path.read_text()
+            found.update(_QUOTED.findall(source))
+            for namespace, name in _SDK_CALL.findall(source):
+                head, *rest = name.split("_")
+                found.add(f"{namespace}.{head}" + "".join(part.title() for part in rest))
+    return found
+
+
+@pytest.mark.parametrize("name", ["manifest.yml", "manifest.socket.yml"])
+def test_manifest_matches_the_contract(name: str) -> None:
+    manifest = load(name)
+    features = manifest["features"]
+    commands = {c["command"]: c for c in features["slash_commands"]}
+    assert set(commands) == COMMANDS
+    for command in commands.values():
+        assert command["description"] and len(command["description"]) <= 100
+    for with_args in ("/social-stats", "/handoff", "/escalate"):
+        assert commands[with_args]["usage_hint"]
+    assert "#N" in commands["/handoff"]["usage_hint"]
+    shortcuts = features["shortcuts"]
+    assert [(s["type"], s["callback_id"]) for s in shortcuts] == [("message", MESSAGE_SHORTCUT)]
+    assert features["bot_user"]["display_name"] == "relaydesk"
+    info = manifest["display_information"]
+    assert len(info["description"]) <= 140 and 175 <= len(info["long_description"]) <= 4000
+    settings = manifest["settings"]
+    assert set(settings["event_subscriptions"]["bot_events"]) == {
+        "message.channels",
+        "message.groups",
+    }
+    assert settings["interactivity"]["is_enabled"] is True
+
+
+def test_scopes_cover_every_method_the_code_calls() -> None:
+    called = methods_called()
+    assert {"chat.postMessage", "reactions.add", "users.info", "auth.test"} <= called
+    unknown = called - set(SCOPES)
+    assert not unknown, f"add the scope of {sorted(unknown)} to SCOPES and the manifests"
+    needed = {scope for method in called for scope in SCOPES[method] or ()}
+    bot_scopes = set(load("manifest.yml")["oauth_config"]["scopes"]["bot"])
+    assert needed <= bot_scopes, f"missing scopes: {sorted(needed - bot_scopes)}"
+    # message.channels / message.groups need the history scopes; commands and the
+    # message shortcut need `commands`.
+    assert {"channels:history", "groups:history", "commands"} <= bot_scopes
+    # chat:write.public is left out on purpose: the bot must be in its channels to
+    # receive thread replies at all, so posting without joining would not help.
+    assert "chat:write.public" not in bot_scopes
+
+
+def test_http_manifest_points_every_url_at_slack_events() -> None:
+    manifest = load("manifest.yml")
+    settings = manifest["settings"]
+    assert settings["socket_mode_enabled"] is False
+    assert settings["event_subscriptions"]["request_url"] == URL
+    assert settings["interactivity"]["request_url"] == URL
+    assert {c["url"] for c in manifest["features"]["slash_commands"]} == {URL}
+
+
+def test_socket_manifest_is_the_http_one_without_urls() -> None:
+    http, socket = load("manifest.yml"), load("manifest.socket.yml")
+    assert socket["settings"]["socket_mode_enabled"] is True
+    del http["settings"]["event_subscriptions"]["request_url"]
+    del http["settings"]["interactivity"]["request_url"]
+    for command in http["features"]["slash_commands"]:
+        del command["url"]
+    http["settings"]["socket_mode_enabled"] = True
+    assert socket == http
+    assert "YOUR-HOST" not in (ROOT / "manifest.socket.yml").read_text()
