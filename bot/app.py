@@ -15,7 +15,7 @@ from bot.services.handoff import Handoffs
 from bot.services.relay import Relay
 from bot.services.replies import Replies
 from bot.slack import Slack, make_web_client
-from storage.coordination import Coordinator, make_coordinator
+from storage.coordination import DEFAULT_PREFIX, Coordinator, make_coordinator
 from storage.db import Database
 from storage.models import utcnow
 from storage.repo import Repository
@@ -48,10 +48,15 @@ class Services:
         await self.db.dispose()
 
 
-def build_services(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Services:
+def build_services(
+    settings: Settings,
+    clock: Callable[[], datetime] = utcnow,
+    coordination_prefix: str = DEFAULT_PREFIX,
+) -> Services:
+    """`coordination_prefix` namespaces Redis keys (tests share one Redis)."""
     db = Database(settings.database_url)
     repo = Repository(db)
-    coordinator = make_coordinator(settings.redis_url)
+    coordinator = make_coordinator(settings.redis_url, prefix=coordination_prefix)
     slack = Slack(make_web_client(settings.slack_bot_token, settings.slack_api_url))
     networks = build_networks(settings)
     conversations = Conversations(settings, repo, coordinator)

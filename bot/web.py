@@ -22,15 +22,20 @@ from handlers import webhooks
 from handlers.health import healthz
 from handlers.slack import build_bolt_app
 from handlers.webhooks import MAX_BODY, SERVICES
+from storage.coordination import DEFAULT_PREFIX
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: Settings, *, clock: Callable[[], datetime] = utcnow, run_workers: bool = True
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    run_workers: bool = True,
+    coordination_prefix: str = DEFAULT_PREFIX,
 ) -> web.Application:
-    services = build_services(settings, clock=clock)
+    services = build_services(settings, clock=clock, coordination_prefix=coordination_prefix)
     bolt = build_bolt_app(services)
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICES] = services

@@ -302,6 +302,7 @@ async def start_bot(
     *,
     database_url: str | None = None,
     env: Mapping[str, str] | None = None,
+    coordination_prefix: str = "relaydesk:",
 ) -> tuple[Bot, Callable[[], Awaitable[None]]]:
     slack = await FakeSlack().start()
     telegram = await FakeTelegram().start()
@@ -318,7 +319,7 @@ async def start_bot(
     )
     environment.update(env or {})
     settings = load_settings(environment, env_file=None)
-    client = TestClient(TestServer(create_app(settings)))
+    client = TestClient(TestServer(create_app(settings, coordination_prefix=coordination_prefix)))
     await client.start_server()
     bot = Bot(client, slack, telegram, sink, graph, x, settings)
 

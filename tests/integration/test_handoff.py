@@ -26,8 +26,9 @@ async def customer_thread(bot: Bot, chat: int = 7001) -> dict[str, Any]:
 
 
 async def test_button_handoff_moves_the_conversation_and_both_threads_still_reply(
-    bot: Bot,
+    any_bot: Bot,
 ) -> None:
+    bot = any_bot
     root = await customer_thread(bot)
     _, first_reply = await bot.thread_reply(INBOX, root["ts"], "Let me get sales for you")
     await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, first_reply))
@@ -70,7 +71,8 @@ async def test_button_handoff_moves_the_conversation_and_both_threads_still_repl
     ]
 
 
-async def test_double_click_makes_one_handoff_and_tells_the_second(bot: Bot) -> None:
+async def test_double_click_makes_one_handoff_and_tells_the_second(any_bot: Bot) -> None:
+    bot = any_bot
     root = await customer_thread(bot)
     responses = await asyncio.gather(
         bot.click("relaydesk.handoff", "sales", message_ts=root["ts"]),

@@ -7,7 +7,8 @@ import json
 from tests.harness import AGENT, INBOX, Bot
 
 
-async def test_telegram_message_becomes_a_thread_and_a_reply_goes_back(bot: Bot) -> None:
+async def test_telegram_message_becomes_a_thread_and_a_reply_goes_back(any_bot: Bot) -> None:
+    bot = any_bot
     response = await bot.from_telegram(5001, "Where is my order?", first_name="Ada", username="ada")
     assert response.status == 200
     root = await bot.root()
@@ -80,7 +81,8 @@ async def test_notes_stay_internal_and_other_messages_are_ignored(bot: Bot) -> N
     ]
 
 
-async def test_slack_retries_do_not_send_twice(bot: Bot) -> None:
+async def test_slack_retries_do_not_send_twice(any_bot: Bot) -> None:
+    bot = any_bot
     await bot.from_telegram(5004, "Hi")
     root = await bot.root()
     ts = bot.slack.add_message(INBOX, "once", user=AGENT, thread_ts=root["ts"])["ts"]
