@@ -1,0 +1,239 @@
+"""Escalation pages and on-call overrides in SQL.
+
+Every decision about a conversation's escalation is taken under its row lock
+(`FOR UPDATE` on PostgreSQL; SQLite serialises writers): `locked()` re-reads the
+latest turn, its pages and the last handoff, so a reply, an ack or another process
+that got there first is always seen. A page row is inserted with
+`INSERT .. ON CONFLICT DO NOTHING` on UNIQUE(turn_id, level, kind): only the
+inserter sends it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from storage.db import Database
+from storage.models import Conversation, Escalation, Handoff, OncallOverride, Turn
+
+
+@dataclass(frozen=True)
+class TurnState:
+    """A conversation, its latest turn, that turn's pages and the last handoff."""
+
+    conversation: Conversation
+    turn: Turn | None
+    pages: list[Escalation]  # ordered by level, then created_at
+    last_handoff_at: datetime | None
+
+
+class Locked:
+    """A conversation held under its row lock for one transaction."""
+
+    def __init__(self, store: EscalationStore, session: AsyncSession, state: TurnState) -> None:
+        self._store = store
+        self._session = session
+        self.state = state
+
+    async def add_page(
+        self,
+        *,
+        level: int,
+        kind: str,
+        target: str | None,
+        now: datetime,
+        reason: str | None = None,
+        by_user: str | None = None,
+    ) -> Escalation | None:
+        """Insert a page for the latest turn; None if that (turn, level, kind) exists."""
+        conversation, turn = self.state.conversation, self.state.turn
+        assert conversation.id is not None
+        escalation_id = await self._store.insert_ignore(
+            self._session,
+            Escalation,
+            ("turn_id", "level", "kind"),
+            conversation_id=conversation.id,
+            turn_id=turn.id if turn else None,
+            level=level,
+            kind=kind,
+            target_user=target,
+            reason=reason,
+            by_user=by_user,
+            created_at=now,
+        )
+        if escalation_id is None:
+            return None
+        return await self._session.get(Escalation, escalation_id)
+
+    async def ack(self, user: str, now: datetime) -> None:
+        """Mark every page of the latest turn acknowledged by `user`."""
+        for page in self.state.pages:
+            if page.acked_at is None:
+                page.acked_by = user
+                page.acked_at = now
+
+
+class EscalationStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert_ignore(
+        self, session: AsyncSession, model: type[Any], keys: tuple[str, ...], **values: Any
+    ) -> int | None:
+        """INSERT .. ON CONFLICT DO NOTHING RETURNING id: None if the row existed."""
+        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+        table = model.__table__
+        statement = (
+            dialect.insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=list(keys))
+            .returning(table.c.id)
+        )
+        return (await session.execute(statement)).scalar_one_or_none()
+
+    # -- the sweep ----------------------------------------------------------
+    async def waiting_conversations(self, started_by: datetime) -> list[int]:
+        """Open conversations whose latest turn is unanswered and unacknowledged, and
+        either started by `started_by` or already paged (a manual page starts the clock)."""
+        later = aliased(Turn)
+        is_latest = ~exists().where(
+            later.conversation_id == Turn.conversation_id, later.started_at > Turn.started_at
+        )
+        acked = exists().where(
+            Escalation.turn_id == Turn.id,
+            Escalation.acked_at.is_not(None),  # type: ignore[union-attr]
+        )
+        paged = exists().where(Escalation.turn_id == Turn.id)
+        statement = (
+            select(Turn.conversation_id)
+            .join(Conversation, Conversation.id == Turn.conversation_id)
+            .where(
+                Conversation.status == "open",
+                Turn.answered_at.is_(None),  # type: ignore[union-attr]
+                is_latest,
+                ~acked,
+                or_(Turn.started_at <= started_by, paged),
+            )
+            .order_by(Turn.started_at)
+        )
+        async with self.db.session() as session:
+            return list((await session.execute(statement)).scalars())
+
+    @asynccontextmanager
+    async def locked(self, conversation_id: int) -> AsyncIterator[Locked]:
+        """Lock the conversation's row and read its escalation state, in one transaction."""
+        async with self.db.session() as session:
+            conversation = (
+                await session.execute(
+                    select(Conversation).where(Conversation.id == conversation_id).with_for_update()
+                )
+            ).scalar_one()
+            turn = (
+                await session.execute(
+                    select(Turn)
+                    .where(Turn.conversation_id == conversation_id)
+                    .order_by(Turn.started_at.desc(), Turn.id.desc())  # type: ignore[attr-defined, union-attr]
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            pages: list[Escalation] = []
+            if turn is not None:
+                pages = list(
+                    (
+                        await session.execute(
+                            select(Escalation)
+                            .where(Escalation.turn_id == turn.id)
+                            .order_by(Escalation.level, Escalation.created_at)  # type: ignore[arg-type]
+                        )
+                    ).scalars()
+                )
+            last_handoff_at = (
+                await session.execute(
+                    select(func.max(Handoff.created_at)).where(
+                        Handoff.conversation_id == conversation_id
+                    )
+                )
+            ).scalar_one_or_none()
+            yield Locked(self, session, TurnState(conversation, turn, pages, last_handoff_at))
+
+    async def unsent(self, created_after: datetime, created_before: datetime) -> list[int]:
+        """Pages claimed but never processed (the process stopped between insert and send)."""
+        statement = (
+            select(Escalation.id)
+            .where(
+                Escalation.sent_at.is_(None),  # type: ignore[union-attr]
+                Escalation.created_at > created_after,
+                Escalation.created_at <= created_before,
+            )
+            .order_by(Escalation.id)  # type: ignore[arg-type]
+        )
+        async with self.db.session() as session:
+            return [value for value in (await session.execute(statement)).scalars() if value]
+
+    async def page(self, escalation_id: int) -> Escalation | None:
+        async with self.db.session() as session:
+            return await session.get(Escalation, escalation_id)
+
+    async def mark_sent(self, escalation_id: int, now: datetime) -> bool:
+        """Record that a page was processed; show its target on the root. False if done."""
+        async with self.db.session() as session:
+            page = await session.get(Escalation, escalation_id)
+            if page is None:
+                return False
+            conversation = (
+                await session.execute(
+                    select(Conversation)
+                    .where(Conversation.id == page.conversation_id)
+                    .with_for_update()
+                )
+            ).scalar_one()
+            await session.refresh(page)
+            if page.sent_at is not None:
+                return False
+            page.sent_at = now
+            if page.target_user and conversation.status == "open":
+                conversation.escalated_to = page.target_user
+                conversation.version += 1
+            return True
+
+    # -- on-call overrides --------------------------------------------------
+    async def overrides(self, ending_after: datetime) -> list[OncallOverride]:
+        statement = (
+            select(OncallOverride)
+            .where(OncallOverride.ends_at > ending_after)
+            .order_by(OncallOverride.created_at, OncallOverride.id)  # type: ignore[arg-type]
+        )
+        async with self.db.session() as session:
+            return list((await session.execute(statement)).scalars())
+
+    async def add_override(
+        self, user: str, starts_at: datetime, ends_at: datetime, created_by: str, now: datetime
+    ) -> OncallOverride:
+        row = OncallOverride(
+            user_id=user,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            created_by=created_by,
+            created_at=now,
+        )
+        async with self.db.session() as session:
+            session.add(row)
+        return row
+
+    async def pages_of(self, conversation_id: int) -> Sequence[Escalation]:
+        """Every page of a conversation, oldest first (for tests and the summary)."""
+        statement = (
+            select(Escalation)
+            .where(Escalation.conversation_id == conversation_id)
+            .order_by(Escalation.created_at, Escalation.level, Escalation.id)  # type: ignore[arg-type]
+        )
+        async with self.db.session() as session:
+            return list((await session.execute(statement)).scalars())
