@@ -8,7 +8,7 @@ serialises writers anyway), so concurrent requests and processes agree.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,7 @@ class NewCustomerMessage:
     author_handle: str | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
     reply_context: dict[str, Any] = field(default_factory=dict)
+    in_reply_to: str | None = None  # a network message id: join its conversation
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class Repository:
 
     async def _store_one(self, session: AsyncSession, item: NewCustomerMessage) -> Stored:
         sent_at = min(item.sent_at, item.received_at)
+        if item.in_reply_to:
+            key = await self._key_of_message(session, item.network, item.in_reply_to)
+            if key is not None:
+                item = replace(item, conversation_key=key)
         created = await self._insert_ignore(
             session,
             Conversation,
@@ -125,6 +130,22 @@ class Repository:
         conversation.version += 1
         await self._open_turn(session, conversation, sent_at)
         return Stored(conversation.id, message_id, created is not None, reopened)
+
+    async def _key_of_message(
+        self, session: AsyncSession, network: str, external_id: str
+    ) -> str | None:
+        """The conversation key of a customer message or team reply, by its network id."""
+        for model in (CustomerMessage, TeamReply):
+            key = (
+                await session.execute(
+                    select(Conversation.external_key)
+                    .join(model, model.conversation_id == Conversation.id)  # type: ignore[arg-type]
+                    .where(model.network == network, model.external_id == external_id)
+                )
+            ).scalar_one_or_none()
+            if key is not None:
+                return key
+        return None
 
     async def _open_turn(
         self, session: AsyncSession, conversation: Conversation, sent_at: datetime

@@ -79,6 +79,8 @@ class InboundMessage:
     timestamp (timezone-aware). `reply_context` holds what `send` needs later.
     `from_team` marks a reply a colleague sent from the network's own inbox
     (e.g. a Messenger echo sent by a person): shown as a team reply, not relayed.
+    `in_reply_to` is the network id of the message this one answers (X replies):
+    when that message is already in a conversation, this one joins it.
     """
 
     network: str
@@ -92,6 +94,7 @@ class InboundMessage:
     attachments: tuple[Attachment, ...] = ()
     reply_context: Mapping[str, Any] = field(default_factory=dict)
     from_team: bool = False
+    in_reply_to: str | None = None
 
 
 @dataclass(frozen=True)

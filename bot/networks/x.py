@@ -209,6 +209,7 @@ class XNetwork:
             sent_at=_tweet_time(tweet),
             attachments=tuple(attachments),
             reply_context=context,
+            in_reply_to=in_reply_to,
         )
 
     # -- outbound -------------------------------------------------------------------

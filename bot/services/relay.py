@@ -142,4 +142,5 @@ def _to_row(message: InboundMessage, received_at: datetime) -> NewCustomerMessag
         received_at=received_at,
         attachments=[asdict(attachment) for attachment in message.attachments],
         reply_context=dict(message.reply_context),
+        in_reply_to=message.in_reply_to,
     )
