@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.config import Settings
+from bot.metrics import Metrics
 from bot.networks import build_networks
 from bot.networks.base import Network
 from bot.services.conversations import Conversations
@@ -34,6 +35,8 @@ class Services:
     replies: Replies
     conversations: Conversations
     handoffs: Handoffs
+    metrics: Metrics
+    clock: Callable[[], datetime]
 
     def __deepcopy__(self, memo: dict[int, object]) -> Services:
         # bolt deep-copies a request's context for lazy listeners; the services
@@ -57,7 +60,8 @@ def build_services(
     db = Database(settings.database_url)
     repo = Repository(db)
     coordinator = make_coordinator(settings.redis_url, prefix=coordination_prefix)
-    slack = Slack(make_web_client(settings.slack_bot_token, settings.slack_api_url))
+    metrics = Metrics()
+    slack = Slack(make_web_client(settings.slack_bot_token, settings.slack_api_url), metrics)
     networks = build_networks(settings)
     conversations = Conversations(settings, repo, coordinator)
     return Services(
@@ -75,8 +79,11 @@ def build_services(
             networks=networks,
             coordinator=coordinator,
             clock=clock,
+            metrics=metrics,
         ),
         replies=Replies(settings, repo, slack, coordinator),
         conversations=conversations,
         handoffs=Handoffs(settings, repo, coordinator, conversations, clock),
+        metrics=metrics,
+        clock=clock,
     )

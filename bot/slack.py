@@ -19,6 +19,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 GONE = frozenset({"thread_not_found", "message_not_found", "channel_not_found", "is_archived"})
@@ -63,8 +65,9 @@ def make_web_client(token: str, base_url: str, timeout: int = 10) -> AsyncWebCli
 
 
 class Slack:
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, metrics: Metrics | None = None) -> None:
         self.client = client
+        self._metrics = metrics
         self._names: dict[str, str] = {}
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -73,10 +76,18 @@ class Slack:
         try:
             response = await self.client.api_call(method, json=clean)
         except SlackApiError as exc:
-            raise _typed(exc, method) from exc
+            error = _typed(exc, method)
+            self._count(method, error.code)
+            raise error from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._count(method, "unreachable")
             raise SlackTemporary(type(exc).__name__, method) from exc
+        self._count(method, "ok")
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+    def _count(self, method: str, status: str) -> None:
+        if self._metrics is not None:
+            self._metrics.slack_calls.labels(method, status).inc()
 
     async def post(
         self,

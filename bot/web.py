@@ -19,7 +19,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from bot.app import Services, build_services
 from bot.config import Settings
 from handlers import webhooks
-from handlers.health import healthz
+from handlers.health import healthz, metrics
 from handlers.slack import build_bolt_app
 from handlers.webhooks import MAX_BODY, SERVICES
 from storage.coordination import DEFAULT_PREFIX
@@ -48,6 +48,7 @@ def create_app(
     app.router.add_post("/slack/events", slack_events)
     webhooks.setup(app)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if settings.auto_migrate:

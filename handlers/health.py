@@ -1,4 +1,4 @@
-"""`GET /healthz`: SQL and Redis, each answered within two seconds."""
+"""`GET /healthz` (SQL and Redis, each answered within two seconds) and `GET /metrics`."""
 
 from __future__ import annotations
 
@@ -31,3 +31,26 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ok" if healthy else "degraded", **status}, status=200 if healthy else 503
     )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; SQL-derived gauges are read at scrape time."""
+    services = request.app[SERVICES]
+    gauges: dict[str, tuple[str, float]] = {}
+    try:
+        counts = await services.repo.gauges(services.clock())
+    except DatabaseUnavailable:
+        counts = {}
+    helps = {
+        "pending": ("relaydesk_pending_deliveries", "Messages and replies waiting to be delivered"),
+        "unanswered": (
+            "relaydesk_unanswered_conversations",
+            "Open conversations waiting for a reply",
+        ),
+        "escalations": ("relaydesk_escalations_sent", "Escalation pages sent so far"),
+    }
+    for key, (name, help_text) in helps.items():
+        if key in counts:
+            gauges[name] = (help_text, float(counts[key]))
+    body = services.metrics.render(gauges)
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})

@@ -40,12 +40,17 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         events = network.parse(body)
     except WebhookError as exc:
         log.info("webhook %s refused (%s): %s", name, exc.status, exc.message)
+        services.metrics.inbound.labels(name, f"refused_{exc.status}").inc()
         return error(exc.status, exc.message)
     try:
-        await services.relay.receive(events)
+        stored = await services.relay.receive(events)
     except (DatabaseUnavailable, CoordinationUnavailable) as exc:
         log.error("webhook %s: storage unavailable, asking the sender to retry: %s", name, exc)
+        services.metrics.inbound.labels(name, "unavailable").inc()
         return error(503, "temporarily unable to store the message; retry later")
+    for item in stored:
+        outcome = "stored" if item.message_id is not None else "duplicate"
+        services.metrics.inbound.labels(name, outcome).inc()
     return web.json_response({"ok": True})
 
 

@@ -20,6 +20,7 @@ from storage.db import Database
 from storage.models import (
     Conversation,
     CustomerMessage,
+    Escalation,
     Handoff,
     SlackThread,
     TeamReply,
@@ -306,6 +307,43 @@ class Repository:
                 if value is not None:
                     earliest.append(value)
             return min(earliest) if earliest else None
+
+    async def gauges(self, now: datetime) -> dict[str, int]:
+        """Counts for monitoring: pending deliveries, unanswered conversations, pages sent."""
+        async with self.db.session() as session:
+            pending = 0
+            for model in (CustomerMessage, TeamReply):
+                pending += (
+                    await session.execute(
+                        select(func.count()).select_from(model).where(model.state == "pending")
+                    )
+                ).scalar_one()
+            latest = (
+                select(Turn.conversation_id, func.max(Turn.started_at).label("started"))
+                .group_by(Turn.conversation_id)
+                .subquery()
+            )
+            unanswered = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(Turn)
+                    .join(
+                        latest,
+                        (latest.c.conversation_id == Turn.conversation_id)
+                        & (latest.c.started == Turn.started_at),
+                    )
+                    .join(Conversation, Conversation.id == Turn.conversation_id)
+                    .where(Turn.answered_at.is_(None), Conversation.status != "resolved")  # type: ignore[union-attr]
+                )
+            ).scalar_one()
+            escalations = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(Escalation)
+                    .where(Escalation.sent_at.is_not(None))  # type: ignore[union-attr]
+                )
+            ).scalar_one()
+        return {"pending": pending, "unanswered": unanswered, "escalations": escalations}
 
     async def pending_messages(self, conversation_id: int, now: datetime) -> list[CustomerMessage]:
         async with self.db.session() as session:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from bot import blocks
 from bot.config import Settings
+from bot.metrics import Metrics
 from bot.networks.base import DeliveryError, Network, OutboundReply
 from bot.services.relay import WAKE_TOPIC
 from bot.slack import Slack, SlackError, SlackTemporary, SlackThreadGone
@@ -43,6 +44,7 @@ class Dispatcher:
         coordinator: Coordinator,
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 8,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._repo = repo
@@ -52,6 +54,7 @@ class Dispatcher:
         self._clock = clock
         self._slots = asyncio.Semaphore(concurrency)
         self._handoffs = HandoffRepository(repo)
+        self._metrics = metrics or Metrics()
 
     # -- the loop ------------------------------------------------------------
     async def run(self) -> None:
@@ -129,9 +132,7 @@ class Dispatcher:
                 conversation = await self._post_root(conversation, note=None)
                 first, messages = messages[0], messages[1:]
                 assert conversation.channel and conversation.thread_ts
-                await self._repo.mark_posted(
-                    [first.id or 0], conversation.channel, conversation.thread_ts
-                )
+                await self._posted([first], conversation.channel, conversation.thread_ts)
             if messages:
                 await self._post_in_thread(conversation, messages)
         except SlackTemporary as exc:
@@ -167,7 +168,7 @@ class Dispatcher:
             ts = await self._slack.post(
                 conversation.channel, text, thread_ts=conversation.thread_ts, broadcast=broadcast
             )
-        await self._repo.mark_posted([m.id or 0 for m in messages], conversation.channel, ts)
+        await self._posted(messages, conversation.channel, ts)
 
     async def _post_root(
         self, conversation: Conversation, note: str | None, channel: str | None = None
@@ -231,9 +232,16 @@ class Dispatcher:
         ]
         return blocks.digest(lines)
 
+    async def _posted(self, messages: Sequence[CustomerMessage], channel: str, ts: str) -> None:
+        await self._repo.mark_posted([m.id or 0 for m in messages], channel, ts)
+        now = self._clock()
+        for message in messages:
+            self._metrics.webhook_to_slack.observe((now - message.received_at).total_seconds())
+
     async def _later(
         self, messages: Sequence[CustomerMessage], exc: Exception, retry_after: float | None
     ) -> None:
+        self._metrics.retries.labels("slack").inc()
         attempts = max(message.attempts for message in messages) + 1
         at = self._clock() + backoff(attempts, retry_after)
         await self._repo.retry_messages_later([m.id or 0 for m in messages], at, str(exc))
@@ -304,6 +312,7 @@ class Dispatcher:
 
     async def _retry_reply(self, reply: TeamReply, exc: DeliveryError) -> None:
         assert reply.id is not None
+        self._metrics.retries.labels("network").inc()
         at = self._clock() + backoff(reply.attempts + 1, exc.retry_after)
         await self._repo.retry_reply_later(reply.id, at, exc.message, warned=True)
         if not reply.warned:

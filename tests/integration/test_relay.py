@@ -111,3 +111,21 @@ async def test_telegram_resend_creates_nothing_twice(bot: Bot) -> None:
     await bot.root()
     assert len(await bot.services.repo.messages(1)) == 1
     assert len(bot.slack.roots(INBOX)) == 1
+
+
+async def test_metrics_count_what_happened(bot: Bot) -> None:
+    await bot.from_telegram(5006, "Hi")
+    await bot.from_telegram(5006, "dup", message_id=1)  # the same Telegram message again
+    await bot.post_raw("/webhooks/telegram", b"{}", {})
+    root = await bot.root()
+    await bot.thread_reply(INBOX, root["ts"], "still waiting?")
+    await bot.telegram.wait_for("sendMessage")
+    response = await bot.client.get("/metrics")
+    assert response.status == 200
+    text = await response.text()
+    assert 'relaydesk_inbound_messages_total{network="telegram",outcome="stored"} 1.0' in text
+    assert 'relaydesk_inbound_messages_total{network="telegram",outcome="duplicate"} 1.0' in text
+    assert 'relaydesk_inbound_messages_total{network="telegram",outcome="refused_401"} 1.0' in text
+    assert 'relaydesk_slack_api_calls_total{method="chat.postMessage",status="ok"}' in text
+    assert "relaydesk_webhook_to_slack_seconds_count 1.0" in text
+    assert "relaydesk_pending_deliveries" in text and "relaydesk_unanswered_conversations" in text
