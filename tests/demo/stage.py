@@ -1,0 +1,220 @@
+"""The demo's stage: the real bot on SQLite and in-memory coordination, against
+the tests' local stand-ins for Slack and the networks (`tests/harness.py`).
+
+Customers write through the networks' own webhook formats, signed exactly as
+the platforms sign them; team members act through signed Slack events and
+button clicks. Nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from tests.fakes import FakeSlack
+from tests.harness import INBOX, META_SECRET, Bot, start_bot
+from tests.signing import meta_headers
+
+PAGE_ID = "1691462197845448"
+PHONE_NUMBER_ID = "106540352242922"
+SALES = "C0SALES01"
+SUPPORT = "C0SUPPORT1"
+CHANNEL_NAMES = {INBOX: "support-inbox", SALES: "sales", SUPPORT: "support"}
+
+
+@dataclass
+class Person:
+    user_id: str
+    name: str
+
+
+@dataclass
+class Customer:
+    """Someone writing on a network; `sent` counts their messages (for message ids)."""
+
+    name: str
+    network: str
+    address: str  # chat id, phone number, PSID or the generic conversation id
+    handle: str | None = None
+    sent: int = 0
+
+
+@dataclass
+class Stage:
+    bot: Bot
+    started: datetime
+
+    @property
+    def slack(self) -> FakeSlack:
+        return self.bot.slack
+
+    def person(self, user_id: str, name: str) -> Person:
+        self.bot.slack.add_user(user_id, name, name.split()[0].lower())
+        return Person(user_id, name)
+
+    # -- customers, through each network's webhook ---------------------------
+    async def customer_writes(self, customer: Customer, text: str, minutes_ago: float) -> None:
+        """Post the network's webhook for one message written `minutes_ago`.
+
+        Networks stamp whole seconds, so a message written "now" waits for the
+        next second: it then comes after any team reply made just before it.
+        """
+        if minutes_ago == 0:
+            await asyncio.sleep(1.05 - time.time() % 1)
+        at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+        customer.sent += 1
+        if customer.network == "telegram":
+            response = await self.bot.from_telegram(
+                int(customer.address),
+                text,
+                first_name=customer.name,
+                username=customer.handle,
+                date=int(at.timestamp()),
+            )
+        elif customer.network == "generic":
+            response = await self.bot.from_generic(
+                customer.address, f"{customer.address}-{customer.sent}", text, sent_at=at
+            )
+        elif customer.network == "whatsapp":
+            body = json.dumps(_whatsapp(customer, text, at)).encode()
+            response = await self.bot.post_raw(
+                "/webhooks/whatsapp", body, meta_headers(body, META_SECRET)
+            )
+        elif customer.network == "messenger":
+            body = json.dumps(_messenger(customer, text, at)).encode()
+            response = await self.bot.post_raw(
+                "/webhooks/meta", body, meta_headers(body, META_SECRET)
+            )
+        else:
+            raise ValueError(f"no stand-in for {customer.network}")
+        if response.status != 200:
+            raise RuntimeError(f"{customer.network} webhook answered {response.status}")
+
+    # -- the team, through Slack -----------------------------------------------
+    async def reply(self, person: Person, root_ts: str, text: str, channel: str = INBOX) -> str:
+        """A thread reply as Slack delivers it; returns its ts."""
+        response, ts = await self.bot.thread_reply(channel, root_ts, text, user=person.user_id)
+        if response.status != 200:
+            raise RuntimeError(f"Slack event answered {response.status}")
+        return ts
+
+    async def click(
+        self, person: Person, action_id: str, value: str, root_ts: str, channel: str = INBOX
+    ) -> None:
+        response = await self.bot.click(
+            action_id, value, user=person.user_id, channel=channel, message_ts=root_ts
+        )
+        if response.status != 200:
+            raise RuntimeError(f"button {action_id} answered {response.status}")
+
+    # -- waiting for the bot ---------------------------------------------------
+    async def root_of(self, number: int, channel: str = INBOX) -> dict[str, Any]:
+        """The root message of conversation #number in `channel`, once posted."""
+
+        async def find() -> dict[str, Any] | None:
+            conversation = await self.bot.services.repo.conversation(number)
+            if conversation is None or conversation.channel != channel:
+                return None
+            ts = conversation.thread_ts
+            return next((m for m in self.slack.roots(channel) if m["ts"] == ts), None)
+
+        return await self.bot.until(find, timeout=15, what=f"root of #{number} in {channel}")
+
+    async def reaction(self, ts: str, name: str, channel: str = INBOX) -> None:
+        await self.bot.until(
+            lambda: name in self.slack.reactions(channel, ts), timeout=15, what=f":{name}: on {ts}"
+        )
+
+    async def thread_has(self, root_ts: str, text: str, channel: str = INBOX) -> None:
+        await self.bot.until(
+            lambda: any(text in str(m.get("text")) for m in self.slack.replies(channel, root_ts)),
+            timeout=15,
+            what=f"'{text}' in thread {root_ts}",
+        )
+
+    async def ephemeral_for(self, person: Person, text: str) -> str:
+        return await self.bot.until(
+            lambda: next((e for e in self.bot.ephemerals_for(person.user_id) if text in e), None),
+            timeout=15,
+            what=f"'{text}' shown to {person.name}",
+        )
+
+
+@asynccontextmanager
+async def stage() -> AsyncIterator[Stage]:
+    """Start everything in a temporary directory; stop everything afterwards."""
+    with TemporaryDirectory(prefix="relaydesk-demo-") as tmp:
+        bot, stop = await start_bot(Path(tmp))
+        try:
+            yield Stage(bot, datetime.now(UTC))
+        finally:
+            await stop()
+
+
+def _whatsapp(customer: Customer, text: str, at: datetime) -> dict[str, Any]:
+    """WhatsApp Cloud API `messages` webhook (shape of Meta's published example)."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550783881",
+                                "phone_number_id": PHONE_NUMBER_ID,
+                            },
+                            "contacts": [
+                                {"profile": {"name": customer.name}, "wa_id": customer.address}
+                            ],
+                            "messages": [
+                                {
+                                    "from": customer.address,
+                                    "id": f"wamid.demo{customer.address}{customer.sent}",
+                                    "timestamp": str(int(at.timestamp())),
+                                    "type": "text",
+                                    "text": {"body": text},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def _messenger(customer: Customer, text: str, at: datetime) -> dict[str, Any]:
+    """Messenger Platform `messages` webhook for a Page."""
+    millis = int(at.timestamp() * 1000)
+    return {
+        "object": "page",
+        "entry": [
+            {
+                "id": PAGE_ID,
+                "time": int(time.time() * 1000),
+                "messaging": [
+                    {
+                        "sender": {"id": customer.address},
+                        "recipient": {"id": PAGE_ID},
+                        "timestamp": millis,
+                        "message": {
+                            "mid": f"m_demo{customer.address}{customer.sent}",
+                            "text": text,
+                        },
+                    }
+                ],
+            }
+        ],
+    }
