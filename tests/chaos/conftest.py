@@ -1,0 +1,60 @@
+"""A fresh PostgreSQL database, our own redis-server and the fakes, for every chaos test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.cluster import Cluster, Fakes, RedisServer
+from tests.pg import fresh_postgres
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    fakes: Fakes
+    redis: RedisServer
+    database_url: str
+    clusters: list[Cluster]
+
+    def cluster(self, size: int, **kwargs: object) -> Cluster:
+        """`size` serve processes on this database and Redis (stopped by the fixture)."""
+        cluster = Cluster(
+            self.workdir,
+            self.fakes,
+            str(kwargs.pop("database_url", self.database_url)),
+            self.redis.url,
+            size,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        self.clusters.append(cluster)
+        return cluster
+
+
+def require_redis_server() -> None:
+    if shutil.which("redis-server"):
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("redis-server is not installed (CI=true: a missing service fails the run)")
+    pytest.skip("redis-server is not installed")
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    require_redis_server()
+    async with fresh_postgres() as database_url:
+        fakes = await Fakes.start()
+        redis = await RedisServer(tmp_path / "redis").start()
+        running = Stack(tmp_path, fakes, redis, database_url, [])
+        try:
+            yield running
+        finally:
+            for cluster in running.clusters:
+                await cluster.close()
+            await redis.stop()
+            await fakes.stop()
