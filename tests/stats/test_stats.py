@@ -264,8 +264,10 @@ async def test_an_earlier_turn_that_lost_its_answer_does_not_wait(db: Database) 
     await b.reply("a", at(10, 25))
     async with db.session() as session:  # the network reports the 10:10 reply failed
         await session.execute(
-            text("UPDATE turn SET answered_at = NULL, reply_id = NULL, response_seconds = NULL"
-                 " WHERE started_at = (SELECT min(started_at) FROM turn)")
+            text(
+                "UPDATE turn SET answered_at = NULL, reply_id = NULL, response_seconds = NULL"
+                " WHERE started_at = (SELECT min(started_at) FROM turn)"
+            )
         )
 
     result = await compute(db, at(10), at(11), now=at(11))
@@ -285,8 +287,13 @@ async def test_an_earlier_turn_that_lost_its_answer_does_not_wait(db: Database) 
 
 
 async def _five_first_turns(b: Builder) -> None:
-    durations = [("t1", "telegram", 60), ("w1", "whatsapp", 120), ("t2", "telegram", 300),
-                 ("w2", "whatsapp", 600), ("t3", "telegram", 3600)]
+    durations = [
+        ("t1", "telegram", 60),
+        ("w1", "whatsapp", 120),
+        ("t2", "telegram", 300),
+        ("w2", "whatsapp", 600),
+        ("t3", "telegram", 3600),
+    ]
     for index, (key, network, seconds) in enumerate(durations):
         start = at(10, index)
         await b.customer(key, start, network=network)
@@ -423,12 +430,20 @@ async def test_unassigned_team_and_filters(db: Database) -> None:
 
     result = await compute(db, at(10), at(11), now=at(11))
     unassigned = figures(
-        received=1, conversations=1, turns=1, response_rate=0.0,
-        unanswered=1, oldest_unanswered_seconds=3600.0,
+        received=1,
+        conversations=1,
+        turns=1,
+        response_rate=0.0,
+        unanswered=1,
+        oldest_unanswered_seconds=3600.0,
     )
     support = figures(
-        received=1, conversations=1, turns=1, response_rate=0.0,
-        unanswered=1, oldest_unanswered_seconds=1800.0,
+        received=1,
+        conversations=1,
+        turns=1,
+        response_rate=0.0,
+        unanswered=1,
+        oldest_unanswered_seconds=1800.0,
     )
     assert result["by_team"] == {"support": support, "unassigned": unassigned}
     only_unassigned = await compute(db, at(10), at(11), team="unassigned", now=at(11))

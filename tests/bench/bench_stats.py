@@ -1,0 +1,438 @@
+"""Benchmark of storage.stats on 1,000,000 customer messages in 100,000 conversations.
+
+    .venv/bin/python -m tests.bench.bench_stats [--quick] [--runs N] [--only sqlite|postgresql]
+
+Generates 90 days of history (turns, replies, notes and failed deliveries in
+proportion), bulk-loads it into a fresh SQLite file and a fresh PostgreSQL
+database (dropped at the end), then times `compute()` for the last 30 days and
+the daily summary's queries (one local day, the day before, the five oldest
+unanswered threads). Prints the median of several runs. `--quick` uses 1/20 of
+the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import secrets
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from storage.db import Database
+from storage.stats import compute, oldest_unanswered
+from tests.services import POSTGRES_URL
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+DAYS = 90
+NETWORKS = ("telegram", "meta", "whatsapp", "x", "generic")
+TEAMS = ("support", "sales", None)
+TARGETS_MS = {"postgresql": 150.0, "sqlite": 500.0}
+
+
+@dataclass
+class Data:
+    conversations: list[tuple[Any, ...]] = field(default_factory=list)
+    messages: list[tuple[Any, ...]] = field(default_factory=list)
+    replies: list[tuple[Any, ...]] = field(default_factory=list)
+    turns: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+CONVERSATION_COLUMNS = (
+    "id",
+    "network",
+    "external_key",
+    "customer_id",
+    "customer_name",
+    "status",
+    "team",
+    "channel",
+    "thread_ts",
+    "root_text",
+    "created_at",
+    "last_customer_at",
+    "last_reply_at",
+    "resolved_at",
+    "version",
+    "rendered_version",
+)
+MESSAGE_COLUMNS = (
+    "id",
+    "conversation_id",
+    "network",
+    "external_id",
+    "author_id",
+    "author_name",
+    "text",
+    "sent_at",
+    "received_at",
+    "broadcast",
+    "state",
+    "attempts",
+)
+REPLY_COLUMNS = (
+    "id",
+    "conversation_id",
+    "network",
+    "source",
+    "kind",
+    "slack_channel",
+    "slack_ts",
+    "user_id",
+    "text",
+    "sent_at",
+    "state",
+    "delivered_at",
+    "attempts",
+    "warned",
+)
+TURN_COLUMNS = (
+    "id",
+    "conversation_id",
+    "network",
+    "team",
+    "is_first",
+    "started_at",
+    "answered_at",
+    "reply_id",
+    "response_seconds",
+)
+
+
+def generate(conversations: int, messages: int, seed: int = 6) -> Data:
+    """Conversations of ~10 messages in 1-6 turns; 90% end answered, a quarter resolved.
+
+    Each conversation is laid out from offset 0, then placed uniformly so that it
+    ends before NOW: the message rate stays even up to the last day.
+    """
+    rng = random.Random(seed)
+    data = Data()
+    start = NOW - timedelta(days=DAYS)
+    span = DAYS * 86400.0
+    per_conversation = messages // conversations
+    reply_id = 0
+    for conversation_id in range(1, conversations + 1):
+        network = NETWORKS[conversation_id % len(NETWORKS)]
+        team = TEAMS[rng.randrange(len(TEAMS))]
+        count = per_conversation + (1 if conversation_id <= messages % conversations else 0)
+        turn_count = rng.randint(1, min(6, count))
+        cuts = sorted(rng.sample(range(1, count), turn_count - 1))
+        sizes = [b - a for a, b in zip([0, *cuts], [*cuts, count], strict=True)]
+        offset = 0.0
+        sent: list[float] = []
+        team_messages: list[tuple[str, float, str]] = []
+        turns: list[tuple[float, float | None]] = []
+        for index, size in enumerate(sizes):
+            turn_start = offset
+            for _ in range(size):
+                sent.append(offset)
+                offset += rng.uniform(5, 180)
+            for kind, state in (("note", "internal"), ("reply", "failed")):
+                if rng.random() < 0.05:
+                    team_messages.append((kind, offset, state))
+            answered: float | None = None
+            if not (index == len(sizes) - 1 and rng.random() < 0.1):
+                wait = min(rng.lognormvariate(6.5, 1.4), 3 * 86400.0)
+                answered = max(offset, turn_start + wait)
+                team_messages.append(("reply", answered, "sent"))
+                offset = answered + rng.uniform(60, 86400)
+            turns.append((turn_start, answered))
+        last = max([*sent, *(at for _, at, _ in team_messages)])
+        base = start + timedelta(seconds=rng.uniform(0, span - last - 60))
+
+        def at(seconds: float, base: datetime = base) -> datetime:
+            return base + timedelta(seconds=seconds)
+
+        data.messages.extend((conversation_id, network, at(seconds)) for seconds in sent)
+        reply_ids: dict[float, int] = {}
+        for kind, seconds, state in team_messages:
+            reply_id += 1
+            reply_ids[seconds] = reply_id
+            data.replies.append((reply_id, conversation_id, network, kind, at(seconds), state))
+        for index, (turn_start, answered) in enumerate(turns):
+            data.turns.append(
+                (
+                    conversation_id,
+                    network,
+                    team if answered is not None else None,
+                    index == 0,
+                    at(turn_start),
+                    None if answered is None else at(answered),
+                    None if answered is None else reply_ids[answered],
+                )
+            )
+        answers = [seconds for _, seconds in turns if seconds is not None]
+        last_reply = at(answers[-1]) if answers else None
+        resolved_at = None
+        if last_reply is not None and rng.random() < 0.25:
+            resolved_at = min(last_reply + timedelta(hours=1), NOW - timedelta(seconds=1))
+        data.conversations.append(
+            (conversation_id, network, team, at(0), at(sent[-1]), last_reply, resolved_at)
+        )
+    return data
+
+
+def rows(data: Data) -> dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]]:
+    """Full table rows, each table in time order (as production writes them)."""
+    conversations = [
+        (
+            cid,
+            network,
+            f"k{cid}",
+            f"u{cid}",
+            f"Customer {cid}",
+            "resolved" if resolved else "open",
+            team,
+            "C0INBOX01",
+            f"{1700000000 + cid}.000100",
+            "hello",
+            created,
+            last_customer,
+            last_reply,
+            resolved,
+            1,
+            1,
+        )
+        for cid, network, team, created, last_customer, last_reply, resolved in data.conversations
+    ]
+    messages = [
+        (
+            index,
+            cid,
+            network,
+            f"m{index}",
+            f"u{cid}",
+            f"Customer {cid}",
+            "hello",
+            sent,
+            sent,
+            False,
+            "posted",
+            0,
+        )
+        for index, (cid, network, sent) in enumerate(
+            sorted(data.messages, key=lambda message: message[2]), start=1
+        )
+    ]
+    replies = [
+        (
+            rid,
+            cid,
+            network,
+            "slack",
+            kind,
+            "C0INBOX01",
+            f"{sent.timestamp():.6f}.{rid}",
+            "U0AGENT01",
+            "hi",
+            sent,
+            state,
+            sent if state == "sent" else None,
+            0,
+            False,
+        )
+        for rid, cid, network, kind, sent, state in sorted(data.replies, key=lambda r: r[4])
+    ]
+    turns = [
+        (
+            index,
+            cid,
+            network,
+            team,
+            first,
+            started,
+            answered,
+            rid,
+            (answered - started).total_seconds() if answered else None,
+        )
+        for index, (cid, network, team, first, started, answered, rid) in enumerate(
+            sorted(data.turns, key=lambda turn: turn[4]), start=1
+        )
+    ]
+    return {
+        "conversation": (CONVERSATION_COLUMNS, conversations),
+        "customer_message": (MESSAGE_COLUMNS, messages),
+        "team_reply": (REPLY_COLUMNS, replies),
+        "turn": (TURN_COLUMNS, turns),
+    }
+
+
+def _sqlite_value(value: Any) -> Any:
+    """What `UTCDateTime` stores on SQLite: naive UTC text."""
+    if isinstance(value, datetime):
+        return (
+            value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        )
+    return value
+
+
+def load_sqlite(
+    path: Path, tables: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
+) -> None:
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA synchronous=OFF")
+        for table, (columns, values) in tables.items():
+            placeholders = ", ".join("?" for _ in columns)
+            connection.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+                ([_sqlite_value(value) for value in row] for row in values),
+            )
+        connection.commit()
+        connection.execute("ANALYZE")
+        connection.commit()
+    finally:
+        connection.close()
+
+
+async def load_postgres(
+    dsn: str, tables: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
+) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        for table, (columns, values) in tables.items():
+            await connection.copy_records_to_table(table, records=values, columns=columns)
+            await connection.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {len(values) + 1})"
+            )
+        await connection.execute("VACUUM ANALYZE")
+    finally:
+        await connection.close()
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def _stopwatch(label: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    print(f"  {label}: {time.perf_counter() - started:.1f} s", flush=True)
+
+
+async def _median_ms(work: Callable[[], Awaitable[object]], runs: int) -> float:
+    await work()  # warm the caches and the connection pool
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await work()
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
+
+
+async def measure(db: Database, runs: int) -> dict[str, float]:
+    day_end = NOW - timedelta(hours=9)  # the summary posts at 09:00 for the day before
+    day_start = day_end - timedelta(days=1)
+    previous = day_start - timedelta(days=1)
+
+    async def month() -> object:
+        return await compute(db, NOW - timedelta(days=30), NOW, now=NOW)
+
+    async def summary() -> object:
+        return (
+            await compute(db, day_start, day_end, now=NOW),
+            await compute(db, previous, day_start, now=NOW),
+            await oldest_unanswered(db, day_end),
+        )
+
+    async def today() -> object:
+        return await compute(db, NOW - timedelta(hours=15), NOW, now=NOW)
+
+    figures = await compute(db, NOW - timedelta(days=30), NOW, now=NOW)
+    print(
+        f"  30 days: received {figures['received']}, turns {figures['turns']}, "
+        f"answered {figures['answered_turns']}, unanswered {figures['unanswered']}, "
+        f"median {figures['median_response_seconds']} s",
+        flush=True,
+    )
+    return {
+        "compute 30 days": await _median_ms(month, runs),
+        "daily summary (2 days + oldest 5)": await _median_ms(summary, runs),
+        "/social-stats today": await _median_ms(today, runs),
+    }
+
+
+async def bench(dialect: str, tables: dict[str, Any], runs: int) -> dict[str, float]:
+    print(f"{dialect}:", flush=True)
+    if dialect == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite+aiosqlite:///{folder}/bench.db"
+            db = Database(url)
+            await db.migrate()
+            with _stopwatch("bulk load"):
+                load_sqlite(Path(folder) / "bench.db", tables)
+            try:
+                return await measure(db, runs)
+            finally:
+                await db.dispose()
+    name = f"relaydesk_bench_{secrets.token_hex(4)}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    db = Database(url)
+    try:
+        await db.migrate()
+        with _stopwatch("bulk load (COPY)"):
+            await load_postgres(_asyncpg_dsn(url), tables)
+        return await measure(db, runs)
+    finally:
+        await db.dispose()
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def print_table(results: dict[str, dict[str, float]], scale: str) -> None:
+    print(f"\nmedian ms ({scale})")
+    dialects = list(results)
+    labels = list(next(iter(results.values())))
+    print(f"{'query':<36}" + "".join(f"{dialect:>12}" for dialect in dialects))
+    for label in labels:
+        print(f"{label:<36}" + "".join(f"{results[d][label]:>12.1f}" for d in dialects))
+    print(
+        f"{'target (compute 30 days)':<36}" + "".join(f"{TARGETS_MS[d]:>12.0f}" for d in dialects)
+    )
+
+
+async def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="1/20 of the data")
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    args = parser.parse_args(argv)
+    divisor = 20 if args.quick else 1
+    conversations, messages = 100_000 // divisor, 1_000_000 // divisor
+    print(f"generating {messages} messages in {conversations} conversations over {DAYS} days")
+    with _stopwatch("generate"):
+        data = generate(conversations, messages)
+        tables = rows(data)
+    print(
+        f"  {len(data.turns)} turns, {len(data.replies)} team messages "
+        "(replies, notes, failed deliveries)"
+    )
+    results = {}
+    for dialect in ("postgresql", "sqlite"):
+        if args.only in (None, dialect):
+            results[dialect] = await bench(dialect, tables, args.runs)
+    print_table(results, f"{messages} messages, {conversations} conversations")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
