@@ -413,7 +413,7 @@ class Cluster:
             return "(no log)"
 
     def logs(self) -> str:
-        return "\n".join(f"== serve {n.index}\n{self.tail(n)}" for n in self.nodes)
+        return "\n".join(f"== serve {n.index}\n{self.tail(n, 15)}" for n in self.nodes)
 
     async def close(self) -> None:
         for node in self.nodes:
@@ -615,11 +615,23 @@ def seen_tokens(slack: FakeSlack) -> Counter[Message]:
     )
 
 
+def posted_by(slack: FakeSlack, token: str) -> list[str]:
+    """Which processes (by their Slack token) posted a message containing `token`, and when."""
+    first = slack.calls[0].at if slack.calls else 0.0
+    return [
+        f"{c.headers.get('Authorization', '').removeprefix('Bearer xoxb-')}@{c.at - first:.2f}s"
+        for c in slack.calls_to("chat.postMessage")
+        if c.status == 200 and token in str(c.params.get("text", ""))
+    ]
+
+
 def check_relayed(slack: FakeSlack, accepted: set[Message], sent: Iterable[Message]) -> None:
     """One thread per conversation; every accepted message exactly once, in order."""
     seen = seen_tokens(slack)
     doubled = sorted(m.token for m, n in seen.items() if n > 1)
-    assert not doubled, f"{len(doubled)} messages posted more than once: {doubled[:20]}"
+    assert not doubled, f"{len(doubled)} messages posted more than once: " + ", ".join(
+        f"{token} by {posted_by(slack, token)}" for token in doubled[:10]
+    )
     missing = sorted(m.token for m in accepted if m not in seen)
     assert not missing, f"{len(missing)} accepted messages never reached Slack: {missing[:20]}"
     unknown = sorted(m.token for m in set(seen) - set(sent))
