@@ -3,8 +3,9 @@
 Every figure reads the `turn` table (kept up to date by `storage.repo`) and
 `customer_message`; nothing is recomputed from raw replies. The same queries run
 on SQLite and PostgreSQL, except the median and p90: PostgreSQL computes them
-with `percentile_cont`, SQLite returns the sorted durations and
-`percentile_cont()` below interpolates them the same way.
+with `percentile_cont`; on SQLite the turn query also returns each group's
+answered durations (a JSON array) and `percentile_cont()` below interpolates
+them the same way.
 
 Attribution:
 - a turn belongs to the team that answered it (`turn.team`); a turn with no
