@@ -15,6 +15,7 @@ from bot.services.delivery import Dispatcher
 from bot.services.handoff import Handoffs
 from bot.services.relay import Relay
 from bot.services.replies import Replies
+from bot.services.summary import DailySummary
 from bot.slack import Slack, make_web_client
 from storage.coordination import DEFAULT_PREFIX, Coordinator, make_coordinator
 from storage.db import Database
@@ -37,6 +38,7 @@ class Services:
     handoffs: Handoffs
     metrics: Metrics
     clock: Callable[[], datetime]
+    summary: DailySummary
 
     def __deepcopy__(self, memo: dict[int, object]) -> Services:
         # bolt deep-copies a request's context for lazy listeners; the services
@@ -86,4 +88,5 @@ def build_services(
         handoffs=Handoffs(settings, repo, coordinator, conversations, clock),
         metrics=metrics,
         clock=clock,
+        summary=DailySummary(settings, db, slack, clock),
     )

@@ -18,9 +18,11 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 from bot.app import Services, build_services
 from bot.config import Settings
+from bot.scheduler import Scheduler
 from handlers import webhooks
 from handlers.health import healthz, metrics
 from handlers.slack import build_bolt_app
+from handlers.stats import api as stats_api
 from handlers.webhooks import MAX_BODY, SERVICES
 from storage.coordination import DEFAULT_PREFIX
 from storage.models import utcnow
@@ -49,13 +51,19 @@ def create_app(
     webhooks.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/stats", stats_api)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if settings.auto_migrate:
             await services.db.migrate()
         tasks = []
         if run_workers:
+            scheduler = Scheduler(
+                services.coordinator, interval=settings.sweep_seconds, clock=clock
+            )
+            scheduler.add("daily-summary", services.summary.tick)
             tasks.append(asyncio.create_task(services.dispatcher.run(), name="dispatcher"))
+            tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
         log.info("relaydesk ready: networks %s", ", ".join(services.networks) or "none")
         yield
         for task in tasks:

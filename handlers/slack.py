@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import Services
-from handlers import actions, handoff, slack_events
+from handlers import actions, handoff, slack_events, stats
 
 
 def build_bolt_app(services: Services) -> AsyncApp:
@@ -33,4 +33,5 @@ def build_bolt_app(services: Services) -> AsyncApp:
     app.shortcut("relaydesk.handoff")(ack=actions.ack_only, lazy=[handoff.shortcut])
     app.view(handoff.MODAL)(handoff.submit)
     app.command("/handoff")(handoff.command)
+    app.command("/social-stats")(stats.command)
     return app

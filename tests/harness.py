@@ -36,6 +36,7 @@ GENERIC_SECRET = "generic-secret"
 META_SECRET = "meta-app-secret"
 X_SECRET = "x-consumer-secret"
 INBOX = "C0INBOX01"
+SUMMARY = "C0SUMMARY1"  # the daily summary job runs in every test bot: keep it apart
 AGENT = "U0AGENT01"
 
 T = TypeVar("T")
@@ -56,6 +57,7 @@ def base_environment(
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": slack.url,
         "SLACK_INBOX_CHANNEL": INBOX,
+        "SLACK_SUMMARY_CHANNEL": SUMMARY,
         "SLACK_TEAM_CHANNEL_SUPPORT": "C0SUPPORT1",
         "SLACK_TEAM_CHANNEL_SALES": "C0SALES01",
         "TELEGRAM_BOT_TOKEN": "123:tg-token",

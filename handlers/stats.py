@@ -1,0 +1,94 @@
+"""`/social-stats` (ephemeral Block Kit) and `GET /api/stats` (JSON for charts)."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from bot.app import Services
+from bot.services.stats import parse_stats_command, stats_blocks, stats_report
+from handlers.webhooks import SERVICES, error
+from storage.db import DatabaseUnavailable
+from storage.stats import compute
+
+
+async def command(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any]) -> None:
+    services: Services = context["services"]
+    settings = services.settings
+    if settings.stats_users and command["user_id"] not in settings.stats_users:
+        await ack(
+            "Sorry, `/social-stats` is only for the people listed in STATS_USERS. "
+            "Ask an admin to add you."
+        )
+        return
+    now = services.clock()
+    try:
+        request = parse_stats_command(
+            command.get("text") or "",
+            now=now,
+            tz=settings.tz,
+            networks=settings.enabled_networks(),
+            teams=settings.teams,
+        )
+    except ValueError as exc:
+        await ack(str(exc))
+        return
+    try:
+        report = await stats_report(services.db, request, now)
+    except DatabaseUnavailable:
+        await ack("The statistics database is not answering right now; try again in a minute.")
+        return
+    await ack(
+        text=f"Social stats: {request.window.title}", blocks=stats_blocks(report, settings.tz)
+    )
+
+
+def _time(request: web.Request, name: str) -> datetime | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=f'{{"error": "{name} must be an ISO-8601 time"}}', content_type="application/json"
+        ) from None
+    if parsed.tzinfo is None:
+        raise web.HTTPBadRequest(
+            text=f'{{"error": "{name} must include a UTC offset, e.g. 2026-11-01T00:00:00Z"}}',
+            content_type="application/json",
+        )
+    return parsed.astimezone(UTC)
+
+
+async def api(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    token = services.settings.api_token
+    if not token:
+        return error(404, "not found: set API_TOKEN to enable /api/stats")
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return error(401, "missing or wrong bearer token")
+    now = services.clock()
+    since = _time(request, "since")
+    until = _time(request, "until") or now
+    if since is None:
+        return error(400, "since is required (ISO-8601 with a UTC offset)")
+    if until < since:
+        return error(400, "until must not be before since")
+    try:
+        figures = await compute(
+            services.db,
+            since,
+            until,
+            network=request.query.get("network") or None,
+            team=request.query.get("team") or None,
+            now=now,
+        )
+    except DatabaseUnavailable:
+        return error(503, "the database is not answering; retry later")
+    return web.json_response(figures)

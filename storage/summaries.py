@@ -1,0 +1,78 @@
+"""Exactly one daily summary per local day, whatever the number of processes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.db import Database
+from storage.models import Escalation, SummaryPost
+
+# A claim whose post never completed (the process died mid-post) may be taken over.
+STALE_CLAIM = timedelta(minutes=10)
+
+
+class SummaryRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def claim(self, day: date, now: datetime) -> bool:
+        """True for the one caller that may post `day`'s summary now."""
+        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+        async with self.db.session() as session:
+            inserted = (
+                await session.execute(
+                    dialect.insert(SummaryPost.__table__)  # type: ignore[attr-defined]
+                    .values(day=day, claimed_at=now)
+                    .on_conflict_do_nothing(index_elements=["day"])
+                    .returning(SummaryPost.day)
+                )
+            ).scalar_one_or_none()
+            if inserted is not None:
+                return True
+            taken = await session.execute(
+                update(SummaryPost)
+                .where(
+                    SummaryPost.day == day,
+                    SummaryPost.posted_at.is_(None),  # type: ignore[union-attr]
+                    SummaryPost.claimed_at < now - STALE_CLAIM,  # type: ignore[operator]
+                )
+                .values(claimed_at=now)
+            )
+            return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+    async def posted(self, day: date, channel: str, ts: str, now: datetime) -> None:
+        async with self.db.session() as session:
+            await session.execute(
+                update(SummaryPost)
+                .where(SummaryPost.day == day)
+                .values(posted_at=now, channel=channel, ts=ts)
+            )
+
+    async def release(self, day: date) -> None:
+        """The post failed: let the next round try again."""
+        async with self.db.session() as session:
+            await session.execute(
+                delete(SummaryPost).where(
+                    SummaryPost.day == day,
+                    SummaryPost.posted_at.is_(None),  # type: ignore[union-attr]
+                )
+            )
+
+    async def escalations(self, since: datetime, until: datetime) -> int:
+        """Pages sent in the window, for the summary."""
+        async with self.db.session() as session:
+            return int(
+                (
+                    await session.execute(
+                        select(func.count())
+                        .select_from(Escalation)
+                        .where(
+                            Escalation.sent_at >= since,  # type: ignore[operator]
+                            Escalation.sent_at < until,  # type: ignore[operator]
+                        )
+                    )
+                ).scalar_one()
+            )
