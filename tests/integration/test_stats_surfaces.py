@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import build_services
+from bot.services.stats import humanize_seconds
 from bot.services.summary import DailySummary
 from bot.slack import SlackTemporary
 from tests.harness import INBOX, SUMMARY, Bot, start_bot
@@ -65,6 +66,10 @@ async def test_three_surfaces_agree(tmp_path: Path) -> None:
         assert channel == SUMMARY
         summary = json.dumps(bot.slack.message(channel, ts)["blocks"])
         assert "Daily summary" in summary and "Escalations sent that day: 0" in summary
+        # The command and the summary show the API's figures for the same day.
+        shown = humanize_seconds(figures["avg_response_seconds"])
+        for surface in (rendered, summary):
+            assert "50%" in surface and shown in surface
     finally:
         await stop()
 
