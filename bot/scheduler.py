@@ -79,9 +79,7 @@ class Scheduler:
         try:
             await job(self._clock())
         finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
+            keepalive.cancel()  # not awaited: awaiting it could swallow our own cancellation
             with contextlib.suppress(CoordinationUnavailable):  # it expires by itself
                 await self._coordinator.release(lease)
         return True
