@@ -1,8 +1,7 @@
 """`/escalate`, `/oncall` and the escalate / ack buttons: parse, one service call, answer.
 
-Listeners are bound to their services here rather than read from bolt's
-`context`: bolt deep-copies the context for lazy listeners and silently drops
-what cannot be copied (a `Services` cannot).
+Listeners are bound to the services given to `register`, so the lazy ones need
+nothing from bolt's context (which bolt deep-copies for lazy listeners).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from storage.db import Database
 from storage.models import Conversation, Escalation, Handoff, OncallOverride, Turn
@@ -105,24 +106,24 @@ class EscalationStore:
         either started by `started_by` or already paged (a manual page starts the clock)."""
         later = aliased(Turn)
         is_latest = ~exists().where(
-            later.conversation_id == Turn.conversation_id, later.started_at > Turn.started_at
+            col(later.conversation_id) == col(Turn.conversation_id),
+            col(later.started_at) > col(Turn.started_at),
         )
         acked = exists().where(
-            Escalation.turn_id == Turn.id,
-            Escalation.acked_at.is_not(None),  # type: ignore[union-attr]
+            col(Escalation.turn_id) == col(Turn.id), col(Escalation.acked_at).is_not(None)
         )
-        paged = exists().where(Escalation.turn_id == Turn.id)
+        paged = exists().where(col(Escalation.turn_id) == col(Turn.id))
         statement = (
-            select(Turn.conversation_id)
-            .join(Conversation, Conversation.id == Turn.conversation_id)
+            select(col(Turn.conversation_id))
+            .join(Conversation, col(Conversation.id) == col(Turn.conversation_id))
             .where(
-                Conversation.status == "open",
-                Turn.answered_at.is_(None),  # type: ignore[union-attr]
+                col(Conversation.status) == "open",
+                col(Turn.answered_at).is_(None),
                 is_latest,
                 ~acked,
-                or_(Turn.started_at <= started_by, paged),
+                or_(col(Turn.started_at) <= started_by, paged),
             )
-            .order_by(Turn.started_at)
+            .order_by(col(Turn.started_at))
         )
         async with self.db.session() as session:
             return list((await session.execute(statement)).scalars())
@@ -133,14 +134,16 @@ class EscalationStore:
         async with self.db.session() as session:
             conversation = (
                 await session.execute(
-                    select(Conversation).where(Conversation.id == conversation_id).with_for_update()
+                    select(Conversation)
+                    .where(col(Conversation.id) == conversation_id)
+                    .with_for_update()
                 )
             ).scalar_one()
             turn = (
                 await session.execute(
                     select(Turn)
-                    .where(Turn.conversation_id == conversation_id)
-                    .order_by(Turn.started_at.desc(), Turn.id.desc())  # type: ignore[attr-defined, union-attr]
+                    .where(col(Turn.conversation_id) == conversation_id)
+                    .order_by(col(Turn.started_at).desc(), col(Turn.id).desc())
                     .limit(1)
                 )
             ).scalar_one_or_none()
@@ -150,15 +153,15 @@ class EscalationStore:
                     (
                         await session.execute(
                             select(Escalation)
-                            .where(Escalation.turn_id == turn.id)
-                            .order_by(Escalation.level, Escalation.created_at)  # type: ignore[arg-type]
+                            .where(col(Escalation.turn_id) == turn.id)
+                            .order_by(col(Escalation.level), col(Escalation.created_at))
                         )
                     ).scalars()
                 )
             last_handoff_at = (
                 await session.execute(
-                    select(func.max(Handoff.created_at)).where(
-                        Handoff.conversation_id == conversation_id
+                    select(func.max(col(Handoff.created_at))).where(
+                        col(Handoff.conversation_id) == conversation_id
                     )
                 )
             ).scalar_one_or_none()
@@ -167,13 +170,13 @@ class EscalationStore:
     async def unsent(self, created_after: datetime, created_before: datetime) -> list[int]:
         """Pages claimed but never processed (the process stopped between insert and send)."""
         statement = (
-            select(Escalation.id)
+            select(col(Escalation.id))
             .where(
-                Escalation.sent_at.is_(None),  # type: ignore[union-attr]
-                Escalation.created_at > created_after,
-                Escalation.created_at <= created_before,
+                col(Escalation.sent_at).is_(None),
+                col(Escalation.created_at) > created_after,
+                col(Escalation.created_at) <= created_before,
             )
-            .order_by(Escalation.id)  # type: ignore[arg-type]
+            .order_by(col(Escalation.id))
         )
         async with self.db.session() as session:
             return [value for value in (await session.execute(statement)).scalars() if value]
@@ -191,7 +194,7 @@ class EscalationStore:
             conversation = (
                 await session.execute(
                     select(Conversation)
-                    .where(Conversation.id == page.conversation_id)
+                    .where(col(Conversation.id) == page.conversation_id)
                     .with_for_update()
                 )
             ).scalar_one()
@@ -208,8 +211,8 @@ class EscalationStore:
     async def overrides(self, ending_after: datetime) -> list[OncallOverride]:
         statement = (
             select(OncallOverride)
-            .where(OncallOverride.ends_at > ending_after)
-            .order_by(OncallOverride.created_at, OncallOverride.id)  # type: ignore[arg-type]
+            .where(col(OncallOverride.ends_at) > ending_after)
+            .order_by(col(OncallOverride.created_at), col(OncallOverride.id))
         )
         async with self.db.session() as session:
             return list((await session.execute(statement)).scalars())
@@ -232,8 +235,8 @@ class EscalationStore:
         """Every page of a conversation, oldest first (for tests and the summary)."""
         statement = (
             select(Escalation)
-            .where(Escalation.conversation_id == conversation_id)
-            .order_by(Escalation.created_at, Escalation.level, Escalation.id)  # type: ignore[arg-type]
+            .where(col(Escalation.conversation_id) == conversation_id)
+            .order_by(col(Escalation.created_at), col(Escalation.level), col(Escalation.id))
         )
         async with self.db.session() as session:
             return list((await session.execute(statement)).scalars())

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
+from sqlmodel import col
 
 from bot.app import Services, build_services
 from bot.config import load_settings
@@ -101,7 +102,9 @@ class Env:
         """What a delivered team reply leaves in SQL: the turn is answered."""
         async with self.services.db.session() as session:
             await session.execute(
-                update(Turn).where(Turn.conversation_id == conversation_id).values(answered_at=at)
+                update(Turn)
+                .where(col(Turn.conversation_id) == conversation_id)
+                .values(answered_at=at)
             )
 
     async def tick(self, at: datetime) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,7 +77,10 @@ class Bolt:
         return await self._dispatch(slack_form(payload), "application/x-www-form-urlencoded")
 
     async def _dispatch(self, body: bytes, content_type: str) -> BoltResponse:
-        headers = {"content-type": content_type, **slack_headers(body, SECRET)}
+        headers: dict[str, str | Sequence[str]] = {
+            "content-type": content_type,
+            **slack_headers(body, SECRET),
+        }
         request = AsyncBoltRequest(body=body.decode(), headers=headers)
         return await self.app.async_dispatch(request)
 
