@@ -416,13 +416,19 @@ class Cluster:
         return "\n".join(f"== serve {n.index}\n{self.tail(n, 15)}" for n in self.nodes)
 
     async def close(self) -> None:
+        """SIGTERM (so a crashed background task shows in the log), SIGKILL after 10 s."""
         for node in self.nodes:
             node.accepting = False
             if node.running:
                 assert node.process is not None
-                node.process.kill()
+                node.process.send_signal(signal.SIGTERM)
         for node in self.nodes:
-            if node.process is not None:
+            if node.process is None:
+                continue
+            try:
+                await asyncio.wait_for(node.process.wait(), 10)
+            except TimeoutError:
+                node.process.kill()
                 await node.process.wait()
 
 
