@@ -19,6 +19,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from bot.app import Services, build_services
 from bot.config import Settings
 from bot.scheduler import Scheduler
+from bot.services.escalation import Escalations
 from handlers import webhooks
 from handlers.health import healthz, metrics
 from handlers.slack import build_bolt_app
@@ -35,8 +36,10 @@ def create_app(
     *,
     clock: Callable[[], datetime] = utcnow,
     run_workers: bool = True,
+    run_timers: bool = True,
     coordination_prefix: str = DEFAULT_PREFIX,
 ) -> web.Application:
+    """`run_workers`/`run_timers` start the dispatcher and the scheduler (tests may not)."""
     services = build_services(settings, clock=clock, coordination_prefix=coordination_prefix)
     bolt = build_bolt_app(services)
     app = web.Application(client_max_size=MAX_BODY)
@@ -58,11 +61,13 @@ def create_app(
             await services.db.migrate()
         tasks = []
         if run_workers:
+            tasks.append(asyncio.create_task(services.dispatcher.run(), name="dispatcher"))
+        if run_timers:
             scheduler = Scheduler(
                 services.coordinator, interval=settings.sweep_seconds, clock=clock
             )
             scheduler.add("daily-summary", services.summary.tick)
-            tasks.append(asyncio.create_task(services.dispatcher.run(), name="dispatcher"))
+            scheduler.add("escalation", Escalations.from_services(services, clock=clock).sweep)
             tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
         log.info("relaydesk ready: networks %s", ", ".join(services.networks) or "none")
         yield

@@ -9,8 +9,9 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
-from bot.services.conversations import NotAllowed, UnknownConversation
+from bot.services.conversations import NotAllowed
 from bot.services.handoff import HandoffRefused
+from bot.services.refs import RefError, find_conversation
 from bot.slack import SlackError
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,10 @@ async def command(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
     team, reference = parts[0], parts[1]
     note = parts[2] if len(parts) > 2 else None
     try:
-        conversation_id = await services.conversations.locate(reference)
-        text = await services.handoffs.hand_off(conversation_id, team, command["user_id"], note)
-    except (HandoffRefused, NotAllowed, UnknownConversation) as exc:
+        conversation = await find_conversation(services.repo, reference)
+        text = await services.handoffs.hand_off(
+            conversation.id or 0, team, command["user_id"], note
+        )
+    except (HandoffRefused, NotAllowed, RefError) as exc:
         text = str(exc)
     await ack(text)

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import Services
-from handlers import actions, handoff, slack_events, stats
+from handlers import actions, handoff, oncall, slack_events, stats
 
 
 def build_bolt_app(services: Services) -> AsyncApp:
@@ -34,4 +34,5 @@ def build_bolt_app(services: Services) -> AsyncApp:
     app.view(handoff.MODAL)(handoff.submit)
     app.command("/handoff")(handoff.command)
     app.command("/social-stats")(stats.command)
+    oncall.register(app, services)
     return app

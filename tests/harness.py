@@ -305,6 +305,7 @@ async def start_bot(
     database_url: str | None = None,
     env: Mapping[str, str] | None = None,
     coordination_prefix: str = "relaydesk:",
+    timers: bool = False,
 ) -> tuple[Bot, Callable[[], Awaitable[None]]]:
     slack = await FakeSlack().start()
     telegram = await FakeTelegram().start()
@@ -321,7 +322,9 @@ async def start_bot(
     )
     environment.update(env or {})
     settings = load_settings(environment, env_file=None)
-    client = TestClient(TestServer(create_app(settings, coordination_prefix=coordination_prefix)))
+    client = TestClient(
+        TestServer(create_app(settings, coordination_prefix=coordination_prefix, run_timers=timers))
+    )
     await client.start_server()
     bot = Bot(client, slack, telegram, sink, graph, x, settings)
 

@@ -102,7 +102,7 @@ async def test_handoff_command_explains_every_mistake(tmp_path: Path) -> None:
         assert "no team called 'legal'" in await bot.command_text("/handoff legal #1")
         assert "no conversation #99" in await bot.command_text("/handoff sales #99")
         assert "SLACK_TEAM_CHANNEL_BILLING" in await bot.command_text("/handoff billing #1")
-        assert "neither a conversation number" in await bot.command_text("/handoff sales hello")
+        assert "is not a conversation" in await bot.command_text("/handoff sales hello")
         stray = bot.slack.add_message(INBOX, "lunch?", user=AGENT)
         link = f"https://example.slack.com/archives/{INBOX}/p{stray['ts'].replace('.', '')}"
         assert "not part of a Relaydesk conversation" in await bot.command_text(

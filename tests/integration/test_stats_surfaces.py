@@ -119,9 +119,17 @@ async def test_daily_summary_posts_exactly_once_across_processes(bot: Bot) -> No
             await services.close()
 
 
+async def test_the_scheduler_posts_yesterdays_summary_at_start(tmp_path: Path) -> None:
+    bot, stop = await start_bot(tmp_path, env={"SUMMARY_TIME": "00:00"}, timers=True)
+    try:
+        posts = await bot.until(lambda: bot.slack.messages(SUMMARY), what="the summary")
+        yesterday = datetime.now(UTC).date() - timedelta(days=1)
+        assert len(posts) == 1 and yesterday.isoformat() in posts[0]["text"]
+    finally:
+        await stop()
+
+
 async def test_a_failed_summary_post_is_tried_again(bot: Bot) -> None:
-    # The bot's own scheduler posts yesterday's summary first; wait for it.
-    await bot.until(lambda: bot.slack.messages(SUMMARY), what="the scheduled summary")
     when = datetime(2030, 1, 2, 10, 0, tzinfo=UTC)
     bot.slack.fail("chat.postMessage", status=500, count=2)  # the call and its one retry
     summary = bot.services.summary
