@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -95,6 +97,25 @@ def _is_connection_error(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None)
     name = type(orig).__name__ if orig is not None else ""
     return "Connection" in name or "CannotConnect" in name or isinstance(orig, OSError)
+
+
+async def insert_ignore(
+    session: AsyncSession, model: type[Any], keys: tuple[str, ...], **values: Any
+) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING RETURNING <first primary key column>.
+
+    The new row's key, or None when the row existed: unique constraints make
+    retried deliveries and racing processes harmless.
+    """
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    table = model.__table__
+    statement = (
+        dialect.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(keys))
+        .returning(table.primary_key.columns[0])
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 def alembic_config() -> Config:

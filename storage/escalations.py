@@ -14,15 +14,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import exists, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from storage.db import Database
+from storage.db import Database, insert_ignore
 from storage.models import Conversation, Escalation, Handoff, OncallOverride, Turn
 
 
@@ -57,7 +55,7 @@ class Locked:
         """Insert a page for the latest turn; None if that (turn, level, kind) exists."""
         conversation, turn = self.state.conversation, self.state.turn
         assert conversation.id is not None
-        escalation_id = await self._store.insert_ignore(
+        escalation_id = await insert_ignore(
             self._session,
             Escalation,
             ("turn_id", "level", "kind"),
@@ -86,21 +84,6 @@ class EscalationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def insert_ignore(
-        self, session: AsyncSession, model: type[Any], keys: tuple[str, ...], **values: Any
-    ) -> int | None:
-        """INSERT .. ON CONFLICT DO NOTHING RETURNING id: None if the row existed."""
-        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
-        table = model.__table__
-        statement = (
-            dialect.insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=list(keys))
-            .returning(table.c.id)
-        )
-        return (await session.execute(statement)).scalar_one_or_none()
-
-    # -- the sweep ----------------------------------------------------------
     async def waiting_conversations(self, started_by: datetime) -> list[int]:
         """Open conversations whose latest turn is unanswered and unacknowledged, and
         either started by `started_by` or already paged (a manual page starts the clock)."""

@@ -13,10 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import Database
+from storage.db import Database, insert_ignore
 from storage.models import (
     Conversation,
     CustomerMessage,
@@ -78,7 +77,7 @@ class Repository:
             key = await self._key_of_message(session, item.network, item.in_reply_to)
             if key is not None:
                 item = replace(item, conversation_key=key)
-        created = await self._insert_ignore(
+        created = await insert_ignore(
             session,
             Conversation,
             ("network", "external_key"),
@@ -100,7 +99,7 @@ class Repository:
             Conversation.external_key == item.conversation_key,
         )
         assert conversation.id is not None
-        message_id = await self._insert_ignore(
+        message_id = await insert_ignore(
             session,
             CustomerMessage,
             ("network", "external_id"),
@@ -174,20 +173,6 @@ class Repository:
                 started_at=sent_at,
             )
         )
-
-    async def _insert_ignore(
-        self, session: AsyncSession, model: type[Any], keys: tuple[str, ...], **values: Any
-    ) -> int | None:
-        """INSERT ... ON CONFLICT DO NOTHING RETURNING <first key>: None if it existed."""
-        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
-        table = model.__table__
-        statement = (
-            dialect.insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=list(keys))
-            .returning(table.primary_key.columns[0])
-        )
-        return (await session.execute(statement)).scalar_one_or_none()
 
     async def _conversation_for_update(self, session: AsyncSession, *where: Any) -> Conversation:
         statement = select(Conversation).where(*where).with_for_update()
@@ -386,7 +371,7 @@ class Repository:
             conversation.channel = channel
             conversation.thread_ts = thread_ts
             conversation.rendered_version = conversation.version
-            await self._insert_ignore(
+            await insert_ignore(
                 session,
                 SlackThread,
                 ("channel", "thread_ts"),
@@ -453,7 +438,7 @@ class Repository:
             conversation = await self._conversation_for_update(
                 session, Conversation.id == conversation_id
             )
-            reply_id = await self._insert_ignore(
+            reply_id = await insert_ignore(
                 session,
                 TeamReply,
                 ("slack_channel", "slack_ts"),
@@ -502,7 +487,7 @@ class Repository:
                 ).scalar_one_or_none()
                 if conversation_id is None:
                     continue  # not a conversation we relay
-                inserted = await self._insert_ignore(
+                inserted = await insert_ignore(
                     session,
                     TeamReply,
                     ("network", "external_id"),

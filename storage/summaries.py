@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.db import Database
+from storage.db import Database, insert_ignore
 from storage.models import Escalation, SummaryPost
 
 # A claim whose post never completed (the process died mid-post) may be taken over.
@@ -20,17 +19,8 @@ class SummaryRepository:
 
     async def claim(self, day: date, now: datetime) -> bool:
         """True for the one caller that may post `day`'s summary now."""
-        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
         async with self.db.session() as session:
-            inserted = (
-                await session.execute(
-                    dialect.insert(SummaryPost.__table__)  # type: ignore[attr-defined]
-                    .values(day=day, claimed_at=now)
-                    .on_conflict_do_nothing(index_elements=["day"])
-                    .returning(SummaryPost.day)
-                )
-            ).scalar_one_or_none()
-            if inserted is not None:
+            if await insert_ignore(session, SummaryPost, ("day",), day=day, claimed_at=now):
                 return True
             taken = await session.execute(
                 update(SummaryPost)
