@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from bot.blocks import escape
 from storage.db import Database
 from storage.stats import UNASSIGNED, compute, oldest_unanswered
 
@@ -123,13 +124,13 @@ def parse_stats_command(
             kind = "team"
         else:
             raise ValueError(
-                f"I don't know `{escape_mrkdwn(word)}`. "
+                f"I don't know `{escape(word)}`. "
                 + _usage(sorted(known_networks), sorted(known_teams))
             )
         if kind in chosen:
             raise ValueError(
-                f"Give at most one {kind} (got `{escape_mrkdwn(chosen[kind])}` and "
-                f"`{escape_mrkdwn(word)}`). " + _usage(sorted(known_networks), sorted(known_teams))
+                f"Give at most one {kind} (got `{escape(chosen[kind])}` and "
+                f"`{escape(word)}`). " + _usage(sorted(known_networks), sorted(known_teams))
             )
         chosen[kind] = word
     period = chosen.get("period", "today")
@@ -173,11 +174,6 @@ async def summary_report(db: Database, day: date, tz: ZoneInfo, now: datetime) -
 
 
 # -- formatting ----------------------------------------------------------------
-def escape_mrkdwn(text: str) -> str:
-    """Slack's three control characters: nothing can mention, ping or link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def humanize_seconds(seconds: float) -> str:
     """`45 s`, `4 min`, `2 h 05 min`, `3 d 4 h` (truncated, never rounded up)."""
     whole = max(int(seconds), 0)
@@ -213,12 +209,12 @@ def thread_link(channel: str, thread_ts: str, permalink_base: str | None = None)
 def _oldest_lines(oldest: Sequence[Mapping[str, Any]], permalink_base: str | None) -> list[str]:
     lines = []
     for item in oldest:
-        label = escape_mrkdwn(
+        label = escape(
             f"#{item['conversation_id']} {item.get('customer_name') or ''}".strip()
         ).replace("|", "¦")
         if item.get("channel") and item.get("thread_ts"):
             label = f"<{thread_link(item['channel'], item['thread_ts'], permalink_base)}|{label}>"
-        where = escape_mrkdwn(f"{item['network']}, {item['team']}")
+        where = escape(f"{item['network']}, {item['team']}")
         lines.append(f"• {label} ({where}): waiting {_duration(item['waiting_seconds'])}")
     return lines
 
@@ -284,7 +280,7 @@ def _split_lines(figures: Figures, key: str) -> list[str]:
     lines = []
     for name, part in list(figures.get(key, {}).items())[:_MAX_SPLIT_LINES]:
         lines.append(
-            f"*{escape_mrkdwn(name)}*: {part['received']} received · "
+            f"*{escape(name)}*: {part['received']} received · "
             f"{_rate(part['response_rate'])} answered · "
             f"median {_duration(part['median_response_seconds'])} · "
             f"p90 {_duration(part['p90_response_seconds'])} · "
@@ -333,7 +329,7 @@ def stats_blocks(
     """The ephemeral `/social-stats` answer."""
     figures = report.figures
     scope = " · ".join(
-        f"{label}: {escape_mrkdwn(value)}"
+        f"{label}: {escape(value)}"
         for label, value in (("network", report.network), ("team", report.team))
         if value
     )
