@@ -155,8 +155,9 @@ class RedisServer:
 class TcpProxy:
     """Forward 127.0.0.1:<port> to a target; `down()` makes the target unreachable."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, latency: float = 0.0) -> None:
         self.port = free_port()
+        self.latency = latency  # added to every chunk, each way (a slow network)
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
@@ -192,6 +193,8 @@ class TcpProxy:
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
             while data := await source.read(65536):
+                if self.latency:
+                    await asyncio.sleep(self.latency)
                 sink.write(data)
                 await sink.drain()
         except (OSError, asyncio.IncompleteReadError):

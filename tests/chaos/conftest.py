@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from tests.chaos.cluster import Cluster, Fakes, RedisServer
+from tests.chaos.cluster import Cluster, Fakes, RedisServer, TcpProxy
 from tests.pg import fresh_postgres
 
 
@@ -21,6 +22,7 @@ class Stack:
     redis: RedisServer
     database_url: str
     clusters: list[Cluster]
+    proxies: list[TcpProxy]
 
     def cluster(self, size: int, **kwargs: object) -> Cluster:
         """`size` serve processes on this database and Redis (stopped by the fixture)."""
@@ -34,6 +36,14 @@ class Stack:
         )
         self.clusters.append(cluster)
         return cluster
+
+    async def proxied_database(self, latency: float = 0.0) -> tuple[TcpProxy, str]:
+        """A proxy to PostgreSQL (closed by the fixture) and the database URL through it."""
+        url = make_url(self.database_url)
+        proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432, latency)
+        await proxy.up()
+        self.proxies.append(proxy)
+        return proxy, url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
 
 
 def require_redis_server() -> None:
@@ -50,11 +60,13 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     async with fresh_postgres() as database_url:
         fakes = await Fakes.start()
         redis = await RedisServer(tmp_path / "redis").start()
-        running = Stack(tmp_path, fakes, redis, database_url, [])
+        running = Stack(tmp_path, fakes, redis, database_url, [], [])
         try:
             yield running
         finally:
             for cluster in running.clusters:
                 await cluster.close()
+            for proxy in running.proxies:
+                await proxy.down()
             await redis.stop()
             await fakes.stop()
