@@ -34,6 +34,7 @@ import asyncpg
 from aiohttp import web
 
 from tests.fakes import FakeGraph, FakeSink, FakeSlack, FakeTelegram, FakeX
+from tests.fakes.base import call_of
 from tests.harness import (
     GENERIC_SECRET,
     SIGNING_SECRET,
@@ -208,20 +209,23 @@ class TcpProxy:
 
 
 class ChaosSlack(FakeSlack):
-    """FakeSlack that can hold chat.postMessage calls made with one token.
+    """FakeSlack that can hold the chat.postMessage calls made with one token.
 
-    A held call is never stored; once released it is answered 503. So a process killed
-    while it waits has posted nothing, and whoever takes over must post it.
+    `hold(token)`: a held call is never stored; once released it is answered 503, so a
+    process killed while it waits has posted nothing. `hold(token, land=True)`: a slow
+    Slack; once released the call is carried out (the message lands) and answered.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.held_token: str | None = None
-        self.held: list[str] = []  # channels of the calls being held
+        self.land = False
+        self.held: list[str] = []  # texts of the calls held so far
         self._release = asyncio.Event()
 
-    def hold(self, token: str) -> None:
+    def hold(self, token: str, *, land: bool = False) -> None:
         self.held_token = token
+        self.land = land
         self._release.clear()
 
     def release(self) -> None:
@@ -238,9 +242,11 @@ class ChaosSlack(FakeSlack):
             and token == self.held_token
             and request.match_info["method"] == "chat.postMessage"
         ):
-            self.held.append(token)
+            land = self.land
+            self.held.append(str(call_of(request).params.get("text", "")))
             await self._release.wait()
-            return web.json_response({"ok": False, "error": "service_unavailable"}, status=503)
+            if not land:
+                return web.json_response({"ok": False, "error": "service_unavailable"}, status=503)
         return await self._handle(request)
 
     async def stop(self) -> None:

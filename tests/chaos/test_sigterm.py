@@ -10,6 +10,7 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 
 from tests.chaos.cluster import (
     LONG,
@@ -54,6 +55,9 @@ async def test_sigterm_mid_load_finishes_requests_and_loses_nothing(stack: Stack
     in_flight = [Message(conversation_key(100 + i), 1) for i in range(IN_FLIGHT)]
     try:
         await until(lambda: len(load.accepted) >= CONVERSATIONS * 2, 30, "the load to get going")
+        # Keep this test to the webhooks: a post the dispatcher has in flight when the signal
+        # comes is the next test's subject, so Slack fails (without posting) meanwhile.
+        stack.fakes.slack.hold(node.token)
         async with aiohttp.ClientSession() as session:
             requests = [asyncio.create_task(send(session, node, m)) for m in in_flight]
             await asyncio.sleep(0.1)  # sent, and now inside their (slow) transactions
@@ -73,13 +77,44 @@ async def test_sigterm_mid_load_finishes_requests_and_loses_nothing(stack: Stack
         assert exited_after < 10
         assert statuses == [200] * IN_FLIGHT, "requests in flight were not finished"
 
+        stack.fakes.slack.release()
         await cluster.spawn(node)  # the restart
         await cluster.wait_healthy(node)
         await sending
     finally:
+        stack.fakes.slack.release()
         sending.cancel()
     print(f"webhook answers: {dict(load.statuses)} (0: nobody listening, retried)")
     assert len(load.accepted) == CONVERSATIONS * PER_CONVERSATION, load.statuses
     load.accepted.update(in_flight)  # they got their 200 too
     await wait_relayed(cluster, load, stack.database_url, 300 if LONG else 40)
     check_relayed(stack.fakes.slack, load.accepted, load.messages + in_flight)
+
+
+@pytest.mark.xfail(
+    reason="bot/web.py: the lifecycle cleanup cancels the dispatcher task at once; a "
+    "chat.postMessage in flight is abandoned after Slack got it, so set_thread/mark_posted "
+    "(bot/services/delivery.py) never run and the restarted process posts it again "
+    "(a second root: two threads for one conversation)",
+    strict=True,
+)
+async def test_sigterm_while_a_post_is_in_flight_does_not_post_it_twice(stack: Stack) -> None:
+    slack = stack.fakes.slack
+    cluster = stack.cluster(1)
+    await cluster.start()
+    (node,) = cluster.nodes
+    assert node.process is not None
+    slack.hold(node.token, land=True)  # Slack is slow to answer: the post is in flight
+    load = Load(cluster, 4, 3)
+    await load.run()
+    assert len(load.accepted) == 12, load.statuses
+    await until(lambda: slack.held, 15, "a post in flight")
+    cluster.terminate(node)
+    await asyncio.sleep(1.0)
+    slack.release()  # Slack answers (the post is there) within slack_sdk's timeout
+    await asyncio.wait_for(node.process.wait(), 15)
+    assert node.process.returncode == 0, cluster.tail(node)
+    await cluster.spawn(node)
+    await cluster.wait_healthy(node)
+    await wait_relayed(cluster, load, stack.database_url, 30)
+    check_relayed(slack, load.accepted, load.messages)
