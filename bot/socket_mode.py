@@ -34,7 +34,11 @@ class SocketMode:
         self._handler = handler
 
     async def close(self) -> None:
+        """Disconnect, and wait for slack_sdk's background tasks to finish cancelling."""
+        client = self._handler.client
         await self._handler.close_async()
+        tasks = (client.message_processor, client.current_session_monitor, client.message_receiver)
+        await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
         log.info("socket mode closed")
 
 

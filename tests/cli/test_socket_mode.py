@@ -74,7 +74,7 @@ class SocketModeStandIn:
         assert self._socket is not None
         await self._socket.send_json(envelope)
 
-    async def ack_of(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:
+    async def ack_of(self, envelope_id: str, timeout: float = 15.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for message in self.received:
@@ -113,7 +113,7 @@ async def stand_in() -> AsyncIterator[SocketModeStandIn]:
         await server.stop()
 
 
-async def until(check: Any, what: str, timeout: float = 5.0) -> Any:
+async def until(check: Any, what: str, timeout: float = 15.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -135,7 +135,7 @@ async def test_a_thread_reply_over_socket_mode_reaches_the_customer(
     await client.start_server()
     try:
         socket = await start_socket_mode(build_bolt_app(services_of(client.app)), APP_TOKEN)
-        await asyncio.wait_for(stand_in.connected.wait(), 5)
+        await asyncio.wait_for(stand_in.connected.wait(), 15)
         opened = fakes.slack.calls_to("apps.connections.open")
         assert opened[0].headers["Authorization"] == f"Bearer {APP_TOKEN}"
 
@@ -154,8 +154,14 @@ async def test_a_thread_reply_over_socket_mode_reaches_the_customer(
             "/webhooks/telegram", json=update, headers=telegram_headers(TELEGRAM_SECRET)
         )
         assert response.status == 200
-        root = await until(lambda: fakes.slack.roots(INBOX), "the thread root")
-        root_ts = root[0]["ts"]
+        # The root is in Slack, and its thread is known in SQL (a reply before that
+        # would not belong to a conversation yet).
+        repo = services_of(client.app).repo
+        deadline = time.monotonic() + 15
+        while (conversation := await repo.conversation(1)) is None or not conversation.thread_ts:
+            assert time.monotonic() < deadline, "no thread for conversation #1"
+            await asyncio.sleep(0.02)
+        root_ts = conversation.thread_ts
 
         # The agent answers in the thread; the event arrives over the websocket.
         text = "It left the warehouse this morning."
@@ -175,17 +181,17 @@ async def test_a_thread_reply_over_socket_mode_reaches_the_customer(
 
         ack = await stand_in.ack_of("08cfc559-d933-402e-a5c1-79e135afaae4")
         assert ack == {"envelope_id": "08cfc559-d933-402e-a5c1-79e135afaae4"}
-        sent = await fakes.telegram.wait_for("sendMessage")
+        sent = await fakes.telegram.wait_for("sendMessage", timeout=15)
         assert sent[0].params == {"chat_id": 42, "text": text}
         await until(
             lambda: "white_check_mark" in fakes.slack.reactions(INBOX, reply["ts"]),
             "the delivered reaction",
         )
-        replies = await services_of(client.app).repo.replies(1)
+        replies = await repo.replies(1)
         assert [(r.text, r.state) for r in replies] == [(text, "sent")]
 
         await socket.close()
-        await asyncio.wait_for(stand_in.closed.wait(), 5)
+        await asyncio.wait_for(stand_in.closed.wait(), 15)
     finally:
         await client.close()
 
