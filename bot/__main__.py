@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from aiohttp import web
 from bot.check import Unreachable, reach_redis, reach_sql, run_check
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure
+from bot.slack import SlackError
 from storage.db import DatabaseUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="run the service (webhooks, Slack, timers)")
     commands.add_parser("migrate", help="bring the SQL schema up to date")
     commands.add_parser("check", help="validate settings, tokens, channels and people")
+    summary = commands.add_parser("summary", help="post the daily summary now")
+    summary.add_argument(
+        "--date", help="local day to summarise, YYYY-MM-DD (default: yesterday in TIMEZONE)"
+    )
     commands.add_parser("demo", help="the offline sandbox: a morning against local stand-ins")
     return parser
 
@@ -77,7 +83,40 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run_check(settings))
 
 
-COMMANDS: dict[str, Command] = {"serve": _serve, "migrate": _migrate, "check": _check}
+def _summary(settings: Settings, args: argparse.Namespace) -> int:
+    _require(settings.require_slack)
+    day = None
+    if args.date:
+        try:
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            raise ConfigError(f"--date must look like 2026-11-22, not '{args.date}'") from None
+    channel, _ = asyncio.run(_post_summary(settings, day))
+    print(f"summary posted to {channel}")
+    return 0
+
+
+async def _post_summary(settings: Settings, day: date | None) -> tuple[str, str]:
+    """On demand: post whatever was asked, even if the scheduled one went out already."""
+    from bot.app import build_services
+
+    await _preflight(settings)
+    services = build_services(settings)
+    try:
+        await services.db.migrate()
+        return await services.summary.post(day)
+    except SlackError as exc:
+        raise ConfigError(f"Slack refused the summary post: {exc.code}") from None
+    finally:
+        await services.close()
+
+
+COMMANDS: dict[str, Command] = {
+    "serve": _serve,
+    "migrate": _migrate,
+    "check": _check,
+    "summary": _summary,
+}
 
 
 def _demo() -> int:

@@ -20,6 +20,7 @@ from bot.app import Services, build_services
 from bot.config import Settings
 from bot.scheduler import Scheduler
 from bot.services.escalation import Escalations
+from bot.socket_mode import SocketMode, start_socket_mode
 from handlers import webhooks
 from handlers.health import healthz, metrics
 from handlers.slack import build_bolt_app
@@ -59,6 +60,9 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if settings.auto_migrate:
             await services.db.migrate()
+        socket: SocketMode | None = None
+        if settings.slack_app_token:
+            socket = await start_socket_mode(bolt, settings.slack_app_token)
         tasks = []
         if run_workers:
             tasks.append(asyncio.create_task(services.dispatcher.run(), name="dispatcher"))
@@ -71,6 +75,8 @@ def create_app(
             tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
         log.info("relaydesk ready: networks %s", ", ".join(services.networks) or "none")
         yield
+        if socket is not None:
+            await socket.close()
         for task in tasks:
             task.cancel()
         for task in tasks:

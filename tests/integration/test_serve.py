@@ -144,3 +144,53 @@ async def test_configuration_mistakes_exit_2_with_one_sentence(tmp_path: Path) -
     message = err.decode().strip()
     assert "Traceback" not in message and len(message.splitlines()) == 1
     assert "SLACK_INBOX_CHANNEL" in message and "channel ID" in message
+
+
+async def test_summary_command_posts_on_demand(tmp_path: Path) -> None:
+    slack = await FakeSlack().start()
+    try:
+        env = {
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(ROOT),
+            "SLACK_BOT_TOKEN": "xoxb-1",
+            "SLACK_SIGNING_SECRET": "s",
+            "SLACK_INBOX_CHANNEL": INBOX,
+            "SLACK_SUMMARY_CHANNEL": "C0SUMMARY1",
+            "SLACK_API_URL": slack.url,
+            "TIMEZONE": "Europe/Berlin",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'summary.db'}",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "summary",
+            "--date",
+            "2026-03-29",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, err.decode()
+        assert "summary posted to C0SUMMARY1" in out.decode()
+        posts = slack.messages("C0SUMMARY1")
+        assert len(posts) == 1 and "2026-03-29" in posts[0]["text"]
+
+        bad = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "summary",
+            "--date",
+            "yesterday",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(bad.communicate(), 60)
+        assert bad.returncode == 2 and "--date must look like" in err.decode()
+    finally:
+        await slack.stop()
