@@ -323,9 +323,7 @@ class RedisCoordinator:
         try:
             yield
         except _CONNECTION_ERRORS as error:
-            raise CoordinationUnavailable(
-                f"Redis is unreachable ({operation}): {error}"
-            ) from error
+            raise CoordinationUnavailable(f"Redis is unreachable ({operation}): {error}") from error
 
     async def first_seen(self, key: str, ttl: float) -> bool:
         validate_ttl(ttl)

@@ -29,11 +29,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Form fields that carry JSON text (Slack's blocks, Telegram's reply_markup,
 # Graph's recipient/message when sent form-encoded): decoded into params.
-JSON_FORM_FIELDS = frozenset({
-    "blocks", "attachments", "view", "metadata",
-    "reply_markup", "reply_parameters",
-    "recipient", "message", "reply",
-})
+JSON_FORM_FIELDS = frozenset(
+    {
+        "blocks",
+        "attachments",
+        "view",
+        "metadata",
+        "reply_markup",
+        "reply_parameters",
+        "recipient",
+        "message",
+        "reply",
+    }
+)
 
 
 @dataclass

@@ -67,10 +67,12 @@ WHATSAPP_WINDOW_CLOSED: Answer = {
 # rate limit" (Send API error codes page). 130429: "Rate limit hit", HTTP 400, with
 # the details sentence from the WhatsApp webhook errors reference.
 RATE_LIMIT_ERRORS: dict[int, Answer] = {
-    4: {"message": "(#4) Application request limit reached", "type": "OAuthException",
-        "code": 4},
-    613: {"message": "(#613) Calls to this API have exceeded the rate limit",
-          "type": "OAuthException", "code": 613},
+    4: {"message": "(#4) Application request limit reached", "type": "OAuthException", "code": 4},
+    613: {
+        "message": "(#613) Calls to this API have exceeded the rate limit",
+        "type": "OAuthException",
+        "code": 613,
+    },
     130429: {
         "message": "(#130429) Rate limit hit",
         "type": "OAuthException",
@@ -84,8 +86,11 @@ RATE_LIMIT_ERRORS: dict[int, Answer] = {
 }
 
 # The example error on the Messenger error codes page.
-INVALID_TOKEN: Answer = {"message": "Invalid OAuth access token.", "type": "OAuthException",
-                         "code": 190}
+INVALID_TOKEN: Answer = {
+    "message": "Invalid OAuth access token.",
+    "type": "OAuthException",
+    "code": 190,
+}
 
 
 class FakeGraph(FakeServer):
@@ -114,16 +119,24 @@ class FakeGraph(FakeServer):
         if status == 429:
             return graph_error(RATE_LIMIT_ERRORS[4], status)
         return graph_error(
-            {"message": "An unexpected error has occurred. Please retry your request later.",
-             "type": "OAuthException", "code": 2},
+            {
+                "message": "An unexpected error has occurred. Please retry your request later.",
+                "type": "OAuthException",
+                "code": 2,
+            },
             status,
         )
 
-    def throttle(self, method: str = "*", code: int = 4, count: int | None = 1,
-                 status: int = 400) -> None:
+    def throttle(
+        self, method: str = "*", code: int = 4, count: int | None = 1, status: int = 400
+    ) -> None:
         """Answer the next matching calls with Meta's rate-limit error `code` (4, 613, 130429)."""
-        self.fail(method, status=status, count=count,
-                  body={"error": {**RATE_LIMIT_ERRORS[code], "fbtrace_id": FBTRACE_ID}})
+        self.fail(
+            method,
+            status=status,
+            count=count,
+            body={"error": {**RATE_LIMIT_ERRORS[code], "fbtrace_id": FBTRACE_ID}},
+        )
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         denied = self._check_token(request)
@@ -134,33 +147,60 @@ class FakeGraph(FakeServer):
             return self._whatsapp(request.match_info["node"], params)
         recipient = params.get("recipient")
         if not isinstance(recipient, dict) or not recipient:
-            return graph_error({"message": "(#100) The parameter recipient is required",
-                                "type": "OAuthException", "code": 100})
-        recipient_id = str(recipient.get("id") or recipient.get("comment_id")
-                           or recipient.get("post_id"))
+            return graph_error(
+                {
+                    "message": "(#100) The parameter recipient is required",
+                    "type": "OAuthException",
+                    "code": 100,
+                }
+            )
+        recipient_id = str(
+            recipient.get("id") or recipient.get("comment_id") or recipient.get("post_id")
+        )
         if recipient_id in self.closed_window:
             return graph_error(MESSENGER_WINDOW_CLOSED)
         answer = {"recipient_id": recipient_id, "message_id": f"m_fake{next(self._ids)}"}
-        self.sent.append({"kind": "messenger", "node": request.match_info["node"],
-                          "recipient": recipient, "message": params.get("message"), **answer})
+        self.sent.append(
+            {
+                "kind": "messenger",
+                "node": request.match_info["node"],
+                "recipient": recipient,
+                "message": params.get("message"),
+                **answer,
+            }
+        )
         return web.json_response(answer)
 
     def _whatsapp(self, phone_number_id: str, params: Answer) -> web.StreamResponse:
         to = str(params.get("to", ""))
         if not to:
-            return graph_error({"message": "(#100) The parameter to is required.",
-                                "type": "OAuthException", "code": 100})
+            return graph_error(
+                {
+                    "message": "(#100) The parameter to is required.",
+                    "type": "OAuthException",
+                    "code": 100,
+                }
+            )
         if to in self.closed_window:
             return graph_error(WHATSAPP_WINDOW_CLOSED)
         wamid = f"wamid.FAKE{next(self._ids):08d}"
-        self.sent.append({"kind": "whatsapp", "node": phone_number_id, "to": to,
-                          "text": params.get("text"), "context": params.get("context"),
-                          "message_id": wamid})
-        return web.json_response({
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
-            "messages": [{"id": wamid}],
-        })
+        self.sent.append(
+            {
+                "kind": "whatsapp",
+                "node": phone_number_id,
+                "to": to,
+                "text": params.get("text"),
+                "context": params.get("context"),
+                "message_id": wamid,
+            }
+        )
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
+                "messages": [{"id": wamid}],
+            }
+        )
 
     async def _comment_reply(self, request: web.Request) -> web.StreamResponse:
         denied = self._check_token(request)
@@ -169,8 +209,14 @@ class FakeGraph(FakeServer):
         params = call_of(request).params
         node = request.match_info["node"]
         reply_id = f"{node}_{next(self._ids)}"
-        self.sent.append({"kind": request.path.rsplit("/", 1)[1], "node": node,
-                          "message": params.get("message"), "id": reply_id})
+        self.sent.append(
+            {
+                "kind": request.path.rsplit("/", 1)[1],
+                "node": node,
+                "message": params.get("message"),
+                "id": reply_id,
+            }
+        )
         return web.json_response({"id": reply_id})
 
     def _check_token(self, request: web.Request) -> web.StreamResponse | None:

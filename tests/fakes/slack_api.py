@@ -280,8 +280,12 @@ class FakeSlack(FakeServer):
         if message.get("user") != self.bot_user_id:
             raise SlackError("cant_update_message")
         message.update({k: params[k] for k in ("text", "blocks", "attachments") if k in params})
-        return {"channel": channel, "ts": message["ts"], "text": message.get("text", ""),
-                "message": message}
+        return {
+            "channel": channel,
+            "ts": message["ts"],
+            "text": message.get("text", ""),
+            "message": message,
+        }
 
     def _delete(self, params: dict[str, Any]) -> Answer:
         channel = self._channel(params)
@@ -291,8 +295,12 @@ class FakeSlack(FakeServer):
 
     def _post_ephemeral(self, params: dict[str, Any]) -> Answer:
         channel = self._channel(params, post=True)
-        ephemeral = {"channel": channel, "user": params.get("user"), "ts": self._next_ts(),
-                     **self._content(params)}
+        ephemeral = {
+            "channel": channel,
+            "user": params.get("user"),
+            "ts": self._next_ts(),
+            **self._content(params),
+        }
         if params.get("thread_ts"):
             ephemeral["thread_ts"] = str(params["thread_ts"])
         self._ephemerals.append(ephemeral)
@@ -301,8 +309,10 @@ class FakeSlack(FakeServer):
     def _get_permalink(self, params: dict[str, Any]) -> Answer:
         channel = self._channel(params)
         message = self._existing(channel, params.get("message_ts"))
-        return {"channel": channel,
-                "permalink": permalink(channel, message["ts"], message.get("thread_ts"))}
+        return {
+            "channel": channel,
+            "permalink": permalink(channel, message["ts"], message.get("thread_ts")),
+        }
 
     def _reactions_add(self, params: dict[str, Any]) -> Answer:
         message = self._existing(self._channel(params), params.get("timestamp"))
@@ -340,13 +350,15 @@ class FakeSlack(FakeServer):
 
     def _conversations_info(self, params: dict[str, Any]) -> Answer:
         channel = self._channel(params)
-        return {"channel": {
-            "id": channel,
-            "name": channel.lower(),
-            "is_channel": channel.startswith("C"),
-            "is_im": channel.startswith("D"),
-            "is_member": channel not in self.not_in_channels,
-        }}
+        return {
+            "channel": {
+                "id": channel,
+                "name": channel.lower(),
+                "is_channel": channel.startswith("C"),
+                "is_im": channel.startswith("D"),
+                "is_member": channel not in self.not_in_channels,
+            }
+        }
 
     def _conversations_members(self, params: dict[str, Any]) -> Answer:
         channel = self._channel(params)
@@ -369,8 +381,11 @@ class FakeSlack(FakeServer):
 
     def _views_update(self, params: dict[str, Any]) -> Answer:
         view_id = params.get("view_id") or next(
-            (v["id"] for v in self.views.values()
-             if params.get("external_id") and v.get("external_id") == params["external_id"]),
+            (
+                v["id"]
+                for v in self.views.values()
+                if params.get("external_id") and v.get("external_id") == params["external_id"]
+            ),
             None,
         )
         if view_id not in self.views:

@@ -79,8 +79,14 @@ class FakeTelegram(FakeServer):
         if method == "sendmessage":
             return self._send_message(params)
         if method == "getme":
-            return _ok({"id": self.bot_id, "is_bot": True, "first_name": "Relaydesk",
-                        "username": "relaydesk_bot"})
+            return _ok(
+                {
+                    "id": self.bot_id,
+                    "is_bot": True,
+                    "first_name": "Relaydesk",
+                    "username": "relaydesk_bot",
+                }
+            )
         if method == "setwebhook":
             self.webhook = {k: params[k] for k in ("url", "secret_token") if k in params}
             return _ok(True, description="Webhook was set")
@@ -99,8 +105,12 @@ class FakeTelegram(FakeServer):
             return _error(403, "Forbidden: bot was blocked by the user")
         message: Answer = {
             "message_id": self._next_message_id,
-            "from": {"id": self.bot_id, "is_bot": True, "first_name": "Relaydesk",
-                     "username": "relaydesk_bot"},
+            "from": {
+                "id": self.bot_id,
+                "is_bot": True,
+                "first_name": "Relaydesk",
+                "username": "relaydesk_bot",
+            },
             "chat": {"id": chat_id, "type": "private"},
             "date": int(time.time()),
             "text": params["text"],

@@ -81,10 +81,14 @@ async def test_slack_threads_reactions_and_errors_through_slack_sdk() -> None:
         slack.missing_channels.add("C404")
         slack.delete_message("C1", root["ts"])
         for call, error in [
-            (web.reactions_add(channel="C1", timestamp=reply["ts"], name="white_check_mark"),
-             "already_reacted"),
-            (web.chat_postMessage(channel="C1", text="x", thread_ts=root["ts"]),
-             "thread_not_found"),
+            (
+                web.reactions_add(channel="C1", timestamp=reply["ts"], name="white_check_mark"),
+                "already_reacted",
+            ),
+            (
+                web.chat_postMessage(channel="C1", text="x", thread_ts=root["ts"]),
+                "thread_not_found",
+            ),
             (web.chat_postMessage(channel="C404", text="x"), "channel_not_found"),
             (web.chat_update(channel="C1", ts="1.000001", text="x"), "message_not_found"),
         ]:
@@ -113,8 +117,10 @@ async def test_slack_sdk_retry_handlers_see_injected_429_and_500() -> None:
     async with FakeSlack() as slack:
         web = client(
             slack,
-            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1),
-                            AsyncServerErrorRetryHandler(max_retry_count=1)],
+            retry_handlers=[
+                AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+                AsyncServerErrorRetryHandler(max_retry_count=1),
+            ],
         )
         slack.fail("chat.postMessage", status=429, retry_after=0)
         assert (await web.chat_postMessage(channel="C1", text="a"))["ok"]
@@ -134,7 +140,10 @@ async def test_telegram_send_blocked_and_flood_control() -> None:
         blocked = await http.post(url, data={"chat_id": "66", "text": "hi"})
         assert blocked.status == 403
         assert await blocked.json() == {
-            "ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
+            "ok": False,
+            "error_code": 403,
+            "description": "Forbidden: bot was blocked by the user",
+        }
         tg.fail("sendMessage", status=429, retry_after=5)
         flood = await http.post(url, json={"chat_id": 42, "text": "hi"})
         assert (flood.status, (await flood.json())["parameters"]) == (429, {"retry_after": 5})
@@ -144,22 +153,36 @@ async def test_telegram_send_blocked_and_flood_control() -> None:
 async def test_graph_send_apis_window_closed_and_throttling() -> None:
     async with FakeGraph() as graph, aiohttp.ClientSession() as http:
         graph.closed_window.update({"PSID-OLD", "15550000000"})
-        sent = await http.post(graph.url + "/me/messages",
-                               json={"recipient": {"id": "PSID1"}, "message": {"text": "hi"}})
+        sent = await http.post(
+            graph.url + "/me/messages",
+            json={"recipient": {"id": "PSID1"}, "message": {"text": "hi"}},
+        )
         assert set(await sent.json()) == {"recipient_id", "message_id"}
-        wa = await (await http.post(graph.url + "/PHONE1/messages", json={
-            "messaging_product": "whatsapp", "to": "15551234567", "type": "text",
-            "text": {"body": "hi"}})).json()
+        wa = await (
+            await http.post(
+                graph.url + "/PHONE1/messages",
+                json={
+                    "messaging_product": "whatsapp",
+                    "to": "15551234567",
+                    "type": "text",
+                    "text": {"body": "hi"},
+                },
+            )
+        ).json()
         assert wa["contacts"] == [{"input": "15551234567", "wa_id": "15551234567"}]
         assert wa["messages"][0]["id"].startswith("wamid.")
         reply = await http.post(graph.url + "/C1/replies", data={"message": "thanks"})
         assert "id" in await reply.json()
-        closed = await http.post(graph.url + "/me/messages", data={
-            "recipient": '{"id": "PSID-OLD"}', "message": '{"text": "late"}'})
+        closed = await http.post(
+            graph.url + "/me/messages",
+            data={"recipient": '{"id": "PSID-OLD"}', "message": '{"text": "late"}'},
+        )
         error = (await closed.json())["error"]
         assert (closed.status, error["code"], error["error_subcode"]) == (400, 10, 2018278)
-        closed = await http.post(graph.url + "/PHONE1/messages", json={
-            "messaging_product": "whatsapp", "to": "15550000000", "text": {"body": "late"}})
+        closed = await http.post(
+            graph.url + "/PHONE1/messages",
+            json={"messaging_product": "whatsapp", "to": "15550000000", "text": {"body": "late"}},
+        )
         assert (await closed.json())["error"]["code"] == 131047
         graph.throttle("*/messages", code=613)
         throttled = await http.post(graph.url + "/me/messages", json={"recipient": {"id": "P"}})
@@ -170,17 +193,24 @@ async def test_graph_send_apis_window_closed_and_throttling() -> None:
 async def test_x_dm_reply_and_rate_limit() -> None:
     async with FakeX() as x, aiohttp.ClientSession() as http:
         auth = {"Authorization": "Bearer t"}
-        dm = await http.post(x.url + "/2/dm_conversations/with/42/messages",
-                             json={"text": "hi"}, headers=auth)
+        dm = await http.post(
+            x.url + "/2/dm_conversations/with/42/messages", json={"text": "hi"}, headers=auth
+        )
         assert (dm.status, (await dm.json())["data"]["dm_conversation_id"]) == (
-            201, f"42-{x.user_id}")
-        tweet = await http.post(x.url + "/2/tweets", headers=auth, json={
-            "text": "@c thanks", "reply": {"in_reply_to_tweet_id": "99"}})
+            201,
+            f"42-{x.user_id}",
+        )
+        tweet = await http.post(
+            x.url + "/2/tweets",
+            headers=auth,
+            json={"text": "@c thanks", "reply": {"in_reply_to_tweet_id": "99"}},
+        )
         assert (await tweet.json())["data"]["text"] == "@c thanks"
         assert x.tweets[0]["in_reply_to_tweet_id"] == "99"
         x.fail("/2/dm_conversations/*", status=429, retry_after=60)
-        limited = await http.post(x.url + "/2/dm_conversations/with/42/messages",
-                                  json={"text": "hi"}, headers=auth)
+        limited = await http.post(
+            x.url + "/2/dm_conversations/with/42/messages", json={"text": "hi"}, headers=auth
+        )
         assert limited.status == 429
         assert (await limited.json())["title"] == "Too Many Requests"
         assert int(limited.headers["x-rate-limit-reset"]) >= time.time() + 59
@@ -193,8 +223,7 @@ def test_slack_signature_matches_slack_docs_vector() -> None:
     headers = signing.slack_headers(body, "8f742231b10e8888abcd99yyyzzz85a5", 1531420618)
     assert headers == {
         "X-Slack-Request-Timestamp": "1531420618",
-        "X-Slack-Signature":
-            "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+        "X-Slack-Signature": "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
     }
     fresh = signing.slack_command_body(text="today")
     verifier = SignatureVerifier("s3cret")
@@ -212,20 +241,28 @@ def test_hex_signatures_match_github_vector() -> None:
 def test_x_signatures_match_zammad_vectors() -> None:
     ref_path("social/signature_examples.md")
     assert signing.x_crc("some_random", "DDD") == (
-        "sha256=VE19eUk6krbdSqWPdvH71xtFhApBAU81uPW3UT65vOs=")
+        "sha256=VE19eUk6krbdSqWPdvH71xtFhApBAU81uPW3UT65vOs="
+    )
     for body, expected in [
-        (b'{"for_user_id":123,"key":"value"}',
-         "sha256=JjEmBe1lVKT8XldrYUKibF+D5ehp8f0jDk3PXZSHEWI="),
+        (
+            b'{"for_user_id":123,"key":"value"}',
+            "sha256=JjEmBe1lVKT8XldrYUKibF+D5ehp8f0jDk3PXZSHEWI=",
+        ),
         (b'{"key":"value"}', "sha256=EERHBy/k17v+SuT+K0OXuwhJtKnPtxi0n/Y4Wye4kVU="),
-        (ref_bytes("social/sig_twitter_dm_body.json"),
-         "sha256=xXu7qrPhqXfo8Ot14c0si9HrdQdBNru5fkSdoMZi+Ms="),
-        (ref_bytes("social/sig_twitter_mention_body.json"),
-         "sha256=U7bglX19JitI2xuvyONAc0d/fowIFEeUzkEgnWdGyUM="),
+        (
+            ref_bytes("social/sig_twitter_dm_body.json"),
+            "sha256=xXu7qrPhqXfo8Ot14c0si9HrdQdBNru5fkSdoMZi+Ms=",
+        ),
+        (
+            ref_bytes("social/sig_twitter_mention_body.json"),
+            "sha256=U7bglX19JitI2xuvyONAc0d/fowIFEeUzkEgnWdGyUM=",
+        ),
     ]:
         assert signing.x_headers(body, "DDD") == {"x-twitter-webhooks-signature": expected}
 
 
 def test_slack_form_and_telegram_headers() -> None:
     assert signing.slack_form({"type": "block_actions"}) == (
-        b"payload=%7B%22type%22%3A+%22block_actions%22%7D")
+        b"payload=%7B%22type%22%3A+%22block_actions%22%7D"
+    )
     assert signing.telegram_headers("tok") == {"X-Telegram-Bot-Api-Secret-Token": "tok"}

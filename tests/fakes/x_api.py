@@ -26,8 +26,15 @@ from tests.fakes.base import FakeServer, call_of
 
 Answer = dict[str, Any]
 
-_TITLES = {400: "Invalid Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+_TITLES = {
+    400: "Invalid Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 def problem(status: int, detail: str | None = None) -> Answer:
@@ -36,8 +43,9 @@ def problem(status: int, detail: str | None = None) -> Answer:
 
 
 class FakeX(FakeServer):
-    def __init__(self, *, port: int = 0, user_id: str = "1000000001",
-                 rate_limit_per_window: int = 200) -> None:
+    def __init__(
+        self, *, port: int = 0, user_id: str = "1000000001", rate_limit_per_window: int = 200
+    ) -> None:
         super().__init__(port=port)
         self.user_id = user_id
         self.rate_limit_per_window = rate_limit_per_window

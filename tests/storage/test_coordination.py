@@ -394,7 +394,15 @@ async def private_redis_server(port: int) -> AsyncIterator[None]:
     if server is None:
         pytest.skip("redis-server is not installed")
     process = await asyncio.create_subprocess_exec(
-        server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        server,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
         stdout=asyncio.subprocess.DEVNULL,
     )
     try:
