@@ -1,0 +1,262 @@
+"""What the benchmarks share: an open-loop load generator, percentiles, tables, setups.
+
+Everything listens on 127.0.0.1; every load is bounded in rate and duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import socket
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from tests.chaos.cluster import Cluster, Fakes, RedisServer, asyncpg_dsn
+from tests.harness import TELEGRAM_SECRET
+from tests.pg import fresh_postgres
+from tests.signing import telegram_headers
+
+Request = tuple[str, bytes, dict[str, str], str]  # path, body, headers, stored external id
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+# -- the webhooks ----------------------------------------------------------------------------
+
+
+class TelegramUpdates:
+    """Unique, correctly signed Telegram updates spread over `conversations` chats."""
+
+    def __init__(self, conversations: int = 1000, first_chat: int = 10_000) -> None:
+        self.conversations = conversations
+        self.first_chat = first_chat
+        self.count = 0
+
+    def next(self) -> Request:
+        self.count += 1
+        n = self.count
+        chat = self.first_chat + n % self.conversations
+        body = json.dumps(
+            {
+                "update_id": n,
+                "message": {
+                    "message_id": n,
+                    "date": int(time.time()),
+                    "chat": {"id": chat, "type": "private", "first_name": f"Bench {chat}"},
+                    "from": {"id": chat, "is_bot": False, "first_name": f"Bench {chat}"},
+                    "text": f"bench message {n}",
+                },
+            }
+        ).encode()
+        return "/webhooks/telegram", body, telegram_headers(TELEGRAM_SECRET), f"{chat}:{n}"
+
+
+# -- open-loop load ----------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    rate: int
+    duration: float
+    sent: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)  # seconds, of the 200s
+    accepted_ids: list[str] = field(default_factory=list)  # external ids answered 200
+    elapsed: float = 0.0  # first send to last answer
+    skipped: int = 0  # not sent: the generator's in-flight cap was reached
+
+    @property
+    def accepted(self) -> int:
+        return self.statuses[200]
+
+    @property
+    def accepted_per_second(self) -> float:
+        return self.accepted / max(self.elapsed, self.duration)
+
+
+async def open_loop(
+    urls: Sequence[str],
+    rate: int,
+    duration: float,
+    make: Callable[[], Request],
+    *,
+    max_in_flight: int = 2000,
+    timeout: float = 10.0,
+) -> Step:
+    """Send `rate` requests/s for `duration` s on schedule, whatever the answers take.
+
+    Latency is measured from each request's scheduled time (no coordinated omission),
+    requests go round-robin over `urls`.
+    """
+    step = Step(rate, duration)
+    total = int(rate * duration)
+    loop = asyncio.get_running_loop()
+    in_flight: set[asyncio.Task[None]] = set()
+    connector = aiohttp.TCPConnector(limit=max_in_flight, limit_per_host=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(url: str, request: Request, scheduled: float) -> None:
+            path, body, headers, external_id = request
+            try:
+                async with session.post(
+                    url + path,
+                    data=body,
+                    headers={"Content-Type": "application/json", **headers},
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                ) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                status = 0
+            step.statuses[status] += 1
+            if status == 200:
+                step.latencies.append(loop.time() - scheduled)
+                step.accepted_ids.append(external_id)
+
+        started = loop.time()
+        while step.sent + step.skipped < total:
+            due = min(total, int((loop.time() - started) * rate) + 1)
+            while step.sent + step.skipped < due:
+                index = step.sent + step.skipped
+                if len(in_flight) >= max_in_flight:
+                    step.skipped += 1
+                    continue
+                task = asyncio.create_task(
+                    one(urls[index % len(urls)], make(), started + index / rate)
+                )
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                step.sent += 1
+            next_at = started + (step.sent + step.skipped) / rate
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+        if in_flight:
+            await asyncio.wait(in_flight)
+        step.elapsed = loop.time() - started
+    return step
+
+
+# -- what runs -------------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    """Serve processes on the fakes, and how to count the rows they stored."""
+
+    name: str
+    cluster: Cluster
+    fakes: Fakes
+    database_url: str
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.cluster.nodes]
+
+    async def stored(self) -> int:
+        return len(await self.stored_ids())
+
+    async def stored_ids(self) -> set[str]:
+        """The network ids of every customer message in SQL."""
+        query = "SELECT external_id FROM customer_message"
+        if self.database_url.startswith("sqlite"):
+            path = self.database_url.split("///", 1)[1]
+            with sqlite3.connect(path) as connection:
+                return {row[0] for row in connection.execute(query)}
+        connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        try:
+            return {row[0] for row in await connection.fetch(query)}
+        finally:
+            await connection.close()
+
+    def pids(self) -> list[int]:
+        return [n.process.pid for n in self.cluster.nodes if n.process is not None]
+
+
+@asynccontextmanager
+async def sqlite_setup(workdir: Path, env: dict[str, str] | None = None) -> AsyncIterator[Setup]:
+    """One serve process on SQLite, coordination in memory."""
+    fakes = await Fakes.start()
+    database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    cluster = Cluster(workdir, fakes, database_url, None, 1, env)
+    try:
+        await cluster.start()
+        yield Setup("SQLite, 1 process", cluster, fakes, database_url)
+    finally:
+        await cluster.close()
+        await fakes.stop()
+
+
+@asynccontextmanager
+async def postgres_setup(
+    workdir: Path, processes: int = 2, env: dict[str, str] | None = None
+) -> AsyncIterator[Setup]:
+    """`processes` serve processes on a fresh PostgreSQL database and our own redis-server."""
+    fakes = await Fakes.start()
+    redis = await RedisServer(workdir / "redis").start()
+    try:
+        async with fresh_postgres() as database_url:
+            cluster = Cluster(workdir, fakes, database_url, redis.url, processes, env)
+            try:
+                await cluster.start()
+                yield Setup(
+                    f"PostgreSQL + Redis, {processes} processes", cluster, fakes, database_url
+                )
+            finally:
+                await cluster.close()
+    finally:
+        await redis.stop()
+        await fakes.stop()
+
+
+def postgres_available() -> bool:
+    return reachable("127.0.0.1", 5432)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process, in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
