@@ -36,7 +36,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         async with sqlite_setup(Path(tmp), env) as setup:
             slack = setup.fakes.slack
             slack.rate_limit(RATE, burst=BURST)
-            load = Load(setup.cluster, CONVERSATIONS, PER_CONVERSATION, interval=0.1)
+            load = Load(setup.cluster, CONVERSATIONS, PER_CONVERSATION, interval=0.05)
             started = time.monotonic()
             await load.run()
             offered = time.monotonic() - started

@@ -107,7 +107,7 @@ async def test_postgres_unreachable_503_then_recovers(stack: Stack, outage: obje
     after = Load(cluster, 6, 3, first=6)
     await after.run()
     assert len(after.accepted) == 18, after.statuses
-    await wait_relayed(cluster, after, stack.database_url, 25)
+    await wait_relayed(cluster, after, stack.database_url, 20)
     everything = before.accepted | after.accepted
     check_relayed(stack.fakes.slack, everything, before.messages + after.messages)
     assert await stored_count(stack.database_url) == 30
