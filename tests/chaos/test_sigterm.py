@@ -60,7 +60,7 @@ async def test_sigterm_mid_load_finishes_requests_and_loses_nothing(stack: Stack
         stack.fakes.slack.hold(node.token)
         async with aiohttp.ClientSession() as session:
             requests = [asyncio.create_task(send(session, node, m)) for m in in_flight]
-            await asyncio.sleep(0.1)  # sent, and now inside their (slow) transactions
+            await asyncio.sleep(0.05)  # sent, and now inside their (slow) transactions
             assert not any(request.done() for request in requests), "too fast to be in flight"
             cluster.terminate(node)
             terminated_at = time.monotonic()
