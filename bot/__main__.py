@@ -60,14 +60,14 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     _require(settings.require_slack)
     asyncio.run(_preflight(settings))
-    from bot.web import create_app
+    from bot.web import SHUTDOWN_SECONDS, create_app
 
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         print=None,
-        shutdown_timeout=8.0,
+        shutdown_timeout=SHUTDOWN_SECONDS,
     )
     return 0
 

@@ -31,6 +31,11 @@ from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
+# On shutdown, in-flight requests get SHUTDOWN_SECONDS (aiohttp), then a dispatcher
+# pass in flight gets DRAIN_SECONDS: together within the 10 s a platform allows.
+SHUTDOWN_SECONDS = 4.0
+DRAIN_SECONDS = 4.0
+
 
 def create_app(
     settings: Settings,
@@ -77,6 +82,7 @@ def create_app(
         yield
         if socket is not None:
             await socket.close()
+        await services.dispatcher.drain(DRAIN_SECONDS)
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -25,6 +25,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+_FENCE_SPACE = 0x52454C41  # "RELA": our namespace for advisory locks
+
+
 class DatabaseUnavailable(Exception):
     """SQL cannot be reached; callers answer 503 and the sender retries."""
 
@@ -73,6 +76,33 @@ class Database:
                 raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
             raise
 
+    @asynccontextmanager
+    async def fence(self, key: int) -> AsyncIterator[bool]:
+        """Hold a PostgreSQL advisory lock on `key` for the duration; yields False if
+        another session holds it. The lock dies with its connection, so a killed
+        process frees it at once, and it survives Redis losing a lease. SQLite
+        serves one process, whose in-memory lease is exact: always True there."""
+        if self.dialect != "postgresql":
+            yield True
+            return
+        async with self.engine.connect() as conn:
+            got = (
+                await conn.execute(
+                    text("SELECT pg_try_advisory_lock(:space, :key)"),
+                    {"space": _FENCE_SPACE, "key": key},
+                )
+            ).scalar_one()
+            await conn.commit()
+            try:
+                yield bool(got)
+            finally:
+                if got:
+                    await conn.execute(
+                        text("SELECT pg_advisory_unlock(:space, :key)"),
+                        {"space": _FENCE_SPACE, "key": key},
+                    )
+                    await conn.commit()
+
     async def ping(self) -> None:
         try:
             async with self.engine.connect() as conn:
@@ -89,14 +119,30 @@ class Database:
         await self.engine.dispose()
 
 
+# SQLSTATEs that mean "the database is not there right now", not "this statement is wrong":
+# connection exceptions (08), shutdown / cannot connect now (57P01-57P03), too many
+# connections (53300), and 55000 as raised for "database is not accepting connections".
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "55000")
+
+
 def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, OSError | ConnectionError | asyncio.TimeoutError):
-        return True
+    """Walk the cause chain for a network error or an "unavailable" SQLSTATE."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    orig = getattr(exc, "orig", None)
-    name = type(orig).__name__ if orig is not None else ""
-    return "Connection" in name or "CannotConnect" in name or isinstance(orig, OSError)
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError | ConnectionError | asyncio.TimeoutError):
+            return True
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
+            return True
+        name = type(seen).__name__
+        if "CannotConnect" in name or "ConnectionDoesNotExist" in name:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 async def insert_ignore(

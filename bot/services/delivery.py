@@ -20,7 +20,7 @@ from bot.metrics import Metrics
 from bot.networks.base import DeliveryError, Network, OutboundReply
 from bot.services.relay import WAKE_TOPIC
 from bot.slack import Slack, SlackError, SlackTemporary, SlackThreadGone
-from storage.coordination import CoordinationUnavailable, Coordinator
+from storage.coordination import CoordinationUnavailable, Coordinator, Lease
 from storage.db import DatabaseUnavailable
 from storage.models import Conversation, CustomerMessage, TeamReply, utcnow
 from storage.repo import HandoffRepository, Repository, backoff
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 POST_RATE = 1.0  # Slack: about one message per second per channel
 POST_BURST = 3
-LEASE_SECONDS = 120.0
+LEASE_SECONDS = 15.0  # renewed while working; a dead worker's expires soon
 GIVE_UP_AFTER = timedelta(hours=24)
 
 
@@ -55,22 +55,44 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._handoffs = HandoffRepository(repo)
         self._metrics = metrics or Metrics()
+        self._pass: asyncio.Future[float] | None = None
 
     # -- the loop ------------------------------------------------------------
     async def run(self) -> None:
-        """Work until cancelled: wake on publish, and on the earliest retry time."""
+        """Work until cancelled: wake on publish, and on the earliest retry time.
+
+        Each pass runs shielded, so shutting down can `drain()` it instead of
+        abandoning a Slack post whose result was not recorded yet.
+        """
         waiter = self._coordinator.waiter(WAKE_TOPIC)
         try:
             while True:
-                try:
-                    await self.run_once()
-                    timeout = await self._idle_timeout()
-                except (DatabaseUnavailable, CoordinationUnavailable) as exc:
-                    log.warning("dispatcher paused: %s", exc)
-                    timeout = 2.0
+                self._pass = asyncio.ensure_future(self._one_pass())
+                timeout = await asyncio.shield(self._pass)
                 await waiter.wait(timeout)
         finally:
+            if self._pass is not None and not self._pass.done():
+                self._pass.cancel()  # drain() had its chance; never leave it running
+                await asyncio.gather(self._pass, return_exceptions=True)
             await waiter.close()
+
+    async def _one_pass(self) -> float:
+        """One pass over due work; returns how long to wait for the next."""
+        try:
+            await self.run_once()
+            return await self._idle_timeout()
+        except (DatabaseUnavailable, CoordinationUnavailable) as exc:
+            log.warning("dispatcher paused: %s", exc)
+        except Exception:
+            # A supervisor boundary: the loop must outlive any one failure; the
+            # work stays pending in SQL and the next pass tries again.
+            log.exception("dispatcher pass failed; retrying")
+        return 2.0
+
+    async def drain(self, timeout: float) -> None:
+        """Let a pass in flight finish (bounded), e.g. before shutting down."""
+        if self._pass is not None and not self._pass.done():
+            await asyncio.wait({self._pass}, timeout=timeout)
 
     async def _idle_timeout(self) -> float:
         due = await self._repo.next_due_at()
@@ -86,20 +108,38 @@ class Dispatcher:
         return len(conversation_ids)
 
     async def _guarded(self, conversation_id: int) -> None:
+        """One worker per conversation: a Redis (or in-memory) lease as the fast path,
+        kept alive while working, and a SQL advisory lock as the fence."""
         async with self._slots:
             lease = await self._coordinator.lock(f"conversation:{conversation_id}", LEASE_SECONDS)
             if lease is None:
                 return  # another worker has it
+            keepalive = asyncio.create_task(self._keep(lease))
             try:
-                await self.process(conversation_id)
+                async with self._repo.db.fence(conversation_id) as ours:
+                    if ours:
+                        await self.process(conversation_id)
             except SlackError as exc:
                 log.warning("conversation %s: Slack %s; will retry", conversation_id, exc)
+            except (DatabaseUnavailable, CoordinationUnavailable):
+                raise
             except Exception:
                 # A supervisor boundary: a bug met in one conversation must not stop
                 # the relay for all others. Its work stays pending in SQL.
                 log.exception("conversation %s: unexpected error; will retry", conversation_id)
             finally:
+                keepalive.cancel()
                 await self._coordinator.release(lease)
+
+    async def _keep(self, lease: Lease) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                if not await self._coordinator.extend(lease, LEASE_SECONDS):
+                    log.warning("lost the lease %s; the SQL fence still guards", lease.key)
+                    return
+            except CoordinationUnavailable as exc:
+                log.warning("cannot renew the lease %s: %s", lease.key, exc)
 
     # -- one conversation ------------------------------------------------------
     async def process(self, conversation_id: int) -> None:
