@@ -15,6 +15,7 @@ from datetime import datetime
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Services, build_services
 from bot.config import Settings
@@ -51,9 +52,25 @@ def create_app(
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICES] = services
 
+    verifier = SignatureVerifier(settings.slack_signing_secret or "")
+
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
-        bolt_response = await bolt.async_dispatch(bolt_request)
+        """Verify, then let bolt dispatch; a malformed signed body is a 400, not a 500."""
+        body = await request.read()
+        if not verifier.is_valid(
+            body,
+            _digits(request.headers.get("X-Slack-Request-Timestamp")),
+            request.headers.get("X-Slack-Signature", ""),
+        ):
+            return webhooks.error(401, "missing, stale or wrong Slack signature")
+        try:
+            bolt_request = await to_bolt_request(request)
+            bolt_response = await bolt.async_dispatch(bolt_request)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            # Raised by bolt while reading a payload of the wrong shape (bolt handles
+            # errors in our listeners itself).
+            log.warning("malformed Slack request: %s", exc)
+            return webhooks.error(400, "malformed Slack payload")
         return await to_aiohttp_response(bolt_response)
 
     app.router.add_post("/slack/events", slack_events)
@@ -92,6 +109,11 @@ def create_app(
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+def _digits(value: str | None) -> str:
+    """slack_sdk's verifier does int() on the timestamp: give it digits or nothing."""
+    return value if value and value.isdigit() else "0"
 
 
 def services_of(app: web.Application) -> Services:

@@ -111,4 +111,7 @@ def _parse_time(value: str) -> datetime:
         raise PayloadError("sent_at must be an ISO-8601 time") from exc
     if parsed.tzinfo is None:
         raise PayloadError("sent_at must include a UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise PayloadError("sent_at is out of range") from exc

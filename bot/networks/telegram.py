@@ -73,30 +73,33 @@ class TelegramNetwork:
         return [self._message(message)]
 
     def _message(self, message: Any) -> InboundMessage:
+        """Read the fields we use, each checked for its type: a wrong one is a 400."""
+        if not isinstance(message, dict) or not isinstance(message.get("chat"), dict):
+            raise PayloadError("message.chat must be an object")
+        chat = message["chat"]
+        sender = message.get("from", chat)
+        if not isinstance(sender, dict):
+            raise PayloadError("message.from must be an object")
+        chat_id = _integer(chat, "id", "message.chat.id")
+        message_id = _integer(message, "message_id", "message.message_id")
         try:
-            chat = message["chat"]
-            sender = message.get("from") or chat
-            chat_id = int(chat["id"])
-            message_id = int(message["message_id"])
-            sent_at = datetime.fromtimestamp(int(message["date"]), UTC)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PayloadError(f"message lacks {exc}") from exc
-        name = (
-            " ".join(part for part in (sender.get("first_name"), sender.get("last_name")) if part)
-            or sender.get("title")
-            or str(chat_id)
-        )
+            sent_at = datetime.fromtimestamp(_integer(message, "date", "message.date"), UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise PayloadError("message.date is not a valid time") from exc
+        first, last, title = (_text(sender, key) for key in ("first_name", "last_name", "title"))
+        name = " ".join(part for part in (first, last) if part) or title or str(chat_id)
         attachments = tuple(Attachment(kind=kind) for kind in (*MEDIA, *OTHER) if kind in message)
-        text = message.get("text") or message.get("caption") or ""
+        text = _text(message, "text") or _text(message, "caption") or ""
         if not text and attachments:
             text = " ".join(f"[{item.kind}]" for item in attachments)
+        author = sender.get("id", chat_id)
         return InboundMessage(
             network=self.name,
             conversation_key=str(chat_id),
             message_id=f"{chat_id}:{message_id}",
-            author_id=str(sender.get("id", chat_id)),
+            author_id=str(author) if isinstance(author, int | str) else str(chat_id),
             author_name=name,
-            author_handle=sender.get("username"),
+            author_handle=_text(sender, "username"),
             text=text,
             sent_at=sent_at,
             attachments=attachments,
@@ -118,3 +121,19 @@ class TelegramNetwork:
 
     async def close(self) -> None:
         await self._http.close()
+
+
+def _integer(data: dict[str, Any], key: str, where: str) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise PayloadError(f"{where} must be an integer")
+    return value
+
+
+def _text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{key} must be a string")
+    return value
