@@ -7,11 +7,13 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import bot.__main__ as cli
+from tests.demo.stage import MORNING, morning_zone
 from tests.demo.transcript import Style
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +44,29 @@ def section(out: str, title: str) -> str:
     """The transcript from `title` to the next blank-line-separated heading."""
     start = out.index(title)
     rest = out[start:]
-    ends = [rest.find(f"\n\n{h}") for h in ("#", "What the customers", "Figures", "Done in")]
+    heads = ("#", "DM to", "What the customers", "Figures", "Done in")
+    ends = [rest.find(f"\n\n{h}") for h in heads]
     return rest[: min(e for e in ends if e > 0)]
+
+
+def thread(block: str, root: str) -> str:
+    """One thread of a channel section: its root line up to the next root."""
+    start = block.index(f"  relaydesk: {root}")
+    end = block.find("\n\n", start)
+    return block[start : end if end > 0 else None]
+
+
+def answer(out: str, command: str) -> str:
+    """The answer only one person sees, shown in the narration after `command`: its
+    lines (stripped), up to the next narration line."""
+    rest = out[out.index(command) :].splitlines()
+    start = next(i for i, line in enumerate(rest) if "(only visible to " in line)
+    lines = [rest[start].strip()]
+    for line in rest[start + 1 :]:
+        if not line.startswith("          "):
+            break
+        lines.append(line[10:])
+    return "\n".join(lines)
 
 
 def after(block: str, line_start: str) -> list[str]:
@@ -54,7 +77,8 @@ def after(block: str, line_start: str) -> list[str]:
 
 
 def figure(out: str, label: str) -> str:
-    match = re.search(rf"^  {re.escape(label)}\s+(.+)$", out, re.MULTILINE)
+    """The value beside `label` in an aligned list (the figures, Block Kit fields)."""
+    match = re.search(rf"^ *{re.escape(label)}  +(.+)$", out, re.MULTILINE)
     assert match, f"no figure {label!r}"
     return match.group(1)
 
@@ -68,14 +92,15 @@ def test_the_demo_is_quick_and_leaves_nothing_behind(demo: tuple[str, float]) ->
 def test_threads_show_customers_replies_and_reactions(demo: tuple[str, float]) -> None:
     out, _ = demo
     inbox = section(out, "#support-inbox")
-    for root in (
+    roots = [
         "Telegram · Ada (@ada_l) · #1",
         "Webhook · Grace · #2",
-        "WhatsApp · Kofi",
+        "WhatsApp · Kofi (@+233241234567) · #3",
         "Messenger · 1134343043305865 · #4",
         "Telegram · Bruno (@bruno_b) · #5",
-    ):
-        assert f"relaydesk: {root}" in inbox
+    ]
+    listed = [line.strip() for line in inbox.splitlines() if line.startswith("  relaydesk: ")]
+    assert listed == [f"relaydesk: {root}" for root in roots]  # in the order they came in
     # A follow-up is a thread reply, its text escaped so it pings nobody.
     assert "relaydesk (from Ada on Telegram): Also the tracking link gives a 404 <!channel>" in (
         inbox
@@ -101,6 +126,90 @@ def test_the_handoff_continues_in_the_sales_channel(demo: tuple[str, float]) -> 
     assert fate == "└ ✅ :white_check_mark:  delivered"
 
 
+def test_a_waiting_customer_escalates_to_the_person_on_call(demo: tuple[str, float]) -> None:
+    out, _ = demo
+    lena = thread(section(out, "#support-inbox"), "Messenger · 1134343043305865 · #4")
+    assert "🚨 escalated to @Priya Shah" in lena
+    assert [line.strip() for line in lena.splitlines()[4:]] == [
+        "relaydesk: @Priya Shah 🚨 Escalation, level 1 · #4 · Messenger · 1134343043305865",
+        "Waiting for an answer for 30 min.",
+        "[ Acknowledge ] [ Claim ]",
+        "relaydesk: 👌 @Priya Shah acknowledged the escalation of #4; "
+        "it will not be escalated further.",
+    ]
+    dm = section(out, "DM to Priya Shah")
+    assert "(from relaydesk, D" in dm.splitlines()[0]
+    pages = dm.split("\n\n")[1:]
+    assert [page.splitlines()[0].strip() for page in pages] == [
+        "relaydesk: 🚨 Escalation, level 1 · #4 · Messenger · 1134343043305865",
+        "relaydesk: 🚨 Manual escalation, level 1 · #5 · Telegram · Bruno (@bruno_b)",
+    ]
+    assert "Open the conversation thread" in pages[0]
+    assert pages[0].splitlines()[-1].strip() == "[ Acknowledge ] [ Claim ]"
+    assert answer(out, "Priya clicks Acknowledge") == (
+        "relaydesk (only visible to Priya Shah): You acknowledged #4: it will not escalate further."
+    )
+    # Only the person on call was paged: nobody else got a DM.
+    assert out.count("\nDM to ") == 1
+
+
+def test_a_manual_escalation_carries_its_reason(demo: tuple[str, float]) -> None:
+    out, _ = demo
+    assert answer(out, "/escalate #5") == (
+        "relaydesk (only visible to Maya Lopez): Paged @Priya Shah for #5."
+    )
+    reason = "Escalated by @Maya Lopez: blocked us on Telegram; please email him about the gift"
+    bruno = thread(section(out, "#support-inbox"), "Telegram · Bruno (@bruno_b) · #5")
+    assert "@Priya Shah 🚨 Manual escalation, level 1 · #5" in bruno and reason in bruno
+    assert reason in section(out, "DM to Priya Shah")
+
+
+def test_oncall_shows_who_now_and_the_next_shifts(demo: tuple[str, float]) -> None:
+    lines = answer(demo[0], "/oncall").splitlines()
+    assert re.fullmatch(
+        r"relaydesk \(only visible to Maya Lopez\): 📟 On call now: @Priya Shah until "
+        r"\w{3} \d\d \w{3} 09:00",
+        lines[0],
+    )
+    assert lines[1] == "Next:"
+    assert [line.split(" ", 3)[:3] for line in lines[2:5]] == [
+        ["•", "@Tom", "Berg"],
+        ["•", "@Priya", "Shah"],
+        ["•", "@Tom", "Berg"],
+    ]
+    assert lines[5:] == ["Last escalation level: @Ines Duarte"]
+
+
+def test_social_stats_shows_the_manager_todays_figures(demo: tuple[str, float]) -> None:
+    shown = answer(demo[0], "/social-stats today")
+    lines = shown.splitlines()
+    assert lines[0] == "relaydesk (only visible to Ines Duarte): Social stats: today so far"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d 00:00 \S+ → \d{4}-\d\d-\d\d \d\d:\d\d \S+", lines[1])
+    assert figure(shown, "Received") == "7 messages"
+    assert figure(shown, "Conversations") == "5"
+    assert figure(shown, "Response rate") == "67% (4 of 6 turns)"
+    assert re.fullmatch(r"(19|20|21) min / \d\d min", figure(shown, "Median / p90"))
+    assert "Unanswered now: 2, the oldest waiting 30 min" in shown
+    assert "• #4 1134343043305865 (meta, unassigned): waiting 30 min" in shown
+    assert "• #5 Bruno (telegram, unassigned): waiting 6 min" in shown
+    assert "{" not in shown and "mrkdwn" not in shown  # Block Kit, read as text
+
+
+def test_the_daily_summary_is_posted_to_the_summary_channel(demo: tuple[str, float]) -> None:
+    summary = section(demo[0], "#support-daily")
+    assert "(C0SUMMARY1, SLACK_SUMMARY_CHANNEL)" in summary.splitlines()[0]
+    posts = [line for line in summary.splitlines() if line.startswith("  relaydesk: ")]
+    now = datetime.now(UTC)  # the stage's local day is yesterday, today or tomorrow in UTC
+    days = [f"{now + timedelta(days=n):%A %d %B %Y}" for n in (-1, 0, 1)]
+    assert len(posts) == 1 and posts[0].startswith("  relaydesk: Daily summary: ")
+    assert posts[0].removeprefix("  relaydesk: Daily summary: ") in days
+    assert figure(summary, "Received") == "7 messages  ▲ 7"
+    assert figure(summary, "Response rate") == "67% (4 of 6 turns)"
+    assert "Unanswered at the end of the day: 2" in summary
+    assert "• #5 Bruno (telegram, unassigned): waiting 6 min" in summary
+    assert summary.rstrip().endswith("Escalations sent that day: 2")
+
+
 def test_customers_received_the_replies_but_not_the_note(demo: tuple[str, float]) -> None:
     received = section(demo[0], "What the customers received")
     assert "Telegram 5001: Sorry Ada!" in received
@@ -118,6 +227,8 @@ def test_figures_come_from_sql(demo: tuple[str, float]) -> None:
     assert figure(out, "replies not delivered") == "1"
     assert figure(out, "internal notes") == "1"
     assert figure(out, "handoffs") == "1"
+    assert figure(out, "escalation pages sent") == "2"
+    assert figure(out, "escalations acknowledged") == "1"
     assert figure(out, "turns answered") == "4 of 6 (67%)"
     assert figure(out, "unanswered now") == "2"
     assert re.fullmatch(r"0:(19|20|21):\d\d", figure(out, "median response time"))
@@ -137,6 +248,16 @@ def test_colours_only_for_a_terminal_or_when_forced(monkeypatch: pytest.MonkeyPa
     assert Style.for_stdout().bold("x") == "x"
     monkeypatch.setenv("FORCE_COLOR", "1")
     assert Style.for_stdout().colour
+
+
+def test_the_stage_always_plays_in_the_morning() -> None:
+    """Whatever the hour, some zone has a morning: "today" holds the whole demo, and
+    the daily summary (SUMMARY_TIME 23:59) is never due while it plays."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for hour in range(0, 366 * 24, 5):
+        now = start + timedelta(hours=hour, minutes=17 * hour % 60)
+        local = now.astimezone(morning_zone(now))
+        assert abs(local.hour + local.minute / 60 - MORNING) <= 2, (now, local)
 
 
 def test_without_the_tests_folder_the_demo_says_so(

@@ -18,6 +18,8 @@ async def main() -> int:
     print(style.bold("Relaydesk demo: a morning at the support desk"))
     print(style.dim("The real bot on SQLite, against local stand-ins for Slack and the networks."))
     async with stage() as playing:
+        local = playing.started.astimezone(playing.tz)
+        print(style.dim(f"It is {local:%A %H:%M} in {playing.zone}, the TIMEZONE it plays in."))
         await play(playing, style)
         print(await slack_transcript(playing, style))
         print(customer_side(playing, style))

@@ -2,27 +2,44 @@
 
 Each scene drives the real bot through the stand-ins and waits until Slack
 shows the effect, so the transcript printed afterwards is what a team would
-see. Scenes only use features that exist; add one to `SCENES` as a feature
-lands (still to come: an escalation to the on-call person, `/social-stats`,
-the daily summary).
+see. Answers only one person sees (slash commands, button clicks) are shown
+as the scene plays. Scenes only use features that exist; add one to `SCENES`
+as a feature lands.
+
+The cast: Maya (support), Sam (sales), Priya and Tom (the on-call rotation,
+`ONCALL_USERS`; Priya's week now) and Ines (the manager, `ESCALATION_MANAGER`).
+Lena's message is dated just under `SLA_MINUTES` ago, so the app's own
+escalation sweep pages Priya a few seconds into the morning.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from tests.demo.stage import SALES, Customer, Stage
-from tests.demo.transcript import Style
+from tests.demo.stage import MANAGER, ONCALL, SALES, SLA_MINUTES, Customer, Person, Stage
+from tests.demo.transcript import Renderer, Style
 
 Say = Callable[[str], None]
+Show = Callable[[Person, dict[str, Any]], None]
+
+# Lena's page is due this many seconds after she writes: after her thread exists,
+# and about when the scenes before hers are done.
+LENA_DUE_IN_SECONDS = 6
 
 
 class Morning:
-    def __init__(self, stage: Stage, say: Say) -> None:
+    def __init__(self, stage: Stage, say: Say, show: Show) -> None:
         self.stage = stage
         self.say = say
+        self.show = show
         self.maya = stage.person("U0AGENT01", "Maya Lopez")
         self.sam = stage.person("U0SALES01", "Sam Okafor")
+        self.priya = stage.person(ONCALL[0], "Priya Shah")
+        self.tom = stage.person(ONCALL[1], "Tom Berg")
+        self.ines = stage.person(MANAGER, "Ines Duarte")
         self.ada = Customer("Ada", "telegram", "5001", handle="ada_l")
         self.grace = Customer("Grace", "generic", "web-7731")
         self.kofi = Customer("Kofi", "whatsapp", "233241234567")
@@ -31,15 +48,20 @@ class Morning:
 
     async def customers_write_in(self) -> None:
         self.say("Four customers write in on four networks.")
-        await self.stage.customer_writes(
-            self.ada, "Hi! My order #4411 still hasn't arrived, it was due yesterday.", 24
-        )
-        await self.stage.customer_writes(
-            self.grace, "Can I change the delivery address for order 5120?", 21
-        )
-        await self.stage.customer_writes(self.kofi, "Hello, do you ship to Ghana?", 19)
-        await self.stage.customer_writes(self.lena, "Is the blue rain jacket back in size M?", 17)
-        for number in (1, 2, 3, 4):
+        writes = [
+            (self.ada, "Hi! My order #4411 still hasn't arrived, it was due yesterday.", 24.0),
+            (self.grace, "Can I change the delivery address for order 5120?", 21.0),
+            (self.kofi, "Hello, do you ship to Ghana?", 19.0),
+            (
+                self.lena,
+                "Is the blue rain jacket back in size M?",
+                SLA_MINUTES - LENA_DUE_IN_SECONDS / 60,
+            ),
+        ]
+        # One at a time: new conversations are posted concurrently, and the
+        # inbox should list them in the order they came in.
+        for number, (customer, text, minutes_ago) in enumerate(writes, start=1):
+            await self.stage.customer_writes(customer, text, minutes_ago)
             await self.stage.root_of(number)
 
     async def a_follow_up(self) -> None:
@@ -106,9 +128,45 @@ class Morning:
         await self.stage.reaction(ts, "warning")
         await self.stage.thread_has(root["ts"], "Not delivered")
 
-    async def lena_waits(self) -> None:
-        self.say("Lena's question on Messenger (which sends an ID, not a name) still waits.")
-        await self.stage.root_of(4)
+    async def lena_escalates(self) -> None:
+        self.say(
+            f"Nobody answers Lena on Messenger (which sends an ID, not a name). "
+            f"{SLA_MINUTES} minutes after she wrote (SLA_MINUTES), the escalation sweep "
+            "pages Priya, who is on call: a mention in #4's thread and a DM."
+        )
+        root = await self.stage.root_of(4)
+        dm = await self.stage.dm_with(self.priya, "#4")
+        await self.stage.thread_has(root["ts"], "escalation level 1")
+        self.say("Priya clicks Acknowledge in the DM: #4 will not escalate to Tom or Ines.")
+        channel = await self.stage.dm_channel(self.priya)
+        await self.stage.click(self.priya, "relaydesk.ack", "4", dm["ts"], channel=channel)
+        self.show(self.priya, {"text": await self.stage.ephemeral_for(self.priya, "#4")})
+        await self.stage.thread_has(root["ts"], "acknowledged the escalation")
+
+    async def bruno_is_escalated_by_hand(self) -> None:
+        line = "/escalate #5 blocked us on Telegram; please email him about the gift cards"
+        self.say(f"Maya escalates Bruno's #5 by hand: {line}")
+        answer = await self.stage.command(self.maya, line)
+        if answer.get("text"):
+            raise RuntimeError(f"/escalate refused: {answer['text']}")
+        self.show(self.maya, {"text": await self.stage.ephemeral_for(self.maya, "#5")})
+        await self.stage.dm_with(self.priya, "#5")
+
+    async def who_is_on_call(self) -> None:
+        self.say("Maya checks the rotation: /oncall")
+        self.show(self.maya, await self.stage.command(self.maya, "/oncall"))
+
+    async def the_manager_checks_the_figures(self) -> None:
+        self.say("Ines, the manager, asks for today's figures: /social-stats today")
+        self.show(self.ines, await self.stage.command(self.ines, "/social-stats today"))
+
+    async def the_daily_summary(self) -> None:
+        self.say(
+            "The daily summary goes to SLACK_SUMMARY_CHANNEL once a day at SUMMARY_TIME, "
+            "for the day before; here it is posted now, for today so far."
+        )
+        now = datetime.now(UTC)
+        await self.stage.bot.services.summary.post(now.astimezone(self.stage.tz).date(), now)
 
 
 Scene = Callable[[Morning], Awaitable[None]]
@@ -120,11 +178,24 @@ SCENES: list[Scene] = [
     Morning.grace_is_helped_and_resolved,
     Morning.kofi_goes_to_sales,
     Morning.a_failed_delivery,
-    Morning.lena_waits,
+    Morning.lena_escalates,
+    Morning.bruno_is_escalated_by_hand,
+    Morning.who_is_on_call,
+    Morning.the_manager_checks_the_figures,
+    Morning.the_daily_summary,
 ]
 
 
 async def play(stage: Stage, style: Style) -> None:
-    morning = Morning(stage, lambda line: print(style.dim(f"  > {line}"), flush=True))
+    render = Renderer(stage, style)
+
+    def say(line: str) -> None:
+        lines = textwrap.wrap(line, width=96, initial_indent="  > ", subsequent_indent="    ")
+        print("\n".join(style.dim(wrapped) for wrapped in lines), flush=True)
+
+    def show(person: Person, answer: dict[str, Any]) -> None:
+        print(render.ephemeral(person, answer), flush=True)
+
+    morning = Morning(stage, say, show)
     for scene in SCENES:
         await scene(morning)

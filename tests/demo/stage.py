@@ -2,8 +2,14 @@
 the tests' local stand-ins for Slack and the networks (`tests/harness.py`).
 
 Customers write through the networks' own webhook formats, signed exactly as
-the platforms sign them; team members act through signed Slack events and
-button clicks. Nothing leaves the machine.
+the platforms sign them; team members act through signed Slack events, button
+clicks and slash commands. The app's timers run (the escalation sweep every
+`SWEEP_SECONDS`), so a customer left waiting past `SLA_MINUTES` pages the
+person on call as in production. Nothing leaves the machine.
+
+The stage plays in a time zone where it is morning now, so "today" (for
+`/social-stats` and the daily summary) holds the whole morning whenever the
+demo runs, and the daily summary job is never due while it plays.
 """
 
 from __future__ import annotations
@@ -13,21 +19,47 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tests.fakes import FakeSlack
-from tests.harness import INBOX, META_SECRET, Bot, start_bot
+from tests.harness import INBOX, META_SECRET, SUMMARY, Bot, start_bot
 from tests.signing import meta_headers
 
 PAGE_ID = "1691462197845448"
 PHONE_NUMBER_ID = "106540352242922"
 SALES = "C0SALES01"
 SUPPORT = "C0SUPPORT1"
-CHANNEL_NAMES = {INBOX: "support-inbox", SALES: "sales", SUPPORT: "support"}
+CHANNEL_NAMES = {
+    INBOX: "support-inbox",
+    SALES: "sales",
+    SUPPORT: "support",
+    SUMMARY: "support-daily",
+}
+ONCALL = ("U0ONCALL01", "U0ONCALL02")  # ONCALL_USERS, in rotation order
+MANAGER = "U0MANAGER1"  # ESCALATION_MANAGER
+SLA_MINUTES = 30
+SWEEP_SECONDS = 0.2
+# Real zones at most four hours apart: one of them has a local time near MORNING.
+ZONES = (
+    "Pacific/Honolulu",
+    "America/Los_Angeles",
+    "America/Chicago",
+    "America/Halifax",
+    "Europe/Lisbon",
+    "Europe/Berlin",
+    "Africa/Nairobi",
+    "Asia/Kolkata",
+    "Asia/Jakarta",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
+MORNING = 10.5  # local hour the stage aims for
 
 
 @dataclass
@@ -51,14 +83,21 @@ class Customer:
 class Stage:
     bot: Bot
     started: datetime
+    tz: ZoneInfo
+    people: dict[str, Person] = field(default_factory=dict)
 
     @property
     def slack(self) -> FakeSlack:
         return self.bot.slack
 
+    @property
+    def zone(self) -> str:
+        return self.tz.key
+
     def person(self, user_id: str, name: str) -> Person:
         self.bot.slack.add_user(user_id, name, name.split()[0].lower())
-        return Person(user_id, name)
+        self.people[user_id] = Person(user_id, name)
+        return self.people[user_id]
 
     # -- customers, through each network's webhook ---------------------------
     async def customer_writes(self, customer: Customer, text: str, minutes_ago: float) -> None:
@@ -115,6 +154,23 @@ class Stage:
         if response.status != 200:
             raise RuntimeError(f"button {action_id} answered {response.status}")
 
+    async def command(self, person: Person, line: str, channel: str = INBOX) -> dict[str, Any]:
+        """A typed slash command like `/oncall`; returns Slack's immediate answer
+        (`text`, maybe `blocks`; empty when the answer comes later as an ephemeral)."""
+        name, _, text = line.partition(" ")
+        response = await self.bot.command(name, text, user=person.user_id, channel=channel)
+        if response.status != 200:
+            raise RuntimeError(f"{name} answered {response.status}")
+        raw = await response.text()
+        if not raw.startswith("{"):
+            return {"text": raw} if raw else {}
+        answer: dict[str, Any] = json.loads(raw)
+        return answer
+
+    async def dm_channel(self, person: Person) -> str:
+        """The DM channel between the bot and `person` (conversations.open is idempotent)."""
+        return await self.bot.services.slack.open_dm(person.user_id)
+
     # -- waiting for the bot ---------------------------------------------------
     async def root_of(self, number: int, channel: str = INBOX) -> dict[str, Any]:
         """The root message of conversation #number in `channel`, once posted."""
@@ -147,14 +203,59 @@ class Stage:
             what=f"'{text}' shown to {person.name}",
         )
 
+    async def dm_with(self, person: Person, text: str) -> dict[str, Any]:
+        """The bot's DM to `person` containing `text`, once sent (waits up to 20 s)."""
+        channel = await self.dm_channel(person)
+        return await self.bot.until(
+            lambda: next(
+                (m for m in self.slack.messages(channel) if text in str(m.get("text"))), None
+            ),
+            timeout=20,
+            what=f"a DM to {person.name} with '{text}'",
+        )
+
+
+def morning_zone(now: datetime) -> ZoneInfo:
+    """The zone in `ZONES` whose local time is nearest `MORNING` (UTC without tz data)."""
+
+    def distance(zone: ZoneInfo) -> float:
+        local = now.astimezone(zone)
+        return abs(local.hour + local.minute / 60 - MORNING)
+
+    try:
+        return min((ZoneInfo(name) for name in ZONES), key=distance)
+    except ZoneInfoNotFoundError:
+        return ZoneInfo("UTC")
+
+
+def environment(tz: ZoneInfo, today: date) -> dict[str, str]:
+    """Settings on top of the harness's: on call, the SLA, fast sweeps, the local day."""
+    return {
+        "TIMEZONE": tz.key,
+        "ONCALL_USERS": ",".join(ONCALL),
+        # The rotation's first shift began yesterday: the first person is on call now.
+        "ONCALL_START": (today - timedelta(days=1)).isoformat(),
+        "ONCALL_HANDOFF": "09:00",
+        "ONCALL_ROTATION_DAYS": "7",
+        "ESCALATION_MANAGER": MANAGER,
+        "SLA_MINUTES": str(SLA_MINUTES),
+        "SWEEP_SECONDS": str(SWEEP_SECONDS),
+        # Only the on-demand summary is posted: the daily job is not due in a morning.
+        "SUMMARY_TIME": "23:59",
+    }
+
 
 @asynccontextmanager
 async def stage() -> AsyncIterator[Stage]:
     """Start everything in a temporary directory; stop everything afterwards."""
+    now = datetime.now(UTC)
+    tz = morning_zone(now)
     with TemporaryDirectory(prefix="relaydesk-demo-") as tmp:
-        bot, stop = await start_bot(Path(tmp))
+        bot, stop = await start_bot(
+            Path(tmp), env=environment(tz, now.astimezone(tz).date()), timers=True
+        )
         try:
-            yield Stage(bot, datetime.now(UTC))
+            yield Stage(bot, now, tz)
         finally:
             await stop()
 

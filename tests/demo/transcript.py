@@ -2,8 +2,11 @@
 
 Channels in order, each thread's root then its replies indented, who said
 what, reactions, and for team messages what became of them (delivered,
-internal note, not delivered), read from SQL. Colours only when stdout is a
-terminal or FORCE_COLOR is set (NO_COLOR turns them off).
+internal note, not delivered), read from SQL; then the bot's direct messages
+and the daily summary. Block Kit (headers, fields, context, buttons) becomes
+plain lines, links show their label, and dates are shown in the stage's time
+zone as Slack shows them to each reader in theirs. Colours only when stdout is
+a terminal or FORCE_COLOR is set (NO_COLOR, or FORCE_COLOR=0, turns them off).
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import select
 
 from storage import stats
-from storage.models import CustomerMessage, Handoff, TeamReply
-from tests.demo.stage import CHANNEL_NAMES, Stage
+from storage.models import CustomerMessage, Escalation, Handoff, TeamReply
+from tests.demo.stage import CHANNEL_NAMES, SUMMARY, Person, Stage
 
 EMOJI = {
     "white_check_mark": "✅",
@@ -33,6 +36,11 @@ EMOJI = {
     "outbox_tray": "📤",
     "arrow_right": "➡️",
     "leftwards_arrow_with_hook": "↩️",
+    "pager": "📟",
+    "ok_hand": "👌",
+    "tada": "🎉",
+    "page": "📄",
+    "arrows_counterclockwise": "🔄",
 }
 NETWORK_NAMES = {
     "telegram": "Telegram",
@@ -50,6 +58,8 @@ FATE = {
 }
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
 # A Slack message: (channel, ts).
 Key = tuple[str | None, str | None]
 
@@ -60,8 +70,9 @@ class Style:
 
     @classmethod
     def for_stdout(cls) -> Style:
-        if os.environ.get("FORCE_COLOR"):
-            return cls(True)
+        force = os.environ.get("FORCE_COLOR")
+        if force:
+            return cls(force.lower() not in ("0", "false"))
         if os.environ.get("NO_COLOR"):
             return cls(False)
         return cls(sys.stdout.isatty())
@@ -71,6 +82,9 @@ class Style:
 
     def bold(self, text: str) -> str:
         return self._wrap("1", text)
+
+    def underline(self, text: str) -> str:
+        return self._wrap("4", text)
 
     def dim(self, text: str) -> str:
         return self._wrap("2", text)
@@ -99,29 +113,61 @@ class Renderer:
         user = self.stage.slack.users.get(user_id)
         return str(user["real_name"]) if user else user_id
 
+    def date(self, match: re.Match[str]) -> str:
+        """`<!date^epoch^format|fallback>` as Slack shows it to a reader in the stage's zone."""
+        at = datetime.fromtimestamp(int(match.group(1)), self.stage.tz)
+        return at.strftime("%H:%M" if match.group(2) == "{time}" else "%a %d %b %H:%M")
+
     def mrkdwn(self, text: str) -> str:
         text = re.sub(r"<@([UW][A-Z0-9]+)>", lambda m: "@" + self.name_of(m.group(1)), text)
-        text = re.sub(r"<!date\^\d+\^[^|>]*\|([^>]*)>", r"\1", text)
-        text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2 (\1)", text)
+        text = re.sub(r"<!date\^(\d+)\^([^|>]*)\|[^>]*>", self.date, text)
+        text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", lambda m: self.style.underline(m[2]), text)
         text = re.sub(r"<(https?://[^>]+)>", r"\1", text)
         text = re.sub(r":([a-z_]+):", lambda m: EMOJI.get(m.group(1), m.group(0)), text)
-        text = re.sub(r"\*([^*\n]+)\*", lambda m: self.style.bold(m.group(1)), text)
+        text = re.sub(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])", lambda m: self.style.bold(m[1]), text)
+        text = re.sub(r"(?<!\w)_([^_\n]+)_(?!\w)", r"\1", text)
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+    def fields(self, fields: list[dict[str, Any]]) -> list[str]:
+        """Section fields (`*Title*\nvalue`) as aligned `Title  value` lines."""
+        pairs = [self.mrkdwn(f.get("text", "")).partition("\n")[::2] for f in fields]
+        width = max(len(ANSI.sub("", title)) for title, _ in pairs)
+        return [
+            title + " " * (width - len(ANSI.sub("", title)) + 2) + value.replace("\n", " ")
+            for title, value in pairs
+        ]
 
     def blocks(self, blocks: list[dict[str, Any]]) -> list[str]:
         lines: list[str] = []
         buttons: list[str] = []
         for block in blocks:
-            if block["type"] == "section":
-                lines.extend(self.mrkdwn(block["text"]["text"]).splitlines())
-            elif block["type"] == "context":
+            kind = block["type"]
+            if kind == "header":
+                lines.append(self.style.bold(block["text"]["text"]))
+            elif kind == "section":
+                if "text" in block:
+                    lines.extend(self.mrkdwn(block["text"]["text"]).splitlines())
+                if block.get("fields"):
+                    lines.extend(self.fields(block["fields"]))
+            elif kind == "context":
                 parts = [self.mrkdwn(e.get("text", "")) for e in block["elements"]]
                 lines.append(self.style.dim(" · ".join(parts)))
-            elif block["type"] == "actions":
+            elif kind == "divider":
+                lines.append(self.style.dim("─" * 24))
+            elif kind == "actions":
                 buttons += [f"[ {e['text']['text']} ]" for e in block["elements"]]
         if buttons:
             lines.append(self.style.cyan(" ".join(buttons)))
         return lines
+
+    def ephemeral(self, person: Person, answer: dict[str, Any], indent: str = "      ") -> str:
+        """An answer only `person` sees (a slash command's or a button's), as Slack shows it."""
+        body = self.blocks(answer["blocks"]) if answer.get("blocks") else []
+        if not body:
+            body = self.mrkdwn(str(answer.get("text", ""))).splitlines() or [""]
+        who = self.style.cyan("relaydesk") + self.style.dim(f" (only visible to {person.name})")
+        lines = [f"{indent}{who}: {body[0]}"] + [f"{indent}    {line}" for line in body[1:]]
+        return "\n".join(lines)
 
 
 async def slack_transcript(stage: Stage, style: Style) -> str:
@@ -135,12 +181,18 @@ async def slack_transcript(stage: Stage, style: Style) -> str:
         (m.slack_channel, m.slack_ts): m for m in customers if m.slack_ts
     }
     team: dict[Key, TeamReply] = {(r.slack_channel, r.slack_ts): r for r in replies if r.slack_ts}
+    # (channel, heading, note): the channels, the bot's DMs, then the summary channel.
+    places = [(c, f"#{name}", c) for c, name in CHANNEL_NAMES.items() if c != SUMMARY]
+    for person in stage.people.values():
+        dm = await stage.dm_channel(person)
+        places.append((dm, f"DM to {person.name}", f"from relaydesk, {dm}"))
+    places.append((SUMMARY, f"#{CHANNEL_NAMES[SUMMARY]}", f"{SUMMARY}, SLACK_SUMMARY_CHANNEL"))
     out: list[str] = []
-    for channel, name in CHANNEL_NAMES.items():
+    for channel, heading, note in places:
         roots = stage.slack.roots(channel)
         if not roots:
             continue
-        out += ["", style.bold(style.magenta(f"#{name}")) + style.dim(f"  ({channel})")]
+        out += ["", style.bold(style.magenta(heading)) + style.dim(f"  ({note})")]
         for root in roots:
             out.append("")
             out += _message(render, root, {}, team, channel, indent="  ")
@@ -199,6 +251,7 @@ async def figures(stage: Stage, style: Style) -> str:
     async with db.session() as session:
         replies = (await session.execute(select(TeamReply))).scalars().all()
         handoffs = (await session.execute(select(Handoff))).scalars().all()
+        pages = (await session.execute(select(Escalation))).scalars().all()
     mine = [r for r in replies if r.source == "slack"]
     rate = numbers["response_rate"]
     rows = [
@@ -208,6 +261,11 @@ async def figures(stage: Stage, style: Style) -> str:
         ("replies not delivered", str(sum(r.state == "failed" for r in mine))),
         ("internal notes", str(sum(r.kind == "note" for r in mine))),
         ("handoffs", str(len(handoffs))),
+        ("escalation pages sent", str(sum(p.sent_at is not None for p in pages))),
+        (
+            "escalations acknowledged",
+            str(len({p.conversation_id for p in pages if p.acked_at is not None})),
+        ),
         (
             "turns answered",
             f"{numbers['answered_turns']} of {numbers['turns']}"
