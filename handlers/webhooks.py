@@ -44,6 +44,9 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         return error(exc.status, exc.message)
     try:
         stored = await services.relay.receive(events)
+    except WebhookError as exc:
+        services.metrics.inbound.labels(name, f"refused_{exc.status}").inc()
+        return error(exc.status, exc.message)
     except (DatabaseUnavailable, CoordinationUnavailable) as exc:
         log.error("webhook %s: storage unavailable, asking the sender to retry: %s", name, exc)
         services.metrics.inbound.labels(name, "unavailable").inc()

@@ -160,8 +160,11 @@ class Repository:
             )
         ).scalar_one_or_none()
         if latest is not None and latest.answered_at is None:
-            latest.started_at = min(latest.started_at, sent_at)
-            return
+            if not await self._reply_between(session, conversation.id, latest.started_at, sent_at):
+                latest.started_at = min(latest.started_at, sent_at)
+                return
+            # A reply written after the turn began is still being delivered: once it
+            # is, it answers that turn, and this message starts the next one.
         if latest is not None and latest.answered_at is not None and sent_at < latest.answered_at:
             return  # arrived late, but was written before the answer: that turn's
         session.add(
@@ -173,6 +176,23 @@ class Repository:
                 started_at=sent_at,
             )
         )
+
+    async def _reply_between(
+        self, session: AsyncSession, conversation_id: int, start: datetime, end: datetime
+    ) -> bool:
+        """Is there a team reply (pending or delivered) written in [start, end]?"""
+        found = await session.execute(
+            select(TeamReply.id)
+            .where(
+                TeamReply.conversation_id == conversation_id,
+                TeamReply.kind == "reply",
+                TeamReply.state.in_(("pending", "sent")),  # type: ignore[attr-defined]
+                TeamReply.sent_at >= start,
+                TeamReply.sent_at <= end,
+            )
+            .limit(1)
+        )
+        return found.first() is not None
 
     async def _conversation_for_update(self, session: AsyncSession, *where: Any) -> Conversation:
         statement = select(Conversation).where(*where).with_for_update()
@@ -341,8 +361,8 @@ class Repository:
                 .order_by(CustomerMessage.sent_at, CustomerMessage.id)  # type: ignore[arg-type]
             )
             pending = list((await session.execute(statement)).scalars())
-        # In order: a message waiting for a retry holds back the ones after it.
-        if pending and pending[0].next_attempt_at and pending[0].next_attempt_at > now:
+        # In order, and a message waiting for its retry holds back all the others.
+        if any(m.next_attempt_at and m.next_attempt_at > now for m in pending):
             return []
         return pending
 
@@ -674,7 +694,14 @@ class Repository:
             await session.execute(
                 update(TeamReply)
                 .where(TeamReply.id == reply_id)
-                .values(state="failed", last_error=error[:500], warned=True)
+                .values(state="failed", last_error=error[:500], warned=False)
+            )
+
+    async def set_warned(self, reply_id: int) -> None:
+        """The thread was told about the failure (set only after telling succeeded)."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(TeamReply).where(TeamReply.id == reply_id).values(warned=True)
             )
 
     # -- actions on a conversation ------------------------------------------

@@ -354,17 +354,19 @@ class Dispatcher:
         assert reply.id is not None
         self._metrics.retries.labels("network").inc()
         at = self._clock() + backoff(reply.attempts + 1, exc.retry_after)
-        await self._repo.retry_reply_later(reply.id, at, exc.message, warned=True)
+        await self._repo.retry_reply_later(reply.id, at, exc.message, warned=reply.warned)
         if not reply.warned:
             await self._tell(
                 reply, f":warning: Not delivered yet: {exc.message}. Retrying automatically."
             )
+            await self._repo.set_warned(reply.id)
 
     async def _fail(self, reply: TeamReply, reason: str) -> None:
         assert reply.id is not None
         await self._repo.mark_reply_failed(reply.id, reason)
         log.warning("reply %s not delivered: %s", reply.id, reason)
         await self._tell(reply, f":warning: Not delivered to the customer: {reason}")
+        await self._repo.set_warned(reply.id)  # only now: a lost explanation is retried
 
     async def _tell(self, reply: TeamReply, text: str) -> None:
         """Say why in the thread the reply was written in."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from bot.networks.base import DeliveryStatus, InboundEvent, InboundMessage
+from bot.networks.base import DeliveryStatus, InboundEvent, InboundMessage, PayloadError
 from storage.coordination import Coordinator
 from storage.models import utcnow
 from storage.repo import NewCustomerMessage, Repository, Stored
@@ -103,8 +103,9 @@ class Relay:
         """Store what a webhook delivered; duplicates come back with `message_id=None`."""
         received_at = self._clock()
         inbound = [event for event in events if isinstance(event, InboundMessage)]
-        messages = [_to_row(event, received_at) for event in inbound if not event.from_team]
-        echoes = [_to_row(event, received_at) for event in inbound if event.from_team]
+        rows = _rows(inbound, received_at)
+        messages = [row for event, row in rows if not event.from_team]
+        echoes = [row for event, row in rows if event.from_team]
         statuses = [event for event in events if isinstance(event, DeliveryStatus)]
         stored = await self._writer.write(messages) if messages else []
         if echoes:
@@ -129,15 +130,48 @@ class Relay:
         await self._writer.close()
 
 
+MAX_ID = 255  # the id columns' width
+
+
+def _rows(
+    inbound: Sequence[InboundMessage], received_at: datetime
+) -> list[tuple[InboundMessage, NewCustomerMessage]]:
+    """Rows for the storable messages; a bad one in a batch is logged and skipped,
+    and a request whose every message is bad is refused (400)."""
+    rows, refused = [], []
+    for event in inbound:
+        try:
+            rows.append((event, _to_row(event, received_at)))
+        except PayloadError as exc:
+            log.warning("%s message skipped: %s", event.network, exc.message)
+            refused.append(exc)
+    if refused and not rows:
+        raise refused[0]
+    return rows
+
+
+def _id(value: str, what: str) -> str:
+    if len(value) > MAX_ID or "\x00" in value:
+        raise PayloadError(f"{what} is not a valid id (at most {MAX_ID} characters)")
+    return value
+
+
+def _clean(value: str, limit: int | None = None) -> str:
+    """PostgreSQL refuses NUL in text; display names are cut to their column."""
+    value = value.replace("\x00", "")
+    return value[:limit] if limit else value
+
+
 def _to_row(message: InboundMessage, received_at: datetime) -> NewCustomerMessage:
+    """The SQL row for a message; ids that cannot be stored are the sender's mistake (400)."""
     return NewCustomerMessage(
         network=message.network,
-        conversation_key=message.conversation_key,
-        external_id=message.message_id,
-        author_id=message.author_id,
-        author_name=message.author_name,
-        author_handle=message.author_handle,
-        text=message.text,
+        conversation_key=_id(message.conversation_key, "the conversation id"),
+        external_id=_id(message.message_id, "the message id"),
+        author_id=_id(message.author_id, "the author id"),
+        author_name=_clean(message.author_name, MAX_ID),
+        author_handle=_clean(message.author_handle, MAX_ID) if message.author_handle else None,
+        text=_clean(message.text),
         sent_at=message.sent_at,
         received_at=received_at,
         attachments=[asdict(attachment) for attachment in message.attachments],

@@ -725,18 +725,6 @@ POSTGRES_CASES: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.xfail(
-    reason="on PostgreSQL the generic webhook answers 500 for values SQLite accepts: a NUL "
-    "character in text ('invalid byte sequence for encoding UTF8: 0x00') and ids or names "
-    "over 255 characters (conversation.external_key, customer_message.external_id, "
-    "author_name are VARCHAR(255) in storage/models.py); the DBAPIError from "
-    "Repository.store_customer_messages (via Relay.receive) is neither a WebhookError nor "
-    "DatabaseUnavailable in handlers/webhooks.py. Fix: validate in the adapters "
-    "(bot/networks/generic.py parse, and telegram) - reject ids/names over 255 characters "
-    "with PayloadError (400) and strip NUL from text - or make the columns TEXT and strip "
-    "NUL in Relay._to_row.",
-    strict=True,
-)
 @pytest.mark.parametrize("case", sorted(POSTGRES_CASES))
 async def test_generic_webhook_on_postgresql_answers_200_or_400(
     tmp_path: Path, postgres_url: str, case: str

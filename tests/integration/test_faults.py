@@ -304,16 +304,6 @@ async def test_permanent_failure_is_shown_and_not_retried(bot: Bot) -> None:
     assert [m["text"] for m in bot.telegram.messages()] == ["welcome back"]
 
 
-@pytest.mark.xfail(
-    reason="bot/services/delivery.py Dispatcher._fail (and _retry_reply) record warned=True "
-    "in SQL (repo.mark_reply_failed / retry_reply_later(warned=True)) BEFORE _tell posts the "
-    "explanation; if that chat.postMessage fails (Slack 5xx/429, or the process stops in "
-    "between) the SlackError ends the pass and failed_unwarned() never returns the reply "
-    "again, so the team is never told the customer did not get the reply. Fix: store the "
-    "failure with warned=False and set warned=True only after _tell succeeded (the existing "
-    "failed_unwarned loop then retries the explanation).",
-    strict=True,
-)
 async def test_failure_explanation_survives_a_slack_hiccup(bot: Bot) -> None:
     root_ts, _ = await new_thread(bot, 6202, "blocked while Slack hiccups")
     bot.telegram.blocked_chats.add(6202)
