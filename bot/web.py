@@ -24,7 +24,7 @@ from bot.services.escalation import Escalations
 from bot.socket_mode import SocketMode, start_socket_mode
 from handlers import webhooks
 from handlers.health import healthz, metrics
-from handlers.slack import build_bolt_app
+from handlers.slack import build_bolt_app, malformed
 from handlers.stats import api as stats_api
 from handlers.webhooks import MAX_BODY, SERVICES
 from storage.coordination import DEFAULT_PREFIX
@@ -66,6 +66,9 @@ def create_app(
             request.headers.get("X-Slack-Signature", ""),
         ):
             return webhooks.error(401, "missing, stale or wrong Slack signature")
+        problem = malformed(body, request.content_type)
+        if problem:
+            return webhooks.error(400, problem)
         try:
             bolt_request = await to_bolt_request(request)
             bolt_response = await bolt.async_dispatch(bolt_request)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from slack_bolt.async_app import AsyncApp
 
@@ -36,3 +38,25 @@ def build_bolt_app(services: Services) -> AsyncApp:
     app.command("/social-stats")(stats.command)
     oncall.register(app, services)
     return app
+
+
+def malformed(body: bytes, content_type: str) -> str | None:
+    """Why a signed Slack body has the wrong shape for bolt, or None if it is fine.
+
+    bolt answers 500 (and Slack retries) when an envelope field has the wrong type,
+    so shapes are checked before dispatching.
+    """
+    try:
+        if content_type.startswith("application/json"):
+            data = json.loads(body)
+            if not isinstance(data, dict):
+                return "the JSON body must be an object"
+            if data.get("type") == "event_callback" and not isinstance(data.get("event"), dict):
+                return "event must be an object"
+            return None
+        form = parse_qs(body.decode(), keep_blank_values=True)
+        if "payload" in form and not isinstance(json.loads(form["payload"][0]), dict):
+            return "payload must be a JSON object"
+    except (ValueError, UnicodeDecodeError):
+        return "the body is neither JSON nor a form"
+    return None
