@@ -43,8 +43,10 @@ def slack_date(at: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
 
 def customer_label(conversation: Conversation) -> str:
     name = f"*{escape(conversation.customer_name)}*"
-    if conversation.customer_handle:
-        name += f" (@{escape(conversation.customer_handle)})"
+    handle = conversation.customer_handle
+    if handle:
+        # Phone numbers (WhatsApp) are not @handles.
+        name += f" ({escape(handle)})" if handle.startswith("+") else f" (@{escape(handle)})"
     return name
 
 

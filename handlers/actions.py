@@ -9,6 +9,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
 from bot.services.conversations import NotAllowed
+from bot.services.escalation import Escalations
 from bot.slack import SlackError
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,9 @@ async def _run(body: dict[str, Any], context: dict[str, Any], verb: str) -> None
         conversation_id = int(action["value"])
         handler = getattr(services.conversations, verb)
         message = await handler(conversation_id, user)
+        if verb == "claim" and channel and channel.startswith("D"):
+            # Claim on a page in a DM: the person has it, so stop escalating too.
+            await Escalations.from_services(services).ack(conversation_id, user)
     except NotAllowed as exc:
         message = str(exc)
     except ValueError:

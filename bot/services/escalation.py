@@ -201,6 +201,8 @@ class Escalations:
         self, locked: Locked, overrides: Sequence[Override], now: datetime
     ) -> list[Escalation]:
         state = locked.state
+        if state.conversation.thread_ts is None:
+            return []  # its Slack thread is not posted yet: page once it is
         paged = {page.target_user for page in state.pages if page.target_user}
         claimed = []
         for level, at in due_levels(state, now, self._sla, self._repeat):

@@ -95,7 +95,7 @@ def test_threads_show_customers_replies_and_reactions(demo: tuple[str, float]) -
     roots = [
         "Telegram · Ada (@ada_l) · #1",
         "Webhook · Grace · #2",
-        "WhatsApp · Kofi (@+233241234567) · #3",
+        "WhatsApp · Kofi (+233241234567) · #3",
         "Messenger · 1134343043305865 · #4",
         "Telegram · Bruno (@bruno_b) · #5",
     ]

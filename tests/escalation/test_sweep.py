@@ -266,3 +266,14 @@ async def test_manual_escalation_of_a_resolved_conversation_is_refused(env: Env)
         "#1 is resolved; reopen it before escalating."
     )
     assert env.dm_posts() == []
+
+
+async def test_no_page_before_the_conversation_has_its_slack_thread(env: Env) -> None:
+    """A backlog message already past the SLA waits for its root, then pages with a link."""
+    conversation_id = await env.customer_writes("late", "late-1", T0)
+    assert await env.tick(minutes(45)) == 0
+    assert env.dm_posts() == []
+    root = env.slack.add_message(INBOX, "root of late", user=env.slack.bot_user_id)
+    await env.services.repo.set_thread(conversation_id, INBOX, root["ts"])
+    assert await env.tick(minutes(45.1)) >= 1
+    assert "Open the conversation thread" in env.dm_posts()[0]["blocks"][0]["text"]["text"]
