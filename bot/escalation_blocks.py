@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from bot.blocks import Block, actions, button, customer_label, network_label, slack_date
+from bot.blocks import Block, actions, button, customer_label, network_label, quote, slack_date
 from bot.services.rotation import Shift
 from storage.models import Conversation, Escalation
 
@@ -59,16 +59,22 @@ def _buttons(conversation: Conversation) -> Block:
 
 
 def page_dm(
-    conversation: Conversation, page: Escalation, waited: timedelta | None, link: str | None
+    conversation: Conversation,
+    page: Escalation,
+    waited: timedelta | None,
+    link: str | None,
+    last_message: str | None = None,
 ) -> tuple[str, list[Block]]:
-    """The DM to the paged person: who, where, how long, a link and ack/claim buttons."""
+    """The DM to the paged person: who, where, how long, what they asked, a link, buttons."""
     text = f"Escalation level {page.level}: #{conversation.id} needs an answer"
     body = _headline(conversation, page, waited)
     body += f"\n<{link}|Open the conversation thread>" if link else "\n_(no Slack thread yet)_"
-    blocks: list[Block] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": body}},
-        _buttons(conversation),
-    ]
+    blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": body}}]
+    if last_message:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": quote(last_message[:500])}}
+        )
+    blocks.append(_buttons(conversation))
     return text, blocks
 
 

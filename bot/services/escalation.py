@@ -357,7 +357,9 @@ class Escalations:
             return True
         try:
             dm = await self._slack.open_dm(page.target_user)
-            text, blocks = texts.page_dm(conversation, page, waited, link)
+            messages = await self._repo.messages(conversation.id or 0)
+            last = messages[-1].text if messages else None
+            text, blocks = texts.page_dm(conversation, page, waited, link, last)
             await self._slack.post(dm, text, blocks=blocks)
         except SlackTemporary as exc:
             log.warning(

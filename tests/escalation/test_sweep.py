@@ -50,7 +50,8 @@ async def test_level_one_pages_the_on_call_person_at_the_sla(env: Env) -> None:
         "Waiting for an answer for *30 min*.\n"
         f"<{permalink(INBOX, conversation.thread_ts)}|Open the conversation thread>"
     )
-    assert [(e["action_id"], e["value"]) for e in dm["blocks"][1]["elements"]] == [
+    assert dm["blocks"][1]["text"]["text"] == "> Where is my order?"  # what they asked
+    assert [(e["action_id"], e["value"]) for e in dm["blocks"][2]["elements"]] == [
         ("relaydesk.ack", "1"),
         ("relaydesk.claim", "1"),
     ]
