@@ -49,16 +49,10 @@ async def kill_mid_load(stack: Stack, recovery: float) -> None:
     check_relayed(stack.fakes.slack, load.accepted, load.messages)
 
 
-@pytest.mark.xfail(
-    reason="bot/services/delivery.py: Dispatcher._guarded takes the conversation lease for "
-    "LEASE_SECONDS=120 and never renews it; a process killed while it holds one leaves that "
-    "conversation stuck for the survivors until the Redis key expires (about two minutes)",
-    strict=True,
-)
 async def test_kill_9_survivors_take_over_within_30_seconds(stack: Stack) -> None:
     await kill_mid_load(stack, recovery=30.0)
 
 
-@pytest.mark.skipif(not LONG, reason="waits out the lease: RELAYDESK_CHAOS=long")
+@pytest.mark.skipif(not LONG, reason="the long version: RELAYDESK_CHAOS=long")
 async def test_kill_9_nothing_lost_or_doubled_once_the_lease_expires(stack: Stack) -> None:
     await kill_mid_load(stack, recovery=LEASE_SECONDS + 60.0)

@@ -65,21 +65,11 @@ async def rejected(stack: Stack, proxy: TcpProxy) -> AsyncIterator[None]:
         await admin.close()
 
 
-NOT_CLASSIFIED = pytest.mark.xfail(
-    reason="storage/db.py: _is_connection_error() does not see a refused *connect* that is a "
-    "server error (asyncpg ObjectNotInPrerequisiteStateError 55000 'database is not currently "
-    "accepting connections', wrapped as sqlalchemy DBAPIError): webhooks answer 500, not 503, "
-    "and Dispatcher.run (bot/services/delivery.py) catches only DatabaseUnavailable, so its task "
-    "dies silently and the process never relays again after the database is back",
-    strict=True,
-)
-
-
 @pytest.mark.parametrize(
     "outage",
     [
         pytest.param(refused, id="refused"),
-        pytest.param(rejected, id="rejected", marks=NOT_CLASSIFIED),
+        pytest.param(rejected, id="rejected"),
     ],
 )
 async def test_postgres_unreachable_503_then_recovers(stack: Stack, outage: object) -> None:

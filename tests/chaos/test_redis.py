@@ -7,8 +7,6 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
-import pytest
-
 from tests.chaos.cluster import (
     LONG,
     TOKEN_RE,
@@ -22,15 +20,6 @@ from tests.chaos.conftest import Stack
 
 CONVERSATIONS, PER_CONVERSATION = (60, 20) if LONG else (12, 8)
 OUTAGE = 10.0 if LONG else 2.0
-
-LEASE_LOST = pytest.mark.xfail(
-    reason="bot/services/delivery.py: Dispatcher._guarded relies on the Redis lease alone for "
-    "'one worker per conversation'; when Redis loses the key (restart/flush) while a worker "
-    "is in _pace() or a Slack call with the lease, another process takes the conversation, "
-    "reads the same pending rows and both post them: duplicates. Nothing in SQL claims the "
-    "rows (or fences the lease) before the post",
-    strict=True,
-)
 
 
 async def all_health(cluster: Cluster, status: int, redis: str) -> bool:
@@ -78,7 +67,6 @@ async def lose_leases_mid_post(stack: Stack, lose: Callable[[], Awaitable[None]]
     check_relayed(slack, load.accepted, load.messages)
 
 
-@LEASE_LOST
 async def test_redis_restarted_mid_post(stack: Stack) -> None:
     async def restart() -> None:
         await stack.redis.stop()
@@ -87,7 +75,6 @@ async def test_redis_restarted_mid_post(stack: Stack) -> None:
     await lose_leases_mid_post(stack, restart)
 
 
-@LEASE_LOST
 async def test_redis_flushed_mid_post(stack: Stack) -> None:
     await lose_leases_mid_post(stack, stack.redis.flush)
 

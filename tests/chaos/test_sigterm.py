@@ -10,7 +10,6 @@ import asyncio
 import time
 
 import aiohttp
-import pytest
 
 from tests.chaos.cluster import (
     LONG,
@@ -91,13 +90,6 @@ async def test_sigterm_mid_load_finishes_requests_and_loses_nothing(stack: Stack
     check_relayed(stack.fakes.slack, load.accepted, load.messages + in_flight)
 
 
-@pytest.mark.xfail(
-    reason="bot/web.py: the lifecycle cleanup cancels the dispatcher task at once; a "
-    "chat.postMessage in flight is abandoned after Slack got it, so set_thread/mark_posted "
-    "(bot/services/delivery.py) never run and the restarted process posts it again "
-    "(a second root: two threads for one conversation)",
-    strict=True,
-)
 async def test_sigterm_while_a_post_is_in_flight_does_not_post_it_twice(stack: Stack) -> None:
     slack = stack.fakes.slack
     cluster = stack.cluster(1)
