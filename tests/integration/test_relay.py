@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from tests.harness import AGENT, INBOX, Bot
+from tests.harness import AGENT, INBOX, Bot, start_bot
 
 
 async def test_telegram_message_becomes_a_thread_and_a_reply_goes_back(any_bot: Bot) -> None:
@@ -129,3 +130,17 @@ async def test_metrics_count_what_happened(bot: Bot) -> None:
     assert 'relaydesk_slack_api_calls_total{method="chat.postMessage",status="ok"}' in text
     assert "relaydesk_webhook_to_slack_seconds_count 1.0" in text
     assert "relaydesk_pending_deliveries" in text and "relaydesk_unanswered_conversations" in text
+
+
+async def test_a_network_can_have_its_own_inbox_channel(tmp_path: Path) -> None:
+    bot, stop = await start_bot(tmp_path, env={"SLACK_CHANNEL_TELEGRAM": "C0TELEGRAM1"})
+    try:
+        await bot.from_telegram(5010, "Hi from Telegram")
+        await bot.from_generic("web-1", "m-1", "Hi from the website")
+        telegram_root = await bot.root("C0TELEGRAM1")
+        assert "Hi from Telegram" in json.dumps(telegram_root["blocks"])
+        generic_root = await bot.root(INBOX)
+        assert "Hi from the website" in json.dumps(generic_root["blocks"])
+        assert len(bot.slack.roots(INBOX)) == 1
+    finally:
+        await stop()

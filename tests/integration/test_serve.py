@@ -9,13 +9,22 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 
 from tests.fakes import FakeGraph, FakeSink, FakeSlack, FakeTelegram, FakeX
-from tests.harness import INBOX, SIGNING_SECRET, TELEGRAM_SECRET, base_environment
-from tests.signing import slack_headers, telegram_headers
+from tests.harness import (
+    INBOX,
+    META_SECRET,
+    SIGNING_SECRET,
+    TELEGRAM_SECRET,
+    X_SECRET,
+    base_environment,
+)
+from tests.refs import ref_bytes, ref_json
+from tests.signing import meta_headers, slack_headers, telegram_headers, x_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,6 +33,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def eventually(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 async def wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
@@ -86,9 +105,7 @@ async def test_serve_round_trip_and_graceful_stop(tmp_path: Path) -> None:
             ) as response:
                 assert response.status == 200
             # (the scheduler may post yesterday's summary elsewhere first)
-            deadline = time.monotonic() + 15
-            while not slack.roots(INBOX) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await eventually(lambda: bool(slack.roots(INBOX)), "the inbox root")
             root = slack.roots(INBOX)[0]
             reply = slack.add_message(INBOX, "Hi Lin!", user="U0AGENT01", thread_ts=root["ts"])
             body = json.dumps(
@@ -197,3 +214,95 @@ async def test_summary_command_posts_on_demand(tmp_path: Path) -> None:
         assert bad.returncode == 2 and "--date must look like" in err.decode()
     finally:
         await slack.stop()
+
+
+async def _reply_in_thread(
+    session: aiohttp.ClientSession, url: str, slack: FakeSlack, root_ts: str, text: str
+) -> None:
+    """A person answers in a thread: the message exists in Slack, then the signed event."""
+    reply = slack.add_message(INBOX, text, user="U0AGENT01", thread_ts=root_ts)
+    body = json.dumps(
+        {
+            "type": "event_callback",
+            "event_id": f"Ev{reply['ts']}",
+            "team_id": "T0001",
+            "event": {
+                "type": "message",
+                "channel": INBOX,
+                "user": "U0AGENT01",
+                "text": text,
+                "ts": reply["ts"],
+                "thread_ts": root_ts,
+            },
+        }
+    ).encode()
+    headers = {"Content-Type": "application/json", **slack_headers(body, SIGNING_SECRET)}
+    async with session.post(url + "/slack/events", data=body, headers=headers) as response:
+        assert response.status == 200
+
+
+async def test_serve_round_trips_for_messenger_whatsapp_and_x(tmp_path: Path) -> None:
+    """The real payloads in, the team's replies out through the fake Graph and X APIs."""
+    fakes = [
+        await f.start() for f in (FakeSlack(), FakeTelegram(), FakeSink(), FakeGraph(), FakeX())
+    ]
+    slack, graph, x = fakes[0], fakes[3], fakes[4]
+    assert isinstance(slack, FakeSlack) and isinstance(graph, FakeGraph)
+    assert isinstance(x, FakeX)
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "META_", "X_"))},
+        **base_environment(*fakes, f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"),  # type: ignore[arg-type]
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "PYTHONPATH": str(ROOT),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "serve",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_healthy(url, process)
+        inbound = [
+            ("meta", ref_bytes("social/messenger_message.json"), META_SECRET, meta_headers),
+            ("whatsapp", ref_bytes("social/whatsapp_text.json"), META_SECRET, meta_headers),
+            (
+                "x",
+                json.dumps(ref_json("social/twitter_mention.json")["params"]).encode(),
+                X_SECRET,
+                x_headers,
+            ),
+        ]
+        async with aiohttp.ClientSession() as session:
+            for network, body, secret, sign in inbound:
+                async with session.post(
+                    f"{url}/webhooks/{network}", data=body, headers=sign(body, secret)
+                ) as response:
+                    assert response.status == 200, network
+            await eventually(lambda: len(slack.roots(INBOX)) == 3, "three roots")
+            roots = slack.roots(INBOX)
+            assert len(roots) == 3
+            for number, root in enumerate(roots, 1):
+                await _reply_in_thread(session, url, slack, root["ts"], f"Answer {number}")
+        await eventually(lambda: len(graph.sent) == 2 and bool(x.tweets), "three sends")
+        kinds = sorted(item["kind"] for item in graph.sent)
+        assert kinds == ["messenger", "whatsapp"]
+        assert len(x.tweets) == 1 and x.tweets[0]["in_reply_to_tweet_id"] == "1065035365336141825"
+        answers = {x.tweets[0]["text"]} | {
+            (item.get("message") or {}).get("text") or (item.get("text") or {}).get("body")
+            for item in graph.sent
+        }
+        assert answers == {"Answer 1", "Answer 2", "Answer 3"}
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 15)
+        for fake in fakes:
+            await fake.stop()
