@@ -56,10 +56,16 @@ class Database:
         if url.startswith("postgresql"):
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.read_engine = self.engine
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+            # Readers get their own connections without the write lock: in WAL mode
+            # they never wait for (or hold up) the writer.
+            self.read_engine = create_async_engine(url, **kwargs)
+            event.listen(self.read_engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -70,6 +76,17 @@ class Database:
         """A session in a transaction: committed on success, rolled back on error."""
         try:
             async with self.sessions() as session, session.begin():
+                yield session
+        except (OperationalError, DBAPIError, OSError) as exc:
+            if _is_connection_error(exc):
+                raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
+            raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading only (on SQLite it takes no write lock)."""
+        try:
+            async with self._read_sessions() as session:
                 yield session
         except (OperationalError, DBAPIError, OSError) as exc:
             if _is_connection_error(exc):
@@ -117,6 +134,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
 # SQLSTATEs that mean "the database is not there right now", not "this statement is wrong":

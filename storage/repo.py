@@ -200,11 +200,11 @@ class Repository:
 
     # -- reading ------------------------------------------------------------
     async def conversation(self, conversation_id: int) -> Conversation | None:
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             return await session.get(Conversation, conversation_id)
 
     async def conversation_by_thread(self, channel: str, thread_ts: str) -> Conversation | None:
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             statement = (
                 select(Conversation)
                 .join(SlackThread, SlackThread.conversation_id == Conversation.id)
@@ -217,7 +217,7 @@ class Repository:
         found = await self.conversation_by_thread(channel, ts)
         if found is not None:
             return found
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             for model in (CustomerMessage, TeamReply):
                 conversation_id = (
                     await session.execute(
@@ -231,7 +231,7 @@ class Repository:
         return None
 
     async def messages(self, conversation_id: int) -> list[CustomerMessage]:
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             statement = (
                 select(CustomerMessage)
                 .where(CustomerMessage.conversation_id == conversation_id)
@@ -240,7 +240,7 @@ class Repository:
             return list((await session.execute(statement)).scalars())
 
     async def replies(self, conversation_id: int) -> list[TeamReply]:
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             statement = (
                 select(TeamReply)
                 .where(TeamReply.conversation_id == conversation_id)
@@ -249,7 +249,7 @@ class Repository:
             return list((await session.execute(statement)).scalars())
 
     async def turns(self, conversation_id: int) -> list[Turn]:
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             statement = (
                 select(Turn)
                 .where(Turn.conversation_id == conversation_id)
@@ -260,7 +260,7 @@ class Repository:
     # -- the delivery queue -------------------------------------------------
     async def due_conversations(self, now: datetime, limit: int = 100) -> list[int]:
         """Conversations with something to relay, send or re-render now."""
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             due_messages = select(CustomerMessage.conversation_id).where(
                 CustomerMessage.state == "pending",
                 or_(
@@ -299,7 +299,7 @@ class Repository:
 
     async def next_due_at(self) -> datetime | None:
         """The earliest retry time among pending work (None: nothing waits)."""
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             earliest = []
             for model in (CustomerMessage, TeamReply):
                 value = (
@@ -315,7 +315,7 @@ class Repository:
 
     async def gauges(self, now: datetime) -> dict[str, int]:
         """Counts for monitoring: pending deliveries, unanswered conversations, pages sent."""
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             pending = 0
             for model in (CustomerMessage, TeamReply):
                 pending += (
@@ -351,7 +351,7 @@ class Repository:
         return {"pending": pending, "unanswered": unanswered, "escalations": escalations}
 
     async def pending_messages(self, conversation_id: int, now: datetime) -> list[CustomerMessage]:
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             statement = (
                 select(CustomerMessage)
                 .where(
@@ -367,7 +367,7 @@ class Repository:
         return pending
 
     async def pending_replies(self, conversation_id: int, now: datetime) -> list[TeamReply]:
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             statement = (
                 select(TeamReply)
                 .where(
@@ -529,7 +529,7 @@ class Repository:
         return new
 
     async def due_echoes(self, conversation_id: int, now: datetime) -> list[TeamReply]:
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             statement = (
                 select(TeamReply)
                 .where(
@@ -681,7 +681,7 @@ class Repository:
         conversation.version += 1
 
     async def failed_unwarned(self, conversation_id: int) -> list[TeamReply]:
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             statement = select(TeamReply).where(
                 TeamReply.conversation_id == conversation_id,
                 TeamReply.state == "failed",
