@@ -9,7 +9,9 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -60,33 +62,53 @@ async def wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
     raise AssertionError("serve did not become healthy")
 
 
-async def test_serve_round_trip_and_graceful_stop(tmp_path: Path) -> None:
-    fakes = [
-        await f.start() for f in (FakeSlack(), FakeTelegram(), FakeSink(), FakeGraph(), FakeX())
-    ]
-    slack, telegram = fakes[0], fakes[1]
-    assert isinstance(slack, FakeSlack) and isinstance(telegram, FakeTelegram)
+@dataclass
+class Served:
+    """`python -m bot serve` as a subprocess, with every fake it talks to."""
+
+    process: asyncio.subprocess.Process
+    url: str
+    slack: FakeSlack
+    telegram: FakeTelegram
+    graph: FakeGraph
+    x: FakeX
+
+
+@asynccontextmanager
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    slack, telegram, sink = FakeSlack(), FakeTelegram(), FakeSink()
+    graph, x = FakeGraph(), FakeX()
+    fakes = [slack, telegram, sink, graph, x]
+    for fake in fakes:
+        await fake.start()
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_"))},
-        **base_environment(*fakes, f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"),  # type: ignore[arg-type]
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        **base_environment(
+            slack, telegram, sink, graph, x, f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
+        ),
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "PYTHONPATH": str(ROOT),
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+        sys.executable, "-m", "bot", "serve", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_healthy(url, process)
+        yield Served(process, url, slack, telegram, graph, x)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        for fake in fakes:
+            await fake.stop()
+
+
+async def test_serve_round_trip_and_graceful_stop(tmp_path: Path) -> None:
+    async with served(tmp_path) as serve:
         update = {
             "update_id": 1,
             "message": {
@@ -99,46 +121,22 @@ async def test_serve_round_trip_and_graceful_stop(tmp_path: Path) -> None:
         }
         async with aiohttp.ClientSession() as session:
             async with session.post(
-                url + "/webhooks/telegram",
+                serve.url + "/webhooks/telegram",
                 data=json.dumps(update),
                 headers=telegram_headers(TELEGRAM_SECRET),
             ) as response:
                 assert response.status == 200
             # (the scheduler may post yesterday's summary elsewhere first)
-            await eventually(lambda: bool(slack.roots(INBOX)), "the inbox root")
-            root = slack.roots(INBOX)[0]
-            reply = slack.add_message(INBOX, "Hi Lin!", user="U0AGENT01", thread_ts=root["ts"])
-            body = json.dumps(
-                {
-                    "type": "event_callback",
-                    "event_id": "Ev1",
-                    "team_id": "T0001",
-                    "event": {
-                        "type": "message",
-                        "channel": INBOX,
-                        "user": "U0AGENT01",
-                        "text": "Hi Lin!",
-                        "ts": reply["ts"],
-                        "thread_ts": root["ts"],
-                    },
-                }
-            ).encode()
-            headers = {"Content-Type": "application/json", **slack_headers(body, SIGNING_SECRET)}
-            async with session.post(url + "/slack/events", data=body, headers=headers) as response:
-                assert response.status == 200
-        sent = await telegram.wait_for("sendMessage", timeout=15)
+            await eventually(lambda: bool(serve.slack.roots(INBOX)), "the inbox root")
+            root = serve.slack.roots(INBOX)[0]
+            await _reply_in_thread(session, serve.url, serve.slack, root["ts"], "Hi Lin!")
+        sent = await serve.telegram.wait_for("sendMessage", timeout=15)
         assert sent[0].params == {"chat_id": 42, "text": "Hi Lin!"}
         started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 10)
+        serve.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(serve.process.wait(), 10)
         assert time.monotonic() - started < 10
-        assert process.returncode == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        for fake in fakes:
-            await fake.stop()
+        assert serve.process.returncode == 0
 
 
 async def test_configuration_mistakes_exit_2_with_one_sentence(tmp_path: Path) -> None:
@@ -243,33 +241,8 @@ async def _reply_in_thread(
 
 async def test_serve_round_trips_for_messenger_whatsapp_and_x(tmp_path: Path) -> None:
     """The real payloads in, the team's replies out through the fake Graph and X APIs."""
-    fakes = [
-        await f.start() for f in (FakeSlack(), FakeTelegram(), FakeSink(), FakeGraph(), FakeX())
-    ]
-    slack, graph, x = fakes[0], fakes[3], fakes[4]
-    assert isinstance(slack, FakeSlack) and isinstance(graph, FakeGraph)
-    assert isinstance(x, FakeX)
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "META_", "X_"))},
-        **base_environment(*fakes, f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"),  # type: ignore[arg-type]
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "PYTHONPATH": str(ROOT),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_healthy(url, process)
+    async with served(tmp_path) as serve:
+        slack, graph, x = serve.slack, serve.graph, serve.x
         inbound = [
             ("meta", ref_bytes("social/messenger_message.json"), META_SECRET, meta_headers),
             ("whatsapp", ref_bytes("social/whatsapp_text.json"), META_SECRET, meta_headers),
@@ -283,26 +256,17 @@ async def test_serve_round_trips_for_messenger_whatsapp_and_x(tmp_path: Path) ->
         async with aiohttp.ClientSession() as session:
             for network, body, secret, sign in inbound:
                 async with session.post(
-                    f"{url}/webhooks/{network}", data=body, headers=sign(body, secret)
+                    f"{serve.url}/webhooks/{network}", data=body, headers=sign(body, secret)
                 ) as response:
                     assert response.status == 200, network
             await eventually(lambda: len(slack.roots(INBOX)) == 3, "three roots")
-            roots = slack.roots(INBOX)
-            assert len(roots) == 3
-            for number, root in enumerate(roots, 1):
-                await _reply_in_thread(session, url, slack, root["ts"], f"Answer {number}")
+            for number, root in enumerate(slack.roots(INBOX), 1):
+                await _reply_in_thread(session, serve.url, slack, root["ts"], f"Answer {number}")
         await eventually(lambda: len(graph.sent) == 2 and bool(x.tweets), "three sends")
-        kinds = sorted(item["kind"] for item in graph.sent)
-        assert kinds == ["messenger", "whatsapp"]
+        assert sorted(item["kind"] for item in graph.sent) == ["messenger", "whatsapp"]
         assert len(x.tweets) == 1 and x.tweets[0]["in_reply_to_tweet_id"] == "1065035365336141825"
         answers = {x.tweets[0]["text"]} | {
             (item.get("message") or {}).get("text") or (item.get("text") or {}).get("body")
             for item in graph.sent
         }
         assert answers == {"Answer 1", "Answer 2", "Answer 3"}
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(process.wait(), 15)
-        for fake in fakes:
-            await fake.stop()
