@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
@@ -293,8 +293,11 @@ class RedisCoordinator:
 
         `client_name` names the connections in `CLIENT LIST` (`<name>:pubsub` for waiters).
         """
-        client = Redis.from_url(
+        # A burst waits for a free connection instead of failing "Too many connections".
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=100,
+            timeout=socket_timeout,
             decode_responses=True,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
@@ -302,6 +305,7 @@ class RedisCoordinator:
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
             client_name=client_name,
         )
+        client = Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
         pubsub_client = Redis.from_url(
             url,
             decode_responses=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import pytest
 
 from tests.chaos.cluster import Message, conversation_key, webhook
 from tests.chaos.conftest import Stack
@@ -13,14 +12,6 @@ from tests.chaos.conftest import Stack
 BURST = 400
 
 
-@pytest.mark.xfail(
-    reason="storage/redis_coordination.py: RedisCoordinator.from_url keeps redis-py's default "
-    "pool (redis 8: max_connections=100, raising MaxConnectionsError 'Too many connections' "
-    "at once); Relay.receive (bot/services/relay.py) publishes one wake-up per request after "
-    "the group commit, so a batch of >100 stored messages gets CoordinationUnavailable and "
-    "answers 503 although every message is stored",
-    strict=True,
-)
 async def test_burst_of_webhooks_on_healthy_services_all_answer_200(stack: Stack) -> None:
     cluster = stack.cluster(1)
     await cluster.start()
