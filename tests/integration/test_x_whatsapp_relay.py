@@ -77,7 +77,7 @@ async def test_whatsapp_text_reply_and_a_failed_status(bot: Bot) -> None:
     )
     assert await post_whatsapp(bot, status) == 200
     await bot.until(lambda: "warning" in bot.slack.reactions(INBOX, reply_ts), what="warning")
-    said = [m["text"] for m in bot.slack.replies(INBOX, root["ts"]) if "Not delivered" in m["text"]]
+    said = await bot.until(lambda: explanations(bot, root["ts"]), what="the explanation")
     assert len(said) == 1 and "Re-engagement" in said[0]
     replies = await bot.services.repo.replies(1)
     assert [(r.state, r.network_status) for r in replies] == [("failed", "failed")]
@@ -93,6 +93,11 @@ async def test_whatsapp_closed_window_says_what_to_do(bot: Bot) -> None:
     root = await bot.root()
     _, reply_ts = await bot.thread_reply(INBOX, root["ts"], "Are you still there?")
     await bot.until(lambda: "warning" in bot.slack.reactions(INBOX, reply_ts), what="warning")
-    said = [m["text"] for m in bot.slack.replies(INBOX, root["ts"]) if "Not delivered" in m["text"]]
+    said = await bot.until(lambda: explanations(bot, root["ts"]), what="the explanation")
     assert len(said) == 1 and "template" in said[0]
     assert "Reply window closes" in json.dumps(root["blocks"])
+
+
+def explanations(bot: Bot, root_ts: str) -> list[str]:
+    """Thread replies that say a reply was not delivered (posted after the reaction)."""
+    return [m["text"] for m in bot.slack.replies(INBOX, root_ts) if "Not delivered" in m["text"]]
