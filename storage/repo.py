@@ -8,7 +8,7 @@ serialises writers anyway), so concurrent requests and processes agree.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database, insert_ignore
+from storage.inbound import NewCustomerMessage, Stored, store_batch
 from storage.models import (
     Conversation,
     CustomerMessage,
@@ -26,32 +27,6 @@ from storage.models import (
     Turn,
     utcnow,
 )
-
-
-@dataclass(frozen=True)
-class NewCustomerMessage:
-    network: str
-    conversation_key: str
-    external_id: str
-    author_id: str
-    author_name: str
-    text: str
-    sent_at: datetime
-    received_at: datetime
-    author_handle: str | None = None
-    attachments: list[dict[str, Any]] = field(default_factory=list)
-    reply_context: dict[str, Any] = field(default_factory=dict)
-    in_reply_to: str | None = None  # a network message id: join its conversation
-
-
-@dataclass(frozen=True)
-class Stored:
-    """What storing one inbound message did."""
-
-    conversation_id: int
-    message_id: int | None  # None: a duplicate delivery, ignored
-    new_conversation: bool = False
-    reopened: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,130 +44,7 @@ class Repository:
     async def store_customer_messages(self, items: Sequence[NewCustomerMessage]) -> list[Stored]:
         """Store a batch in one transaction (one commit for many webhooks)."""
         async with self.db.session() as session:
-            return [await self._store_one(session, item) for item in items]
-
-    async def _store_one(self, session: AsyncSession, item: NewCustomerMessage) -> Stored:
-        sent_at = min(item.sent_at, item.received_at)
-        if item.in_reply_to:
-            key = await self._key_of_message(session, item.network, item.in_reply_to)
-            if key is not None:
-                item = replace(item, conversation_key=key)
-        created = await insert_ignore(
-            session,
-            Conversation,
-            ("network", "external_key"),
-            network=item.network,
-            external_key=item.conversation_key,
-            customer_id=item.author_id,
-            customer_name=item.author_name,
-            customer_handle=item.author_handle,
-            reply_context=item.reply_context,
-            root_text=item.text,
-            created_at=item.received_at,
-            status="open",
-            version=1,
-            rendered_version=0,
-        )
-        conversation = await self._conversation_for_update(
-            session,
-            Conversation.network == item.network,
-            Conversation.external_key == item.conversation_key,
-        )
-        assert conversation.id is not None
-        message_id = await insert_ignore(
-            session,
-            CustomerMessage,
-            ("network", "external_id"),
-            conversation_id=conversation.id,
-            network=item.network,
-            external_id=item.external_id,
-            author_id=item.author_id,
-            author_name=item.author_name,
-            text=item.text,
-            attachments=item.attachments,
-            sent_at=sent_at,
-            received_at=item.received_at,
-            state="pending",
-            broadcast=conversation.status == "resolved",
-        )
-        if message_id is None:
-            return Stored(conversation.id, None)
-        reopened = conversation.status == "resolved"
-        conversation.customer_name = item.author_name
-        conversation.customer_handle = item.author_handle or conversation.customer_handle
-        conversation.reply_context = {**conversation.reply_context, **item.reply_context}
-        if conversation.last_customer_at is None or sent_at > conversation.last_customer_at:
-            conversation.last_customer_at = sent_at
-        if reopened:
-            conversation.status = "open"
-            conversation.resolved_by = None
-            conversation.resolved_at = None
-        conversation.version += 1
-        await self._open_turn(session, conversation, sent_at)
-        return Stored(conversation.id, message_id, created is not None, reopened)
-
-    async def _key_of_message(
-        self, session: AsyncSession, network: str, external_id: str
-    ) -> str | None:
-        """The conversation key of a customer message or team reply, by its network id."""
-        for model in (CustomerMessage, TeamReply):
-            key = (
-                await session.execute(
-                    select(Conversation.external_key)
-                    .join(model, model.conversation_id == Conversation.id)  # type: ignore[arg-type]
-                    .where(model.network == network, model.external_id == external_id)
-                )
-            ).scalar_one_or_none()
-            if key is not None:
-                return key
-        return None
-
-    async def _open_turn(
-        self, session: AsyncSession, conversation: Conversation, sent_at: datetime
-    ) -> None:
-        assert conversation.id is not None
-        latest = (
-            await session.execute(
-                select(Turn)
-                .where(Turn.conversation_id == conversation.id)
-                .order_by(Turn.started_at.desc())  # type: ignore[attr-defined]
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-        if latest is not None and latest.answered_at is None:
-            if not await self._reply_between(session, conversation.id, latest.started_at, sent_at):
-                latest.started_at = min(latest.started_at, sent_at)
-                return
-            # A reply written after the turn began is still being delivered: once it
-            # is, it answers that turn, and this message starts the next one.
-        if latest is not None and latest.answered_at is not None and sent_at < latest.answered_at:
-            return  # arrived late, but was written before the answer: that turn's
-        session.add(
-            Turn(
-                conversation_id=conversation.id,
-                network=conversation.network,
-                team=conversation.team,
-                is_first=latest is None,
-                started_at=sent_at,
-            )
-        )
-
-    async def _reply_between(
-        self, session: AsyncSession, conversation_id: int, start: datetime, end: datetime
-    ) -> bool:
-        """Is there a team reply (pending or delivered) written in [start, end]?"""
-        found = await session.execute(
-            select(TeamReply.id)
-            .where(
-                TeamReply.conversation_id == conversation_id,
-                TeamReply.kind == "reply",
-                TeamReply.state.in_(("pending", "sent")),  # type: ignore[attr-defined]
-                TeamReply.sent_at >= start,
-                TeamReply.sent_at <= end,
-            )
-            .limit(1)
-        )
-        return found.first() is not None
+            return await store_batch(session, items)
 
     async def _conversation_for_update(self, session: AsyncSession, *where: Any) -> Conversation:
         statement = select(Conversation).where(*where).with_for_update()
