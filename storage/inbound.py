@@ -7,8 +7,9 @@ duplicates ignored, a resolved conversation reopened by its first new message,
 and turns opened or extended exactly as a single message would.
 
 Lock order (PostgreSQL, several processes): conversations are inserted and then
-locked in key and id order, and messages are inserted only while their
-conversation is locked, so two batches never wait for each other in a cycle.
+locked in key and id order, and messages are inserted (in arrival order) only
+while their conversation is locked, so two batches never wait for each other in
+a cycle.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.models import Conversation, CustomerMessage, TeamReply, Turn
 
@@ -54,12 +55,12 @@ class Stored:
 Key = tuple[str, str]  # (network, conversation key or message id)
 
 
-async def store_batch(session: AsyncSession, items: Sequence[NewCustomerMessage]) -> list[Stored]:
+def store_batch(session: Session, items: Sequence[NewCustomerMessage]) -> list[Stored]:
     """Store `items` in the session's transaction; one `Stored` per item, in order."""
-    items = [await _join_replied(session, item) if item.in_reply_to else item for item in items]
-    created = await _insert_conversations(session, items)
-    conversations = await _lock_conversations(session, items)
-    message_ids = await _insert_messages(session, items, conversations)
+    items = [_join_replied(session, item) if item.in_reply_to else item for item in items]
+    created = _insert_conversations(session, items)
+    conversations = _lock_conversations(session, items)
+    message_ids = _insert_messages(session, items, conversations)
 
     results: list[Stored] = []
     new_sent: dict[int, list[datetime]] = {}  # conversation id -> its new messages' times
@@ -93,12 +94,12 @@ async def store_batch(session: AsyncSession, items: Sequence[NewCustomerMessage]
     for conversation in touched.values():
         conversation.version += 1
     if broadcast:
-        await session.execute(
+        session.execute(
             update(CustomerMessage)
             .where(CustomerMessage.id.in_(broadcast))  # type: ignore[union-attr]
             .values(broadcast=True)
         )
-    await _open_turns(session, touched, new_sent)
+    _open_turns(session, touched, new_sent)
     return results
 
 
@@ -107,17 +108,17 @@ def _capped(item: NewCustomerMessage) -> datetime:
     return min(item.sent_at, item.received_at)
 
 
-def _dialect_insert(session: AsyncSession) -> Any:
+def _dialect_insert(session: Session) -> Any:
     bind = session.bind
     return postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
 
 
-async def _join_replied(session: AsyncSession, item: NewCustomerMessage) -> NewCustomerMessage:
+def _join_replied(session: Session, item: NewCustomerMessage) -> NewCustomerMessage:
     """A reply to a known message (an X mention answering our post) joins its conversation."""
     assert item.in_reply_to is not None
     for model in (CustomerMessage, TeamReply):
         key = (
-            await session.execute(
+            session.execute(
                 select(Conversation.external_key)
                 .join(model, model.conversation_id == Conversation.id)  # type: ignore[arg-type]
                 .where(model.network == item.network, model.external_id == item.in_reply_to)
@@ -128,9 +129,7 @@ async def _join_replied(session: AsyncSession, item: NewCustomerMessage) -> NewC
     return item
 
 
-async def _insert_conversations(
-    session: AsyncSession, items: Sequence[NewCustomerMessage]
-) -> set[Key]:
+def _insert_conversations(session: Session, items: Sequence[NewCustomerMessage]) -> set[Key]:
     """Create the conversations not seen before; returns the keys created now."""
     first: dict[Key, NewCustomerMessage] = {}
     for item in items:
@@ -154,29 +153,38 @@ async def _insert_conversations(
     table = Conversation.__table__  # type: ignore[attr-defined]
     statement = (
         _dialect_insert(session)(table)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["network", "external_key"])
         .returning(table.c.network, table.c.external_key)
     )
-    return {(network, key) for network, key in await session.execute(statement)}
+    return {(network, key) for network, key in session.execute(statement, rows)}
 
 
-async def _lock_conversations(
-    session: AsyncSession, items: Sequence[NewCustomerMessage]
+def _lock_conversations(
+    session: Session, items: Sequence[NewCustomerMessage]
 ) -> dict[Key, Conversation]:
-    keys = sorted({(item.network, item.conversation_key) for item in items})
+    keys: dict[str, set[str]] = {}
+    for item in items:
+        keys.setdefault(item.network, set()).add(item.conversation_key)
+    # one IN list per network: SQLite uses the unique index for that, not for row values
     statement = (
         select(Conversation)
-        .where(tuple_(Conversation.network, Conversation.external_key).in_(keys))
+        .where(
+            or_(
+                *(
+                    (Conversation.network == network) & Conversation.external_key.in_(sorted(ids))  # type: ignore[attr-defined]
+                    for network, ids in sorted(keys.items())
+                )
+            )
+        )
         .order_by(Conversation.id)  # type: ignore[arg-type]
         .with_for_update()
     )
-    found = (await session.execute(statement)).scalars()
+    found = (session.execute(statement)).scalars()
     return {(c.network, c.external_key): c for c in found}
 
 
-async def _insert_messages(
-    session: AsyncSession,
+def _insert_messages(
+    session: Session,
     items: Sequence[NewCustomerMessage],
     conversations: dict[Key, Conversation],
 ) -> dict[Key, int]:
@@ -203,18 +211,16 @@ async def _insert_messages(
     table = CustomerMessage.__table__  # type: ignore[attr-defined]
     statement = (
         _dialect_insert(session)(table)
-        .values([row for _, row in sorted(rows.items())])
         .on_conflict_do_nothing(index_elements=["network", "external_id"])
         .returning(table.c.id, table.c.network, table.c.external_id)
     )
-    return {
-        (network, external_id): id_
-        for id_, network, external_id in await session.execute(statement)
-    }
+    # in arrival order: the row id orders messages that share a timestamp
+    inserted = session.execute(statement, list(rows.values()))
+    return {(network, external_id): id_ for id_, network, external_id in inserted}
 
 
-async def _open_turns(
-    session: AsyncSession,
+def _open_turns(
+    session: Session,
     conversations: dict[int, Conversation],
     new_sent: dict[int, list[datetime]],
 ) -> None:
@@ -223,19 +229,24 @@ async def _open_turns(
     A message extends the open turn unless a team reply (pending or delivered) was
     written between the turn's start and the message: then that reply answers the
     turn once delivered, and the message starts the next one. A message written
-    before the latest turn's answer belongs to that turn and changes nothing.
+    before the latest turn's answer (or before a reply that precedes the open turn)
+    belongs to an earlier turn and changes nothing.
     """
-    latest = await _latest_turns(session, list(new_sent))
-    replies = await _replies_since(session, latest)
+    latest = _latest_turns(session, list(new_sent))
+    since = {cid: min(*new_sent[cid], turn.started_at) for cid, turn in latest.items()}
+    replies = _replies_since(session, since)
     for conversation_id, times in new_sent.items():
         conversation = conversations[conversation_id]
         turn = latest.get(conversation_id)
         for sent_at in times:
             if turn is not None and turn.answered_at is None:
                 start = turn.started_at
-                if not any(start <= at <= sent_at for at in replies.get(conversation_id, ())):
-                    turn.started_at = min(start, sent_at)
+                low, high = min(start, sent_at), max(start, sent_at)
+                if not any(low <= at <= high for at in replies.get(conversation_id, ())):
+                    turn.started_at = low
                     continue
+                if sent_at < start:
+                    continue  # written before a reply that precedes this turn: an earlier turn's
             if turn is not None and turn.answered_at is not None and sent_at < turn.answered_at:
                 continue
             fresh = Turn(
@@ -249,7 +260,7 @@ async def _open_turns(
             turn = fresh
 
 
-async def _latest_turns(session: AsyncSession, conversation_ids: list[int]) -> dict[int, Turn]:
+def _latest_turns(session: Session, conversation_ids: list[int]) -> dict[int, Turn]:
     newest = (
         select(Turn.conversation_id, func.max(Turn.started_at).label("started"))
         .where(Turn.conversation_id.in_(conversation_ids))  # type: ignore[attr-defined]
@@ -266,23 +277,21 @@ async def _latest_turns(session: AsyncSession, conversation_ids: list[int]) -> d
         .order_by(Turn.id)  # type: ignore[arg-type]
     )
     # ties on started_at: the newest row wins
-    return {turn.conversation_id: turn for turn in (await session.execute(statement)).scalars()}
+    return {turn.conversation_id: turn for turn in (session.execute(statement)).scalars()}
 
 
-async def _replies_since(
-    session: AsyncSession, latest: dict[int, Turn]
-) -> dict[int, list[datetime]]:
-    """Times of team replies (pending or delivered) written since each latest turn began."""
-    if not latest:
+def _replies_since(session: Session, since: dict[int, datetime]) -> dict[int, list[datetime]]:
+    """Times of team replies (pending or delivered) written since `since[conversation]`."""
+    if not since:
         return {}
-    since = min(turn.started_at for turn in latest.values())
     statement = select(TeamReply.conversation_id, TeamReply.sent_at).where(
-        TeamReply.conversation_id.in_(list(latest)),  # type: ignore[attr-defined]
+        TeamReply.conversation_id.in_(list(since)),  # type: ignore[attr-defined]
         TeamReply.kind == "reply",
         TeamReply.state.in_(("pending", "sent")),  # type: ignore[attr-defined]
-        TeamReply.sent_at >= since,
+        TeamReply.sent_at >= min(since.values()),
     )
     found: dict[int, list[datetime]] = {}
-    for conversation_id, sent_at in await session.execute(statement):
-        found.setdefault(conversation_id, []).append(sent_at)
+    for conversation_id, sent_at in session.execute(statement):
+        if sent_at >= since[conversation_id]:
+            found.setdefault(conversation_id, []).append(sent_at)
     return found

@@ -224,6 +224,78 @@ async def test_duplicate_inbound_message_is_stored_once(repo: Repository) -> Non
     assert conversation is not None and conversation.version == 3  # created, +1, +1
 
 
+async def _batch_scene(repo: Repository, *, batched: bool) -> list[Stored]:
+    """Conversations in every state, then one group of messages into all of them."""
+    # each root and reply at its own Slack ts
+    answered = await threaded(repo, "answered")
+    await delivered(repo, answered, T0 + timedelta(seconds=60), "tg-1")
+    in_flight = await threaded(repo, "in-flight", T0 + timedelta(seconds=3))
+    await reply(repo, in_flight, T0 + timedelta(seconds=40))  # written, still being delivered
+    resolved = await threaded(repo, "resolved", T0 + timedelta(seconds=6))
+    await delivered(repo, resolved, T0 + timedelta(seconds=30), "tg-2")
+    await repo.resolve(resolved, AGENT, T0 + timedelta(minutes=1))
+    await threaded(repo, "open", T0 + timedelta(seconds=9))
+    later = T0 + timedelta(minutes=5)
+    items = [
+        message("new", "new:1", later),
+        message("answered", "answered:2", later),
+        message("answered", "answered:3", T0 + timedelta(seconds=20), received=later),  # late
+        message("in-flight", "in-flight:2", later),
+        message("resolved", "resolved:2", later),
+        message("resolved", "resolved:3", later + timedelta(seconds=1)),
+        message("open", "open:0", T0 - timedelta(seconds=30), received=later),  # earlier
+        message("open", "open:2", later),
+        message("new", "new:1", later),  # the same delivery twice
+        message("new", "new:2", later + timedelta(seconds=2), network="generic"),
+    ]
+    if batched:
+        return await repo.store_customer_messages(items)
+    return [await store_one(repo, item) for item in items]
+
+
+async def test_a_batch_ends_exactly_as_the_same_messages_stored_one_by_one(
+    store: Store,
+) -> None:
+    """Group commit stores many webhooks at once; the outcome must not depend on it."""
+    outcomes = []
+    for batched in (False, True):
+        if store.dialect == "postgresql":
+            async with store.database().session() as session:
+                await session.execute(text(f"TRUNCATE {_all_tables()} RESTART IDENTITY CASCADE"))
+        else:
+            store.url = store.url.replace(".db", "-b.db") if batched else store.url
+            await store.database().migrate()
+        repo = Repository(store.database())
+        stored = await _batch_scene(repo, batched=batched)
+        rows = []
+        for cid in sorted({s.conversation_id for s in stored}):
+            conversation = await repo.conversation(cid)
+            assert conversation is not None
+            rows.append(
+                (
+                    (conversation.network, conversation.external_key),
+                    conversation.status,
+                    conversation.last_customer_at,
+                    [(m.external_id, m.broadcast, m.sent_at) for m in await repo.messages(cid)],
+                    summary(await repo.turns(cid)),
+                )
+            )
+        # ids may be handed out in another order; what each delivery did may not differ
+        did = [(s.message_id is None, s.new_conversation, s.reopened) for s in stored]
+        outcomes.append((did, sorted(rows)))
+    assert outcomes[1] == outcomes[0]
+    did, rows = outcomes[1]
+    assert [duplicate for duplicate, _, _ in did] == [False] * 8 + [True, False]
+    assert [new for _, new, _ in did] == [True] + [False] * 8 + [True]  # "new" on two networks
+    assert [reopened for _, _, reopened in did].count(True) == 1  # by its first message only
+    by_key = {row[0][1]: row for row in rows}
+    assert [m[1] for m in by_key["resolved"][3]] == [False, True, False]
+    later = T0 + timedelta(minutes=5)
+    assert by_key["in-flight"][4] == [(T0 + timedelta(seconds=3), None, True), (later, None, False)]
+    assert by_key["open"][4] == [(T0 - timedelta(seconds=30), None, True)]
+    assert by_key["answered"][4] == [(T0, 60.0, True), (later, None, False)]
+
+
 async def test_same_message_id_on_another_network_is_another_message(repo: Repository) -> None:
     a = await store_one(repo, message("k", "42", T0, network="telegram"))
     b = await store_one(repo, message("k", "42", T0, network="generic"))
