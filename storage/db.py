@@ -56,7 +56,10 @@ def _sqlite_begin(connection: Connection) -> None:
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
-        kwargs: dict[str, object] = {"pool_pre_ping": True}
+        # No pool_pre_ping: it costs three round trips per checkout on asyncpg. A
+        # connection lost with the server fails its statement once (DatabaseUnavailable:
+        # 503, retried by the sender) and SQLAlchemy then renews the whole pool.
+        kwargs: dict[str, object] = {}
         if url.startswith("postgresql"):
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ARRAY, ColumnElement, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -113,6 +113,14 @@ def _dialect_insert(session: Session) -> Any:
     return postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
 
 
+def _among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `column = ANY(array)`: one statement text for any
+    count, so asyncpg prepares it once per connection instead of once per list length."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)  # type: ignore[no-any-return]
+
+
 def _join_replied(session: Session, item: NewCustomerMessage) -> NewCustomerMessage:
     """A reply to a known message (an X mention answering our post) joins its conversation."""
     assert item.in_reply_to is not None
@@ -171,7 +179,8 @@ def _lock_conversations(
         .where(
             or_(
                 *(
-                    (Conversation.network == network) & Conversation.external_key.in_(sorted(ids))  # type: ignore[attr-defined]
+                    (Conversation.network == network)
+                    & _among(session, Conversation.external_key, sorted(ids))
                     for network, ids in sorted(keys.items())
                 )
             )
@@ -263,7 +272,7 @@ def _open_turns(
 def _latest_turns(session: Session, conversation_ids: list[int]) -> dict[int, Turn]:
     newest = (
         select(Turn.conversation_id, func.max(Turn.started_at).label("started"))
-        .where(Turn.conversation_id.in_(conversation_ids))  # type: ignore[attr-defined]
+        .where(_among(session, Turn.conversation_id, conversation_ids))
         .group_by(Turn.conversation_id)  # type: ignore[arg-type]
         .subquery()
     )
@@ -285,7 +294,7 @@ def _replies_since(session: Session, since: dict[int, datetime]) -> dict[int, li
     if not since:
         return {}
     statement = select(TeamReply.conversation_id, TeamReply.sent_at).where(
-        TeamReply.conversation_id.in_(list(since)),  # type: ignore[attr-defined]
+        _among(session, TeamReply.conversation_id, list(since)),
         TeamReply.kind == "reply",
         TeamReply.state.in_(("pending", "sent")),  # type: ignore[attr-defined]
         TeamReply.sent_at >= min(since.values()),

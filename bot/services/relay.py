@@ -15,7 +15,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from bot.networks.base import DeliveryStatus, InboundEvent, InboundMessage, PayloadError
-from storage.coordination import Coordinator
+from storage.coordination import CoordinationUnavailable, Coordinator
 from storage.models import utcnow
 from storage.repo import NewCustomerMessage, Repository, Stored
 
@@ -85,6 +85,39 @@ def _settle(future: asyncio.Future[Stored], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
+class Waker:
+    """Wake the dispatchers without making a webhook wait for Redis.
+
+    A burst of webhooks becomes one publish in flight and at most one queued
+    behind it. A wake-up that cannot be sent loses nothing: the work is in SQL
+    and every dispatcher looks for due work at least every few seconds.
+    """
+
+    def __init__(self, coordinator: Coordinator, topic: str = WAKE_TOPIC) -> None:
+        self._coordinator = coordinator
+        self._topic = topic
+        self._wanted = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wanted = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._publish(), name="relaydesk-wake")
+
+    async def _publish(self) -> None:
+        while self._wanted:
+            self._wanted = False
+            try:
+                await self._coordinator.publish(self._topic)
+            except CoordinationUnavailable as exc:
+                log.warning("wake-up not sent, the dispatchers' next pass finds the work: %s", exc)
+                return
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
 class Relay:
     def __init__(
         self,
@@ -97,6 +130,7 @@ class Relay:
         self._coordinator = coordinator
         self._clock = clock
         self._writer = BatchWriter(repo)
+        self._waker = Waker(coordinator)
         self.echo_hold = ECHO_HOLD
 
     async def receive(self, events: Sequence[InboundEvent]) -> list[Stored]:
@@ -108,15 +142,15 @@ class Relay:
         echoes = [row for event, row in rows if event.from_team]
         statuses = [event for event in events if isinstance(event, DeliveryStatus)]
         stored = await self._writer.write(messages) if messages else []
+        new_echoes = 0
         if echoes:
             hold = received_at + self.echo_hold
-            if await self._repo.store_network_replies(echoes, hold):
-                await self._coordinator.publish(WAKE_TOPIC)
+            new_echoes = await self._repo.store_network_replies(echoes, hold)
         if statuses:
             await self._repo.apply_delivery_statuses([asdict(status) for status in statuses])
         fresh = [item for item in stored if item.message_id is not None]
-        if fresh or statuses:
-            await self._coordinator.publish(WAKE_TOPIC)
+        if fresh or statuses or new_echoes:
+            self._waker.wake()
         for item in fresh:
             log.info(
                 "stored message %s in conversation %s%s",
@@ -128,6 +162,7 @@ class Relay:
 
     async def close(self) -> None:
         await self._writer.close()
+        await self._waker.close()
 
 
 MAX_ID = 255  # the id columns' width
