@@ -1,15 +1,19 @@
 """Storing a batch of inbound customer messages in a fixed number of statements.
 
 A group commit carries many webhooks. Storing its messages one by one cost about
-eight round trips each; here a batch costs about seven statements whatever its
+eight round trips each; here a batch costs about six statements whatever its
 size, with the same outcome as storing the messages one after the other in order:
 duplicates ignored, a resolved conversation reopened by its first new message,
 and turns opened or extended exactly as a single message would.
 
-Lock order (PostgreSQL, several processes): conversations are inserted and then
-locked in key and id order, and messages are inserted (in arrival order) only
-while their conversation is locked, so two batches never wait for each other in
-a cycle.
+Every statement is built once per dialect with its lists as one parameter
+(`= ANY(array)` on PostgreSQL, `IN json_each(...)` on SQLite), so it is compiled
+once and, on asyncpg, prepared once per connection.
+
+Lock order (PostgreSQL, several processes): a batch first locks the conversations
+that exist (in id order), then inserts the new ones (in key order), then inserts
+messages (in arrival order) only into conversations it holds. Two batches can
+therefore never wait for each other in a cycle.
 """
 
 from __future__ import annotations
@@ -17,11 +21,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, any_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    ColumnElement,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from storage.models import Conversation, CustomerMessage, TeamReply, Turn
 
@@ -54,21 +71,51 @@ class Stored:
 
 Key = tuple[str, str]  # (network, conversation key or message id)
 
+_CONVERSATION: Table = Conversation.__table__  # type: ignore[attr-defined]
+_MESSAGE: Table = CustomerMessage.__table__  # type: ignore[attr-defined]
+_TURN: Table = Turn.__table__  # type: ignore[attr-defined]
+_REPLY: Table = TeamReply.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class _Conversation:
+    """What the batch reads and changes of a locked conversation row."""
+
+    id: int
+    network: str
+    external_key: str
+    team: str | None
+    status: str
+    customer_name: str
+    customer_handle: str | None
+    reply_context: dict[str, Any]
+    last_customer_at: datetime | None
+
+
+@dataclass
+class _Turn:
+    conversation_id: int
+    started_at: datetime
+    answered_at: datetime | None = None
+    id: int | None = None  # None: opened by this batch
+    is_first: bool = False
+    moved: bool = False  # an existing turn whose start moved earlier
+
 
 def store_batch(session: Session, items: Sequence[NewCustomerMessage]) -> list[Stored]:
     """Store `items` in the session's transaction; one `Stored` per item, in order."""
-    items = [_join_replied(session, item) if item.in_reply_to else item for item in items]
-    created = _insert_conversations(session, items)
-    conversations = _lock_conversations(session, items)
-    message_ids = _insert_messages(session, items, conversations)
+    sql = _statements(_dialect(session))
+    items = [_join_replied(session, sql, item) if item.in_reply_to else item for item in items]
+    conversations, created = _conversations(session, sql, items)
+    message_ids = _insert_messages(session, sql, items, conversations)
 
     results: list[Stored] = []
     new_sent: dict[int, list[datetime]] = {}  # conversation id -> its new messages' times
-    touched: dict[int, Conversation] = {}
+    touched: dict[int, _Conversation] = {}
     broadcast: list[int] = []
     for item in items:
-        conversation = conversations[(item.network, item.conversation_key)]
-        assert conversation.id is not None
+        key = (item.network, item.conversation_key)
+        conversation = conversations[key]
         # pop: a second copy of one message in the same batch is a duplicate too
         message_id = message_ids.pop((item.network, item.external_id), None)
         if message_id is None:
@@ -79,8 +126,6 @@ def store_batch(session: Session, items: Sequence[NewCustomerMessage]) -> list[S
         if reopened:
             broadcast.append(message_id)  # shown in the channel too
             conversation.status = "open"
-            conversation.resolved_by = None
-            conversation.resolved_at = None
         conversation.customer_name = item.author_name
         conversation.customer_handle = item.author_handle or conversation.customer_handle
         conversation.reply_context = {**conversation.reply_context, **item.reply_context}
@@ -88,18 +133,25 @@ def store_batch(session: Session, items: Sequence[NewCustomerMessage]) -> list[S
             conversation.last_customer_at = sent_at
         touched[conversation.id] = conversation
         new_sent.setdefault(conversation.id, []).append(sent_at)
-        key = (item.network, item.conversation_key)
         results.append(Stored(conversation.id, message_id, key in created, reopened))
         created.discard(key)
-    for conversation in touched.values():
-        conversation.version += 1
-    if broadcast:
+    if touched:
         session.execute(
-            update(CustomerMessage)
-            .where(CustomerMessage.id.in_(broadcast))  # type: ignore[union-attr]
-            .values(broadcast=True)
+            sql.update_conversations,
+            [
+                {
+                    "row_id": c.id,
+                    "name": c.customer_name,
+                    "handle": c.customer_handle,
+                    "context": c.reply_context,
+                    "last": c.last_customer_at,
+                }
+                for c in touched.values()
+            ],
         )
-    _open_turns(session, touched, new_sent)
+    if broadcast:
+        session.execute(sql.broadcast, {"ids": broadcast})
+    _open_turns(session, sql, touched, new_sent)
     return results
 
 
@@ -108,40 +160,133 @@ def _capped(item: NewCustomerMessage) -> datetime:
     return min(item.sent_at, item.received_at)
 
 
-def _dialect_insert(session: Session) -> Any:
-    bind = session.bind
-    return postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
+def _dialect(session: Session) -> str:
+    assert session.bind is not None
+    return session.bind.dialect.name
 
 
-def _among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL `column = ANY(array)`: one statement text for any
-    count, so asyncpg prepares it once per connection instead of once per list length."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)  # type: ignore[no-any-return]
+def _among(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """`column` is one of the list bound as `name`, in a statement text of fixed length."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    values = func.json_each(bindparam(name, type_=JSON)).table_valued("value")
+    return column.in_(select(values.c.value))  # type: ignore[no-any-return]
 
 
-def _join_replied(session: Session, item: NewCustomerMessage) -> NewCustomerMessage:
-    """A reply to a known message (an X mention answering our post) joins its conversation."""
-    assert item.in_reply_to is not None
-    for model in (CustomerMessage, TeamReply):
-        key = (
-            session.execute(
-                select(Conversation.external_key)
-                .join(model, model.conversation_id == Conversation.id)  # type: ignore[arg-type]
-                .where(model.network == item.network, model.external_id == item.in_reply_to)
+@dataclass(frozen=True)
+class _Statements:
+    lock: Executable
+    insert_conversations: Executable
+    insert_messages: Executable
+    update_conversations: Executable
+    broadcast: Executable
+    latest_turns: Executable
+    replies_since: Executable
+    move_turns: Executable
+    insert_turns: Executable
+    replied: tuple[Executable, Executable]
+
+
+@cache
+def _statements(dialect: str) -> _Statements:
+    c, m, t, r = _CONVERSATION.c, _MESSAGE.c, _TURN.c, _REPLY.c
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    conversation_columns = (
+        c.id,
+        c.network,
+        c.external_key,
+        c.team,
+        c.status,
+        c.customer_name,
+        c.customer_handle,
+        c.reply_context,
+        c.last_customer_at,
+    )
+    newest = (
+        select(t.conversation_id, func.max(t.started_at).label("started"))
+        .where(_among(dialect, t.conversation_id, "ids"))
+        .group_by(t.conversation_id)
+        .subquery()
+    )
+    return _Statements(
+        lock=select(*conversation_columns)
+        .where(c.network == bindparam("network"), _among(dialect, c.external_key, "keys"))
+        .order_by(c.id)
+        .with_for_update(),
+        insert_conversations=dialect_insert(_CONVERSATION)
+        .on_conflict_do_nothing(index_elements=["network", "external_key"])
+        .returning(*conversation_columns),
+        insert_messages=dialect_insert(_MESSAGE)
+        .on_conflict_do_nothing(index_elements=["network", "external_id"])
+        .returning(m.id, m.network, m.external_id),
+        # New customer messages: the conversation is open (reopened if it was resolved),
+        # shows the customer's latest name, and its root is due for re-rendering.
+        update_conversations=update(_CONVERSATION)
+        .where(c.id == bindparam("row_id"))
+        .values(
+            status="open",
+            resolved_by=None,
+            resolved_at=None,
+            customer_name=bindparam("name"),
+            customer_handle=bindparam("handle"),
+            reply_context=bindparam("context"),
+            last_customer_at=bindparam("last"),
+            version=c.version + 1,
+        ),
+        broadcast=update(_MESSAGE).where(_among(dialect, m.id, "ids")).values(broadcast=True),
+        latest_turns=select(t.conversation_id, t.started_at, t.answered_at, t.id)
+        .join(
+            newest,
+            (newest.c.conversation_id == t.conversation_id) & (newest.c.started == t.started_at),
+        )
+        .order_by(t.id),
+        replies_since=select(r.conversation_id, r.sent_at).where(
+            _among(dialect, r.conversation_id, "ids"),
+            r.kind == "reply",
+            r.state.in_(("pending", "sent")),
+            r.sent_at >= bindparam("since"),
+        ),
+        move_turns=update(_TURN)
+        .where(t.id == bindparam("row_id"))
+        .values(started_at=bindparam("start")),
+        insert_turns=insert(_TURN),
+        replied=tuple(  # type: ignore[arg-type]
+            select(c.external_key)
+            .join(table, table.c.conversation_id == c.id)
+            .where(
+                table.c.network == bindparam("network"),
+                table.c.external_id == bindparam("external_id"),
             )
+            for table in (_MESSAGE, _REPLY)
+        ),
+    )
+
+
+def _join_replied(
+    session: Session, sql: _Statements, item: NewCustomerMessage
+) -> NewCustomerMessage:
+    """A reply to a known message (an X mention answering our post) joins its conversation."""
+    for statement in sql.replied:
+        key = session.execute(
+            statement, {"network": item.network, "external_id": item.in_reply_to}
         ).scalar_one_or_none()
         if key is not None:
             return replace(item, conversation_key=key)
     return item
 
 
-def _insert_conversations(session: Session, items: Sequence[NewCustomerMessage]) -> set[Key]:
-    """Create the conversations not seen before; returns the keys created now."""
+def _conversations(
+    session: Session, sql: _Statements, items: Sequence[NewCustomerMessage]
+) -> tuple[dict[Key, _Conversation], set[Key]]:
+    """Lock the batch's conversations, creating the new ones; returns them by key, and the
+    keys created now."""
     first: dict[Key, NewCustomerMessage] = {}
     for item in items:
         first.setdefault((item.network, item.conversation_key), item)
+    found = _lock(session, sql, list(first))
+    missing = sorted(key for key in first if key not in found)
+    if not missing:
+        return found, set()
     rows = [
         {
             "network": item.network,
@@ -156,46 +301,36 @@ def _insert_conversations(session: Session, items: Sequence[NewCustomerMessage])
             "version": 1,
             "rendered_version": 0,
         }
-        for _, item in sorted(first.items())
+        for item in (first[key] for key in missing)
     ]
-    table = Conversation.__table__  # type: ignore[attr-defined]
-    statement = (
-        _dialect_insert(session)(table)
-        .on_conflict_do_nothing(index_elements=["network", "external_key"])
-        .returning(table.c.network, table.c.external_key)
-    )
-    return {(network, key) for network, key in session.execute(statement, rows)}
+    created = {
+        (row.network, row.external_key): _Conversation(*row)
+        for row in session.execute(sql.insert_conversations, rows)
+    }
+    found.update(created)
+    raced = [key for key in missing if key not in created]  # created by another process
+    if raced:
+        found.update(_lock(session, sql, raced))
+    return found, set(created)
 
 
-def _lock_conversations(
-    session: Session, items: Sequence[NewCustomerMessage]
-) -> dict[Key, Conversation]:
-    keys: dict[str, set[str]] = {}
-    for item in items:
-        keys.setdefault(item.network, set()).add(item.conversation_key)
-    # one IN list per network: SQLite uses the unique index for that, not for row values
-    statement = (
-        select(Conversation)
-        .where(
-            or_(
-                *(
-                    (Conversation.network == network)
-                    & _among(session, Conversation.external_key, sorted(ids))
-                    for network, ids in sorted(keys.items())
-                )
-            )
-        )
-        .order_by(Conversation.id)  # type: ignore[arg-type]
-        .with_for_update()
-    )
-    found = (session.execute(statement)).scalars()
-    return {(c.network, c.external_key): c for c in found}
+def _lock(session: Session, sql: _Statements, keys: Sequence[Key]) -> dict[Key, _Conversation]:
+    """The existing conversations among `keys`, locked (PostgreSQL) in id order."""
+    by_network: dict[str, list[str]] = {}
+    for network, key in sorted(keys):
+        by_network.setdefault(network, []).append(key)
+    found: dict[Key, _Conversation] = {}
+    for network, ids in by_network.items():
+        for row in session.execute(sql.lock, {"network": network, "keys": ids}):
+            found[(row.network, row.external_key)] = _Conversation(*row)
+    return found
 
 
 def _insert_messages(
     session: Session,
+    sql: _Statements,
     items: Sequence[NewCustomerMessage],
-    conversations: dict[Key, Conversation],
+    conversations: dict[Key, _Conversation],
 ) -> dict[Key, int]:
     """Insert the messages not stored before; returns (network, external id) -> row id."""
     rows: dict[Key, dict[str, Any]] = {}
@@ -217,20 +352,15 @@ def _insert_messages(
                 "attempts": 0,
             },
         )
-    table = CustomerMessage.__table__  # type: ignore[attr-defined]
-    statement = (
-        _dialect_insert(session)(table)
-        .on_conflict_do_nothing(index_elements=["network", "external_id"])
-        .returning(table.c.id, table.c.network, table.c.external_id)
-    )
     # in arrival order: the row id orders messages that share a timestamp
-    inserted = session.execute(statement, list(rows.values()))
+    inserted = session.execute(sql.insert_messages, list(rows.values()))
     return {(network, external_id): id_ for id_, network, external_id in inserted}
 
 
 def _open_turns(
     session: Session,
-    conversations: dict[int, Conversation],
+    sql: _Statements,
+    conversations: dict[int, _Conversation],
     new_sent: dict[int, list[datetime]],
 ) -> None:
     """Open or extend each conversation's turn for its new messages, in arrival order.
@@ -241,66 +371,60 @@ def _open_turns(
     before the latest turn's answer (or before a reply that precedes the open turn)
     belongs to an earlier turn and changes nothing.
     """
-    latest = _latest_turns(session, list(new_sent))
+    if not new_sent:
+        return
+    latest = {
+        row[0]: _Turn(*row) for row in session.execute(sql.latest_turns, {"ids": list(new_sent)})
+    }  # ties on started_at: the newest row wins
     since = {cid: min(*new_sent[cid], turn.started_at) for cid, turn in latest.items()}
-    replies = _replies_since(session, since)
+    replies = _replies_since(session, sql, since)
+    opened: list[_Turn] = []
     for conversation_id, times in new_sent.items():
-        conversation = conversations[conversation_id]
         turn = latest.get(conversation_id)
         for sent_at in times:
             if turn is not None and turn.answered_at is None:
                 start = turn.started_at
                 low, high = min(start, sent_at), max(start, sent_at)
                 if not any(low <= at <= high for at in replies.get(conversation_id, ())):
+                    turn.moved = turn.moved or low < start
                     turn.started_at = low
                     continue
                 if sent_at < start:
                     continue  # written before a reply that precedes this turn: an earlier turn's
             if turn is not None and turn.answered_at is not None and sent_at < turn.answered_at:
                 continue
-            fresh = Turn(
-                conversation_id=conversation_id,
-                network=conversation.network,
-                team=conversation.team,
-                is_first=turn is None,
-                started_at=sent_at,
-            )
-            session.add(fresh)
-            turn = fresh
-
-
-def _latest_turns(session: Session, conversation_ids: list[int]) -> dict[int, Turn]:
-    newest = (
-        select(Turn.conversation_id, func.max(Turn.started_at).label("started"))
-        .where(_among(session, Turn.conversation_id, conversation_ids))
-        .group_by(Turn.conversation_id)  # type: ignore[arg-type]
-        .subquery()
-    )
-    statement = (
-        select(Turn)
-        .join(
-            newest,
-            (newest.c.conversation_id == Turn.conversation_id)
-            & (newest.c.started == Turn.started_at),
+            turn = _Turn(conversation_id, sent_at, is_first=turn is None)
+            opened.append(turn)
+    moved = [turn for turn in latest.values() if turn.moved]
+    if moved:
+        session.execute(
+            sql.move_turns, [{"row_id": turn.id, "start": turn.started_at} for turn in moved]
         )
-        .order_by(Turn.id)  # type: ignore[arg-type]
-    )
-    # ties on started_at: the newest row wins
-    return {turn.conversation_id: turn for turn in (session.execute(statement)).scalars()}
+    if opened:
+        session.execute(
+            sql.insert_turns,
+            [
+                {
+                    "conversation_id": turn.conversation_id,
+                    "network": conversations[turn.conversation_id].network,
+                    "team": conversations[turn.conversation_id].team,
+                    "is_first": turn.is_first,
+                    "started_at": turn.started_at,
+                }
+                for turn in opened
+            ],
+        )
 
 
-def _replies_since(session: Session, since: dict[int, datetime]) -> dict[int, list[datetime]]:
+def _replies_since(
+    session: Session, sql: _Statements, since: dict[int, datetime]
+) -> dict[int, list[datetime]]:
     """Times of team replies (pending or delivered) written since `since[conversation]`."""
     if not since:
         return {}
-    statement = select(TeamReply.conversation_id, TeamReply.sent_at).where(
-        _among(session, TeamReply.conversation_id, list(since)),
-        TeamReply.kind == "reply",
-        TeamReply.state.in_(("pending", "sent")),  # type: ignore[attr-defined]
-        TeamReply.sent_at >= min(since.values()),
-    )
     found: dict[int, list[datetime]] = {}
-    for conversation_id, sent_at in session.execute(statement):
+    parameters = {"ids": list(since), "since": min(since.values())}
+    for conversation_id, sent_at in session.execute(sql.replies_since, parameters):
         if sent_at >= since[conversation_id]:
             found.setdefault(conversation_id, []).append(sent_at)
     return found
