@@ -326,6 +326,21 @@ async def test_two_processes_storing_a_new_conversation_make_one_row(store: Stor
     assert await count(a.db, CustomerMessage) == 16
 
 
+async def test_two_processes_storing_overlapping_batches_never_deadlock(store: Store) -> None:
+    """Batches that share conversations, new and known, in opposite orders: all stored."""
+    a, b = Repository(store.database()), Repository(store.database())
+    for round_ in range(6):
+        keys = [f"k{n}" for n in range(round_, round_ + 5)]  # 4 known, 1 new each round
+        first, second = await asyncio.gather(
+            a.store_customer_messages([message(k, f"{k}:a{round_}", T0) for k in keys]),
+            b.store_customer_messages([message(k, f"{k}:b{round_}", T0) for k in keys[::-1]]),
+        )
+        assert all(s.message_id is not None for s in first + second)
+        assert [s.conversation_id for s in first] == [s.conversation_id for s in second][::-1]
+    assert await count(a.db, Conversation) == 10
+    assert await count(a.db, CustomerMessage) == 60
+
+
 async def test_two_processes_storing_the_same_message_store_it_once(store: Store) -> None:
     a, b = Repository(store.database()), Repository(store.database())
     results = await asyncio.gather(
