@@ -63,7 +63,9 @@ def build_services(
     repo = Repository(db)
     coordinator = make_coordinator(settings.redis_url, prefix=coordination_prefix)
     metrics = Metrics()
-    slack = Slack(make_web_client(settings.slack_bot_token, settings.slack_api_url), metrics)
+    slack = Slack(
+        make_web_client(settings.slack_bot_token, settings.slack_api_url), metrics, coordinator
+    )
     networks = build_networks(settings)
     conversations = Conversations(settings, repo, coordinator)
     return Services(

@@ -3,8 +3,8 @@
 All pending work lives in SQL (`state = 'pending'`, `next_attempt_at`), so a
 restart simply picks it up again. One conversation is handled by one worker at
 a time across processes (a coordination lease), which keeps its messages in
-order and makes "one root per conversation" hold. Posts are paced per channel
-to stay under Slack's ~1 message/second/channel limit.
+order and makes "one root per conversation" hold. Pacing (posts per channel,
+Slack's Retry-After) lives in `bot.slack`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from storage.repo import HandoffRepository, Repository, backoff
 
 log = logging.getLogger(__name__)
 
-POST_RATE = 1.0  # Slack: about one message per second per channel
-POST_BURST = 3
 LEASE_SECONDS = 15.0  # renewed while working; a dead worker's expires soon
 GIVE_UP_AFTER = timedelta(hours=24)
 
@@ -189,7 +187,6 @@ class Dispatcher:
         text = blocks.customer_messages_text(messages)
         broadcast = any(message.broadcast for message in messages)
         try:
-            await self._pace(conversation.channel)
             ts = await self._slack.post(
                 conversation.channel, text, thread_ts=conversation.thread_ts, broadcast=broadcast
             )
@@ -204,7 +201,6 @@ class Dispatcher:
                 else conversation.channel,
             )
             assert conversation.channel and conversation.thread_ts
-            await self._pace(conversation.channel)
             ts = await self._slack.post(
                 conversation.channel, text, thread_ts=conversation.thread_ts, broadcast=broadcast
             )
@@ -216,7 +212,6 @@ class Dispatcher:
         channel = (
             channel or conversation.channel or self._settings.inbox_channel(conversation.network)
         )
-        await self._pace(channel)
         ts = await self._slack.post(
             channel,
             blocks.root_fallback(conversation),
@@ -240,7 +235,6 @@ class Dispatcher:
         recent = await self._digest(conversation.id)
         if recent is not None:
             root.insert(-1, recent)
-        await self._pace(conversation.channel)
         ts = await self._slack.post(
             conversation.channel, blocks.root_fallback(conversation), blocks=root
         )
@@ -287,6 +281,7 @@ class Dispatcher:
         await self._repo.retry_messages_later([m.id or 0 for m in messages], at, str(exc))
 
     async def _render_root(self, conversation: Conversation) -> None:
+        """Show the root's new state; while Slack has chat.update paused, a later pass does."""
         assert conversation.channel and conversation.thread_ts
         try:
             await self._slack.update(
@@ -294,17 +289,16 @@ class Dispatcher:
                 conversation.thread_ts,
                 blocks.root_fallback(conversation),
                 blocks.root_blocks(conversation, self._settings.teams),
+                patient=False,
             )
         except SlackThreadGone:
             log.warning(
                 "conversation %s: root is gone; the next message posts a new one", conversation.id
             )
+        except SlackTemporary as exc:
+            log.info("conversation %s: root not re-rendered yet: %s", conversation.id, exc)
+            return
         await self._repo.mark_rendered(conversation.id or 0, conversation.version)
-
-    async def _pace(self, channel: str) -> None:
-        wait = await self._coordinator.reserve(f"slack-post:{channel}", POST_RATE, POST_BURST)
-        if wait > 0:
-            await asyncio.sleep(wait)
 
     async def _show_inbox_reply(self, echo: TeamReply) -> None:
         """A colleague answered from the network's own inbox: show it, count it."""
@@ -316,7 +310,6 @@ class Dispatcher:
             f":outbox_tray: *{blocks.escape(echo.user_name or echo.user_id)}* answered from the "
             f"{blocks.network_label(conversation)} inbox:\n{blocks.quote(echo.text)}"
         )
-        await self._pace(conversation.channel)
         ts = await self._slack.post(conversation.channel, text, thread_ts=conversation.thread_ts)
         await self._repo.confirm_echo(echo.id, conversation.channel, ts, self._clock())
 
@@ -372,7 +365,6 @@ class Dispatcher:
         """Say why in the thread the reply was written in."""
         await self._mark(reply, add="warning")
         if reply.slack_channel and reply.slack_thread_ts:
-            await self._pace(reply.slack_channel)
             await self._slack.post(reply.slack_channel, text, thread_ts=reply.slack_thread_ts)
 
     async def _mark(self, reply: TeamReply, add: str, remove: str | None = None) -> None:
