@@ -68,6 +68,15 @@ def build_services(
     )
     networks = build_networks(settings)
     conversations = Conversations(settings, repo, coordinator)
+    dispatcher = Dispatcher(
+        settings=settings,
+        repo=repo,
+        slack=slack,
+        networks=networks,
+        coordinator=coordinator,
+        clock=clock,
+        metrics=metrics,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -76,16 +85,8 @@ def build_services(
         slack=slack,
         networks=networks,
         relay=Relay(repo, coordinator, clock=clock),
-        dispatcher=Dispatcher(
-            settings=settings,
-            repo=repo,
-            slack=slack,
-            networks=networks,
-            coordinator=coordinator,
-            clock=clock,
-            metrics=metrics,
-        ),
-        replies=Replies(settings, repo, slack, coordinator),
+        dispatcher=dispatcher,
+        replies=Replies(settings, repo, slack, coordinator, dispatcher.kick),
         conversations=conversations,
         handoffs=Handoffs(settings, repo, coordinator, conversations, clock),
         metrics=metrics,
