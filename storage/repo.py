@@ -473,18 +473,17 @@ class Repository:
     ) -> tuple[Conversation, TeamReply] | None:
         """Store a thread message; None if the thread is no conversation's or a duplicate."""
         async with self.db.session() as session:
-            conversation_id = (
+            conversation = (
                 await session.execute(
-                    select(SlackThread.conversation_id).where(
-                        SlackThread.channel == channel, SlackThread.thread_ts == thread_ts
-                    )
+                    select(Conversation)
+                    .join(SlackThread, SlackThread.conversation_id == Conversation.id)
+                    .where(SlackThread.channel == channel, SlackThread.thread_ts == thread_ts)
+                    .with_for_update(of=Conversation)
                 )
             ).scalar_one_or_none()
-            if conversation_id is None:
+            if conversation is None:
                 return None
-            conversation = await self._conversation_for_update(
-                session, Conversation.id == conversation_id
-            )
+            conversation_id = conversation.id
             reply_id = await insert_ignore(
                 session,
                 TeamReply,
