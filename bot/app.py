@@ -63,9 +63,20 @@ def build_services(
     repo = Repository(db)
     coordinator = make_coordinator(settings.redis_url, prefix=coordination_prefix)
     metrics = Metrics()
-    slack = Slack(make_web_client(settings.slack_bot_token, settings.slack_api_url), metrics)
+    slack = Slack(
+        make_web_client(settings.slack_bot_token, settings.slack_api_url), metrics, coordinator
+    )
     networks = build_networks(settings)
     conversations = Conversations(settings, repo, coordinator)
+    dispatcher = Dispatcher(
+        settings=settings,
+        repo=repo,
+        slack=slack,
+        networks=networks,
+        coordinator=coordinator,
+        clock=clock,
+        metrics=metrics,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -74,16 +85,8 @@ def build_services(
         slack=slack,
         networks=networks,
         relay=Relay(repo, coordinator, clock=clock),
-        dispatcher=Dispatcher(
-            settings=settings,
-            repo=repo,
-            slack=slack,
-            networks=networks,
-            coordinator=coordinator,
-            clock=clock,
-            metrics=metrics,
-        ),
-        replies=Replies(settings, repo, slack, coordinator),
+        dispatcher=dispatcher,
+        replies=Replies(settings, repo, slack, coordinator, dispatcher.kick),
         conversations=conversations,
         handoffs=Handoffs(settings, repo, coordinator, conversations, clock),
         metrics=metrics,

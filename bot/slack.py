@@ -3,23 +3,27 @@
 Slack error codes become typed exceptions so callers decide what a failure
 means: retry later (`SlackTemporary`, with `retry_after`), post a fresh root
 (`SlackThreadGone`), or tell a person (`SlackPermanent`).
+
+Every call is paced here, across processes (the coordination port): posts at
+about one per second per channel, and after a 429 nobody calls that channel's
+posts (or that method) again before Slack's Retry-After. slack_sdk's own 429 and
+5xx retry handlers are not used: they would retry outside this pacing. Instead a
+call Slack refused with 429 or 5xx is tried once more here, in its turn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import Metrics
+from storage.coordination import Coordinator, MemoryCoordinator
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,9 @@ GONE = frozenset({"thread_not_found", "message_not_found", "channel_not_found", 
 TEMPORARY = frozenset(
     {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}
 )
+POST_RATE = 1.0  # Slack: about one message per second per channel
+POST_BURST = 3
+SERVER_ERROR_PAUSE = 1.0  # before the one retry of a call Slack answered with 5xx
 
 
 class SlackError(Exception):
@@ -37,9 +44,13 @@ class SlackError(Exception):
 
 
 class SlackTemporary(SlackError):
-    def __init__(self, code: str, method: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, code: str, method: str, retry_after: float | None = None, status: int = 0
+    ) -> None:
+        """`status`: Slack's HTTP status (0 when Slack was not reached)."""
         super().__init__(code, method)
         self.retry_after = retry_after
+        self.status = status
 
 
 class SlackThreadGone(SlackError):
@@ -51,39 +62,83 @@ class SlackPermanent(SlackError):
 
 
 def make_web_client(token: str, base_url: str, timeout: int = 10) -> AsyncWebClient:
-    """The client shared by bolt and our services, with slack_sdk's retry handlers."""
+    """The client shared by bolt and our services; it retries only a dropped connection."""
     return AsyncWebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         timeout=timeout,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=1),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=1),
-            AsyncServerErrorRetryHandler(max_retry_count=1),
-        ],
+        retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=1)],
     )
 
 
+def _pace_key(method: str, params: dict[str, Any]) -> str:
+    """What a 429 pauses: posts per channel (Slack's limit), any other method as a whole."""
+    if method == "chat.postMessage":
+        return f"slack:{method}:{params.get('channel')}"
+    return f"slack:{method}"
+
+
 class Slack:
-    def __init__(self, client: AsyncWebClient, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        metrics: Metrics | None = None,
+        coordinator: Coordinator | None = None,
+    ) -> None:
+        """`coordinator` shares the pacing between processes (default: this process only)."""
         self.client = client
         self._metrics = metrics
+        self._coordinator = coordinator or MemoryCoordinator()
         self._names: dict[str, str] = {}
 
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """Call a Web API method; raise a typed `SlackError` on failure."""
+    async def call(self, method: str, *, patient: bool = True, **params: Any) -> dict[str, Any]:
+        """Call a Web API method in its turn; raise a typed `SlackError` on failure.
+
+        A call Slack answers with 429 or 5xx is tried once more (after Retry-After, or
+        a short pause). `patient=False`: raise `SlackTemporary` at once instead of
+        waiting out a pause, for work the caller can simply do later.
+        """
         clean = {key: value for key, value in params.items() if value is not None}
+        key = _pace_key(method, clean)
         try:
-            response = await self.client.api_call(method, json=clean)
+            return await self._attempt(method, key, clean, patient)
+        except SlackTemporary as exc:
+            if exc.status != 429 and exc.status < 500:
+                raise
+            if exc.status != 429:
+                await asyncio.sleep(SERVER_ERROR_PAUSE)
+        return await self._attempt(method, key, clean, patient)
+
+    async def _attempt(
+        self, method: str, key: str, params: dict[str, Any], patient: bool
+    ) -> dict[str, Any]:
+        await self._turn(method, key, patient)
+        try:
+            response = await self.client.api_call(method, json=params)
         except SlackApiError as exc:
             error = _typed(exc, method)
             self._count(method, error.code)
+            if isinstance(error, SlackTemporary) and error.status == 429:
+                pause = 1.0 if error.retry_after is None else max(error.retry_after, 0.1)
+                await self._coordinator.pause(key, pause)
             raise error from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self._count(method, "unreachable")
             raise SlackTemporary(type(exc).__name__, method) from exc
         self._count(method, "ok")
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+    async def _turn(self, method: str, key: str, patient: bool) -> None:
+        """Wait until `key` may call Slack: its post slot (GCRA), and the end of any pause."""
+        if method == "chat.postMessage":
+            wait = await self._coordinator.reserve(key, POST_RATE, POST_BURST)
+        else:
+            wait = await self._coordinator.paused(key)
+        while wait > 0:
+            if not patient:  # (a post's slot is spent anyway: only for other methods)
+                raise SlackTemporary("ratelimited", method, wait)
+            await asyncio.sleep(wait)
+            wait = await self._coordinator.paused(key)  # a 429 meanwhile pauses us too
 
     def _count(self, method: str, status: str) -> None:
         if self._metrics is not None:
@@ -111,9 +166,17 @@ class Slack:
         return str(data["ts"])
 
     async def update(
-        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        patient: bool = True,
     ) -> None:
-        await self.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
+        await self.call(
+            "chat.update", patient=patient, channel=channel, ts=ts, text=text, blocks=blocks
+        )
 
     async def react(self, channel: str, ts: str, name: str) -> None:
         try:
@@ -181,9 +244,9 @@ def _typed(exc: SlackApiError, method: str) -> SlackError:
     if status == 429 or code == "ratelimited":
         headers = getattr(response, "headers", {}) or {}
         retry = headers.get("Retry-After") or headers.get("retry-after")
-        return SlackTemporary(code, method, float(retry) if retry else None)
+        return SlackTemporary(code, method, float(retry) if retry else None, 429)
     if status >= 500 or code in TEMPORARY:
-        return SlackTemporary(code, method)
+        return SlackTemporary(code, method, status=status)
     if code in GONE:
         return SlackThreadGone(code, method)
     return SlackPermanent(code, method)

@@ -61,8 +61,19 @@ class Coordinator(Protocol):
         """Reserve one action under a `rate`/second limit with `burst` (GCRA).
 
         Returns how many seconds the caller must wait before acting (0.0: now).
-        The slot is taken either way, so callers simply sleep that long.
+        The slot is taken either way, so callers simply sleep that long. While `key`
+        is paused no slot is given before the pause ends, and the pace then restarts
+        without a burst.
         """
+
+    async def pause(self, key: str, seconds: float) -> None:
+        """Nobody may act on `key` for `seconds` (e.g. Slack's Retry-After).
+
+        A pause already running longer is kept, never shortened.
+        """
+
+    async def paused(self, key: str) -> float:
+        """Seconds left of the pause on `key` (0.0: not paused)."""
 
     async def publish(self, topic: str) -> None:
         """Wake every waiter on `topic`, in every process."""
@@ -154,6 +165,7 @@ class MemoryCoordinator:
         self._clock = clock
         self._seen = _Expiring()
         self._tats = _Expiring()  # GCRA theoretical arrival times
+        self._pauses = _Expiring()  # key -> instant the pause ends
         self._locks: dict[str, tuple[str, float]] = {}  # key -> (token, expiry)
         # Set and replaced on every release, so lock waiters wake without polling.
         self._released = asyncio.Event()
@@ -217,8 +229,23 @@ class MemoryCoordinator:
         now = self._clock()
         stored = self._tats.get(key, now)
         tat = now if stored is None else stored
+        pause_ends = self._pauses.get(key, now)
+        if pause_ends is not None:
+            tat = max(tat, pause_ends + tolerance)
         self._tats.set(key, tat + interval, now)
         return max(0.0, tat - tolerance - now)
+
+    async def pause(self, key: str, seconds: float) -> None:
+        validate_ttl(seconds)
+        now = self._clock()
+        ends = now + seconds
+        if ends > (self._pauses.get(key, now) or now):
+            self._pauses.set(key, ends, now)
+
+    async def paused(self, key: str) -> float:
+        now = self._clock()
+        ends = self._pauses.get(key, now)
+        return 0.0 if ends is None else ends - now
 
     async def publish(self, topic: str) -> None:
         for waiter in self._waiters.get(topic, ()):

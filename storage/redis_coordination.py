@@ -58,7 +58,9 @@ return 0
 """
 
 # GCRA on the server's clock, in integer microseconds (exact in Lua's doubles).
-# ARGV: emission interval, burst tolerance. Returns the wait; the slot is taken either way.
+# KEYS: the rate state, the pause. ARGV: emission interval, burst tolerance.
+# Returns the wait; the slot is taken either way. A pause (the instant it ends) holds
+# every slot back until then, and no burst follows it.
 _RESERVE = """
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
@@ -68,6 +70,10 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
 if tat < now then
     tat = now
 end
+local pause_ends = tonumber(redis.call('GET', KEYS[2]) or 0)
+if pause_ends > now and tat < pause_ends + tolerance then
+    tat = pause_ends + tolerance
+end
 local new_tat = tat + interval
 local ttl_ms = math.ceil((new_tat - now) / 1000)
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', string.format('%d', ttl_ms))
@@ -76,6 +82,30 @@ if wait < 0 then
     wait = 0
 end
 return wait
+"""
+
+
+# The pause's end instant (server clock, microseconds), extended but never shortened.
+# ARGV: the pause in microseconds.
+_PAUSE = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local ends = now + tonumber(ARGV[1])
+if ends > tonumber(redis.call('GET', KEYS[1]) or 0) then
+    redis.call('SET', KEYS[1], string.format('%d', ends), 'PX', math.ceil(tonumber(ARGV[1]) / 1000))
+end
+return 0
+"""
+
+# Microseconds left of the pause (0: none).
+_PAUSED = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local left = tonumber(redis.call('GET', KEYS[1]) or 0) - now
+if left < 0 then
+    left = 0
+end
+return left
 """
 
 
@@ -278,6 +308,8 @@ class RedisCoordinator:
         self._extend = client.register_script(_EXTEND)
         self._release = client.register_script(_RELEASE)
         self._reserve = client.register_script(_RESERVE)
+        self._pause = client.register_script(_PAUSE)
+        self._paused = client.register_script(_PAUSED)
 
     @classmethod
     def from_url(
@@ -371,10 +403,20 @@ class RedisCoordinator:
         interval, tolerance = gcra_params(rate, burst)
         with self._reachable(f"reserve {key!r}"):
             wait_us = await self._reserve(
-                keys=[self._key("rate", key)],
+                keys=[self._key("rate", key), self._key("pause", key)],
                 args=[max(1, round(interval * 1e6)), round(tolerance * 1e6)],
             )
         return int(wait_us) / 1e6
+
+    async def pause(self, key: str, seconds: float) -> None:
+        validate_ttl(seconds)
+        with self._reachable(f"pause {key!r}"):
+            await self._pause(keys=[self._key("pause", key)], args=[max(1, round(seconds * 1e6))])
+
+    async def paused(self, key: str) -> float:
+        with self._reachable(f"paused {key!r}"):
+            left_us = await self._paused(keys=[self._key("pause", key)])
+        return int(left_us) / 1e6
 
     async def publish(self, topic: str) -> None:
         with self._reachable(f"publish {topic!r}"):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database, insert_ignore
@@ -27,6 +27,17 @@ from storage.models import (
     Turn,
     utcnow,
 )
+
+
+@dataclass(frozen=True)
+class DueWork:
+    """What the dispatcher has to do for one conversation now (read in one go)."""
+
+    conversation: Conversation
+    messages: list[CustomerMessage]  # to relay to Slack, in order
+    replies: list[TeamReply]  # to send to the customer, in order
+    echoes: list[TeamReply]  # inbox replies to show in Slack
+    unwarned: list[TeamReply]  # failed, not yet explained in Slack
 
 
 @dataclass(frozen=True)
@@ -150,19 +161,19 @@ class Repository:
 
     async def next_due_at(self) -> datetime | None:
         """The earliest retry time among pending work (None: nothing waits)."""
+        times = union_all(
+            select(CustomerMessage.next_attempt_at.label("at")).where(  # type: ignore[union-attr]
+                CustomerMessage.state == "pending"
+            ),
+            select(TeamReply.next_attempt_at.label("at")).where(  # type: ignore[union-attr]
+                TeamReply.state.in_(("pending", "echo"))  # type: ignore[attr-defined]
+            ),
+        ).subquery()
         async with self.db.read() as session:
-            earliest = []
-            for model in (CustomerMessage, TeamReply):
-                value = (
-                    await session.execute(
-                        select(func.min(model.next_attempt_at)).where(
-                            model.state.in_(("pending", "echo"))  # type: ignore[attr-defined]
-                        )
-                    )
-                ).scalar_one_or_none()
-                if value is not None:
-                    earliest.append(value)
-            return min(earliest) if earliest else None
+            earliest: datetime | None = (
+                await session.execute(select(func.min(times.c.at)))
+            ).scalar_one_or_none()
+            return earliest
 
     async def gauges(self, now: datetime) -> dict[str, int]:
         """Counts for monitoring: pending deliveries, unanswered conversations, pages sent."""
@@ -201,37 +212,53 @@ class Repository:
             ).scalar_one()
         return {"pending": pending, "unanswered": unanswered, "escalations": escalations}
 
-    async def pending_messages(self, conversation_id: int, now: datetime) -> list[CustomerMessage]:
+    async def due_work(self, conversation_id: int, now: datetime) -> DueWork | None:
+        """Everything due in one conversation (None: no such conversation)."""
         async with self.db.read() as session:
-            statement = (
-                select(CustomerMessage)
-                .where(
-                    CustomerMessage.conversation_id == conversation_id,
-                    CustomerMessage.state == "pending",
-                )
-                .order_by(CustomerMessage.sent_at, CustomerMessage.id)  # type: ignore[arg-type]
+            conversation = await session.get(Conversation, conversation_id)
+            if conversation is None:
+                return None
+            messages = list(
+                (
+                    await session.execute(
+                        select(CustomerMessage)
+                        .where(
+                            CustomerMessage.conversation_id == conversation_id,
+                            CustomerMessage.state == "pending",
+                        )
+                        .order_by(CustomerMessage.sent_at, CustomerMessage.id)  # type: ignore[arg-type]
+                    )
+                ).scalars()
             )
-            pending = list((await session.execute(statement)).scalars())
+            replies = list(
+                (
+                    await session.execute(
+                        select(TeamReply)
+                        .where(
+                            TeamReply.conversation_id == conversation_id,
+                            or_(
+                                TeamReply.state.in_(("pending", "echo")),  # type: ignore[attr-defined]
+                                (TeamReply.state == "failed") & TeamReply.warned.is_(False),  # type: ignore[attr-defined]
+                            ),
+                        )
+                        .order_by(TeamReply.sent_at, TeamReply.id)  # type: ignore[arg-type]
+                    )
+                ).scalars()
+            )
         # In order, and a message waiting for its retry holds back all the others.
-        if any(m.next_attempt_at and m.next_attempt_at > now for m in pending):
-            return []
-        return pending
+        if any(m.next_attempt_at and m.next_attempt_at > now for m in messages):
+            messages = []
 
-    async def pending_replies(self, conversation_id: int, now: datetime) -> list[TeamReply]:
-        async with self.db.read() as session:
-            statement = (
-                select(TeamReply)
-                .where(
-                    TeamReply.conversation_id == conversation_id,
-                    TeamReply.state == "pending",
-                    or_(
-                        TeamReply.next_attempt_at.is_(None),  # type: ignore[union-attr]
-                        TeamReply.next_attempt_at <= now,  # type: ignore[operator]
-                    ),
-                )
-                .order_by(TeamReply.sent_at, TeamReply.id)  # type: ignore[arg-type]
-            )
-            return list((await session.execute(statement)).scalars())
+        def due(reply: TeamReply) -> bool:
+            return reply.next_attempt_at is None or reply.next_attempt_at <= now
+
+        return DueWork(
+            conversation=conversation,
+            messages=messages,
+            replies=[r for r in replies if r.state == "pending" and due(r)],
+            echoes=[r for r in replies if r.state == "echo" and due(r)],
+            unwarned=[r for r in replies if r.state == "failed"],
+        )
 
     async def set_thread(self, conversation_id: int, channel: str, thread_ts: str) -> None:
         """Record a (new) root of the conversation: replies to it reach the conversation."""
@@ -297,18 +324,17 @@ class Repository:
     ) -> tuple[Conversation, TeamReply] | None:
         """Store a thread message; None if the thread is no conversation's or a duplicate."""
         async with self.db.session() as session:
-            conversation_id = (
+            conversation = (
                 await session.execute(
-                    select(SlackThread.conversation_id).where(
-                        SlackThread.channel == channel, SlackThread.thread_ts == thread_ts
-                    )
+                    select(Conversation)
+                    .join(SlackThread, SlackThread.conversation_id == Conversation.id)
+                    .where(SlackThread.channel == channel, SlackThread.thread_ts == thread_ts)
+                    .with_for_update(of=Conversation)
                 )
             ).scalar_one_or_none()
-            if conversation_id is None:
+            if conversation is None:
                 return None
-            conversation = await self._conversation_for_update(
-                session, Conversation.id == conversation_id
-            )
+            conversation_id = conversation.id
             reply_id = await insert_ignore(
                 session,
                 TeamReply,
@@ -378,19 +404,6 @@ class Repository:
                 )
                 new += inserted is not None
         return new
-
-    async def due_echoes(self, conversation_id: int, now: datetime) -> list[TeamReply]:
-        async with self.db.read() as session:
-            statement = (
-                select(TeamReply)
-                .where(
-                    TeamReply.conversation_id == conversation_id,
-                    TeamReply.state == "echo",
-                    TeamReply.next_attempt_at <= now,  # type: ignore[operator]
-                )
-                .order_by(TeamReply.sent_at)  # type: ignore[arg-type]
-            )
-            return list((await session.execute(statement)).scalars())
 
     async def confirm_echo(self, reply_id: int, channel: str, ts: str, now: datetime) -> None:
         """An inbox reply shown in Slack: it counts as a delivered team reply."""
@@ -530,15 +543,6 @@ class Repository:
         turn.reply_id = other.id if other else None
         turn.response_seconds = (other.sent_at - turn.started_at).total_seconds() if other else None
         conversation.version += 1
-
-    async def failed_unwarned(self, conversation_id: int) -> list[TeamReply]:
-        async with self.db.read() as session:
-            statement = select(TeamReply).where(
-                TeamReply.conversation_id == conversation_id,
-                TeamReply.state == "failed",
-                TeamReply.warned.is_(False),  # type: ignore[attr-defined]
-            )
-            return list((await session.execute(statement)).scalars())
 
     async def mark_reply_failed(self, reply_id: int, error: str) -> None:
         async with self.db.session() as session:

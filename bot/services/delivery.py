@@ -3,8 +3,8 @@
 All pending work lives in SQL (`state = 'pending'`, `next_attempt_at`), so a
 restart simply picks it up again. One conversation is handled by one worker at
 a time across processes (a coordination lease), which keeps its messages in
-order and makes "one root per conversation" hold. Posts are paced per channel
-to stay under Slack's ~1 message/second/channel limit.
+order and makes "one root per conversation" hold. Pacing (posts per channel,
+Slack's Retry-After) lives in `bot.slack`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from storage.repo import HandoffRepository, Repository, backoff
 
 log = logging.getLogger(__name__)
 
-POST_RATE = 1.0  # Slack: about one message per second per channel
-POST_BURST = 3
 LEASE_SECONDS = 15.0  # renewed while working; a dead worker's expires soon
 GIVE_UP_AFTER = timedelta(hours=24)
 
@@ -55,44 +53,88 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._handoffs = HandoffRepository(repo)
         self._metrics = metrics or Metrics()
-        self._pass: asyncio.Future[float] | None = None
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._again: set[int] = set()  # found due again while its worker was running
+        self._draining = False
+        self._running = False
 
     # -- the loop ------------------------------------------------------------
     async def run(self) -> None:
-        """Work until cancelled: wake on publish, and on the earliest retry time.
+        """Work until cancelled: scan on every publish and at the earliest retry time.
 
-        Each pass runs shielded, so shutting down can `drain()` it instead of
-        abandoning a Slack post whose result was not recorded yet.
+        Each due conversation gets its own worker task, so new work starts at once
+        instead of waiting behind other conversations' Slack calls. Workers are not
+        cancelled with the loop until `drain()` has let them finish (bounded), so a
+        Slack post is not abandoned before its result is recorded.
         """
         waiter = self._coordinator.waiter(WAKE_TOPIC)
+        self._running = True
         try:
             while True:
-                self._pass = asyncio.ensure_future(self._one_pass())
-                timeout = await asyncio.shield(self._pass)
-                await waiter.wait(timeout)
+                await waiter.wait(await self._scan())
         finally:
-            if self._pass is not None and not self._pass.done():
-                self._pass.cancel()  # drain() had its chance; never leave it running
-                await asyncio.gather(self._pass, return_exceptions=True)
+            self._running = False
+            workers = list(self._workers.values())
+            for worker in workers:
+                worker.cancel()  # drain() had its chance; never leave one running
+            await asyncio.gather(*workers, return_exceptions=True)
             await waiter.close()
 
-    async def _one_pass(self) -> float:
-        """One pass over due work; returns how long to wait for the next."""
+    async def _scan(self) -> float:
+        """Start a worker for each due conversation; returns how long to wait for the next."""
         try:
-            await self.run_once()
+            for conversation_id in await self._repo.due_conversations(self._clock()):
+                self._start(conversation_id)
             return await self._idle_timeout()
         except (DatabaseUnavailable, CoordinationUnavailable) as exc:
             log.warning("dispatcher paused: %s", exc)
         except Exception:
             # A supervisor boundary: the loop must outlive any one failure; the
-            # work stays pending in SQL and the next pass tries again.
-            log.exception("dispatcher pass failed; retrying")
+            # work stays pending in SQL and the next scan tries again.
+            log.exception("dispatcher scan failed; retrying")
         return 2.0
 
+    async def kick(self, conversation_id: int) -> None:
+        """New work in one conversation: start on it here at once, without a scan.
+
+        Other processes are woken only when this one cannot take the work: it does not
+        dispatch, or another process's worker holds the conversation and must look again.
+        """
+        if self._running and not self._draining:
+            self._start(conversation_id, kicked=True)
+        else:
+            await self._coordinator.publish(WAKE_TOPIC)
+
+    def _start(self, conversation_id: int, kicked: bool = False) -> None:
+        if self._draining:
+            return
+        if conversation_id in self._workers:
+            self._again.add(conversation_id)
+            return
+        self._workers[conversation_id] = asyncio.create_task(
+            self._work(conversation_id, kicked), name=f"relaydesk-conversation-{conversation_id}"
+        )
+
+    async def _work(self, conversation_id: int, kicked: bool) -> None:
+        """Process the conversation, again if it became due meanwhile."""
+        try:
+            while True:
+                self._again.discard(conversation_id)
+                if not await self._guarded(conversation_id) and kicked:
+                    await self._coordinator.publish(WAKE_TOPIC)  # for the holder elsewhere
+                if conversation_id not in self._again or self._draining:
+                    return
+        except (DatabaseUnavailable, CoordinationUnavailable) as exc:
+            log.warning("conversation %s paused: %s", conversation_id, exc)
+        finally:
+            self._again.discard(conversation_id)
+            del self._workers[conversation_id]
+
     async def drain(self, timeout: float) -> None:
-        """Let a pass in flight finish (bounded), e.g. before shutting down."""
-        if self._pass is not None and not self._pass.done():
-            await asyncio.wait({self._pass}, timeout=timeout)
+        """Start nothing new and let the workers in flight finish (bounded)."""
+        self._draining = True
+        if self._workers:
+            await asyncio.wait(set(self._workers.values()), timeout=timeout)
 
     async def _idle_timeout(self) -> float:
         due = await self._repo.next_due_at()
@@ -101,24 +143,25 @@ class Dispatcher:
             return ceiling
         return max(0.05, min(ceiling, (due - self._clock()).total_seconds()))
 
-    async def run_once(self) -> int:
-        """Handle every conversation with due work; returns how many were handled."""
-        conversation_ids = await self._repo.due_conversations(self._clock())
-        await asyncio.gather(*(self._guarded(cid) for cid in conversation_ids))
-        return len(conversation_ids)
+    async def _scheduled(self) -> None:
+        """A retry was put off: wake the loops (every process) to plan for its time."""
+        await self._coordinator.publish(WAKE_TOPIC)
 
-    async def _guarded(self, conversation_id: int) -> None:
+    async def _guarded(self, conversation_id: int) -> bool:
         """One worker per conversation: a Redis (or in-memory) lease as the fast path,
-        kept alive while working, and a SQL advisory lock as the fence."""
+        kept alive while working, and a SQL advisory lock as the fence.
+
+        Returns False when another worker holds the conversation."""
         async with self._slots:
             lease = await self._coordinator.lock(f"conversation:{conversation_id}", LEASE_SECONDS)
             if lease is None:
-                return  # another worker has it
+                return False
             keepalive = asyncio.create_task(self._keep(lease))
             try:
                 async with self._repo.db.fence(conversation_id) as ours:
-                    if ours:
-                        await self.process(conversation_id)
+                    if not ours:
+                        return False
+                    await self.process(conversation_id)
             except SlackError as exc:
                 log.warning("conversation %s: Slack %s; will retry", conversation_id, exc)
             except (DatabaseUnavailable, CoordinationUnavailable):
@@ -130,6 +173,7 @@ class Dispatcher:
             finally:
                 keepalive.cancel()
                 await self._coordinator.release(lease)
+            return True
 
     async def _keep(self, lease: Lease) -> None:
         while True:
@@ -143,25 +187,25 @@ class Dispatcher:
 
     # -- one conversation ------------------------------------------------------
     async def process(self, conversation_id: int) -> None:
-        now = self._clock()
-        conversation = await self._repo.conversation(conversation_id)
-        if conversation is not None and conversation.thread_ts is None and conversation.channel:
+        work = await self._repo.due_work(conversation_id, self._clock())
+        if work is None:
+            return
+        conversation = work.conversation
+        handed_off = conversation.thread_ts is None and conversation.channel is not None
+        if handed_off:
             await self._post_handoff_root(conversation)
-        messages = await self._repo.pending_messages(conversation_id, now)
-        if messages:
-            await self._relay(conversation_id, messages)
-        for reply in await self._repo.pending_replies(conversation_id, now):
-            await self._deliver(reply)
-        for echo in await self._repo.due_echoes(conversation_id, now):
+        if work.messages:
+            await self._relay(conversation_id, work.messages)
+        for reply in work.replies:
+            await self._deliver(reply, conversation)
+        for echo in work.echoes:
             await self._show_inbox_reply(echo)
-        for reply in await self._repo.failed_unwarned(conversation_id):
+        for reply in work.unwarned:
             await self._fail(reply, reply.last_error or "the network reported a failure")
-        conversation = await self._repo.conversation(conversation_id)
-        if (
-            conversation is not None
-            and conversation.thread_ts
-            and conversation.rendered_version < conversation.version
-        ):
+        if handed_off or work.messages or work.replies or work.echoes or work.unwarned:
+            # what this pass changed (thread, version) since the work was read
+            conversation = await self._repo.conversation(conversation_id) or conversation
+        if conversation.thread_ts and conversation.rendered_version < conversation.version:
             await self._render_root(conversation)
 
     async def _relay(self, conversation_id: int, messages: Sequence[CustomerMessage]) -> None:
@@ -189,7 +233,6 @@ class Dispatcher:
         text = blocks.customer_messages_text(messages)
         broadcast = any(message.broadcast for message in messages)
         try:
-            await self._pace(conversation.channel)
             ts = await self._slack.post(
                 conversation.channel, text, thread_ts=conversation.thread_ts, broadcast=broadcast
             )
@@ -204,10 +247,10 @@ class Dispatcher:
                 else conversation.channel,
             )
             assert conversation.channel and conversation.thread_ts
-            await self._pace(conversation.channel)
             ts = await self._slack.post(
                 conversation.channel, text, thread_ts=conversation.thread_ts, broadcast=broadcast
             )
+        assert conversation.channel
         await self._posted(messages, conversation.channel, ts)
 
     async def _post_root(
@@ -216,7 +259,6 @@ class Dispatcher:
         channel = (
             channel or conversation.channel or self._settings.inbox_channel(conversation.network)
         )
-        await self._pace(channel)
         ts = await self._slack.post(
             channel,
             blocks.root_fallback(conversation),
@@ -240,7 +282,6 @@ class Dispatcher:
         recent = await self._digest(conversation.id)
         if recent is not None:
             root.insert(-1, recent)
-        await self._pace(conversation.channel)
         ts = await self._slack.post(
             conversation.channel, blocks.root_fallback(conversation), blocks=root
         )
@@ -285,8 +326,10 @@ class Dispatcher:
         attempts = max(message.attempts for message in messages) + 1
         at = self._clock() + backoff(attempts, retry_after)
         await self._repo.retry_messages_later([m.id or 0 for m in messages], at, str(exc))
+        await self._scheduled()
 
     async def _render_root(self, conversation: Conversation) -> None:
+        """Show the root's new state; while Slack has chat.update paused, a later pass does."""
         assert conversation.channel and conversation.thread_ts
         try:
             await self._slack.update(
@@ -294,17 +337,16 @@ class Dispatcher:
                 conversation.thread_ts,
                 blocks.root_fallback(conversation),
                 blocks.root_blocks(conversation, self._settings.teams),
+                patient=False,
             )
         except SlackThreadGone:
             log.warning(
                 "conversation %s: root is gone; the next message posts a new one", conversation.id
             )
+        except SlackTemporary as exc:
+            log.info("conversation %s: root not re-rendered yet: %s", conversation.id, exc)
+            return
         await self._repo.mark_rendered(conversation.id or 0, conversation.version)
-
-    async def _pace(self, channel: str) -> None:
-        wait = await self._coordinator.reserve(f"slack-post:{channel}", POST_RATE, POST_BURST)
-        if wait > 0:
-            await asyncio.sleep(wait)
 
     async def _show_inbox_reply(self, echo: TeamReply) -> None:
         """A colleague answered from the network's own inbox: show it, count it."""
@@ -316,14 +358,12 @@ class Dispatcher:
             f":outbox_tray: *{blocks.escape(echo.user_name or echo.user_id)}* answered from the "
             f"{blocks.network_label(conversation)} inbox:\n{blocks.quote(echo.text)}"
         )
-        await self._pace(conversation.channel)
         ts = await self._slack.post(conversation.channel, text, thread_ts=conversation.thread_ts)
         await self._repo.confirm_echo(echo.id, conversation.channel, ts, self._clock())
 
     # -- replies to the customer ----------------------------------------------
-    async def _deliver(self, reply: TeamReply) -> None:
-        conversation = await self._repo.conversation(reply.conversation_id)
-        assert conversation is not None and reply.id is not None
+    async def _deliver(self, reply: TeamReply, conversation: Conversation) -> None:
+        assert reply.id is not None
         network = self._networks.get(conversation.network)
         if network is None:
             await self._fail(reply, f"the {conversation.network} network is not configured here")
@@ -355,6 +395,7 @@ class Dispatcher:
         self._metrics.retries.labels("network").inc()
         at = self._clock() + backoff(reply.attempts + 1, exc.retry_after)
         await self._repo.retry_reply_later(reply.id, at, exc.message, warned=reply.warned)
+        await self._scheduled()
         if not reply.warned:
             await self._tell(
                 reply, f":warning: Not delivered yet: {exc.message}. Retrying automatically."
@@ -372,7 +413,6 @@ class Dispatcher:
         """Say why in the thread the reply was written in."""
         await self._mark(reply, add="warning")
         if reply.slack_channel and reply.slack_thread_ts:
-            await self._pace(reply.slack_channel)
             await self._slack.post(reply.slack_channel, text, thread_ts=reply.slack_thread_ts)
 
     async def _mark(self, reply: TeamReply, add: str, remove: str | None = None) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import Settings
-from bot.services.relay import WAKE_TOPIC
 from bot.slack import Slack, SlackError
 from storage.coordination import Coordinator
 from storage.repo import Repository
@@ -32,12 +31,19 @@ def is_note(text: str) -> bool:
 
 class Replies:
     def __init__(
-        self, settings: Settings, repo: Repository, slack: Slack, coordinator: Coordinator
+        self,
+        settings: Settings,
+        repo: Repository,
+        slack: Slack,
+        coordinator: Coordinator,
+        deliver: Callable[[int], Awaitable[None]],
     ) -> None:
+        """`deliver(conversation_id)` starts delivering a stored reply (`Dispatcher.kick`)."""
         self._settings = settings
         self._repo = repo
         self._slack = slack
         self._coordinator = coordinator
+        self._deliver = deliver
 
     async def on_message(self, event: Mapping[str, Any], event_id: str | None) -> str:
         """Handle a `message` event; returns what was done (for logs and tests)."""
@@ -70,7 +76,7 @@ class Replies:
         conversation, reply = stored
         log.info("conversation %s: %s %s from %s", conversation.id, kind, reply.id, user)
         if state == "pending":
-            await self._coordinator.publish(WAKE_TOPIC)
+            await self._deliver(conversation.id or 0)
         elif state == "refused":
             await self._refuse(channel, thread_ts, ts, user)
         return f"stored {kind} ({state})"

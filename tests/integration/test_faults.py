@@ -289,8 +289,8 @@ async def test_permanent_failure_is_shown_and_not_retried(bot: Bot) -> None:
         return conversation.id not in await bot.services.repo.due_conversations(later)
 
     await eventually(nothing_due_even_later, what="no work left for the conversation")
-    assert await bot.services.repo.failed_unwarned(conversation.id or 0) == []
-    assert await bot.services.repo.pending_replies(conversation.id or 0, later) == []
+    work = await bot.services.repo.due_work(conversation.id or 0, later)
+    assert work is not None and work.unwarned == [] and work.replies == []
     await asyncio.sleep(1.0)
     assert len(bot.telegram.calls_to("sendMessage")) == 1
     assert "white_check_mark" not in bot.slack.reactions(INBOX, reply_ts)

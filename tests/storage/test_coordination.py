@@ -248,6 +248,33 @@ async def test_reserve_recovers_when_idle(env: Env) -> None:
     assert await env.coordinator.reserve("slack", rate=10, burst=2) == 0.0
 
 
+# --- pause ---
+
+
+async def test_a_pause_is_seen_by_every_process_until_it_ends(env: Env) -> None:
+    assert await env.coordinator.paused("slack") == 0.0
+    await env.coordinator.pause("slack", 0.3)
+    assert await env.peer.paused("slack") == pytest.approx(0.3, abs=0.05)
+    assert await env.peer.paused("other") == 0.0
+    await env.advance(0.35)
+    assert await env.peer.paused("slack") == 0.0
+
+
+async def test_a_shorter_pause_never_shortens_a_longer_one(env: Env) -> None:
+    await env.coordinator.pause("slack", 0.4)
+    await env.peer.pause("slack", 0.1)
+    assert await env.coordinator.paused("slack") == pytest.approx(0.4, abs=0.05)
+    await env.peer.pause("slack", 0.6)
+    assert await env.coordinator.paused("slack") == pytest.approx(0.6, abs=0.05)
+
+
+async def test_reserve_gives_no_slot_before_a_pause_ends_then_no_burst(env: Env) -> None:
+    await env.peer.pause("slack", 0.3)
+    waits = [await env.coordinator.reserve("slack", rate=10, burst=3) for _ in range(3)]
+    assert waits == pytest.approx([0.3, 0.4, 0.5], abs=0.05)
+    assert await env.coordinator.reserve("other", rate=10, burst=3) == 0.0
+
+
 async def test_invalid_arguments_are_rejected(env: Env) -> None:
     with pytest.raises(ValueError, match="ttl"):
         await env.coordinator.first_seen("k", ttl=0)
@@ -257,6 +284,8 @@ async def test_invalid_arguments_are_rejected(env: Env) -> None:
         await env.coordinator.reserve("k", rate=0, burst=1)
     with pytest.raises(ValueError, match="burst"):
         await env.coordinator.reserve("k", rate=1, burst=0)
+    with pytest.raises(ValueError, match="ttl"):
+        await env.coordinator.pause("k", 0)
 
 
 # --- publish / waiter ---
@@ -339,6 +368,10 @@ async def test_redis_unreachable_fails_loudly_and_quickly() -> None:
             await coordinator.lock("k", ttl=1, wait=0.5)
         with pytest.raises(CoordinationUnavailable, match="reserve"):
             await coordinator.reserve("k", rate=1, burst=1)
+        with pytest.raises(CoordinationUnavailable, match="pause"):
+            await coordinator.pause("k", 1)
+        with pytest.raises(CoordinationUnavailable, match="paused"):
+            await coordinator.paused("k")
         with pytest.raises(CoordinationUnavailable, match="publish"):
             await coordinator.publish("t")
     finally:
@@ -448,12 +481,15 @@ async def test_redis_keys_live_under_the_prefix(redis_env: RedisEnv) -> None:
     await redis_env.a.first_seen("m", ttl=60)
     assert await redis_env.a.lock("c", ttl=60) is not None
     await redis_env.a.reserve("r", rate=1, burst=1)
+    await redis_env.a.pause("r", 60)
     raw = Redis.from_url(redis_env.url, decode_responses=True)
     try:
         keys = {key async for key in raw.scan_iter(match=f"{redis_env.prefix}*")}
     finally:
         await raw.aclose()
-    assert keys == {f"{redis_env.prefix}{kind}" for kind in ("seen:m", "lock:c", "rate:r")}
+    assert keys == {
+        f"{redis_env.prefix}{kind}" for kind in ("seen:m", "lock:c", "rate:r", "pause:r")
+    }
 
 
 async def test_make_coordinator_picks_the_backend() -> None:

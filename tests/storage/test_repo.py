@@ -27,7 +27,7 @@ from sqlmodel import SQLModel
 
 from storage.db import Database
 from storage.models import Conversation, CustomerMessage, TeamReply, Turn
-from storage.repo import NewCustomerMessage, Repository, Stored, backoff
+from storage.repo import DueWork, NewCustomerMessage, Repository, Stored, backoff
 from tests.services import require_postgres
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -155,6 +155,12 @@ async def store_one(repo: Repository, item: NewCustomerMessage) -> Stored:
 
 def slack_ts(at: datetime) -> str:
     return f"{at.timestamp():.6f}"
+
+
+async def due_work(repo: Repository, conversation_id: int, now: datetime) -> DueWork:
+    work = await repo.due_work(conversation_id, now)
+    assert work is not None
+    return work
 
 
 async def threaded(repo: Repository, key: str = "chat-1", at: datetime = T0) -> int:
@@ -424,9 +430,9 @@ async def test_notes_and_failed_replies_do_not_answer(repo: Repository) -> None:
         ("reply", "refused"),
     ]
     # Not yet explained in the thread: the dispatcher tells, then marks it warned.
-    assert [r.id for r in await repo.failed_unwarned(cid)] == [failed.id]
+    assert [r.id for r in (await due_work(repo, cid, T0)).unwarned] == [failed.id]
     await repo.set_warned(failed.id)
-    assert await repo.failed_unwarned(cid) == []
+    assert (await due_work(repo, cid, T0)).unwarned == []
 
 
 async def test_a_note_does_not_make_its_writer_the_owner(repo: Repository) -> None:
@@ -475,7 +481,7 @@ async def test_a_failed_delivery_status_un_answers_its_turn(repo: Repository) ->
     (row,) = await repo.replies(cid)
     assert (row.state, row.warned, row.network_status) == ("failed", False, "failed")
     assert row.last_error == "131047"
-    assert [r.id for r in await repo.failed_unwarned(cid)] == [row.id]
+    assert [r.id for r in (await due_work(repo, cid, T0)).unwarned] == [row.id]
     assert cid in await repo.due_conversations(T0)  # the dispatcher will say so in Slack
 
 
@@ -519,11 +525,11 @@ async def test_due_conversations_and_pending_messages_in_order(repo: Repository)
     b = await store_one(repo, message("b", "b:1", T0, text="b first"))
     assert await repo.due_conversations(T0) == sorted([a.conversation_id, b.conversation_id])
     assert await repo.due_conversations(T0, limit=1) == [min(a.conversation_id, b.conversation_id)]
-    pending = await repo.pending_messages(a.conversation_id, T0)
+    pending = (await due_work(repo, a.conversation_id, T0)).messages
     assert [m.text for m in pending] == ["a first", "a second"]  # by the network's time
 
     await repo.mark_posted([m.id or 0 for m in pending], CHANNEL, "1.000001")
-    assert await repo.pending_messages(a.conversation_id, T0) == []
+    assert (await due_work(repo, a.conversation_id, T0)).messages == []
     assert await repo.due_conversations(T0) == [b.conversation_id]
 
 
@@ -531,15 +537,15 @@ async def test_a_message_waiting_for_its_retry_holds_back_later_ones(repo: Repos
     now = T0 + timedelta(minutes=1)
     stored = await store_one(repo, message("a", "a:1", T0, text="first"))
     cid = stored.conversation_id
-    (first,) = await repo.pending_messages(cid, now)
+    (first,) = (await due_work(repo, cid, now)).messages
     retry_at = now + backoff(1)
     await repo.retry_messages_later([first.id or 0], retry_at, "ratelimited")
     assert await repo.due_conversations(now) == []
     assert await repo.next_due_at() == retry_at
 
     await store_one(repo, message("a", "a:2", T0 + timedelta(seconds=5), text="second"))
-    assert await repo.pending_messages(cid, now) == []  # not before the first one
-    due = await repo.pending_messages(cid, retry_at)
+    assert (await due_work(repo, cid, now)).messages == []  # not before the first one
+    due = (await due_work(repo, cid, retry_at)).messages
     assert [(m.text, m.attempts) for m in due] == [("first", 1), ("second", 0)]
     assert due[0].last_error == "ratelimited"
 
@@ -548,10 +554,10 @@ async def test_a_late_earlier_message_does_not_skip_anothers_backoff(repo: Repos
     now = T0 + timedelta(minutes=1)
     stored = await store_one(repo, message("a", "a:2", T0 + timedelta(seconds=10)))
     cid = stored.conversation_id
-    (held,) = await repo.pending_messages(cid, now)
+    (held,) = (await due_work(repo, cid, now)).messages
     await repo.retry_messages_later([held.id or 0], now + timedelta(seconds=30), "ratelimited")
     await store_one(repo, message("a", "a:1", T0, received=now))  # delivered late
-    assert held.id not in [m.id for m in await repo.pending_messages(cid, now)]
+    assert held.id not in [m.id for m in (await due_work(repo, cid, now)).messages]
 
 
 async def test_backoff_honours_retry_after_else_doubles() -> None:
@@ -566,10 +572,10 @@ async def test_pending_and_failed_replies(repo: Repository) -> None:
     one = await reply(repo, cid, T0 + timedelta(seconds=10))
     two = await reply(repo, cid, T0 + timedelta(seconds=20))
     now = T0 + timedelta(minutes=1)
-    assert [r.id for r in await repo.pending_replies(cid, now)] == [one.id, two.id]
+    assert [r.id for r in (await due_work(repo, cid, now)).replies] == [one.id, two.id]
     await repo.retry_reply_later(two.id or 0, now + timedelta(seconds=4), "429", warned=True)
-    assert [r.id for r in await repo.pending_replies(cid, now)] == [one.id]
-    later = await repo.pending_replies(cid, now + timedelta(seconds=4))
+    assert [r.id for r in (await due_work(repo, cid, now)).replies] == [one.id]
+    later = (await due_work(repo, cid, now + timedelta(seconds=4))).replies
     assert [(r.id, r.attempts, r.warned) for r in later] == [
         (one.id, 0, False),
         (two.id, 1, True),
