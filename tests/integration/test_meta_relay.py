@@ -49,8 +49,14 @@ async def test_messenger_round_trip_with_echoes(bot: Bot) -> None:
         what="inbox reply in thread",
     )
     assert "inbox" in shown[0]["text"]
-    replies = await bot.services.repo.replies(1)
-    assert sorted((r.source, r.state) for r in replies) == [("network", "sent"), ("slack", "sent")]
+
+    async def both_sent() -> list[tuple[str, str]] | None:
+        """Confirming the echo in SQL follows its Slack post: wait for it, not just the post."""
+        states = sorted((r.source, r.state) for r in await bot.services.repo.replies(1))
+        return states if ("network", "sent") in states else None
+
+    states = await bot.until(both_sent, what="the inbox reply confirmed in SQL")
+    assert states == [("network", "sent"), ("slack", "sent")]
     assert not [
         m
         for m in bot.slack.replies(INBOX, root["ts"])
