@@ -292,9 +292,16 @@ class Bot:
             await asyncio.sleep(0.02)
 
     async def root(self, channel: str = INBOX, index: int = 0) -> dict[str, Any]:
+        """A conversation root as a person finds it: posted, and known to the bot in SQL
+        (the bot records a root after Slack answers; a person is never that quick)."""
         roots = await self.until(
             lambda: len(self.slack.roots(channel)) > index and self.slack.roots(channel),
             what=f"root #{index} in {channel}",
+        )
+        ts = roots[index]["ts"]
+        await self.until(
+            lambda: self.services.repo.conversation_by_thread(channel, ts),
+            what=f"root #{index} in {channel} recorded in SQL",
         )
         return roots[index]
 

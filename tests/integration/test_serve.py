@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -72,6 +73,17 @@ class Served:
     telegram: FakeTelegram
     graph: FakeGraph
     x: FakeX
+    database: Path
+
+    async def thread_recorded(self, channel: str, ts: str) -> None:
+        """Serve records a root in SQL once Slack has answered; a person is never quicker."""
+
+        def known() -> bool:
+            with sqlite3.connect(self.database) as connection:
+                query = "SELECT 1 FROM slack_thread WHERE channel = ? AND thread_ts = ?"
+                return connection.execute(query, (channel, ts)).fetchone() is not None
+
+        await eventually(known, f"root {ts} recorded in SQL")
 
 
 @asynccontextmanager
@@ -82,11 +94,10 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     for fake in fakes:
         await fake.start()
     port = free_port()
+    database = tmp_path / "serve.db"
     env = {
         **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-        **base_environment(
-            slack, telegram, sink, graph, x, f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
-        ),
+        **base_environment(slack, telegram, sink, graph, x, f"sqlite+aiosqlite:///{database}"),
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "PYTHONPATH": str(ROOT),
@@ -98,7 +109,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_healthy(url, process)
-        yield Served(process, url, slack, telegram, graph, x)
+        yield Served(process, url, slack, telegram, graph, x, database)
     finally:
         if process.returncode is None:
             process.kill()
@@ -129,7 +140,7 @@ async def test_serve_round_trip_and_graceful_stop(tmp_path: Path) -> None:
             # (the scheduler may post yesterday's summary elsewhere first)
             await eventually(lambda: bool(serve.slack.roots(INBOX)), "the inbox root")
             root = serve.slack.roots(INBOX)[0]
-            await _reply_in_thread(session, serve.url, serve.slack, root["ts"], "Hi Lin!")
+            await _reply_in_thread(session, serve, root["ts"], "Hi Lin!")
         sent = await serve.telegram.wait_for("sendMessage", timeout=15)
         assert sent[0].params == {"chat_id": 42, "text": "Hi Lin!"}
         started = time.monotonic()
@@ -215,10 +226,11 @@ async def test_summary_command_posts_on_demand(tmp_path: Path) -> None:
 
 
 async def _reply_in_thread(
-    session: aiohttp.ClientSession, url: str, slack: FakeSlack, root_ts: str, text: str
+    session: aiohttp.ClientSession, serve: Served, root_ts: str, text: str
 ) -> None:
     """A person answers in a thread: the message exists in Slack, then the signed event."""
-    reply = slack.add_message(INBOX, text, user="U0AGENT01", thread_ts=root_ts)
+    await serve.thread_recorded(INBOX, root_ts)
+    reply = serve.slack.add_message(INBOX, text, user="U0AGENT01", thread_ts=root_ts)
     body = json.dumps(
         {
             "type": "event_callback",
@@ -235,7 +247,7 @@ async def _reply_in_thread(
         }
     ).encode()
     headers = {"Content-Type": "application/json", **slack_headers(body, SIGNING_SECRET)}
-    async with session.post(url + "/slack/events", data=body, headers=headers) as response:
+    async with session.post(serve.url + "/slack/events", data=body, headers=headers) as response:
         assert response.status == 200
 
 
@@ -261,7 +273,7 @@ async def test_serve_round_trips_for_messenger_whatsapp_and_x(tmp_path: Path) ->
                     assert response.status == 200, network
             await eventually(lambda: len(slack.roots(INBOX)) == 3, "three roots")
             for number, root in enumerate(slack.roots(INBOX), 1):
-                await _reply_in_thread(session, serve.url, slack, root["ts"], f"Answer {number}")
+                await _reply_in_thread(session, serve, root["ts"], f"Answer {number}")
         await eventually(lambda: len(graph.sent) == 2 and bool(x.tweets), "three sends")
         assert sorted(item["kind"] for item in graph.sent) == ["messenger", "whatsapp"]
         assert len(x.tweets) == 1 and x.tweets[0]["in_reply_to_tweet_id"] == "1065035365336141825"
