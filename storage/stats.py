@@ -321,55 +321,53 @@ def _percentiles(durations: dict[_Key, list[float]]) -> _Percentiles:
     }
 
 
-def _waiting(as_of: datetime, network: str | None, team: str | None, dialect: str) -> Select[Any]:
-    """Conversations not resolved by `as_of` whose latest turn then had no answer yet.
+def _waiting(
+    as_of: datetime, network: str | None, team: str | None, dialect: str, *, answered_later: bool
+) -> Select[Any]:
+    """Conversations not resolved by `as_of` whose latest turn then had no answer yet:
+    those still unanswered, or (`answered_later`) those answered only after `as_of`.
 
-    A turn loses its answer when a delivery is reported failed afterwards, so
-    "latest" is checked rather than assumed.
+    The two kinds are two index ranges of ix_turn_open (answered_at, started_at),
+    queried apart rather than through an OR; the first is read in `started_at`
+    order. A turn loses its answer when a delivery is reported failed afterwards,
+    so "latest" is checked rather than assumed.
     """
     started: ColumnElement[bool] = _turn.c.started_at < as_of
     if dialect == "sqlite":
         # Nearly always true: without the hint SQLite ranges over ix_turn_window
         # (every turn) instead of ix_turn_open's few unanswered ones.
         started = func.likely(started)
-    columns = (
-        _turn.c.conversation_id,
-        _turn.c.network,
-        _turn.c.team,
-        _turn.c.started_at,
-        _turn.c.answered_at,
-    )
-    # Two index ranges of ix_turn_open (answered_at, started_at) rather than an OR.
-    open_turns = union_all(
-        select(*columns).where(_turn.c.answered_at.is_(None), started),
-        select(*columns).where(_turn.c.answered_at > as_of, started),
-    ).subquery("open_turn")
+    if answered_later:
+        still_open = _turn.c.answered_at > as_of
+        team_column = _turn.c.team  # the team that answered it
+    else:
+        still_open = _turn.c.answered_at.is_(None)
+        team_column = _conversation.c.team
     later = _turn.alias("later")
-    team_column = case(
-        (open_turns.c.answered_at.is_(None), _conversation.c.team), else_=open_turns.c.team
-    )
     statement = (
         select(
-            open_turns.c.conversation_id,
-            open_turns.c.network,
+            _turn.c.conversation_id,
+            _turn.c.network,
             team_column.label("team"),
-            open_turns.c.started_at,
+            _turn.c.started_at,
             _conversation.c.channel,
             _conversation.c.thread_ts,
             _conversation.c.customer_name,
         )
-        .join(_conversation, _conversation.c.id == open_turns.c.conversation_id)
+        .join(_conversation, _conversation.c.id == _turn.c.conversation_id)
         .where(
+            still_open,
+            started,
             or_(_conversation.c.resolved_at.is_(None), _conversation.c.resolved_at > as_of),
             ~exists().where(
-                later.c.conversation_id == open_turns.c.conversation_id,
-                later.c.started_at > open_turns.c.started_at,
+                later.c.conversation_id == _turn.c.conversation_id,
+                later.c.started_at > _turn.c.started_at,
                 later.c.started_at < as_of,
             ),
         )
     )
     if network is not None:
-        statement = statement.where(open_turns.c.network == network)
+        statement = statement.where(_turn.c.network == network)
     if team is not None:
         statement = statement.where(_team_is(team_column, team))
     return statement
@@ -379,7 +377,10 @@ async def _unanswered(
     session: AsyncSession, as_of: datetime, network: str | None, team: str | None
 ) -> dict[_Key, _Sums]:
     dialect = session.get_bind().dialect.name
-    waiting = _waiting(as_of, network, team, dialect).subquery("waiting")
+    waiting = union_all(
+        _waiting(as_of, network, team, dialect, answered_later=False),
+        _waiting(as_of, network, team, dialect, answered_later=True),
+    ).subquery("waiting")
     statement = select(
         waiting.c.network, waiting.c.team, func.count(), func.min(waiting.c.started_at)
     ).group_by(waiting.c.network, waiting.c.team)
@@ -491,24 +492,26 @@ async def oldest_unanswered(
 async def _oldest(
     session: AsyncSession, until: datetime, limit: int, network: str | None, team: str | None
 ) -> list[tuple[Any, ...]]:
-    # Planned on its own: inlined, SQLite merges the union into the outer ORDER BY
-    # and probes every conversation (600 ms instead of 60).
-    waiting = (
-        _waiting(until, network, team, session.get_bind().dialect.name)
-        .cte("waiting")
-        .prefix_with("MATERIALIZED")
-    )
-    statement = (
-        select(
-            waiting.c.conversation_id,
-            waiting.c.network,
-            waiting.c.team,
-            waiting.c.started_at,
-            waiting.c.channel,
-            waiting.c.thread_ts,
-            waiting.c.customer_name,
-        )
-        .order_by(waiting.c.started_at, waiting.c.conversation_id)
+    """The `limit` oldest of each kind of waiting conversation, then of both.
+
+    Still unanswered ones: walked in `started_at` order, stopping at `limit`.
+    Answered after `until`: few, and started just before it, so they are found
+    by their answer time first (a materialized CTE) rather than walked from the
+    oldest turn.
+    """
+    dialect = session.get_bind().dialect.name
+    unanswered = (
+        _waiting(until, network, team, dialect, answered_later=False)
+        .order_by(_turn.c.started_at, _turn.c.conversation_id)
         .limit(limit)
     )
-    return [tuple(row) for row in await session.execute(statement)]
+    late = (
+        _waiting(until, network, team, dialect, answered_later=True)
+        .cte("late")
+        .prefix_with("MATERIALIZED")
+    )
+    answered_later = select(late).order_by(late.c.started_at, late.c.conversation_id).limit(limit)
+    rows = [tuple(row) for row in await session.execute(unanswered)]
+    rows += [tuple(row) for row in await session.execute(answered_later)]
+    rows.sort(key=lambda row: (row[3], row[0]))  # started_at, conversation_id
+    return rows[:limit]

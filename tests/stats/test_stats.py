@@ -515,6 +515,9 @@ async def test_oldest_unanswered_lists_the_five_longest_waits(db: Database) -> N
     # As of 10:15 the reply to c1 had not been written yet.
     earlier = await oldest_unanswered(db, at(10, 15), limit=2)
     assert [w["conversation_id"] for w in earlier] == [b.ids["c0"], b.ids["c1"]]
+    # c1 (answered only later) sorts between still unanswered ones; c2 was resolved
+    earlier = await oldest_unanswered(db, at(10, 15), limit=3)
+    assert [w["conversation_id"] for w in earlier] == [b.ids["c0"], b.ids["c1"], b.ids["c3"]]
     whatsapp = await oldest_unanswered(db, at(11), network="whatsapp")
     assert [w["conversation_id"] for w in whatsapp] == [b.ids["c3"]]
     sales = await oldest_unanswered(db, at(11), team="sales")
