@@ -169,7 +169,8 @@ class Turn(SQLModel, table=True):
             "response_seconds",
         ),
         Index("ix_turn_conv", "conversation_id", "started_at"),
-        Index("ix_turn_open", "answered_at", "started_at"),
+        # Open turns in start order, with what the stats read of them.
+        Index("ix_turn_open", "answered_at", "started_at", "conversation_id", "network", "team"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -38,8 +38,8 @@ from sqlalchemy import (
     Table,
     and_,
     case,
-    exists,
     func,
+    literal_column,
     or_,
     select,
     text,
@@ -327,10 +327,10 @@ def _waiting(
     """Conversations not resolved by `as_of` whose latest turn then had no answer yet:
     those still unanswered, or (`answered_later`) those answered only after `as_of`.
 
-    The two kinds are two index ranges of ix_turn_open (answered_at, started_at),
-    queried apart rather than through an OR; the first is read in `started_at`
-    order. A turn loses its answer when a delivery is reported failed afterwards,
-    so "latest" is checked rather than assumed.
+    The two kinds are two index ranges of ix_turn_open (answered_at, started_at,
+    and the columns read here), queried apart rather than through an OR; the
+    first is read in `started_at` order. A turn loses its answer when a delivery
+    is reported failed afterwards, so "latest" is checked rather than assumed.
     """
     started: ColumnElement[bool] = _turn.c.started_at < as_of
     if dialect == "sqlite":
@@ -359,11 +359,14 @@ def _waiting(
             still_open,
             started,
             or_(_conversation.c.resolved_at.is_(None), _conversation.c.resolved_at > as_of),
-            ~exists().where(
+            # SELECT 1, not *: SQLite then answers from ix_turn_conv alone.
+            ~select(literal_column("1"))
+            .where(
                 later.c.conversation_id == _turn.c.conversation_id,
                 later.c.started_at > _turn.c.started_at,
                 later.c.started_at < as_of,
-            ),
+            )
+            .exists(),
         )
     )
     if network is not None:

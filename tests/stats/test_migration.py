@@ -26,6 +26,8 @@ from tests.stats.builder import Builder
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 NEW = {("customer_message", "ix_customer_message_sent"), ("turn", "ix_turn_window")}
 OLD = {("customer_message", "ix_customer_message_sent_at"), ("turn", "ix_turn_started")}
+OPEN_0001 = ["answered_at", "started_at"]
+OPEN_0002 = ["answered_at", "started_at", "conversation_id", "network", "team"]
 
 
 async def _admin(url: str, statement: str) -> None:
@@ -68,11 +70,13 @@ async def _alembic(db: Database, action: str, revision: str) -> None:
         await connection.run_sync(run)
 
 
-async def _indexes(db: Database) -> set[tuple[str, str]]:
-    def read(connection: Connection) -> set[tuple[str, str]]:
+async def _indexes(db: Database) -> dict[tuple[str, str], list[str | None]]:
+    """(table, index name) -> its columns, for the two tables 0002 changes."""
+
+    def read(connection: Connection) -> dict[tuple[str, str], list[str | None]]:
         inspector = inspect(connection)
         return {
-            (table, index["name"])
+            (table, index["name"]): list(index["column_names"])
             for table in ("customer_message", "turn")
             for index in inspector.get_indexes(table)
             if index["name"] is not None
@@ -106,13 +110,16 @@ async def test_0002_keeps_the_figures_and_is_reversible(empty: Database) -> None
     before = await _figures(db)
     assert (before["received"], before["turns"], before["answered_turns"]) == (4, 3, 2)
     assert before["median_response_seconds"] == 210.0
-    assert OLD <= await _indexes(db)
+    indexes = await _indexes(db)
+    assert OLD <= indexes.keys()
+    assert indexes[("turn", "ix_turn_open")] == OPEN_0001
 
     await _alembic(db, "upgrade", "head")
 
     indexes = await _indexes(db)
-    assert NEW <= indexes
-    assert not OLD & indexes
+    assert NEW <= indexes.keys()
+    assert not OLD & indexes.keys()
+    assert indexes[("turn", "ix_turn_open")] == OPEN_0002
     assert await _figures(db) == before
     if db.dialect == "sqlite":  # PostgreSQL's choice depends on its statistics
         window = "'2026-03-02 10:00:00' AND '2026-03-02 13:00:00'"
@@ -126,10 +133,17 @@ async def test_0002_keeps_the_figures_and_is_reversible(empty: Database) -> None
             f" WHERE started_at BETWEEN {window}",
         )
         assert "COVERING INDEX ix_turn_window" in plan
+        plan = await _plan(
+            db,
+            "SELECT conversation_id, network, team FROM turn"
+            " WHERE answered_at IS NULL AND started_at < '2026-03-02 13:00:00'",
+        )
+        assert "COVERING INDEX ix_turn_open" in plan
 
     await _alembic(db, "downgrade", "0001")
 
     indexes = await _indexes(db)
-    assert OLD <= indexes
-    assert not NEW & indexes
+    assert OLD <= indexes.keys()
+    assert not NEW & indexes.keys()
+    assert indexes[("turn", "ix_turn_open")] == OPEN_0001
     assert await _figures(db) == before
