@@ -5,9 +5,10 @@ stores each turn's `response_seconds` when it is answered) and
 `customer_message`; nothing is recomputed from raw replies. The same queries run
 on SQLite and PostgreSQL. The median and p90: the one scan of the window's
 answered turns also returns each (network, team) group's response times (an
-array on PostgreSQL, a JSON array on SQLite), and `percentile_cont()` below
-interpolates them exactly like PostgreSQL's. That is cheaper than PostgreSQL's
-own `percentile_cont` over GROUPING SETS, which sorts every turn once per scope.
+array on PostgreSQL, a JSON array on SQLite); each is sorted once in Python and
+`percentile_of_runs()` below selects and interpolates exactly like PostgreSQL's
+`percentile_cont`. That is cheaper than PostgreSQL's own `percentile_cont` over
+GROUPING SETS, which sorts every turn once per scope.
 
 Attribution:
 - a turn belongs to the team that answered it (`turn.team`); a turn with no
