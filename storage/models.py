@@ -90,6 +90,8 @@ class CustomerMessage(SQLModel, table=True):
         UniqueConstraint("network", "external_id"),
         Index("ix_customer_message_pending", "state", "next_attempt_at"),
         Index("ix_customer_message_conv", "conversation_id", "sent_at"),
+        # Stats count a window's messages per conversation from this index alone.
+        Index("ix_customer_message_sent", "sent_at", "conversation_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -100,7 +102,7 @@ class CustomerMessage(SQLModel, table=True):
     author_name: str = Field(max_length=255)
     text: str = Field(sa_column=Column(Text, nullable=False))
     attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
-    sent_at: datetime = _ts(nullable=False, index=True)  # the network's timestamp, capped
+    sent_at: datetime = _ts(nullable=False)  # the network's timestamp, capped
     received_at: datetime = _ts(nullable=False)
     broadcast: bool = False  # reopened a resolved conversation: also show in channel
     state: str = Field(default="pending", max_length=16)  # pending | posted
@@ -151,13 +153,24 @@ class TeamReply(SQLModel, table=True):
 class Turn(SQLModel, table=True):
     """Customer messages after the last team reply, and when a reply answered them.
 
-    Maintained as messages and deliveries happen, so stats read it directly.
+    Maintained as messages and deliveries happen (`response_seconds` is stored
+    when a reply answers the turn), so stats read it directly.
     """
 
     __table_args__ = (
-        Index("ix_turn_started", "started_at"),
+        # Covers the stats scan of a window's turns: read from the index alone.
+        Index(
+            "ix_turn_window",
+            "started_at",
+            "network",
+            "team",
+            "answered_at",
+            "is_first",
+            "response_seconds",
+        ),
         Index("ix_turn_conv", "conversation_id", "started_at"),
-        Index("ix_turn_open", "answered_at", "started_at"),
+        # Open turns in start order, with what the stats read of them.
+        Index("ix_turn_open", "answered_at", "started_at", "conversation_id", "network", "team"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,11 +1,14 @@
 """Response-time figures of the contract's "Numbers" section, aggregated in SQL.
 
-Every figure reads the `turn` table (kept up to date by `storage.repo`) and
+Every figure reads the `turn` table (kept up to date by `storage.repo`, which
+stores each turn's `response_seconds` when it is answered) and
 `customer_message`; nothing is recomputed from raw replies. The same queries run
-on SQLite and PostgreSQL, except the median and p90: PostgreSQL computes them
-with `percentile_cont`; on SQLite the turn query also returns each group's
-answered durations (a JSON array) and `percentile_cont()` below interpolates
-them the same way.
+on SQLite and PostgreSQL. The median and p90: the one scan of the window's
+answered turns also returns each (network, team) group's response times (an
+array on PostgreSQL, a JSON array on SQLite); each is sorted once in Python and
+`percentile_of_runs()` below selects and interpolates exactly like PostgreSQL's
+`percentile_cont`. That is cheaper than PostgreSQL's own `percentile_cont` over
+GROUPING SETS, which sorts every turn once per scope.
 
 Attribution:
 - a turn belongs to the team that answered it (`turn.team`); a turn with no
@@ -23,25 +26,24 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    CTE,
     ColumnElement,
     Float,
+    Select,
     Table,
     and_,
     case,
-    exists,
     func,
     literal_column,
     or_,
     select,
     text,
-    tuple_,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,18 +60,59 @@ _turn: Table = SQLModel.metadata.tables["turn"]
 
 # (network, team) with team None for "unassigned"
 _Key = tuple[str, str | None]
+# Percentiles per scope: ("all", "") | ("network", name) | ("team", name or None)
+_Scope = tuple[str, str | None]
+_Percentiles = dict[_Scope, tuple[float | None, float | None]]
 
 
 def percentile_cont(values: Sequence[float], fraction: float) -> float | None:
     """Interpolate like PostgreSQL's `percentile_cont` over already sorted values."""
-    if not values:
+    return _interpolate(len(values), fraction, values.__getitem__)
+
+
+def percentile_of_runs(runs: Sequence[Sequence[float]], fraction: float) -> float | None:
+    """`percentile_cont` of the union of sorted runs, without merging them."""
+    return _interpolate(sum(map(len, runs)), fraction, lambda k: _kth(runs, k))
+
+
+def _interpolate(count: int, fraction: float, at: Callable[[int], float]) -> float | None:
+    """PostgreSQL's interpolation between the values around `fraction * (count - 1)`;
+    `at(k)` is the k-th smallest value (from 0)."""
+    if not count:
         return None
-    position = fraction * (len(values) - 1)
+    position = fraction * (count - 1)
     low = math.floor(position)
     high = math.ceil(position)
     if low == high:
-        return float(values[low])
-    return values[low] + (values[high] - values[low]) * (position - low)
+        return float(at(low))
+    below = at(low)
+    return below + (at(high) - below) * (position - low)
+
+
+def _kth(runs: Sequence[Sequence[float]], k: int) -> float:
+    """The k-th smallest value (from 0) of the union of sorted runs.
+
+    Each step takes the middle value of the widest range still in play and
+    counts, by bisection in every run, the values below and equal to it: the
+    answer is that value, or the ranges shrink to one side of it. The widest
+    range halves every step, so this costs O(runs² · log n) bisections.
+    """
+    low = [0] * len(runs)
+    high = [len(run) for run in runs]
+    while True:
+        widest = max(range(len(runs)), key=lambda i: high[i] - low[i])
+        pivot = runs[widest][(low[widest] + high[widest]) // 2]
+        below = [bisect_left(run, pivot, low[i], high[i]) for i, run in enumerate(runs)]
+        upto = [bisect_right(run, pivot, low[i], high[i]) for i, run in enumerate(runs)]
+        smaller = sum(b - lo for b, lo in zip(below, low, strict=True))
+        not_larger = sum(u - lo for u, lo in zip(upto, low, strict=True))
+        if k < smaller:
+            high = below
+        elif k < not_larger:
+            return pivot
+        else:
+            k -= not_larger
+            low = upto
 
 
 @dataclass
@@ -85,8 +128,6 @@ class _Sums:
     first_sum: float = 0.0
     unanswered: int = 0
     oldest_started: datetime | None = None
-    # SQLite only: the answered response times, for `percentile_cont()` in Python
-    durations: list[float] = field(default_factory=list)
 
     def add(self, other: _Sums) -> None:
         self.received += other.received
@@ -97,7 +138,6 @@ class _Sums:
         self.first_answered += other.first_answered
         self.first_sum += other.first_sum
         self.unanswered += other.unanswered
-        self.durations += other.durations
         if other.oldest_started is not None and (
             self.oldest_started is None or other.oldest_started < self.oldest_started
         ):
@@ -182,53 +222,45 @@ async def _received(
     }
 
 
-async def _turn_sums(
+async def _answered_turns(
     session: AsyncSession,
     since: datetime,
     until: datetime,
     as_of: datetime,
     network: str | None,
     team: str | None,
-) -> dict[_Key, _Sums]:
-    """Answered turns grouped by `turn.team`, waiting ones by the conversation's team.
+) -> tuple[dict[_Key, _Sums], _Percentiles]:
+    """The window's answered turns by (network, `turn.team`), and the percentiles.
 
-    Grouping by plain columns (not a CASE over both) keeps PostgreSQL's group
-    estimate small, so it hashes 15 groups instead of sorting 100k rows. On
-    SQLite the same pass also collects the answered durations as one JSON array
-    per group: far cheaper than fetching them as rows.
+    One pass over the turns: grouping by plain columns keeps PostgreSQL's group
+    estimate small (it hashes 15 groups instead of sorting every row) and the
+    answered response times come back as one array per group, far cheaper than
+    one row each. The percentiles are interpolated here, while the other
+    queries of `compute()` are still running.
     """
     answered = _turn.c.answered_at <= as_of
     first = and_(answered, _turn.c.is_first)
+    seconds = _turn.c.response_seconds
     sqlite = session.get_bind().dialect.name == "sqlite"
-    durations = [
-        func.json_group_array(_turn.c.response_seconds).filter(answered)
-        if sqlite
-        else literal_column("NULL")
-    ]
-    answered_turns = (
+    durations = (func.json_group_array if sqlite else func.array_agg)(seconds).filter(answered)
+    statement = (
         select(
             _turn.c.network,
             _turn.c.team,
             func.count(),
             func.count(case((answered, 1))),
-            func.sum(case((answered, _turn.c.response_seconds)), type_=Float),
+            func.sum(case((answered, seconds)), type_=Float),
             func.count(case((first, 1))),
-            func.sum(case((first, _turn.c.response_seconds)), type_=Float),
-            *durations,
+            func.sum(case((first, seconds)), type_=Float),
+            durations,
         )
         .where(*_in_window(since, until, network), _turn.c.answered_at.is_not(None))
         .group_by(_turn.c.network, _turn.c.team)
     )
-    waiting_turns = (
-        select(_turn.c.network, _conversation.c.team, func.count())
-        .join(_conversation, _conversation.c.id == _turn.c.conversation_id)
-        .where(*_in_window(since, until, network), _turn.c.answered_at.is_(None))
-        .group_by(_turn.c.network, _conversation.c.team)
-    )
     if team is not None:
-        answered_turns = answered_turns.where(_team_is(_turn.c.team, team))
-        waiting_turns = waiting_turns.where(_team_is(_conversation.c.team, team))
+        statement = statement.where(_team_is(_turn.c.team, team))
     result: dict[_Key, _Sums] = {}
+    values: dict[_Key, list[float]] = {}
     for (
         net,
         team_name,
@@ -238,81 +270,121 @@ async def _turn_sums(
         n_first,
         first_total,
         array,
-    ) in await session.execute(answered_turns):
+    ) in await session.execute(statement):
         result[(net, team_name)] = _Sums(
             turns=turns,
             answered=n_answered,
             response_sum=total or 0.0,
             first_answered=n_first,
             first_sum=first_total or 0.0,
-            durations=json.loads(array) if array else [],
         )
-    for net, team_name, turns in await session.execute(waiting_turns):
-        result.setdefault((net, team_name), _Sums()).turns += turns
-    return result
+        if array:
+            values[(net, team_name)] = json.loads(array) if sqlite else list(array)
+    return result, _percentiles(values)
 
 
-def _waiting(as_of: datetime, network: str | None, team: str | None, dialect: str) -> CTE:
-    """Conversations not resolved by `as_of` whose latest turn then had no answer yet.
+async def _waiting_turns(
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    network: str | None,
+    team: str | None,
+) -> dict[_Key, _Sums]:
+    """The window's turns with no answer at all, by network and the conversation's team."""
+    statement = (
+        select(_turn.c.network, _conversation.c.team, func.count())
+        .join(_conversation, _conversation.c.id == _turn.c.conversation_id)
+        .where(*_in_window(since, until, network), _turn.c.answered_at.is_(None))
+        .group_by(_turn.c.network, _conversation.c.team)
+    )
+    if team is not None:
+        statement = statement.where(_team_is(_conversation.c.team, team))
+    return {
+        (net, team_name): _Sums(turns=turns)
+        for net, team_name, turns in await session.execute(statement)
+    }
 
-    A turn loses its answer when a delivery is reported failed afterwards, so
-    "latest" is checked rather than assumed.
+
+def _percentiles(durations: dict[_Key, list[float]]) -> _Percentiles:
+    """Median and p90 of every scope from each group's response times.
+
+    Each group is sorted once; a scope's figures are then selected from its
+    groups' sorted runs (`percentile_of_runs`) instead of sorting a merged copy.
+    """
+    scopes: dict[_Scope, list[list[float]]] = {}
+    for (net, team_name), values in durations.items():
+        values.sort()
+        for scope in (("all", ""), ("network", net), ("team", team_name)):
+            scopes.setdefault(scope, []).append(values)
+    return {
+        scope: (percentile_of_runs(runs, 0.5), percentile_of_runs(runs, 0.9))
+        for scope, runs in scopes.items()
+    }
+
+
+def _waiting(
+    as_of: datetime, network: str | None, team: str | None, dialect: str, *, answered_later: bool
+) -> Select[Any]:
+    """Conversations not resolved by `as_of` whose latest turn then had no answer yet:
+    those still unanswered, or (`answered_later`) those answered only after `as_of`.
+
+    The two kinds are two index ranges of ix_turn_open (answered_at, started_at,
+    and the columns read here), queried apart rather than through an OR; the
+    first is read in `started_at` order. A turn loses its answer when a delivery
+    is reported failed afterwards, so "latest" is checked rather than assumed.
     """
     started: ColumnElement[bool] = _turn.c.started_at < as_of
     if dialect == "sqlite":
-        # Nearly always true: without the hint SQLite ranges over ix_turn_started
+        # Nearly always true: without the hint SQLite ranges over ix_turn_window
         # (every turn) instead of ix_turn_open's few unanswered ones.
         started = func.likely(started)
-    columns = (
-        _turn.c.conversation_id,
-        _turn.c.network,
-        _turn.c.team,
-        _turn.c.started_at,
-        _turn.c.answered_at,
-    )
-    # Two index ranges of ix_turn_open (answered_at, started_at) rather than an OR.
-    open_turns = union_all(
-        select(*columns).where(_turn.c.answered_at.is_(None), started),
-        select(*columns).where(_turn.c.answered_at > as_of, started),
-    ).subquery("open_turn")
+    if answered_later:
+        still_open = _turn.c.answered_at > as_of
+        team_column = _turn.c.team  # the team that answered it
+    else:
+        still_open = _turn.c.answered_at.is_(None)
+        team_column = _conversation.c.team
     later = _turn.alias("later")
-    team_column = case(
-        (open_turns.c.answered_at.is_(None), _conversation.c.team), else_=open_turns.c.team
-    )
     statement = (
         select(
-            open_turns.c.conversation_id,
-            open_turns.c.network,
+            _turn.c.conversation_id,
+            _turn.c.network,
             team_column.label("team"),
-            open_turns.c.started_at,
+            _turn.c.started_at,
             _conversation.c.channel,
             _conversation.c.thread_ts,
             _conversation.c.customer_name,
         )
-        .join(_conversation, _conversation.c.id == open_turns.c.conversation_id)
+        .join(_conversation, _conversation.c.id == _turn.c.conversation_id)
         .where(
+            still_open,
+            started,
             or_(_conversation.c.resolved_at.is_(None), _conversation.c.resolved_at > as_of),
-            ~exists().where(
-                later.c.conversation_id == open_turns.c.conversation_id,
-                later.c.started_at > open_turns.c.started_at,
+            # SELECT 1, not *: SQLite then answers from ix_turn_conv alone.
+            ~select(literal_column("1"))
+            .where(
+                later.c.conversation_id == _turn.c.conversation_id,
+                later.c.started_at > _turn.c.started_at,
                 later.c.started_at < as_of,
-            ),
+            )
+            .exists(),
         )
     )
     if network is not None:
-        statement = statement.where(open_turns.c.network == network)
+        statement = statement.where(_turn.c.network == network)
     if team is not None:
         statement = statement.where(_team_is(team_column, team))
-    # Planned on its own: inlined, SQLite merges the union into the outer ORDER BY
-    # and probes every conversation (600 ms instead of 60).
-    return statement.cte("waiting").prefix_with("MATERIALIZED")
+    return statement
 
 
 async def _unanswered(
     session: AsyncSession, as_of: datetime, network: str | None, team: str | None
 ) -> dict[_Key, _Sums]:
     dialect = session.get_bind().dialect.name
-    waiting = _waiting(as_of, network, team, dialect)
+    waiting = union_all(
+        _waiting(as_of, network, team, dialect, answered_later=False),
+        _waiting(as_of, network, team, dialect, answered_later=True),
+    ).subquery("waiting")
     statement = select(
         waiting.c.network, waiting.c.team, func.count(), func.min(waiting.c.started_at)
     ).group_by(waiting.c.network, waiting.c.team)
@@ -322,77 +394,25 @@ async def _unanswered(
     }
 
 
-# Percentiles per scope: ("all", "") | ("network", name) | ("team", name or None)
-_Scope = tuple[str, str | None]
-_Percentiles = dict[_Scope, tuple[float | None, float | None]]
-
-
-def _percentiles_in_python(groups: dict[_Key, _Sums]) -> _Percentiles:
-    """SQLite: `percentile_cont()` over the durations `_turn_sums` collected."""
-    values: dict[_Scope, list[float]] = {}
-    for (net, team_name), sums in groups.items():
-        for scope in (("all", ""), ("network", net), ("team", team_name)):
-            values.setdefault(scope, []).extend(sums.durations)
-    result: _Percentiles = {}
-    for scope, durations in values.items():
-        durations.sort()
-        result[scope] = (percentile_cont(durations, 0.5), percentile_cont(durations, 0.9))
-    return result
-
-
-async def _percentiles_in_sql(
-    session: AsyncSession,
-    since: datetime,
-    until: datetime,
-    as_of: datetime,
-    network: str | None,
-    team: str | None,
-) -> _Percentiles:
-    """PostgreSQL: `percentile_cont` of the answered turns, overall and per scope.
-
-    An answered turn's team is `turn.team`, so no conversation is read here.
-    """
-    seconds = _turn.c.response_seconds
-    statement = (
-        select(
-            func.grouping(_turn.c.network),
-            func.grouping(_turn.c.team),
-            _turn.c.network,
-            _turn.c.team,
-            func.percentile_cont(0.5).within_group(seconds),
-            func.percentile_cont(0.9).within_group(seconds),
-        )
-        .where(*_in_window(since, until, network), _turn.c.answered_at <= as_of)
-        .group_by(
-            func.grouping_sets(tuple_(_turn.c.network), tuple_(_turn.c.team), literal_column("()"))
-        )
-    )
-    if team is not None:
-        statement = statement.where(_team_is(_turn.c.team, team))
-    result: _Percentiles = {}
-    for by_network, by_team, net, team_name, median, p90 in await session.execute(statement):
-        if not by_network:
-            scope: _Scope = ("network", net)
-        elif not by_team:
-            scope = ("team", team_name)
-        else:
-            scope = ("all", "")
-        result[scope] = (median, p90)
-    return result
-
-
 _T = TypeVar("_T")
 
+# PostgreSQL, per read: JIT compiles for longer than these queries run; the
+# group-by of the window's messages hashes in memory; and with every page
+# cached, a random page costs about what a sequential one does, so the planner
+# probes the few open turns' conversations by key instead of hashing all of them.
+_POSTGRES_SETTINGS = text(
+    "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true),"
+    " set_config('random_page_cost', '1.1', true),"
+    " set_config('max_parallel_workers_per_gather', '0', true)"
+)
 
-async def _read(
-    db: Database, query: Callable[..., Awaitable[_T]], *args: datetime | str | None
-) -> _T:
-    """Run one query in its own read transaction (PostgreSQL: without JIT, whose
-    compile time dwarfs these queries, and with room to sort in memory)."""
-    async with db.session() as session:
+
+async def _read(db: Database, query: Callable[..., Awaitable[_T]], *args: object) -> _T:
+    """Run one query in a read session of its own: concurrent queries run on their
+    own connections (SQLite readers in WAL mode too, without the write lock)."""
+    async with db.read() as session:
         if db.dialect == "postgresql":
-            await session.execute(text("SET LOCAL jit = off"))
-            await session.execute(text("SET LOCAL work_mem = '32MB'"))
+            await session.execute(_POSTGRES_SETTINGS)
         return await query(session, *args)
 
 
@@ -408,32 +428,25 @@ async def compute(
     """The contract's `/api/stats` JSON for [since, until).
 
     Unanswered figures are as of `until`, or as of `now` when the window ends
-    in the future (`now` defaults to the current time). On PostgreSQL the four
-    queries run concurrently on their own connections (the server has cores to
-    spare); the figures are then read from up to four snapshots.
+    in the future (`now` defaults to the current time). The four queries run
+    concurrently, each on its own connection, so the figures are read from up
+    to four snapshots.
     """
     since = _utc(since, "since")
     until = _utc(until, "until")
     if until < since:
         raise ValueError("until is before since")
     as_of = min(until, _utc(now, "now") if now is not None else utcnow())
-    received_read = _read(db, _received, since, until, network, team)
-    turns_read = _read(db, _turn_sums, since, until, as_of, network, team)
-    waiting_read = _read(db, _unanswered, as_of, network, team)
-    if db.dialect == "postgresql":
-        received, turns, waiting, percentiles = await asyncio.gather(
-            received_read,
-            turns_read,
-            waiting_read,
-            _read(db, _percentiles_in_sql, since, until, as_of, network, team),
-        )
-    else:  # one SQLite process: parallel readers only fight over the GIL
-        received, turns, waiting = await received_read, await turns_read, await waiting_read
-        percentiles = _percentiles_in_python(turns)
+    received, (answered, percentiles), waiting_turns, waiting = await asyncio.gather(
+        _read(db, _received, since, until, network, team),
+        _read(db, _answered_turns, since, until, as_of, network, team),
+        _read(db, _waiting_turns, since, until, network, team),
+        _read(db, _unanswered, as_of, network, team),
+    )
     total = _Sums()
     by_network: dict[str, _Sums] = {}
     by_team: dict[str | None, _Sums] = {}
-    for part in (received, turns, waiting):
+    for part in (received, answered, waiting_turns, waiting):
         for (net, team_name), sums in part.items():
             total.add(sums)
             by_network.setdefault(net, _Sums()).add(sums)
@@ -465,22 +478,7 @@ async def oldest_unanswered(
 ) -> list[dict[str, Any]]:
     """The conversations waiting longest for an answer as of `until`, oldest first."""
     until = _utc(until, "until")
-    waiting = _waiting(until, network, team, db.dialect)
-    statement = (
-        select(
-            waiting.c.conversation_id,
-            waiting.c.network,
-            waiting.c.team,
-            waiting.c.started_at,
-            waiting.c.channel,
-            waiting.c.thread_ts,
-            waiting.c.customer_name,
-        )
-        .order_by(waiting.c.started_at, waiting.c.conversation_id)
-        .limit(limit)
-    )
-    async with db.session() as session:
-        rows = (await session.execute(statement)).all()
+    rows = await _read(db, _oldest, until, limit, network, team)
     return [
         {
             "conversation_id": conversation_id,
@@ -493,3 +491,31 @@ async def oldest_unanswered(
         }
         for conversation_id, net, team_name, started_at, channel, thread_ts, customer_name in rows
     ]
+
+
+async def _oldest(
+    session: AsyncSession, until: datetime, limit: int, network: str | None, team: str | None
+) -> list[tuple[Any, ...]]:
+    """The `limit` oldest of each kind of waiting conversation, then of both.
+
+    Still unanswered ones: walked in `started_at` order, stopping at `limit`.
+    Answered after `until`: few, and started just before it, so they are found
+    by their answer time first (a materialized CTE) rather than walked from the
+    oldest turn.
+    """
+    dialect = session.get_bind().dialect.name
+    unanswered = (
+        _waiting(until, network, team, dialect, answered_later=False)
+        .order_by(_turn.c.started_at, _turn.c.conversation_id)
+        .limit(limit)
+    )
+    late = (
+        _waiting(until, network, team, dialect, answered_later=True)
+        .cte("late")
+        .prefix_with("MATERIALIZED")
+    )
+    answered_later = select(late).order_by(late.c.started_at, late.c.conversation_id).limit(limit)
+    rows = [tuple(row) for row in await session.execute(unanswered)]
+    rows += [tuple(row) for row in await session.execute(answered_later)]
+    rows.sort(key=lambda row: (row[3], row[0]))  # started_at, conversation_id
+    return rows[:limit]

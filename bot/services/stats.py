@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -153,12 +154,12 @@ def _usage(networks: Sequence[str], teams: Sequence[str]) -> str:
 async def stats_report(db: Database, request: StatsRequest, now: datetime) -> StatsReport:
     """What `/social-stats` shows: the figures and the oldest waits as of the window's end."""
     window = request.window
-    figures = await compute(
-        db, window.since, window.until, network=request.network, team=request.team, now=now
-    )
     as_of = min(window.until, now)
-    oldest = await oldest_unanswered(
-        db, as_of, OLDEST_LIMIT, network=request.network, team=request.team
+    figures, oldest = await asyncio.gather(
+        compute(
+            db, window.since, window.until, network=request.network, team=request.team, now=now
+        ),
+        oldest_unanswered(db, as_of, OLDEST_LIMIT, network=request.network, team=request.team),
     )
     return StatsReport(window, figures, oldest, as_of, request.network, request.team)
 
@@ -167,9 +168,11 @@ async def summary_report(db: Database, day: date, tz: ZoneInfo, now: datetime) -
     """The daily summary of local `day`, the day before for comparison, and who waits now."""
     current = day_window(day, tz)
     before = day_window(day - timedelta(days=1), tz)
-    figures = await compute(db, current.since, current.until, now=now)
-    previous = await compute(db, before.since, before.until, now=now)
-    oldest = await oldest_unanswered(db, now, OLDEST_LIMIT)
+    figures, previous, oldest = await asyncio.gather(
+        compute(db, current.since, current.until, now=now),
+        compute(db, before.since, before.until, now=now),
+        oldest_unanswered(db, now, OLDEST_LIMIT),
+    )
     return SummaryReport(day, figures, previous, oldest, now)
 
 

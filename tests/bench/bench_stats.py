@@ -4,9 +4,10 @@
 
 Generates 90 days of history (turns, replies, notes and failed deliveries in
 proportion), bulk-loads it into a fresh SQLite file and a fresh PostgreSQL
-database (dropped at the end), then times `compute()` for the last 30 days and
-the daily summary's queries (one local day, the day before, the five oldest
-unanswered threads). Prints the median of several runs. `--quick` uses 1/20 of
+database (dropped at the end), then times `compute()` for the last 30 days, the
+daily summary's reads (`summary_report`: one local day, the day before, the five
+oldest waits) and `/social-stats today` (`stats_report`: figures and the five
+oldest waits). Prints the median of several runs. `--quick` uses 1/20 of
 the data.
 """
 
@@ -26,15 +27,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from bot.services.stats import StatsRequest, period_window, stats_report, summary_report
 from storage.db import Database
-from storage.stats import compute, oldest_unanswered
+from storage.stats import compute
 from tests.services import POSTGRES_URL
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+TZ = ZoneInfo("Asia/Tokyo")  # NOW is 09:00 there
 DAYS = 90
 NETWORKS = ("telegram", "meta", "whatsapp", "x", "generic")
 TEAMS = ("support", "sales", None)
@@ -341,22 +345,18 @@ async def _median_ms(work: Callable[[], Awaitable[object]], runs: int) -> float:
 
 
 async def measure(db: Database, runs: int) -> dict[str, float]:
-    day_end = NOW - timedelta(hours=9)  # the summary posts at 09:00 for the day before
-    day_start = day_end - timedelta(days=1)
-    previous = day_start - timedelta(days=1)
+    # NOW is 09:00 in TZ: the summary of the day before is posted then.
+    yesterday = NOW.astimezone(TZ).date() - timedelta(days=1)
+    today_request = StatsRequest("today", period_window("today", NOW, TZ))
 
     async def month() -> object:
         return await compute(db, NOW - timedelta(days=30), NOW, now=NOW)
 
     async def summary() -> object:
-        return (
-            await compute(db, day_start, day_end, now=NOW),
-            await compute(db, previous, day_start, now=NOW),
-            await oldest_unanswered(db, day_end),
-        )
+        return await summary_report(db, yesterday, TZ, NOW)
 
     async def today() -> object:
-        return await compute(db, NOW - timedelta(hours=15), NOW, now=NOW)
+        return await stats_report(db, today_request, NOW)
 
     figures = await compute(db, NOW - timedelta(days=30), NOW, now=NOW)
     print(
@@ -368,7 +368,7 @@ async def measure(db: Database, runs: int) -> dict[str, float]:
     return {
         "compute 30 days": await _median_ms(month, runs),
         "daily summary (2 days + oldest 5)": await _median_ms(summary, runs),
-        "/social-stats today": await _median_ms(today, runs),
+        "/social-stats today (+ oldest 5)": await _median_ms(today, runs),
     }
 
 

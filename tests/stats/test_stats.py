@@ -6,6 +6,7 @@ number below is worked out by hand in the comments.
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from storage.db import Database
-from storage.stats import compute, oldest_unanswered, percentile_cont
+from storage.stats import compute, oldest_unanswered, percentile_cont, percentile_of_runs
 from tests.stats.builder import INBOX, Builder
 
 
@@ -406,6 +407,23 @@ def test_percentile_cont_interpolation(
         assert result == pytest.approx(expected, abs=1e-9)
 
 
+def test_percentile_of_runs_equals_percentile_cont_of_the_merged_values() -> None:
+    """Selection across sorted runs gives bit for bit what sorting everything gives,
+    with ties, empty runs and single values (seeded, so every run tests the same)."""
+    rng = random.Random(6)
+    for _ in range(2000):
+        runs = [
+            sorted(
+                float(rng.randint(0, 4)) if rng.random() < 0.5 else rng.uniform(0, 1e5)
+                for _ in range(rng.randint(0, 9))
+            )
+            for _ in range(rng.randint(1, 6))
+        ]
+        merged = sorted(value for run in runs for value in run)
+        for fraction in (0.0, 0.5, 0.9, 1.0, rng.random()):
+            assert percentile_of_runs(runs, fraction) == percentile_cont(merged, fraction)
+
+
 async def test_empty_window_gives_nulls_not_errors(db: Database) -> None:
     b = Builder(db)
     await b.customer("a", at(10, 0))
@@ -497,6 +515,9 @@ async def test_oldest_unanswered_lists_the_five_longest_waits(db: Database) -> N
     # As of 10:15 the reply to c1 had not been written yet.
     earlier = await oldest_unanswered(db, at(10, 15), limit=2)
     assert [w["conversation_id"] for w in earlier] == [b.ids["c0"], b.ids["c1"]]
+    # c1 (answered only later) sorts between still unanswered ones; c2 was resolved
+    earlier = await oldest_unanswered(db, at(10, 15), limit=3)
+    assert [w["conversation_id"] for w in earlier] == [b.ids["c0"], b.ids["c1"], b.ids["c3"]]
     whatsapp = await oldest_unanswered(db, at(11), network="whatsapp")
     assert [w["conversation_id"] for w in whatsapp] == [b.ids["c3"]]
     sales = await oldest_unanswered(db, at(11), team="sales")
