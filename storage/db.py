@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,6 +73,7 @@ class Database:
             event.listen(self.read_engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._sync_engine: Engine | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
         self._writer: ThreadPoolExecutor | None = None
@@ -94,12 +95,17 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction: committed on success, rolled back on error."""
         try:
-            async with self.sessions() as session, session.begin():
+            async with self._writing(), self.sessions() as session, session.begin():
                 yield session
         except (OperationalError, DBAPIError, OSError) as exc:
             if _is_connection_error(exc):
                 raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
             raise
+
+    def _writing(self) -> AbstractAsyncContextManager[object]:
+        """SQLite takes one writer at a time: in this process they queue here, in order,
+        instead of polling SQLite's lock (busy_timeout sleeps up to tens of ms)."""
+        return self._write_lock if self._write_lock is not None else nullcontext()
 
     async def run_sync(self, work: Callable[[Session], T]) -> T:
         """Run `work(session)` in one transaction, committed on success.
@@ -111,8 +117,9 @@ class Database:
             if self._sync_sessions is None or self._writer is None:
                 async with self.sessions() as session, session.begin():
                     return await session.run_sync(work)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._writer, self._in_writer, work)
+            async with self._writing():
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._writer, self._in_writer, work)
         except (OperationalError, DBAPIError, OSError) as exc:
             if _is_connection_error(exc):
                 raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
