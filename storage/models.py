@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -40,10 +49,29 @@ def _ts(nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
 
 
+STALE_ROOT = "rendered_version < version AND thread_ts IS NOT NULL"
+ROOTLESS = "thread_ts IS NULL AND channel IS NOT NULL"
+
+
 class Conversation(SQLModel, table=True):
     """One customer conversation; its id is the `#N` users type."""
 
-    __table_args__ = (UniqueConstraint("network", "external_key"),)
+    __table_args__ = (
+        UniqueConstraint("network", "external_key"),
+        # The dispatcher's look for roots that need work reads only these rows.
+        Index(
+            "ix_conversation_stale_root",
+            "id",
+            sqlite_where=text(STALE_ROOT),
+            postgresql_where=text(STALE_ROOT),
+        ),
+        Index(
+            "ix_conversation_rootless",
+            "id",
+            sqlite_where=text(ROOTLESS),
+            postgresql_where=text(ROOTLESS),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     network: str = Field(max_length=32)
