@@ -28,6 +28,7 @@ from storage.repo import HandoffRepository, Repository, backoff
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 15.0  # renewed while working; a dead worker's expires soon
+SCAN_EVERY = 0.1  # seconds: at most one scan for due work per this interval
 GIVE_UP_AFTER = timedelta(hours=24)
 
 
@@ -69,9 +70,14 @@ class Dispatcher:
         """
         waiter = self._coordinator.waiter(WAKE_TOPIC)
         self._running = True
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                scanned_at = loop.time()
                 await waiter.wait(await self._scan())
+                # A burst of wake-ups (every stored batch of webhooks publishes one) is
+                # one scan per SCAN_EVERY: new work waits at most that long to start.
+                await asyncio.sleep(max(0.0, scanned_at + SCAN_EVERY - loop.time()))
         finally:
             self._running = False
             workers = list(self._workers.values())
