@@ -30,21 +30,17 @@ ECHO_HOLD = timedelta(seconds=5)
 class BatchWriter:
     """Group concurrent writes into one transaction; each caller awaits its own result.
 
-    Up to `concurrency` transactions are in flight (PostgreSQL: a batch waiting on
-    round trips leaves the next one to go; SQLite has one writer anyway). A batch
-    that fails as a whole is retried item by item, so one bad message cannot fail
-    its neighbours.
+    A batch that fails as a whole is retried item by item, so one bad message
+    cannot fail its neighbours.
     """
 
-    def __init__(self, repo: Repository, max_batch: int = 200, concurrency: int = 1) -> None:
+    def __init__(self, repo: Repository, max_batch: int = 200) -> None:
         self._repo = repo
         self._max_batch = max_batch
-        self._slots = asyncio.Semaphore(concurrency)
         self._queue: asyncio.Queue[tuple[NewCustomerMessage, asyncio.Future[Stored]]] = (
             asyncio.Queue()
         )
         self._task: asyncio.Task[None] | None = None
-        self._flushing: set[asyncio.Task[None]] = set()
 
     async def write(self, items: Sequence[NewCustomerMessage]) -> list[Stored]:
         if self._task is None or self._task.done():
@@ -60,16 +56,9 @@ class BatchWriter:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            await self._slots.acquire()
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            task = asyncio.create_task(self._flush(batch))
-            self._flushing.add(task)
-            task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._flushing.discard(task)
-        self._slots.release()
+            await self._flush(batch)
 
     async def _flush(self, batch: list[tuple[NewCustomerMessage, asyncio.Future[Stored]]]) -> None:
         try:
@@ -86,11 +75,9 @@ class BatchWriter:
                 future.set_result(result)
 
     async def close(self) -> None:
-        """Stop taking batches; let those in flight commit."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await asyncio.gather(*self._flushing, return_exceptions=True)
 
 
 def _settle(future: asyncio.Future[Stored], exc: BaseException) -> None:
@@ -142,7 +129,7 @@ class Relay:
         self._repo = repo
         self._coordinator = coordinator
         self._clock = clock
-        self._writer = BatchWriter(repo, concurrency=2 if repo.db.dialect == "postgresql" else 1)
+        self._writer = BatchWriter(repo)
         self._waker = Waker(coordinator)
         self.echo_hold = ECHO_HOLD
 
