@@ -173,15 +173,22 @@ def report(results: list[Result], duration: float) -> str:
         steps = [r.step for r in results if r.setup == name]
         if not steps:
             continue
+        # A step counts when every request it offered was answered 200 (accepted/s can
+        # only trail the offered rate: the last answers land after the step's end).
         best = max(
-            (s for s in steps if percentile(s.latencies, 0.99) * 1000 < p99),
-            key=lambda s: s.accepted_per_second,
+            (
+                s
+                for s in steps
+                if s.accepted == s.sent + s.skipped and percentile(s.latencies, 0.99) * 1000 < p99
+            ),
+            key=lambda s: s.rate,
             default=None,
         )
-        got = best.accepted_per_second if best else 0.0
+        got = best.rate if best else 0
         lines.append(
             f"target {name}: >= {rate:.0f}/s with p99 < {p99:.0f} ms -> "
-            f"{verdict(got >= rate)} (best {got:,.0f}/s within the p99 bound)"
+            f"{verdict(got >= rate)} (best: {got:,}/s offered, all answered 200 within "
+            "the p99 bound)"
         )
     stored = [r for r in results if r.stored_ok is False]
     lines.append(
