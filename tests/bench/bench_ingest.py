@@ -36,7 +36,7 @@ from tests.bench.common import (
 from tests.chaos.cluster import ROOT, free_port, until
 from tests.harness import TELEGRAM_SECRET
 
-RATES = (200, 500, 1000, 2000)
+RATES = (200, 500, 1000, 1500, 2000)
 # setup name -> (accepted/s at least, p99 ms below)
 TARGETS = {"SQLite, 1 process": (500.0, 100.0), "PostgreSQL + Redis, 2 processes": (1500.0, 50.0)}
 BARE = "bare aiohttp (secret check only)"
