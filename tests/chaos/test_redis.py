@@ -32,8 +32,24 @@ async def all_health(cluster: Cluster, status: int, redis: str) -> bool:
     return True
 
 
+async def hold_a_post(stack: Stack, cluster: Cluster) -> None:
+    """Make Slack slow for the first process seen posting (its chat.postMessage waits).
+
+    Which process works on which conversation is decided by who takes its lease
+    first, so a given process may have nothing to post for a while: try each in turn.
+    """
+    slack = stack.fakes.slack
+    for node in cluster.nodes:
+        slack.hold(node.token, land=True)
+        with contextlib.suppress(AssertionError):
+            await until(lambda: slack.held, 10, f"serve {node.index} to be posting to Slack")
+            return
+        slack.release()
+    raise AssertionError("no process posted to Slack within 10 s of being watched")
+
+
 async def lose_leases_mid_post(stack: Stack, lose: Callable[[], Awaitable[None]]) -> None:
-    """Redis forgets every lease while serve 1 waits on a (slow) Slack post.
+    """Redis forgets every lease while a process waits on a (slow) Slack post.
 
     The post then lands, as a slow Slack call does. Whatever another process did with the
     same conversation meanwhile must not make any message appear twice.
@@ -45,8 +61,7 @@ async def lose_leases_mid_post(stack: Stack, lose: Callable[[], Awaitable[None]]
     sending = asyncio.create_task(load.run())
     try:
         await until(lambda: len(load.accepted) >= CONVERSATIONS * 2, 30, "the load to get going")
-        slack.hold(cluster.nodes[1].token, land=True)
-        await until(lambda: slack.held, 30, "serve 1 to be posting to Slack")
+        await hold_a_post(stack, cluster)
         held = {m for text in slack.held for m in TOKEN_RE.findall(text)}
         await lose()
 
@@ -56,7 +71,7 @@ async def lose_leases_mid_post(stack: Stack, lose: Callable[[], Awaitable[None]]
 
         with contextlib.suppress(AssertionError):  # a correct bot never takes it over
             await until(taken_over, 7, "another process to post the held messages")
-        slack.release()  # within slack_sdk's 10 s timeout: serve 1 gets its answer
+        slack.release()  # within slack_sdk's 10 s timeout: the process gets its answer
         await sending
     finally:
         slack.release()
