@@ -7,20 +7,18 @@ figures must not move, and the stats scans must read the new indexes.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 from alembic import command
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from storage.db import Database, alembic_config
 from storage.stats import compute
-from tests.services import require_postgres
+from tests.pg import fresh_postgres
 from tests.stats.builder import Builder
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -28,15 +26,6 @@ NEW = {("customer_message", "ix_customer_message_sent"), ("turn", "ix_turn_windo
 OLD = {("customer_message", "ix_customer_message_sent_at"), ("turn", "ix_turn_started")}
 OPEN_0001 = ["answered_at", "started_at"]
 OPEN_0002 = ["answered_at", "started_at", "conversation_id", "network", "team"]
-
-
-async def _admin(url: str, statement: str) -> None:
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -49,15 +38,12 @@ async def empty(request: pytest.FixtureRequest, tmp_path: object) -> AsyncIterat
         finally:
             await database.dispose()
         return
-    base = require_postgres()
-    name = f"relaydesk_migrate_{secrets.token_hex(4)}"
-    await _admin(base, f'CREATE DATABASE "{name}"')
-    database = Database(make_url(base).set(database=name).render_as_string(hide_password=False))
-    try:
-        yield database
-    finally:
-        await database.dispose()
-        await _admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with fresh_postgres() as url:
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            await database.dispose()
 
 
 async def _alembic(db: Database, action: str, revision: str) -> None:
