@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import subprocess
@@ -62,14 +63,38 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(_preflight(settings))
     from bot.web import SHUTDOWN_SECONDS, create_app
 
+    app = create_app(settings)
+    app.on_startup.append(_freeze_startup_objects)  # runs after the app's own start-up
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         print=None,
+        access_log=None,
         shutdown_timeout=SHUTDOWN_SECONDS,
+        loop=_event_loop(),
     )
     return 0
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (Linux, macOS): less CPU per request and per SQL round trip."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def _freeze_startup_objects(app: web.Application) -> None:
+    """Move everything built at start-up out of the collector's sight.
+
+    A full (generation 2) collection otherwise walks every module, ORM mapper and
+    compiled statement: about 80 ms with the event loop stopped, which was the
+    webhooks' p99 under load. Objects made later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

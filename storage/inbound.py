@@ -1,10 +1,12 @@
 """Storing a batch of inbound customer messages in a fixed number of statements.
 
 A group commit carries many webhooks. Storing its messages one by one cost about
-eight round trips each; here a batch costs about six statements whatever its
-size, with the same outcome as storing the messages one after the other in order:
-duplicates ignored, a resolved conversation reopened by its first new message,
-and turns opened or extended exactly as a single message would.
+eight round trips each; here a batch costs a few statements whatever its size
+(on PostgreSQL, follow-ups in known conversations take five round trips: begin,
+lock, write-and-read, update, commit), with the same outcome as storing the
+messages one after the other in order: duplicates ignored, a resolved
+conversation reopened by its first new message, and turns opened or extended
+exactly as a single message would.
 
 Every statement is built once per dialect with its lists as one parameter
 (`= ANY(array)` on PostgreSQL, `IN json_each(...)` on SQLite), so it is compiled
@@ -28,19 +30,23 @@ from sqlalchemy import (
     ARRAY,
     JSON,
     ColumnElement,
+    Integer,
+    String,
     Table,
     any_,
     bindparam,
+    column,
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
-from storage.models import Conversation, CustomerMessage, TeamReply, Turn
+from storage.models import Conversation, CustomerMessage, TeamReply, Turn, UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ def store_batch(session: Session, items: Sequence[NewCustomerMessage]) -> list[S
     sql = _statements(_dialect(session))
     items = [_join_replied(session, sql, item) if item.in_reply_to else item for item in items]
     conversations, created = _conversations(session, sql, items)
-    message_ids = _insert_messages(session, sql, items, conversations)
+    message_ids, latest, replies = _insert_messages(session, sql, items, conversations)
 
     results: list[Stored] = []
     new_sent: dict[int, list[datetime]] = {}  # conversation id -> its new messages' times
@@ -151,7 +157,7 @@ def store_batch(session: Session, items: Sequence[NewCustomerMessage]) -> list[S
         )
     if broadcast:
         session.execute(sql.broadcast, {"ids": broadcast})
-    _open_turns(session, sql, touched, new_sent)
+    _open_turns(session, sql, touched, new_sent, latest, replies)
     return results
 
 
@@ -182,6 +188,7 @@ class _Statements:
     broadcast: Executable
     latest_turns: Executable
     replies_since: Executable
+    write_and_read: Executable | None  # PostgreSQL: the three above in one round trip
     move_turns: Executable
     insert_turns: Executable
     replied: tuple[Executable, Executable]
@@ -244,8 +251,9 @@ def _statements(dialect: str) -> _Statements:
             _among(dialect, r.conversation_id, "ids"),
             r.kind == "reply",
             r.state.in_(("pending", "sent")),
-            r.sent_at >= bindparam("since"),
+            r.sent_at >= bindparam("since", type_=UTCDateTime),
         ),
+        write_and_read=_write_and_read() if dialect == "postgresql" else None,
         move_turns=update(_TURN)
         .where(t.id == bindparam("row_id"))
         .values(started_at=bindparam("start")),
@@ -331,8 +339,15 @@ def _insert_messages(
     sql: _Statements,
     items: Sequence[NewCustomerMessage],
     conversations: dict[Key, _Conversation],
-) -> dict[Key, int]:
-    """Insert the messages not stored before; returns (network, external id) -> row id."""
+) -> tuple[dict[Key, int], dict[int, _Turn], list[tuple[int, datetime]]]:
+    """Insert the messages not stored before and read what turns are made of.
+
+    Returns (network, external id) -> new row id; each batch conversation's latest turn
+    (conversations are locked, so no turn changes under us); and (conversation id, time)
+    of the team replies that may split turns: pending or delivered, written since the
+    earliest of the batch's messages and of those turns' starts (a superset: the caller
+    compares each with its own conversation's bound).
+    """
     rows: dict[Key, dict[str, Any]] = {}
     for item in items:
         rows.setdefault(
@@ -352,9 +367,123 @@ def _insert_messages(
                 "attempts": 0,
             },
         )
+    ids = sorted({conversation.id for conversation in conversations.values()})
+    earliest = min(row["sent_at"] for row in rows.values())
+    if sql.write_and_read is not None:
+        return _write_and_read_at_once(
+            session, sql.write_and_read, list(rows.values()), ids, earliest
+        )
     # in arrival order: the row id orders messages that share a timestamp
     inserted = session.execute(sql.insert_messages, list(rows.values()))
-    return {(network, external_id): id_ for id_, network, external_id in inserted}
+    message_ids = {(network, external_id): id_ for id_, network, external_id in inserted}
+    latest = _latest(session.execute(sql.latest_turns, {"ids": ids}))
+    since = min([earliest, *(turn.started_at for turn in latest.values())])
+    replies = session.execute(sql.replies_since, {"ids": ids, "since": since})
+    return message_ids, latest, [(cid, at) for cid, at in replies]
+
+
+def _latest(rows: Any) -> dict[int, _Turn]:
+    """Each conversation's latest turn; on a tie in start time the newest row wins."""
+    turns = sorted((_Turn(*row) for row in rows), key=lambda turn: turn.id or 0)
+    return {turn.conversation_id: turn for turn in turns}
+
+
+def _write_and_read() -> Executable:
+    """PostgreSQL: insert the batch's messages (from arrays, in arrival order) and read
+    the latest turns and the replies in the same statement, one round trip instead of
+    three. Its snapshot is taken after the conversations were locked, so it sees every
+    turn and reply committed by whoever held them before."""
+    return (
+        text(
+            """
+WITH item AS (
+    SELECT * FROM unnest(
+        CAST(:conversation_id AS integer[]), CAST(:network AS varchar[]),
+        CAST(:external_id AS varchar[]), CAST(:author_id AS varchar[]),
+        CAST(:author_name AS varchar[]), CAST(:text AS text[]),
+        CAST(:sent_at AS timestamptz[]), CAST(:received_at AS timestamptz[])
+    ) WITH ORDINALITY AS i(conversation_id, network, external_id, author_id, author_name,
+                           text, sent_at, received_at, n)
+), attachment AS (
+    SELECT value, n FROM json_array_elements(CAST(:attachments AS json))
+        WITH ORDINALITY AS a(value, n)
+), inserted AS (
+    INSERT INTO customer_message (conversation_id, network, external_id, author_id,
+        author_name, text, attachments, sent_at, received_at, state, broadcast, attempts)
+    SELECT i.conversation_id, i.network, i.external_id, i.author_id, i.author_name, i.text,
+        a.value, i.sent_at, i.received_at, 'pending', false, 0
+    FROM item AS i JOIN attachment AS a USING (n)
+    ORDER BY i.n
+    ON CONFLICT (network, external_id) DO NOTHING
+    RETURNING id, network, external_id
+), newest AS (
+    SELECT conversation_id, max(started_at) AS started FROM turn
+    WHERE conversation_id = ANY(CAST(:ids AS integer[])) GROUP BY conversation_id
+), latest AS (
+    SELECT t.conversation_id, t.started_at, t.answered_at, t.id FROM turn AS t
+    JOIN newest ON newest.conversation_id = t.conversation_id
+        AND newest.started = t.started_at
+)
+SELECT 'message' AS kind, id, network, external_id,
+    NULL::integer AS conversation_id, NULL::timestamptz AS at, NULL::timestamptz AS until
+FROM inserted
+UNION ALL
+SELECT 'turn', id, NULL, NULL, conversation_id, started_at, answered_at FROM latest
+UNION ALL
+SELECT 'reply', NULL, NULL, NULL, conversation_id, sent_at, NULL FROM team_reply
+WHERE conversation_id = ANY(CAST(:ids AS integer[])) AND kind = 'reply'
+    AND state IN ('pending', 'sent')
+    AND sent_at >= LEAST(CAST(:since AS timestamptz), (SELECT min(started_at) FROM latest))
+"""
+        )
+        .bindparams(
+            bindparam("conversation_id", type_=ARRAY(Integer)),
+            *(bindparam(name, type_=ARRAY(String)) for name in _TEXT_ARRAYS),
+            bindparam("sent_at", type_=ARRAY(UTCDateTime)),
+            bindparam("received_at", type_=ARRAY(UTCDateTime)),
+            bindparam("attachments", type_=JSON),
+            bindparam("ids", type_=ARRAY(Integer)),
+            bindparam("since", type_=UTCDateTime),
+        )
+        .columns(
+            column("kind", String),
+            column("id", Integer),
+            column("network", String),
+            column("external_id", String),
+            column("conversation_id", Integer),
+            column("at", UTCDateTime),
+            column("until", UTCDateTime),
+        )
+    )
+
+
+_TEXT_ARRAYS = ("network", "external_id", "author_id", "author_name", "text")
+
+
+def _write_and_read_at_once(
+    session: Session,
+    statement: Executable,
+    rows: list[dict[str, Any]],
+    ids: list[int],
+    since: datetime,
+) -> tuple[dict[Key, int], dict[int, _Turn], list[tuple[int, datetime]]]:
+    parameters: dict[str, Any] = {
+        name: [row[name] for row in rows]
+        for name in ("conversation_id", *_TEXT_ARRAYS, "sent_at", "received_at", "attachments")
+    }
+    parameters.update(ids=ids, since=since)
+    message_ids: dict[Key, int] = {}
+    turns, replies = [], []
+    for kind, id_, network, external_id, conversation_id, at, until in session.execute(
+        statement, parameters
+    ):
+        if kind == "message":
+            message_ids[(network, external_id)] = id_
+        elif kind == "turn":
+            turns.append((conversation_id, at, until, id_))
+        else:
+            replies.append((conversation_id, at))
+    return message_ids, _latest(turns), replies
 
 
 def _open_turns(
@@ -362,6 +491,8 @@ def _open_turns(
     sql: _Statements,
     conversations: dict[int, _Conversation],
     new_sent: dict[int, list[datetime]],
+    latest: dict[int, _Turn],
+    replies_read: list[tuple[int, datetime]],
 ) -> None:
     """Open or extend each conversation's turn for its new messages, in arrival order.
 
@@ -373,11 +504,12 @@ def _open_turns(
     """
     if not new_sent:
         return
-    latest = {
-        row[0]: _Turn(*row) for row in session.execute(sql.latest_turns, {"ids": list(new_sent)})
-    }  # ties on started_at: the newest row wins
+    latest = {cid: turn for cid, turn in latest.items() if cid in new_sent}
     since = {cid: min(*new_sent[cid], turn.started_at) for cid, turn in latest.items()}
-    replies = _replies_since(session, sql, since)
+    replies: dict[int, list[datetime]] = {}
+    for conversation_id, sent_at in replies_read:
+        if conversation_id in since and sent_at >= since[conversation_id]:
+            replies.setdefault(conversation_id, []).append(sent_at)
     opened: list[_Turn] = []
     for conversation_id, times in new_sent.items():
         turn = latest.get(conversation_id)
@@ -414,17 +546,3 @@ def _open_turns(
                 for turn in opened
             ],
         )
-
-
-def _replies_since(
-    session: Session, sql: _Statements, since: dict[int, datetime]
-) -> dict[int, list[datetime]]:
-    """Times of team replies (pending or delivered) written since `since[conversation]`."""
-    if not since:
-        return {}
-    found: dict[int, list[datetime]] = {}
-    parameters = {"ids": list(since), "since": min(since.values())}
-    for conversation_id, sent_at in session.execute(sql.replies_since, parameters):
-        if sent_at >= since[conversation_id]:
-            found.setdefault(conversation_id, []).append(sent_at)
-    return found
