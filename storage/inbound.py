@@ -13,7 +13,7 @@ Every statement is built once per dialect with its lists as one parameter
 once and, on asyncpg, prepared once per connection.
 
 Lock order (PostgreSQL, several processes): a batch first locks the conversations
-that exist (in id order), then inserts the new ones (in key order), then inserts
+that exist (in key order), then inserts the new ones (in key order), then inserts
 messages (in arrival order) only into conversations it holds. Two batches can
 therefore never wait for each other in a cycle.
 """
@@ -40,6 +40,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -216,10 +217,7 @@ def _statements(dialect: str) -> _Statements:
         .subquery()
     )
     return _Statements(
-        lock=select(*conversation_columns)
-        .where(c.network == bindparam("network"), _among(dialect, c.external_key, "keys"))
-        .order_by(c.id)
-        .with_for_update(),
+        lock=_lock_statement(dialect, conversation_columns),
         insert_conversations=dialect_insert(_CONVERSATION)
         .on_conflict_do_nothing(index_elements=["network", "external_key"])
         .returning(*conversation_columns),
@@ -268,6 +266,30 @@ def _statements(dialect: str) -> _Statements:
             for table in (_MESSAGE, _REPLY)
         ),
     )
+
+
+def _lock_statement(dialect: str, columns: Sequence[Any]) -> Executable:
+    """The conversations of one network among a sorted list of keys, locked in that order.
+
+    On PostgreSQL each key is one lookup on the unique (network, key) index, whatever
+    the planner knows of the table: with `= ANY(keys)` a fresh, unanalysed table was
+    read whole under the network's index entry on every batch.
+    """
+    c = _CONVERSATION.c
+    if dialect != "postgresql":
+        return select(*columns).where(
+            c.network == bindparam("network"), _among(dialect, c.external_key, "keys")
+        )
+    keys = (
+        func.unnest(bindparam("keys", type_=ARRAY(String))).table_valued("key").render_derived("k")
+    )
+    locked = (
+        select(*columns)
+        .where(c.network == bindparam("network"), c.external_key == keys.c.key)
+        .with_for_update()
+        .lateral("locked")
+    )
+    return select(*locked.c).select_from(keys).join(locked, true())
 
 
 def _join_replied(
@@ -323,7 +345,7 @@ def _conversations(
 
 
 def _lock(session: Session, sql: _Statements, keys: Sequence[Key]) -> dict[Key, _Conversation]:
-    """The existing conversations among `keys`, locked (PostgreSQL) in id order."""
+    """The existing conversations among `keys`, locked (PostgreSQL) in key order."""
     by_network: dict[str, list[str]] = {}
     for network, key in sorted(keys):
         by_network.setdefault(network, []).append(key)
