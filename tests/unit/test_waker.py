@@ -49,3 +49,16 @@ async def test_wake_up_when_redis_is_down_does_not_fail_the_caller() -> None:
     waker.wake()
     await waker.close()  # raises nothing: the stored work waits for the next scan
     assert coordinator.published == 1
+
+
+async def test_wake_ups_spread_over_time_publish_at_most_once_per_interval() -> None:
+    coordinator = CountingCoordinator()
+    waker = Waker(coordinator, every=0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() - started < 0.5:  # a stored batch every 5 ms for half a second
+        waker.wake()
+        await asyncio.sleep(0.005)
+    await waker.close()
+    # at 0, 0.2 and 0.4 s, plus the last wanted one at 0.6 s: not one per batch (100)
+    assert 3 <= coordinator.published <= 4
