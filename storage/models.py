@@ -51,6 +51,11 @@ def _ts(nullable: bool = True, index: bool = False) -> Any:
 
 STALE_ROOT = "rendered_version < version AND thread_ts IS NOT NULL"
 ROOTLESS = "thread_ts IS NULL AND channel IS NOT NULL"
+# Written as literals in queries too: PostgreSQL's generic plan of a prepared statement
+# (asyncpg prepares every one) can use a partial index only if the query states its
+# predicate; a bound parameter ("state = $1") states nothing there.
+PENDING = "state = 'pending'"
+RETRYING = "state = 'pending' AND next_attempt_at IS NOT NULL"
 
 
 class Conversation(SQLModel, table=True):
@@ -116,7 +121,22 @@ class CustomerMessage(SQLModel, table=True):
     __tablename__ = "customer_message"
     __table_args__ = (
         UniqueConstraint("network", "external_id"),
-        Index("ix_customer_message_pending", "state", "next_attempt_at"),
+        # Only the messages still to relay: the dispatcher's look for due conversations
+        # reads them in conversation order, and stays small however long the history.
+        Index(
+            "ix_customer_message_due",
+            "conversation_id",
+            "next_attempt_at",
+            sqlite_where=text(PENDING),
+            postgresql_where=text(PENDING),
+        ),
+        # The earliest retry time, among the few messages that wait for one.
+        Index(
+            "ix_customer_message_retry",
+            "next_attempt_at",
+            sqlite_where=text(RETRYING),
+            postgresql_where=text(RETRYING),
+        ),
         Index("ix_customer_message_conv", "conversation_id", "sent_at"),
         # Stats count a window's messages per conversation from this index alone.
         Index("ix_customer_message_sent", "sent_at", "conversation_id"),

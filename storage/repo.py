@@ -12,12 +12,28 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, union_all, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from storage.db import Database, insert_ignore
 from storage.inbound import NewCustomerMessage, Stored, store_batch
 from storage.models import (
+    PENDING,
+    RETRYING,
+    ROOTLESS,
+    STALE_ROOT,
     Conversation,
     CustomerMessage,
     Escalation,
@@ -25,6 +41,7 @@ from storage.models import (
     SlackThread,
     TeamReply,
     Turn,
+    UTCDateTime,
     utcnow,
 )
 
@@ -121,69 +138,27 @@ class Repository:
 
     # -- the delivery queue -------------------------------------------------
     async def due_conversations(self, now: datetime, limit: int = 100) -> list[int]:
-        """Conversations with something to relay, send or re-render now."""
+        """Conversations with something to relay, send or re-render now (lowest ids first)."""
         async with self.db.read() as session:
-            due_messages = select(CustomerMessage.conversation_id).where(
-                CustomerMessage.state == "pending",
-                or_(
-                    CustomerMessage.next_attempt_at.is_(None),  # type: ignore[union-attr]
-                    CustomerMessage.next_attempt_at <= now,  # type: ignore[operator]
-                ),
-            )
-            due_replies = select(TeamReply.conversation_id).where(
-                TeamReply.state == "pending",
-                or_(
-                    TeamReply.next_attempt_at.is_(None),  # type: ignore[union-attr]
-                    TeamReply.next_attempt_at <= now,  # type: ignore[operator]
-                ),
-            )
-            echoes = select(TeamReply.conversation_id).where(
-                TeamReply.state == "echo",
-                TeamReply.next_attempt_at <= now,  # type: ignore[operator]
-            )
-            unwarned = select(TeamReply.conversation_id).where(
-                TeamReply.state == "failed",
-                TeamReply.warned.is_(False),  # type: ignore[attr-defined]
-            )
-            stale_roots = select(Conversation.id).where(
-                Conversation.rendered_version < Conversation.version,
-                Conversation.thread_ts.is_not(None),  # type: ignore[union-attr]
-            )
-            rootless = select(Conversation.id).where(
-                Conversation.thread_ts.is_(None),  # type: ignore[union-attr]
-                Conversation.channel.is_not(None),  # type: ignore[union-attr]
-            )
-            union = due_messages.union(
-                due_replies, echoes, unwarned, stale_roots, rootless
-            ).subquery()
-            rows = await session.execute(select(union.c[0]).order_by(union.c[0]).limit(limit))
+            rows = await session.execute(_DUE_CONVERSATIONS, {"now": now, "limit": limit})
             return [row[0] for row in rows]
 
     async def next_due_at(self) -> datetime | None:
         """The earliest retry time among pending work (None: nothing waits)."""
-        times = union_all(
-            select(CustomerMessage.next_attempt_at.label("at")).where(  # type: ignore[union-attr]
-                CustomerMessage.state == "pending"
-            ),
-            select(TeamReply.next_attempt_at.label("at")).where(  # type: ignore[union-attr]
-                TeamReply.state.in_(("pending", "echo"))  # type: ignore[attr-defined]
-            ),
-        ).subquery()
         async with self.db.read() as session:
-            earliest: datetime | None = (
-                await session.execute(select(func.min(times.c.at)))
-            ).scalar_one_or_none()
-            return earliest
+            row = (await session.execute(_NEXT_DUE_AT)).one()
+        return min((at for at in row if at is not None), default=None)
 
     async def gauges(self, now: datetime) -> dict[str, int]:
         """Counts for monitoring: pending deliveries, unanswered conversations, pages sent."""
         async with self.db.read() as session:
             pending = 0
-            for model in (CustomerMessage, TeamReply):
+            for model, where in (
+                (CustomerMessage, text(PENDING)),
+                (TeamReply, TeamReply.state == "pending"),
+            ):
                 pending += (
-                    await session.execute(
-                        select(func.count()).select_from(model).where(model.state == "pending")
-                    )
+                    await session.execute(select(func.count()).select_from(model).where(where))
                 ).scalar_one()
             latest = (
                 select(Turn.conversation_id, func.max(Turn.started_at).label("started"))
@@ -224,7 +199,7 @@ class Repository:
                         select(CustomerMessage)
                         .where(
                             CustomerMessage.conversation_id == conversation_id,
-                            CustomerMessage.state == "pending",
+                            text(PENDING),
                         )
                         .order_by(CustomerMessage.sent_at, CustomerMessage.id)  # type: ignore[arg-type]
                     )
@@ -694,3 +669,63 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
     if retry_after is not None:
         return timedelta(seconds=max(retry_after, 0.5))
     return timedelta(seconds=min(2 ** min(attempts, 9), 300))
+
+
+def _due_conversations() -> Select[tuple[int]]:
+    """Conversations with due work, lowest ids first, at most `:limit`.
+
+    Each kind of work is read in conversation order from its own index and stops at the
+    limit, so one look costs the same with a backlog of ten messages or 100,000 (the
+    dispatcher looks up to ten times a second). Built once: building it cost more of a
+    process's CPU than running it.
+    """
+    now = bindparam("now", type_=UTCDateTime)
+    limit = bindparam("limit", type_=Integer)
+    message_at, reply_at = col(CustomerMessage.next_attempt_at), col(TeamReply.next_attempt_at)
+    kinds: list[tuple[Any, tuple[Any, ...]]] = [  # (column, conditions)
+        (
+            col(CustomerMessage.conversation_id),
+            (text(PENDING), or_(message_at.is_(None), message_at <= now)),
+        ),
+        (
+            col(TeamReply.conversation_id),
+            (col(TeamReply.state) == "pending", or_(reply_at.is_(None), reply_at <= now)),
+        ),
+        (col(TeamReply.conversation_id), (col(TeamReply.state) == "echo", reply_at <= now)),
+        (
+            col(TeamReply.conversation_id),
+            (col(TeamReply.state) == "failed", col(TeamReply.warned).is_(False)),
+        ),
+        (col(Conversation.id), (text(STALE_ROOT),)),
+        (col(Conversation.id), (text(ROOTLESS),)),
+    ]
+    firsts = [
+        select(column).where(*where).distinct().order_by(column).limit(limit).subquery()
+        for column, where in kinds
+    ]
+    union = union_all(*(select(first.c[0].label("id")) for first in firsts)).subquery()
+    return select(union.c.id).distinct().order_by(union.c.id).limit(limit)
+
+
+def _next_due_at() -> Select[Any]:
+    """The first retry time of each kind of waiting work (NULL: none), each one index entry."""
+    message_at, reply_at = col(CustomerMessage.next_attempt_at), col(TeamReply.next_attempt_at)
+    kinds: list[tuple[Any, Any]] = [  # (column, condition)
+        (message_at, text(RETRYING)),
+        (reply_at, col(TeamReply.state) == "pending"),
+        (reply_at, col(TeamReply.state) == "echo"),
+    ]
+    return select(
+        *(
+            select(column)
+            .where(where, column.is_not(None))
+            .order_by(column)
+            .limit(1)
+            .scalar_subquery()
+            for column, where in kinds
+        )
+    )
+
+
+_DUE_CONVERSATIONS = _due_conversations()
+_NEXT_DUE_AT = _next_due_at()

@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlmodel import SQLModel
 
@@ -558,6 +558,64 @@ async def test_a_late_earlier_message_does_not_skip_anothers_backoff(repo: Repos
     await repo.retry_messages_later([held.id or 0], now + timedelta(seconds=30), "ratelimited")
     await store_one(repo, message("a", "a:1", T0, received=now))  # delivered late
     assert held.id not in [m.id for m in (await due_work(repo, cid, now)).messages]
+
+
+async def test_the_look_for_due_work_stops_at_its_limit_whatever_the_backlog(
+    repo: Repository,
+) -> None:
+    ids = []
+    for chat in range(12):
+        items = [message(f"c{chat}", f"c{chat}:{n}", T0 + timedelta(seconds=n)) for n in range(4)]
+        stored = await repo.store_customer_messages(items)
+        ids.append(stored[0].conversation_id)
+    assert await repo.due_conversations(T0, limit=5) == sorted(ids)[:5]
+    first = (await due_work(repo, min(ids), T0)).messages
+    await repo.mark_posted([m.id or 0 for m in first], CHANNEL, "1.000001")
+    assert await repo.due_conversations(T0, limit=5) == sorted(ids)[1:6]
+    assert await repo.next_due_at() is None  # nothing waits for a retry
+
+
+async def test_the_dispatchers_looks_read_the_partial_indexes(store: Store) -> None:
+    """The scan of every pending row they replace cost 17 ms per look at a backlog of
+    15,000 messages. PostgreSQL's generic plan of a prepared statement (asyncpg
+    prepares every statement) can use a partial index only if the query states its
+    predicate literally: a bound `state = $1` proves nothing there."""
+    db = store.database()
+    repo = Repository(db)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_c: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(db.read_engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        await repo.due_conversations(T0)
+        await repo.next_due_at()
+    finally:
+        event.remove(db.read_engine.sync_engine, "before_cursor_execute", capture)
+    (due, due_parameters), (earliest, earliest_parameters) = seen
+    plans = []
+    async with db.engine.connect() as connection:
+        for n, (statement, parameters) in enumerate(
+            ((due, due_parameters), (earliest, earliest_parameters))
+        ):
+            if store.dialect == "sqlite":
+                rows = await connection.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + statement, parameters
+                )
+            else:  # the plan asyncpg's prepared statement settles on; empty tables
+                for setting in ("enable_seqscan = off", "plan_cache_mode = force_generic_plan"):
+                    await connection.exec_driver_sql(f"SET {setting}")
+                await connection.exec_driver_sql(f"PREPARE look{n} AS {statement}")
+                values = ", ".join(f"'{value}'" for value in parameters)
+                rows = await connection.exec_driver_sql(
+                    f"EXPLAIN EXECUTE look{n}({values})" if values else f"EXPLAIN EXECUTE look{n}"
+                )
+            plans.append(" ".join(str(value) for row in rows for value in row))
+        await connection.invalidate()  # settings and prepared statements go with it
+    assert "ix_customer_message_due" in plans[0]
+    assert "ix_customer_message_retry" in plans[1]
+    assert "ix_customer_message_pending" not in " ".join(plans)
 
 
 async def test_backoff_honours_retry_after_else_doubles() -> None:
