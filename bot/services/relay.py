@@ -93,8 +93,9 @@ class Waker:
     behind it, and publishes are at least `every` seconds apart: a dispatcher
     scans at most every 0.1 s anyway (`delivery.SCAN_EVERY`), and under load
     every stored batch wants a wake-up (one publish per batch had cost about 5%
-    of a process's CPU at 1,500 webhooks/s). A wake-up that cannot be sent loses nothing: the work is in
-    SQL and every dispatcher looks for due work at least every few seconds.
+    of a process's CPU at 1,500 webhooks/s). A wake-up that cannot be sent loses
+    nothing: the work is in SQL and every dispatcher looks for due work at least
+    every few seconds.
     """
 
     def __init__(
