@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -23,6 +25,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.util import await_only, greenlet_spawn
 
 T = TypeVar("T")
 
@@ -34,6 +39,95 @@ _FENCE_SPACE = 0x52454C41  # "RELA": our namespace for advisory locks
 
 class DatabaseUnavailable(Exception):
     """SQL cannot be reached; callers answer 503 and the sender retries."""
+
+
+Parameters = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+class Execute(Protocol):
+    """Runs one statement of a unit of work (`Database.run_unit`) and returns its rows
+    (none for a write without RETURNING); a list of parameter sets runs it once per set."""
+
+    dialect: str
+
+    def __call__(
+        self, statement: Executable, parameters: Parameters
+    ) -> Sequence[Sequence[Any]]: ...
+
+
+class _SessionExecute:
+    def __init__(self, session: Session) -> None:
+        assert session.bind is not None
+        self.session = session
+        self.dialect = session.bind.dialect.name
+
+    def __call__(self, statement: Executable, parameters: Parameters) -> Sequence[Sequence[Any]]:
+        result = cast("CursorResult[Any]", self.session.execute(statement, parameters))
+        return list(result) if result.returns_rows else []
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One statement as asyncpg runs it: SQL text, bind order and bind processors."""
+
+    compiled: Compiled
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    writes_only: bool  # INSERT/UPDATE/DELETE without RETURNING: executemany for many sets
+
+    def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
+        values = self.compiled.construct_params(parameters)
+        assert values is not None
+        return [
+            values[name] if process is None else process(values[name])
+            for name, process in zip(self.names, self.processors, strict=True)
+        ]
+
+
+class _AsyncpgExecute:
+    """PostgreSQL: each statement compiled by SQLAlchemy (once per statement and set of
+    keys, as SQLAlchemy does) and run on the asyncpg connection with SQLAlchemy's bind
+    processors (JSON, UTC timestamps); JSON results are decoded by the codec
+    SQLAlchemy's dialect installs on every connection."""
+
+    dialect = "postgresql"
+    _plans: dict[tuple[Executable, tuple[str, ...]], _Plan] = {}
+
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self._connection = connection
+        self._dialect = dialect
+
+    def __call__(self, statement: Executable, parameters: Parameters) -> Sequence[Sequence[Any]]:
+        sets = [parameters] if isinstance(parameters, Mapping) else list(parameters)
+        plan = self._plan(statement, tuple(sets[0]))
+        arguments = [plan.arguments(one) for one in sets]
+        if plan.writes_only and len(arguments) > 1:
+            await_only(self._connection.executemany(plan.sql, arguments))
+            return []
+        return [
+            row for one in arguments for row in await_only(self._connection.fetch(plan.sql, *one))
+        ]
+
+    def _plan(self, statement: Executable, keys: tuple[str, ...]) -> _Plan:
+        plan = self._plans.get((statement, keys))
+        if plan is None:
+            compiled: Any = statement.compile(dialect=self._dialect, column_keys=list(keys))  # type: ignore[attr-defined]
+            names = tuple(compiled.positiontup or ())
+            binds = compiled.binds
+            plan = _Plan(
+                compiled,
+                str(compiled),
+                names,
+                tuple(
+                    binds[name].type.dialect_impl(self._dialect).bind_processor(self._dialect)
+                    for name in names
+                ),
+                (compiled.isinsert or compiled.isupdate or compiled.isdelete)
+                and not compiled.effective_returning,
+            )
+            self._plans[(statement, keys)] = plan
+        return plan
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: ConnectionPoolEntry) -> None:
@@ -107,28 +201,47 @@ class Database:
         instead of polling SQLite's lock (busy_timeout sleeps up to tens of ms)."""
         return self._write_lock if self._write_lock is not None else nullcontext()
 
-    async def run_sync(self, work: Callable[[Session], T]) -> T:
-        """Run `work(session)` in one transaction, committed on success.
+    async def run_unit(self, work: Callable[[Execute], T]) -> T:
+        """Run `work(execute)` in one transaction, committed on success.
 
-        For a unit of many statements (a batch of webhooks): on SQLite it runs in
-        the writer thread, on PostgreSQL through the async session's greenlet.
+        For a unit of many statements (a batch of webhooks), written once for both
+        databases as plain functions: on SQLite it runs in the writer thread, on
+        PostgreSQL in a greenlet on the pooled asyncpg connection itself.
         """
         try:
+            if self.dialect == "postgresql":
+                return await self._run_on_asyncpg(work)
             if self._sync_sessions is None or self._writer is None:
                 async with self.sessions() as session, session.begin():
-                    return await session.run_sync(work)
+                    return await session.run_sync(lambda sync: work(_SessionExecute(sync)))
             async with self._writing():
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(self._writer, self._in_writer, work)
-        except (OperationalError, DBAPIError, OSError) as exc:
+        except Exception as exc:
             if _is_connection_error(exc):
                 raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
             raise
 
-    def _in_writer(self, work: Callable[[Session], T]) -> T:
+    def _in_writer(self, work: Callable[[Execute], T]) -> T:
         assert self._sync_sessions is not None
         with self._sync_sessions() as session, session.begin():
-            return work(session)
+            return work(_SessionExecute(session))
+
+    async def _run_on_asyncpg(self, work: Callable[[Execute], T]) -> T:
+        """Statements compiled by SQLAlchemy once, run by asyncpg directly: SQLAlchemy's
+        execution layers had cost about 1 ms of CPU per batch, three times asyncpg's own."""
+        async with self.engine.connect() as connection:
+            driver = await _live_driver(connection)
+            try:
+                async with driver.transaction():
+                    return await greenlet_spawn(work, _AsyncpgExecute(driver, self.engine.dialect))
+            except BaseException as exc:
+                if driver.is_closed() or _is_connection_error(exc):
+                    await connection.invalidate()  # never back into the pool
+                    raise DatabaseUnavailable(
+                        str(exc).splitlines()[0] or "connection lost"
+                    ) from exc
+                raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -188,6 +301,18 @@ class Database:
             self._sync_engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+
+
+async def _live_driver(connection: AsyncConnection) -> Any:
+    """The pooled asyncpg connection, replaced once if the server closed it while it sat
+    in the pool (asyncpg notices that locally: no round trip, unlike a pre-ping)."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    if driver.is_closed():
+        await connection.invalidate()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+    return driver
 
 
 # SQLSTATEs that mean "the database is not there right now", not "this statement is wrong":

@@ -10,7 +10,9 @@ exactly as a single message would.
 
 Every statement is built once per dialect with its lists as one parameter
 (`= ANY(array)` on PostgreSQL, `IN json_each(...)` on SQLite), so it is compiled
-once and, on asyncpg, prepared once per connection.
+once and, on asyncpg, prepared once per connection. The code is plain functions of
+an `Execute` (storage.db): SQLite runs them in its writer thread, PostgreSQL on the
+asyncpg connection itself.
 
 Lock order (PostgreSQL, several processes): a batch first locks the conversations
 that exist (in key order), then inserts the new ones (in key order), then inserts
@@ -44,9 +46,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
+from storage.db import Execute
 from storage.models import Conversation, CustomerMessage, TeamReply, Turn, UTCDateTime
 
 
@@ -109,12 +111,12 @@ class _Turn:
     moved: bool = False  # an existing turn whose start moved earlier
 
 
-def store_batch(session: Session, items: Sequence[NewCustomerMessage]) -> list[Stored]:
-    """Store `items` in the session's transaction; one `Stored` per item, in order."""
-    sql = _statements(_dialect(session))
-    items = [_join_replied(session, sql, item) if item.in_reply_to else item for item in items]
-    conversations, created = _conversations(session, sql, items)
-    message_ids, latest, replies = _insert_messages(session, sql, items, conversations)
+def store_batch(execute: Execute, items: Sequence[NewCustomerMessage]) -> list[Stored]:
+    """Store `items` in `execute`'s transaction; one `Stored` per item, in order."""
+    sql = _statements(execute.dialect)
+    items = [_join_replied(execute, sql, item) if item.in_reply_to else item for item in items]
+    conversations, created = _conversations(execute, sql, items)
+    message_ids, latest, replies = _insert_messages(execute, sql, items, conversations)
 
     results: list[Stored] = []
     new_sent: dict[int, list[datetime]] = {}  # conversation id -> its new messages' times
@@ -143,7 +145,7 @@ def store_batch(session: Session, items: Sequence[NewCustomerMessage]) -> list[S
         results.append(Stored(conversation.id, message_id, key in created, reopened))
         created.discard(key)
     if touched:
-        session.execute(
+        execute(
             sql.update_conversations,
             [
                 {
@@ -157,19 +159,14 @@ def store_batch(session: Session, items: Sequence[NewCustomerMessage]) -> list[S
             ],
         )
     if broadcast:
-        session.execute(sql.broadcast, {"ids": broadcast})
-    _open_turns(session, sql, touched, new_sent, latest, replies)
+        execute(sql.broadcast, {"ids": broadcast})
+    _open_turns(execute, sql, touched, new_sent, latest, replies)
     return results
 
 
 def _capped(item: NewCustomerMessage) -> datetime:
     """A customer message's time is the network's, never later than its arrival."""
     return min(item.sent_at, item.received_at)
-
-
-def _dialect(session: Session) -> str:
-    assert session.bind is not None
-    return session.bind.dialect.name
 
 
 def _among(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
@@ -293,27 +290,25 @@ def _lock_statement(dialect: str, columns: Sequence[Any]) -> Executable:
 
 
 def _join_replied(
-    session: Session, sql: _Statements, item: NewCustomerMessage
+    execute: Execute, sql: _Statements, item: NewCustomerMessage
 ) -> NewCustomerMessage:
     """A reply to a known message (an X mention answering our post) joins its conversation."""
     for statement in sql.replied:
-        key = session.execute(
-            statement, {"network": item.network, "external_id": item.in_reply_to}
-        ).scalar_one_or_none()
-        if key is not None:
-            return replace(item, conversation_key=key)
+        rows = execute(statement, {"network": item.network, "external_id": item.in_reply_to})
+        if rows:
+            return replace(item, conversation_key=rows[0][0])
     return item
 
 
 def _conversations(
-    session: Session, sql: _Statements, items: Sequence[NewCustomerMessage]
+    execute: Execute, sql: _Statements, items: Sequence[NewCustomerMessage]
 ) -> tuple[dict[Key, _Conversation], set[Key]]:
     """Lock the batch's conversations, creating the new ones; returns them by key, and the
     keys created now."""
     first: dict[Key, NewCustomerMessage] = {}
     for item in items:
         first.setdefault((item.network, item.conversation_key), item)
-    found = _lock(session, sql, list(first))
+    found = _lock(execute, sql, list(first))
     missing = sorted(key for key in first if key not in found)
     if not missing:
         return found, set()
@@ -333,31 +328,30 @@ def _conversations(
         }
         for item in (first[key] for key in missing)
     ]
-    created = {
-        (row.network, row.external_key): _Conversation(*row)
-        for row in session.execute(sql.insert_conversations, rows)
-    }
+    inserted = [_Conversation(*row) for row in execute(sql.insert_conversations, rows)]
+    created = {(c.network, c.external_key): c for c in inserted}
     found.update(created)
     raced = [key for key in missing if key not in created]  # created by another process
     if raced:
-        found.update(_lock(session, sql, raced))
+        found.update(_lock(execute, sql, raced))
     return found, set(created)
 
 
-def _lock(session: Session, sql: _Statements, keys: Sequence[Key]) -> dict[Key, _Conversation]:
+def _lock(execute: Execute, sql: _Statements, keys: Sequence[Key]) -> dict[Key, _Conversation]:
     """The existing conversations among `keys`, locked (PostgreSQL) in key order."""
     by_network: dict[str, list[str]] = {}
     for network, key in sorted(keys):
         by_network.setdefault(network, []).append(key)
     found: dict[Key, _Conversation] = {}
     for network, ids in by_network.items():
-        for row in session.execute(sql.lock, {"network": network, "keys": ids}):
-            found[(row.network, row.external_key)] = _Conversation(*row)
+        for row in execute(sql.lock, {"network": network, "keys": ids}):
+            conversation = _Conversation(*row)
+            found[(conversation.network, conversation.external_key)] = conversation
     return found
 
 
 def _insert_messages(
-    session: Session,
+    execute: Execute,
     sql: _Statements,
     items: Sequence[NewCustomerMessage],
     conversations: dict[Key, _Conversation],
@@ -393,14 +387,14 @@ def _insert_messages(
     earliest = min(row["sent_at"] for row in rows.values())
     if sql.write_and_read is not None:
         return _write_and_read_at_once(
-            session, sql.write_and_read, list(rows.values()), ids, earliest
+            execute, sql.write_and_read, list(rows.values()), ids, earliest
         )
     # in arrival order: the row id orders messages that share a timestamp
-    inserted = session.execute(sql.insert_messages, list(rows.values()))
+    inserted = execute(sql.insert_messages, list(rows.values()))
     message_ids = {(network, external_id): id_ for id_, network, external_id in inserted}
-    latest = _latest(session.execute(sql.latest_turns, {"ids": ids}))
+    latest = _latest(execute(sql.latest_turns, {"ids": ids}))
     since = min([earliest, *(turn.started_at for turn in latest.values())])
-    replies = session.execute(sql.replies_since, {"ids": ids, "since": since})
+    replies = execute(sql.replies_since, {"ids": ids, "since": since})
     return message_ids, latest, [(cid, at) for cid, at in replies]
 
 
@@ -483,7 +477,7 @@ _TEXT_ARRAYS = ("network", "external_id", "author_id", "author_name", "text")
 
 
 def _write_and_read_at_once(
-    session: Session,
+    execute: Execute,
     statement: Executable,
     rows: list[dict[str, Any]],
     ids: list[int],
@@ -496,7 +490,7 @@ def _write_and_read_at_once(
     parameters.update(ids=ids, since=since)
     message_ids: dict[Key, int] = {}
     turns, replies = [], []
-    for kind, id_, network, external_id, conversation_id, at, until in session.execute(
+    for kind, id_, network, external_id, conversation_id, at, until in execute(
         statement, parameters
     ):
         if kind == "message":
@@ -509,7 +503,7 @@ def _write_and_read_at_once(
 
 
 def _open_turns(
-    session: Session,
+    execute: Execute,
     sql: _Statements,
     conversations: dict[int, _Conversation],
     new_sent: dict[int, list[datetime]],
@@ -551,11 +545,9 @@ def _open_turns(
             opened.append(turn)
     moved = [turn for turn in latest.values() if turn.moved]
     if moved:
-        session.execute(
-            sql.move_turns, [{"row_id": turn.id, "start": turn.started_at} for turn in moved]
-        )
+        execute(sql.move_turns, [{"row_id": turn.id, "start": turn.started_at} for turn in moved])
     if opened:
-        session.execute(
+        execute(
             sql.insert_turns,
             [
                 {

@@ -71,7 +71,7 @@ class Repository:
     # -- inbound customer messages ------------------------------------------
     async def store_customer_messages(self, items: Sequence[NewCustomerMessage]) -> list[Stored]:
         """Store a batch in one transaction (one commit for many webhooks)."""
-        return await self.db.run_sync(lambda session: store_batch(session, items))
+        return await self.db.run_unit(lambda execute: store_batch(execute, items))
 
     async def _conversation_for_update(self, session: AsyncSession, *where: Any) -> Conversation:
         statement = select(Conversation).where(*where).with_for_update()

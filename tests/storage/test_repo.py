@@ -25,7 +25,7 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlmodel import SQLModel
 
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.models import Conversation, CustomerMessage, TeamReply, Turn
 from storage.repo import DueWork, NewCustomerMessage, Repository, Stored, backoff
 from tests.services import require_postgres
@@ -514,6 +514,34 @@ async def test_delivered_and_read_statuses_change_nothing_but_the_status(
     (row,) = await repo.replies(cid)
     assert (row.state, row.network_status) == ("sent", "read")
     assert summary(await repo.turns(cid)) == [(T0, 60.0, True)]
+
+
+async def test_a_connection_the_server_dropped_is_replaced_or_refused_once(store: Store) -> None:
+    """PostgreSQL batches run on the pooled asyncpg connection itself. One the server
+    terminated is replaced before use when asyncpg has already noticed, else its batch
+    is refused as unavailable (503: the sender retries); either way it is never handed
+    out again, and nothing is stored twice or lost."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    db = store.database()
+    repo = Repository(db)
+    await store_one(repo, message("a", "a:1", T0))  # the pool now holds a connection
+    async with store.database().engine.connect() as connection:
+        await connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    second = message("a", "a:2", T0 + timedelta(seconds=1))
+    try:
+        stored = await store_one(repo, second)
+    except DatabaseUnavailable:
+        stored = await store_one(repo, second)  # the network's retry
+    assert stored.message_id is not None
+    await store_one(repo, message("a", "a:3", T0 + timedelta(seconds=2)))
+    messages = await repo.messages(stored.conversation_id)
+    assert [m.external_id for m in messages] == ["a:1", "a:2", "a:3"]
 
 
 # -- the delivery queue ----------------------------------------------------------------
