@@ -92,7 +92,7 @@ class _AsyncpgExecute:
     SQLAlchemy's dialect installs on every connection."""
 
     dialect = "postgresql"
-    _plans: dict[tuple[Executable, tuple[str, ...]], _Plan] = {}
+    _plans: dict[tuple[Executable, tuple[str, ...]], _Plan] = {}  # per process, a few dozen
 
     def __init__(self, connection: Any, dialect: Dialect) -> None:
         self._connection = connection
@@ -235,7 +235,7 @@ class Database:
             try:
                 async with driver.transaction():
                     return await greenlet_spawn(work, _AsyncpgExecute(driver, self.engine.dialect))
-            except BaseException as exc:
+            except Exception as exc:  # a cancelled batch is rolled back by asyncpg
                 if driver.is_closed() or _is_connection_error(exc):
                     await connection.invalidate()  # never back into the pool
                     raise DatabaseUnavailable(

@@ -544,6 +544,37 @@ async def test_a_connection_the_server_dropped_is_replaced_or_refused_once(store
     assert [m.external_id for m in messages] == ["a:1", "a:2", "a:3"]
 
 
+async def test_a_batch_cancelled_mid_statement_stores_nothing_and_harms_no_one(
+    store: Store,
+) -> None:
+    """Shutting down cancels a batch that waits on a row lock: nothing of it is stored,
+    and the connection it held is not handed out half-way through a statement."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite batches run in a thread that finishes its transaction")
+    repo = Repository(store.database())
+    first = await store_one(repo, message("a", "a:1", T0))
+    blocker = await asyncpg.connect(_dsn(store.url, make_url(store.url).database or ""))
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute(
+            "SELECT id FROM conversation WHERE id = $1 FOR UPDATE", first.conversation_id
+        )
+        waiting = asyncio.create_task(store_one(repo, message("a", "a:2", T0)))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # held by the row lock
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+    later = await store_one(repo, message("a", "a:3", T0 + timedelta(seconds=2)))
+    assert later.message_id is not None
+    stored = [m.external_id for m in await repo.messages(first.conversation_id)]
+    assert stored == ["a:1", "a:3"]
+
+
 # -- the delivery queue ----------------------------------------------------------------
 
 
