@@ -215,7 +215,9 @@ def _statements(dialect: str) -> _Statements:
     )
     return _Statements(
         lock=_lock_statement(dialect, conversation_columns),
-        insert_conversations=dialect_insert(_CONVERSATION)
+        insert_conversations=_insert_conversations_at_once()
+        if dialect == "postgresql"
+        else dialect_insert(_CONVERSATION)
         .on_conflict_do_nothing(index_elements=["network", "external_key"])
         .returning(*conversation_columns),
         insert_messages=dialect_insert(_MESSAGE)
@@ -289,6 +291,50 @@ def _lock_statement(dialect: str, columns: Sequence[Any]) -> Executable:
     return select(*locked.c).select_from(keys).join(locked, true())
 
 
+_NEW_CONVERSATION = (
+    "network",
+    "external_key",
+    "customer_id",
+    "customer_name",
+    "customer_handle",
+    "reply_context",
+    "root_text",
+    "created_at",
+)
+
+
+def _insert_conversations_at_once() -> Executable:
+    """PostgreSQL: insert a batch's new conversations from arrays, in key order, in one
+    round trip (asyncpg's executemany returns no rows)."""
+    return text(
+        """
+INSERT INTO conversation (network, external_key, customer_id, customer_name, customer_handle,
+    reply_context, root_text, created_at, status, version, rendered_version)
+SELECT network, external_key, customer_id, customer_name, customer_handle, reply_context,
+    root_text, created_at, 'open', 1, 0
+FROM unnest(
+    CAST(:network AS varchar[]), CAST(:external_key AS varchar[]),
+    CAST(:customer_id AS varchar[]), CAST(:customer_name AS varchar[]),
+    CAST(:customer_handle AS varchar[]), CAST(:reply_context AS json[]),
+    CAST(:root_text AS text[]), CAST(:created_at AS timestamptz[])
+) WITH ORDINALITY AS i(network, external_key, customer_id, customer_name, customer_handle,
+                       reply_context, root_text, created_at, n)
+ORDER BY n
+ON CONFLICT (network, external_key) DO NOTHING
+RETURNING id, network, external_key, team, status, customer_name, customer_handle,
+    reply_context, last_customer_at
+"""
+    ).bindparams(
+        *(
+            bindparam(name, type_=ARRAY(String))
+            for name in _NEW_CONVERSATION
+            if name not in ("reply_context", "created_at")
+        ),
+        bindparam("reply_context", type_=ARRAY(JSON)),
+        bindparam("created_at", type_=ARRAY(UTCDateTime)),
+    )
+
+
 def _join_replied(
     execute: Execute, sql: _Statements, item: NewCustomerMessage
 ) -> NewCustomerMessage:
@@ -328,7 +374,10 @@ def _conversations(
         }
         for item in (first[key] for key in missing)
     ]
-    inserted = [_Conversation(*row) for row in execute(sql.insert_conversations, rows)]
+    parameters: list[dict[str, Any]] | dict[str, Any] = rows
+    if execute.dialect == "postgresql":  # one statement over arrays, in key order
+        parameters = {name: [row[name] for row in rows] for name in _NEW_CONVERSATION}
+    inserted = [_Conversation(*row) for row in execute(sql.insert_conversations, parameters)]
     created = {(c.network, c.external_key): c for c in inserted}
     found.update(created)
     raced = [key for key in missing if key not in created]  # created by another process
