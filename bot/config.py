@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 NETWORKS = ("telegram", "meta", "whatsapp", "x", "generic")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -89,7 +89,14 @@ class Settings(BaseSettings):
     generic_reply_url: str | None = None
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **_: Any) -> Any:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         # `load_settings` merges the environment and `.env` itself (it also needs the
         # prefixed SLACK_CHANNEL_* / SLACK_TEAM_CHANNEL_* names), so only init values count.
         return (init_settings,)
@@ -255,7 +262,8 @@ def load_settings(
     network_channels = {
         key: value for key, value in _prefixed(upper, "SLACK_CHANNEL_").items() if key in NETWORKS
     }
-    fields = {
+    # Raw strings as the environment holds them: validating converts them to the fields' types.
+    fields: dict[str, Any] = {
         key.lower(): value
         for key, value in upper.items()
         if key.lower() in Settings.model_fields

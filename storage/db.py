@@ -349,6 +349,7 @@ async def insert_ignore(
     The new row's key, or None when the row existed: unique constraints make
     retried deliveries and racing processes harmless.
     """
+    assert session.bind is not None
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     table = model.__table__
     statement = (

@@ -86,8 +86,8 @@ class Repository:
         async with self.db.read() as session:
             statement = (
                 select(Conversation)
-                .join(SlackThread, SlackThread.conversation_id == Conversation.id)
-                .where(SlackThread.channel == channel, SlackThread.thread_ts == thread_ts)
+                .join(SlackThread, col(SlackThread.conversation_id) == Conversation.id)
+                .where(col(SlackThread.channel) == channel, col(SlackThread.thread_ts) == thread_ts)
             )
             return (await session.execute(statement)).scalar_one_or_none()
 
@@ -100,8 +100,8 @@ class Repository:
             for model in (CustomerMessage, TeamReply):
                 conversation_id = (
                     await session.execute(
-                        select(model.conversation_id).where(
-                            model.slack_channel == channel, model.slack_ts == ts
+                        select(col(model.conversation_id)).where(
+                            col(model.slack_channel) == channel, col(model.slack_ts) == ts
                         )
                     )
                 ).scalar_one_or_none()
@@ -113,8 +113,8 @@ class Repository:
         async with self.db.read() as session:
             statement = (
                 select(CustomerMessage)
-                .where(CustomerMessage.conversation_id == conversation_id)
-                .order_by(CustomerMessage.sent_at, CustomerMessage.id)  # type: ignore[arg-type]
+                .where(col(CustomerMessage.conversation_id) == conversation_id)
+                .order_by(col(CustomerMessage.sent_at), col(CustomerMessage.id))
             )
             return list((await session.execute(statement)).scalars())
 
@@ -122,8 +122,8 @@ class Repository:
         async with self.db.read() as session:
             statement = (
                 select(TeamReply)
-                .where(TeamReply.conversation_id == conversation_id)
-                .order_by(TeamReply.sent_at, TeamReply.id)  # type: ignore[arg-type]
+                .where(col(TeamReply.conversation_id) == conversation_id)
+                .order_by(col(TeamReply.sent_at), col(TeamReply.id))
             )
             return list((await session.execute(statement)).scalars())
 
@@ -131,8 +131,8 @@ class Repository:
         async with self.db.read() as session:
             statement = (
                 select(Turn)
-                .where(Turn.conversation_id == conversation_id)
-                .order_by(Turn.started_at)  # type: ignore[arg-type]
+                .where(col(Turn.conversation_id) == conversation_id)
+                .order_by(col(Turn.started_at))
             )
             return list((await session.execute(statement)).scalars())
 
@@ -155,14 +155,14 @@ class Repository:
             pending = 0
             for model, where in (
                 (CustomerMessage, text(PENDING)),
-                (TeamReply, TeamReply.state == "pending"),
+                (TeamReply, col(TeamReply.state) == "pending"),
             ):
                 pending += (
                     await session.execute(select(func.count()).select_from(model).where(where))
                 ).scalar_one()
             latest = (
-                select(Turn.conversation_id, func.max(Turn.started_at).label("started"))
-                .group_by(Turn.conversation_id)
+                select(col(Turn.conversation_id), func.max(Turn.started_at).label("started"))
+                .group_by(col(Turn.conversation_id))
                 .subquery()
             )
             unanswered = (
@@ -171,18 +171,18 @@ class Repository:
                     .select_from(Turn)
                     .join(
                         latest,
-                        (latest.c.conversation_id == Turn.conversation_id)
-                        & (latest.c.started == Turn.started_at),
+                        (latest.c.conversation_id == col(Turn.conversation_id))
+                        & (latest.c.started == col(Turn.started_at)),
                     )
-                    .join(Conversation, Conversation.id == Turn.conversation_id)
-                    .where(Turn.answered_at.is_(None), Conversation.status != "resolved")  # type: ignore[union-attr]
+                    .join(Conversation, col(Conversation.id) == Turn.conversation_id)
+                    .where(col(Turn.answered_at).is_(None), col(Conversation.status) != "resolved")
                 )
             ).scalar_one()
             escalations = (
                 await session.execute(
                     select(func.count())
                     .select_from(Escalation)
-                    .where(Escalation.sent_at.is_not(None))  # type: ignore[union-attr]
+                    .where(col(Escalation.sent_at).is_not(None))
                 )
             ).scalar_one()
         return {"pending": pending, "unanswered": unanswered, "escalations": escalations}
@@ -198,10 +198,10 @@ class Repository:
                     await session.execute(
                         select(CustomerMessage)
                         .where(
-                            CustomerMessage.conversation_id == conversation_id,
+                            col(CustomerMessage.conversation_id) == conversation_id,
                             text(PENDING),
                         )
-                        .order_by(CustomerMessage.sent_at, CustomerMessage.id)  # type: ignore[arg-type]
+                        .order_by(col(CustomerMessage.sent_at), col(CustomerMessage.id))
                     )
                 ).scalars()
             )
@@ -210,13 +210,14 @@ class Repository:
                     await session.execute(
                         select(TeamReply)
                         .where(
-                            TeamReply.conversation_id == conversation_id,
+                            col(TeamReply.conversation_id) == conversation_id,
                             or_(
-                                TeamReply.state.in_(("pending", "echo")),  # type: ignore[attr-defined]
-                                (TeamReply.state == "failed") & TeamReply.warned.is_(False),  # type: ignore[attr-defined]
+                                col(TeamReply.state).in_(("pending", "echo")),
+                                (col(TeamReply.state) == "failed")
+                                & col(TeamReply.warned).is_(False),
                             ),
                         )
-                        .order_by(TeamReply.sent_at, TeamReply.id)  # type: ignore[arg-type]
+                        .order_by(col(TeamReply.sent_at), col(TeamReply.id))
                     )
                 ).scalars()
             )
@@ -258,7 +259,7 @@ class Repository:
         async with self.db.session() as session:
             await session.execute(
                 update(CustomerMessage)
-                .where(CustomerMessage.id.in_(message_ids))  # type: ignore[union-attr]
+                .where(col(CustomerMessage.id).in_(message_ids))
                 .values(state="posted", slack_channel=channel, slack_ts=ts, last_error=None)
             )
 
@@ -268,7 +269,7 @@ class Repository:
         async with self.db.session() as session:
             await session.execute(
                 update(CustomerMessage)
-                .where(CustomerMessage.id.in_(message_ids))  # type: ignore[union-attr]
+                .where(col(CustomerMessage.id).in_(message_ids))
                 .values(
                     attempts=CustomerMessage.attempts + 1,
                     next_attempt_at=at,
@@ -280,7 +281,10 @@ class Repository:
         async with self.db.session() as session:
             await session.execute(
                 update(Conversation)
-                .where(Conversation.id == conversation_id, Conversation.rendered_version < version)
+                .where(
+                    col(Conversation.id) == conversation_id,
+                    col(Conversation.rendered_version) < version,
+                )
                 .values(rendered_version=version)
             )
 
@@ -302,8 +306,10 @@ class Repository:
             conversation = (
                 await session.execute(
                     select(Conversation)
-                    .join(SlackThread, SlackThread.conversation_id == Conversation.id)
-                    .where(SlackThread.channel == channel, SlackThread.thread_ts == thread_ts)
+                    .join(SlackThread, col(SlackThread.conversation_id) == Conversation.id)
+                    .where(
+                        col(SlackThread.channel) == channel, col(SlackThread.thread_ts) == thread_ts
+                    )
                     .with_for_update(of=Conversation)
                 )
             ).scalar_one_or_none()
@@ -351,9 +357,9 @@ class Repository:
             for item in items:
                 conversation_id = (
                     await session.execute(
-                        select(Conversation.id).where(
-                            Conversation.network == item.network,
-                            Conversation.external_key == item.conversation_key,
+                        select(col(Conversation.id)).where(
+                            col(Conversation.network) == item.network,
+                            col(Conversation.external_key) == item.conversation_key,
                         )
                     )
                 ).scalar_one_or_none()
@@ -407,9 +413,9 @@ class Repository:
             if external_id is not None:  # our own echo, held back: not a colleague's reply
                 await session.execute(
                     delete(TeamReply).where(
-                        TeamReply.network == reply.network,
-                        TeamReply.external_id == external_id,
-                        TeamReply.state == "echo",
+                        col(TeamReply.network) == reply.network,
+                        col(TeamReply.external_id) == external_id,
+                        col(TeamReply.state) == "echo",
                     )
                 )
             reply.state = "sent"
@@ -425,8 +431,11 @@ class Repository:
         turn = (
             await session.execute(
                 select(Turn)
-                .where(Turn.conversation_id == conversation.id, Turn.started_at <= reply.sent_at)
-                .order_by(Turn.started_at.desc())  # type: ignore[attr-defined]
+                .where(
+                    col(Turn.conversation_id) == conversation.id,
+                    col(Turn.started_at) <= reply.sent_at,
+                )
+                .order_by(col(Turn.started_at).desc())
                 .limit(1)
             )
         ).scalar_one_or_none()
@@ -447,7 +456,7 @@ class Repository:
         async with self.db.session() as session:
             await session.execute(
                 update(TeamReply)
-                .where(TeamReply.id == reply_id)
+                .where(col(TeamReply.id) == reply_id)
                 .values(
                     attempts=TeamReply.attempts + 1,
                     next_attempt_at=at,
@@ -467,8 +476,8 @@ class Repository:
                 reply = (
                     await session.execute(
                         select(TeamReply).where(
-                            TeamReply.network == status["network"],
-                            TeamReply.external_id == status["message_id"],
+                            col(TeamReply.network) == status["network"],
+                            col(TeamReply.external_id) == status["message_id"],
                         )
                     )
                 ).scalar_one_or_none()
@@ -490,28 +499,29 @@ class Repository:
     ) -> None:
         """Re-derive the turn a failed reply had answered from the replies still delivered."""
         turn = (
-            await session.execute(select(Turn).where(Turn.reply_id == reply.id))
+            await session.execute(select(Turn).where(col(Turn.reply_id) == reply.id))
         ).scalar_one_or_none()
         if turn is None:
             return
         later_turn_start = (
             await session.execute(
                 select(func.min(Turn.started_at)).where(
-                    Turn.conversation_id == conversation.id, Turn.started_at > turn.started_at
+                    col(Turn.conversation_id) == conversation.id,
+                    col(Turn.started_at) > turn.started_at,
                 )
             )
         ).scalar_one_or_none()
         conditions = [
-            TeamReply.conversation_id == conversation.id,
-            TeamReply.state == "sent",
-            TeamReply.kind == "reply",
-            TeamReply.sent_at >= turn.started_at,
+            col(TeamReply.conversation_id) == conversation.id,
+            col(TeamReply.state) == "sent",
+            col(TeamReply.kind) == "reply",
+            col(TeamReply.sent_at) >= turn.started_at,
         ]
         if later_turn_start is not None:
-            conditions.append(TeamReply.sent_at < later_turn_start)
+            conditions.append(col(TeamReply.sent_at) < later_turn_start)
         other = (
             await session.execute(
-                select(TeamReply).where(*conditions).order_by(TeamReply.sent_at).limit(1)  # type: ignore[arg-type]
+                select(TeamReply).where(*conditions).order_by(col(TeamReply.sent_at)).limit(1)
             )
         ).scalar_one_or_none()
         turn.answered_at = other.sent_at if other else None
@@ -523,7 +533,7 @@ class Repository:
         async with self.db.session() as session:
             await session.execute(
                 update(TeamReply)
-                .where(TeamReply.id == reply_id)
+                .where(col(TeamReply.id) == reply_id)
                 .values(state="failed", last_error=error[:500], warned=False)
             )
 
@@ -531,7 +541,7 @@ class Repository:
         """The thread was told about the failure (set only after telling succeeded)."""
         async with self.db.session() as session:
             await session.execute(
-                update(TeamReply).where(TeamReply.id == reply_id).values(warned=True)
+                update(TeamReply).where(col(TeamReply.id) == reply_id).values(warned=True)
             )
 
     # -- actions on a conversation ------------------------------------------
@@ -606,8 +616,8 @@ class HandoffRepository:
             last = (
                 await session.execute(
                     select(Handoff)
-                    .where(Handoff.conversation_id == conversation_id)
-                    .order_by(Handoff.id.desc())  # type: ignore[union-attr]
+                    .where(col(Handoff.conversation_id) == conversation_id)
+                    .order_by(col(Handoff.id).desc())
                     .limit(1)
                 )
             ).scalar_one_or_none()
@@ -640,8 +650,8 @@ class HandoffRepository:
             return (
                 await session.execute(
                     select(Handoff)
-                    .where(Handoff.conversation_id == conversation_id)
-                    .order_by(Handoff.id.desc())  # type: ignore[union-attr]
+                    .where(col(Handoff.conversation_id) == conversation_id)
+                    .order_by(col(Handoff.id).desc())
                     .limit(1)
                 )
             ).scalar_one_or_none()
@@ -650,8 +660,8 @@ class HandoffRepository:
         async with self.db.session() as session:
             statement = (
                 select(Handoff)
-                .where(Handoff.conversation_id == conversation_id)
-                .order_by(Handoff.id)  # type: ignore[arg-type]
+                .where(col(Handoff.conversation_id) == conversation_id)
+                .order_by(col(Handoff.id))
             )
             return list((await session.execute(statement)).scalars())
 
@@ -659,7 +669,7 @@ class HandoffRepository:
         async with self.db.session() as session:
             await session.execute(
                 update(Handoff)
-                .where(Handoff.id == handoff_id)
+                .where(col(Handoff.id) == handoff_id)
                 .values(new_channel=channel, new_ts=ts)
             )
 
@@ -671,7 +681,7 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
     return timedelta(seconds=min(2 ** min(attempts, 9), 300))
 
 
-def _due_conversations() -> Select[tuple[int]]:
+def _due_conversations() -> Select[int]:
     """Conversations with due work, lowest ids first, at most `:limit`.
 
     Each kind of work is read in conversation order from its own index and stops at the

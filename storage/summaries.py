@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
+from sqlmodel import col
 
 from storage.db import Database, insert_ignore
 from storage.models import Escalation, SummaryPost
@@ -25,9 +26,9 @@ class SummaryRepository:
             taken = await session.execute(
                 update(SummaryPost)
                 .where(
-                    SummaryPost.day == day,
-                    SummaryPost.posted_at.is_(None),  # type: ignore[union-attr]
-                    SummaryPost.claimed_at < now - STALE_CLAIM,  # type: ignore[operator]
+                    col(SummaryPost.day) == day,
+                    col(SummaryPost.posted_at).is_(None),
+                    col(SummaryPost.claimed_at) < now - STALE_CLAIM,
                 )
                 .values(claimed_at=now)
             )
@@ -37,7 +38,7 @@ class SummaryRepository:
         async with self.db.session() as session:
             await session.execute(
                 update(SummaryPost)
-                .where(SummaryPost.day == day)
+                .where(col(SummaryPost.day) == day)
                 .values(posted_at=now, channel=channel, ts=ts)
             )
 
@@ -46,8 +47,8 @@ class SummaryRepository:
         async with self.db.session() as session:
             await session.execute(
                 delete(SummaryPost).where(
-                    SummaryPost.day == day,
-                    SummaryPost.posted_at.is_(None),  # type: ignore[union-attr]
+                    col(SummaryPost.day) == day,
+                    col(SummaryPost.posted_at).is_(None),
                 )
             )
 
@@ -60,8 +61,8 @@ class SummaryRepository:
                         select(func.count())
                         .select_from(Escalation)
                         .where(
-                            Escalation.sent_at >= since,  # type: ignore[operator]
-                            Escalation.sent_at < until,  # type: ignore[operator]
+                            col(Escalation.sent_at) >= since,
+                            col(Escalation.sent_at) < until,
                         )
                     )
                 ).scalar_one()

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import Services
@@ -80,7 +80,7 @@ def base_environment(
 
 @dataclass
 class Bot:
-    client: TestClient[Any, Any]
+    client: TestClient[web.Request, web.Application]
     slack: FakeSlack
     telegram: FakeTelegram
     sink: FakeSink
@@ -91,7 +91,7 @@ class Bot:
 
     @property
     def services(self) -> Services:
-        return services_of(self.client.server.app)  # type: ignore[union-attr]
+        return services_of(self.client.app)
 
     def next_id(self, name: str) -> int:
         self._ids[name] = self._ids.get(name, 0) + 1
@@ -274,6 +274,16 @@ class Bot:
         return [str(e.get("text", "")) for e in self.slack.ephemerals() if e.get("user") == user]
 
     # -- waiting -----------------------------------------------------------
+    @overload
+    async def until(
+        self, check: Callable[[], Awaitable[T | None]], timeout: float = ..., what: str = ...
+    ) -> T: ...
+
+    @overload
+    async def until(
+        self, check: Callable[[], T | None], timeout: float = ..., what: str = ...
+    ) -> T: ...
+
     async def until(
         self,
         check: Callable[[], Awaitable[T | None]] | Callable[[], T | None],
@@ -295,7 +305,7 @@ class Bot:
         """A conversation root as a person finds it: posted, and known to the bot in SQL
         (the bot records a root after Slack answers; a person is never that quick)."""
         roots = await self.until(
-            lambda: len(self.slack.roots(channel)) > index and self.slack.roots(channel),
+            lambda: self.slack.roots(channel) if len(self.slack.roots(channel)) > index else None,
             what=f"root #{index} in {channel}",
         )
         ts = roots[index]["ts"]

@@ -219,7 +219,11 @@ async def test_support_to_sales_and_back_keeps_history(bot: Bot) -> None:
         (SUPPORT, support_root["ts"]),
     ):
         _, reply = await bot.thread_reply(channel, ts, f"hello from {channel}")
-        await bot.until(lambda c=channel, r=reply: "white_check_mark" in bot.slack.reactions(c, r))
+
+        def delivered(c: str = channel, r: str = reply) -> bool:
+            return "white_check_mark" in bot.slack.reactions(c, r)
+
+        await bot.until(delivered)
     assert len(bot.telegram.messages(7001)) == 3
 
 
