@@ -58,24 +58,19 @@ PENDING = "state = 'pending'"
 RETRYING = "state = 'pending' AND next_attempt_at IS NOT NULL"
 
 
+def _partial(name: str, *columns: str, where: str) -> Index:
+    """An index of only the rows matching `where`, on both databases."""
+    return Index(name, *columns, sqlite_where=text(where), postgresql_where=text(where))
+
+
 class Conversation(SQLModel, table=True):
     """One customer conversation; its id is the `#N` users type."""
 
     __table_args__ = (
         UniqueConstraint("network", "external_key"),
         # The dispatcher's look for roots that need work reads only these rows.
-        Index(
-            "ix_conversation_stale_root",
-            "id",
-            sqlite_where=text(STALE_ROOT),
-            postgresql_where=text(STALE_ROOT),
-        ),
-        Index(
-            "ix_conversation_rootless",
-            "id",
-            sqlite_where=text(ROOTLESS),
-            postgresql_where=text(ROOTLESS),
-        ),
+        _partial("ix_conversation_stale_root", "id", where=STALE_ROOT),
+        _partial("ix_conversation_rootless", "id", where=ROOTLESS),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -123,20 +118,9 @@ class CustomerMessage(SQLModel, table=True):
         UniqueConstraint("network", "external_id"),
         # Only the messages still to relay: the dispatcher's look for due conversations
         # reads them in conversation order, and stays small however long the history.
-        Index(
-            "ix_customer_message_due",
-            "conversation_id",
-            "next_attempt_at",
-            sqlite_where=text(PENDING),
-            postgresql_where=text(PENDING),
-        ),
+        _partial("ix_customer_message_due", "conversation_id", "next_attempt_at", where=PENDING),
         # The earliest retry time, among the few messages that wait for one.
-        Index(
-            "ix_customer_message_retry",
-            "next_attempt_at",
-            sqlite_where=text(RETRYING),
-            postgresql_where=text(RETRYING),
-        ),
+        _partial("ix_customer_message_retry", "next_attempt_at", where=RETRYING),
         Index("ix_customer_message_conv", "conversation_id", "sent_at"),
         # Stats count a window's messages per conversation from this index alone.
         Index("ix_customer_message_sent", "sent_at", "conversation_id"),
