@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
-from bot.services.conversations import NotAllowed
 from bot.services.escalation import Escalations
+from bot.services.refusal import Refusal
 from bot.slack import SlackError
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,8 @@ async def _run(body: dict[str, Any], context: dict[str, Any], verb: str) -> None
         if verb == "claim" and channel and channel.startswith("D"):
             # Claim on a page in a DM: the person has it, so stop escalating too.
             await Escalations.from_services(services).ack(conversation_id, user)
-    except NotAllowed as exc:
-        message = str(exc)
+    except Refusal as exc:
+        message = exc.sentence
     except ValueError:
         message = "This button does not belong to a Relaydesk conversation."
     if channel:

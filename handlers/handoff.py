@@ -9,9 +9,8 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
-from bot.services.conversations import NotAllowed
-from bot.services.handoff import HandoffRefused
-from bot.services.refs import RefError, find_conversation
+from bot.services.refs import find_conversation
+from bot.services.refusal import Refusal
 from bot.slack import SlackError
 
 log = logging.getLogger(__name__)
@@ -42,8 +41,8 @@ async def button(body: dict[str, Any], context: dict[str, Any]) -> None:
         return
     try:
         text = await services.handoffs.hand_off(conversation.id or 0, team, user)
-    except (HandoffRefused, NotAllowed) as exc:
-        text = str(exc)
+    except Refusal as exc:
+        text = exc.sentence
     await _tell(services, channel, user, text)
 
 
@@ -114,8 +113,8 @@ async def submit(ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -
     note = values.get("note", {}).get("note", {}).get("value")
     try:
         text = await services.handoffs.hand_off(int(meta["conversation"]), team, user, note)
-    except (HandoffRefused, NotAllowed) as exc:
-        await ack(response_action="errors", errors={"team": str(exc)})
+    except Refusal as exc:
+        await ack(response_action="errors", errors={"team": exc.sentence})
         return
     await ack()
     await _tell(services, meta.get("channel"), user, text)
@@ -140,6 +139,6 @@ async def command(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
         text = await services.handoffs.hand_off(
             conversation.id or 0, team, command["user_id"], note
         )
-    except (HandoffRefused, NotAllowed, RefError) as exc:
-        text = str(exc)
+    except Refusal as exc:
+        text = exc.sentence
     await ack(text)

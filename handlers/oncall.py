@@ -18,7 +18,8 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot import escalation_blocks as texts
 from bot.app import Services
 from bot.services.escalation import Escalations
-from bot.services.refs import RefError, find_conversation, split_ref
+from bot.services.refs import find_conversation, split_ref
+from bot.services.refusal import Refusal
 from bot.services.rotation import parse_duration
 from bot.slack import SlackError
 from storage.models import utcnow
@@ -70,8 +71,8 @@ class OncallListeners:
         token, _ = split_ref(command.get("text", ""))
         try:
             await find_conversation(self._services.repo, token)
-        except RefError as exc:
-            await ack(text=f"{exc}\n{ESCALATE_USAGE}")
+        except Refusal as exc:
+            await ack(text=f"{exc.sentence}\n{ESCALATE_USAGE}")
             return
         await ack()
 
@@ -79,7 +80,7 @@ class OncallListeners:
         token, reason = split_ref(command.get("text", ""))
         try:
             conversation = await find_conversation(self._services.repo, token)
-        except RefError:
+        except Refusal:
             return  # answered by escalate_ack
         assert conversation.id is not None
         user = command["user_id"]

@@ -5,16 +5,13 @@ from __future__ import annotations
 import logging
 
 from bot.config import Settings
+from bot.services.refusal import Refusal
 from bot.services.relay import WAKE_TOPIC
 from storage.coordination import Coordinator
 from storage.models import utcnow
 from storage.repo import ActionResult, Repository
 
 log = logging.getLogger(__name__)
-
-
-class NotAllowed(Exception):
-    """The user is not in ALLOWED_USERS."""
 
 
 class Conversations:
@@ -25,7 +22,7 @@ class Conversations:
 
     def check_allowed(self, user: str) -> None:
         if self._settings.allowed_users and user not in self._settings.allowed_users:
-            raise NotAllowed(
+            raise Refusal(
                 "Only the people listed in ALLOWED_USERS may reply, hand off, claim or resolve "
                 "conversations. Ask an admin to add you."
             )

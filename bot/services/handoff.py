@@ -8,16 +8,13 @@ from datetime import datetime
 
 from bot.config import Settings
 from bot.services.conversations import Conversations
+from bot.services.refusal import Refusal
 from bot.services.relay import WAKE_TOPIC
 from storage.coordination import Coordinator
 from storage.models import utcnow
 from storage.repo import HandoffRepository, Repository
 
 log = logging.getLogger(__name__)
-
-
-class HandoffRefused(Exception):
-    """A handoff that cannot happen, worded for the person who asked."""
 
 
 class Handoffs:
@@ -41,10 +38,10 @@ class Handoffs:
         team = team.lower()
         if team not in self._settings.teams:
             teams = ", ".join(self._settings.teams)
-            raise HandoffRefused(f"There is no team called '{team}'. Teams: {teams}.")
+            raise Refusal(f"There is no team called '{team}'. Teams: {teams}.")
         channel = self._settings.team_channels.get(team)
         if not channel:
-            raise HandoffRefused(
+            raise Refusal(
                 f"The {team} team has no channel yet: set SLACK_TEAM_CHANNEL_{team.upper()} "
                 "to its channel ID and restart Relaydesk."
             )
@@ -53,12 +50,12 @@ class Handoffs:
     async def hand_off(
         self, conversation_id: int, team: str, by_user: str, note: str | None = None
     ) -> str:
-        """Hand off and return what to tell the person; raise `HandoffRefused`."""
+        """Hand off and return what to tell the person; raise `Refusal`."""
         self._conversations.check_allowed(by_user)
         team = team.lower()
         channel = self.team_channel(team)
         if await self._repo.conversation(conversation_id) is None:
-            raise HandoffRefused(f"There is no conversation #{conversation_id}.")
+            raise Refusal(f"There is no conversation #{conversation_id}.")
         result, last = await self._handoffs.hand_off(
             conversation_id,
             team=team,
@@ -70,9 +67,9 @@ class Handoffs:
         if not result.ok:
             who = f" by <@{last.by_user}>" if last else ""
             if result.reason == "same_team":
-                raise HandoffRefused(f"#{conversation_id} is already with {team.title()}{who}.")
+                raise Refusal(f"#{conversation_id} is already with {team.title()}{who}.")
             assert last is not None
-            raise HandoffRefused(
+            raise Refusal(
                 f"<@{last.by_user}> is handing #{conversation_id} off to "
                 f"{last.to_team.title()} right now; nothing changed."
             )

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from bot.services.refusal import Refusal
 from storage.models import Conversation
 from storage.repo import Repository
 
@@ -23,10 +24,6 @@ _LINK = re.compile(
 _TS = re.compile(r"\d+\.\d+")
 
 USAGE = "Name the conversation as #N (e.g. #42) or paste a link to one of its Slack messages."
-
-
-class RefError(ValueError):
-    """A reference that names no conversation; the message is for the user."""
 
 
 @dataclass(frozen=True)
@@ -66,23 +63,23 @@ def split_ref(text: str) -> tuple[str, str]:
 
 
 async def find_conversation(repo: Repository, token: str) -> Conversation:
-    """The conversation `token` names; `RefError` with a sentence for the user otherwise."""
+    """The conversation `token` names; `Refusal` with a sentence for the user otherwise."""
     if not token.strip():
-        raise RefError(f"Which conversation? {USAGE}")
+        raise Refusal(f"Which conversation? {USAGE}")
     ref = parse_conversation_ref(token)
     if ref is None:
-        raise RefError(f"`{token}` is not a conversation. {USAGE}")
+        raise Refusal(f"`{token}` is not a conversation. {USAGE}")
     if ref.number is not None:
         found = await repo.conversation(ref.number)
         if found is None:
-            raise RefError(f"There is no conversation #{ref.number}.")
+            raise Refusal(f"There is no conversation #{ref.number}.")
         return found
     assert ref.channel is not None and ref.ts is not None
     found = await repo.conversation_by_message(ref.channel, ref.ts)
     if found is None and ref.thread_ts is not None:
         found = await repo.conversation_by_message(ref.channel, ref.thread_ts)
     if found is None:
-        raise RefError(
+        raise Refusal(
             "That message is not part of a Relaydesk conversation. Link the conversation's "
             "root or a message in its thread, or use #N."
         )
