@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
+from storage.core import ConversationStatus
 from storage.db import Database, insert_ignore
 from storage.models import Conversation, Escalation, Handoff, OncallOverride, Turn
 
@@ -100,7 +101,7 @@ class EscalationStore:
             select(col(Turn.conversation_id))
             .join(Conversation, col(Conversation.id) == col(Turn.conversation_id))
             .where(
-                col(Conversation.status) == "open",
+                col(Conversation.status) == ConversationStatus.OPEN,
                 col(Turn.answered_at).is_(None),
                 is_latest,
                 ~acked,
@@ -185,7 +186,7 @@ class EscalationStore:
             if page.sent_at is not None:
                 return False
             page.sent_at = now
-            if page.target_user and conversation.status == "open":
+            if page.target_user and conversation.status == ConversationStatus.OPEN:
                 conversation.escalated_to = page.target_user
                 conversation.version += 1
             return True

@@ -48,6 +48,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
+from storage.core import (
+    REOPENED,
+    SPLITS_TURNS,
+    ConversationStatus,
+    MessageState,
+    ReplyKind,
+    TurnState,
+    open_turns,
+)
 from storage.db import Execute
 from storage.models import Conversation, CustomerMessage, TeamReply, Turn, UTCDateTime
 
@@ -94,21 +103,21 @@ class _Conversation:
     network: str
     external_key: str
     team: str | None
-    status: str
+    status: ConversationStatus  # a plain string as asyncpg reads it: compare with ==
     customer_name: str
     customer_handle: str | None
     reply_context: dict[str, Any]
     last_customer_at: datetime | None
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Turn:
+    """A conversation's latest turn as the batch reads it."""
+
     conversation_id: int
     started_at: datetime
-    answered_at: datetime | None = None
-    id: int | None = None  # None: opened by this batch
-    is_first: bool = False
-    moved: bool = False  # an existing turn whose start moved earlier
+    answered_at: datetime | None
+    id: int
 
 
 def store_batch(execute: Execute, items: Sequence[NewCustomerMessage]) -> list[Stored]:
@@ -131,10 +140,10 @@ def store_batch(execute: Execute, items: Sequence[NewCustomerMessage]) -> list[S
             results.append(Stored(conversation.id, None))
             continue
         sent_at = _capped(item)
-        reopened = conversation.status == "resolved"
+        reopened = conversation.status == ConversationStatus.RESOLVED
         if reopened:
             broadcast.append(message_id)  # shown in the channel too
-            conversation.status = "open"
+            conversation.status = ConversationStatus.OPEN
         conversation.customer_name = item.author_name
         conversation.customer_handle = item.author_handle or conversation.customer_handle
         conversation.reply_context = {**conversation.reply_context, **item.reply_context}
@@ -228,9 +237,7 @@ def _statements(dialect: str) -> _Statements:
         update_conversations=update(_CONVERSATION)
         .where(c.id == bindparam("row_id"))
         .values(
-            status="open",
-            resolved_by=None,
-            resolved_at=None,
+            **REOPENED,
             customer_name=bindparam("name"),
             customer_handle=bindparam("handle"),
             reply_context=bindparam("context"),
@@ -246,8 +253,8 @@ def _statements(dialect: str) -> _Statements:
         .order_by(t.id),
         replies_since=select(r.conversation_id, r.sent_at).where(
             _among(dialect, r.conversation_id, "ids"),
-            r.kind == "reply",
-            r.state.in_(("pending", "sent")),
+            r.kind == ReplyKind.REPLY,
+            r.state.in_(SPLITS_TURNS),
             r.sent_at >= bindparam("since", type_=UTCDateTime),
         ),
         write_and_read=_write_and_read() if dialect == "postgresql" else None,
@@ -368,7 +375,7 @@ def _conversations(
             "reply_context": item.reply_context,
             "root_text": item.text,
             "created_at": item.received_at,
-            "status": "open",
+            "status": ConversationStatus.OPEN,
             "version": 1,
             "rendered_version": 0,
         }
@@ -427,7 +434,7 @@ def _insert_messages(
                 "attachments": item.attachments,
                 "sent_at": _capped(item),
                 "received_at": item.received_at,
-                "state": "pending",
+                "state": MessageState.PENDING,
                 "broadcast": False,
                 "attempts": 0,
             },
@@ -449,7 +456,7 @@ def _insert_messages(
 
 def _latest(rows: Any) -> dict[int, _Turn]:
     """Each conversation's latest turn; on a tie in start time the newest row wins."""
-    turns = sorted((_Turn(*row) for row in rows), key=lambda turn: turn.id or 0)
+    turns = sorted((_Turn(*row) for row in rows), key=lambda turn: turn.id)
     return {turn.conversation_id: turn for turn in turns}
 
 
@@ -559,53 +566,36 @@ def _open_turns(
     latest: dict[int, _Turn],
     replies_read: list[tuple[int, datetime]],
 ) -> None:
-    """Open or extend each conversation's turn for its new messages, in arrival order.
-
-    A message extends the open turn unless a team reply (pending or delivered) was
-    written between the turn's start and the message: then that reply answers the
-    turn once delivered, and the message starts the next one. A message written
-    before the latest turn's answer (or before a reply that precedes the open turn)
-    belongs to an earlier turn and changes nothing.
-    """
+    """Open or extend each conversation's turn for its new messages, in arrival order
+    (`storage.core.open_turns` decides), then apply every conversation's plan in bulk."""
     if not new_sent:
         return
-    latest = {cid: turn for cid, turn in latest.items() if cid in new_sent}
-    since = {cid: min(*new_sent[cid], turn.started_at) for cid, turn in latest.items()}
     replies: dict[int, list[datetime]] = {}
     for conversation_id, sent_at in replies_read:
-        if conversation_id in since and sent_at >= since[conversation_id]:
-            replies.setdefault(conversation_id, []).append(sent_at)
-    opened: list[_Turn] = []
+        replies.setdefault(conversation_id, []).append(sent_at)
+    moved: list[dict[str, Any]] = []
+    opened: list[dict[str, Any]] = []
     for conversation_id, times in new_sent.items():
         turn = latest.get(conversation_id)
-        for sent_at in times:
-            if turn is not None and turn.answered_at is None:
-                start = turn.started_at
-                low, high = min(start, sent_at), max(start, sent_at)
-                if not any(low <= at <= high for at in replies.get(conversation_id, ())):
-                    turn.moved = turn.moved or low < start
-                    turn.started_at = low
-                    continue
-                if sent_at < start:
-                    continue  # written before a reply that precedes this turn: an earlier turn's
-            if turn is not None and turn.answered_at is not None and sent_at < turn.answered_at:
-                continue
-            turn = _Turn(conversation_id, sent_at, is_first=turn is None)
-            opened.append(turn)
-    moved = [turn for turn in latest.values() if turn.moved]
-    if moved:
-        execute(sql.move_turns, [{"row_id": turn.id, "start": turn.started_at} for turn in moved])
-    if opened:
-        execute(
-            sql.insert_turns,
-            [
-                {
-                    "conversation_id": turn.conversation_id,
-                    "network": conversations[turn.conversation_id].network,
-                    "team": conversations[turn.conversation_id].team,
-                    "is_first": turn.is_first,
-                    "started_at": turn.started_at,
-                }
-                for turn in opened
-            ],
+        plan = open_turns(
+            TurnState(turn.started_at, turn.answered_at) if turn else None,
+            times,
+            replies.get(conversation_id, ()),
         )
+        if turn is not None and plan.moved_to is not None:
+            moved.append({"row_id": turn.id, "start": plan.moved_to})
+        conversation = conversations[conversation_id]
+        opened.extend(
+            {
+                "conversation_id": conversation_id,
+                "network": conversation.network,
+                "team": conversation.team,
+                "is_first": new.is_first,
+                "started_at": new.started_at,
+            }
+            for new in plan.opened
+        )
+    if moved:
+        execute(sql.move_turns, moved)
+    if opened:
+        execute(sql.insert_turns, opened)

@@ -7,6 +7,7 @@ naive UTC on SQLite and as `timestamptz` on PostgreSQL.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    String,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -21,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
+
+from storage.core import ConversationStatus, MessageState, NetworkStatus, ReplyKind, ReplyState
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -39,6 +43,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StrEnumType(TypeDecorator[Any]):
+    """A `StrEnum` column stored as its plain string (no database enum type to migrate)."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else str(self.enum(value))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> StrEnum | None:
+        return None if value is None else self.enum(value)
 
 
 def utcnow() -> datetime:
@@ -80,7 +101,9 @@ class Conversation(SQLModel, table=True):
     customer_name: str = Field(max_length=255)
     customer_handle: str | None = Field(default=None, max_length=255)
     reply_context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    status: str = Field(default="open", max_length=16)  # open | resolved
+    status: ConversationStatus = Field(
+        default=ConversationStatus.OPEN, sa_type=StrEnumType(ConversationStatus)
+    )
     team: str | None = Field(default=None, max_length=64)
     owner: str | None = Field(default=None, max_length=32)
     channel: str | None = Field(default=None, max_length=32)
@@ -137,7 +160,7 @@ class CustomerMessage(SQLModel, table=True):
     sent_at: datetime = _ts(nullable=False)  # the network's timestamp, capped
     received_at: datetime = _ts(nullable=False)
     broadcast: bool = False  # reopened a resolved conversation: also show in channel
-    state: str = Field(default="pending", max_length=16)  # pending | posted
+    state: MessageState = Field(default=MessageState.PENDING, sa_type=StrEnumType(MessageState))
     slack_channel: str | None = Field(default=None, max_length=32)
     slack_ts: str | None = Field(default=None, max_length=32)
     attempts: int = 0
@@ -163,7 +186,7 @@ class TeamReply(SQLModel, table=True):
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
     network: str = Field(max_length=32)
     source: str = Field(default="slack", max_length=16)
-    kind: str = Field(default="reply", max_length=16)  # reply | note
+    kind: ReplyKind = Field(default=ReplyKind.REPLY, sa_type=StrEnumType(ReplyKind))
     slack_channel: str | None = Field(default=None, max_length=32)
     slack_ts: str | None = Field(default=None, max_length=32)
     slack_thread_ts: str | None = Field(default=None, max_length=32)
@@ -172,10 +195,9 @@ class TeamReply(SQLModel, table=True):
     user_name: str | None = Field(default=None, max_length=255)
     text: str = Field(sa_column=Column(Text, nullable=False))
     sent_at: datetime = _ts(nullable=False)  # Slack ts (or the network's timestamp)
-    # pending | sent | failed | refused (not allowed) | internal (note)
-    state: str = Field(default="pending", max_length=16)
+    state: ReplyState = Field(default=ReplyState.PENDING, sa_type=StrEnumType(ReplyState))
     delivered_at: datetime | None = _ts()
-    network_status: str | None = Field(default=None, max_length=16)
+    network_status: NetworkStatus | None = Field(default=None, sa_type=StrEnumType(NetworkStatus))
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()
     last_error: str | None = Field(default=None, max_length=500)

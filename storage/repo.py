@@ -7,7 +7,7 @@ serialises writers anyway), so concurrent requests and processes agree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,17 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from storage import core
+from storage.core import (
+    ConversationPlan,
+    ConversationStatus,
+    MessageState,
+    NetworkStatus,
+    ReplyKind,
+    ReplyState,
+    TurnState,
+    Unchanged,
+)
 from storage.db import Database, insert_ignore
 from storage.inbound import NewCustomerMessage, Stored, store_batch
 from storage.models import (
@@ -59,9 +70,21 @@ class DueWork:
 
 @dataclass(frozen=True)
 class ActionResult:
-    ok: bool
+    """What an action on a conversation did: changed it, or why not."""
+
     conversation: Conversation
-    reason: str | None = None  # why not ok, for the user
+    unchanged: Unchanged | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.unchanged is None
+
+
+def _carry_out(conversation: Conversation, plan: ConversationPlan) -> None:
+    """Apply a core plan to a conversation row (locked by the caller); re-render its root."""
+    for name, value in plan.values.items():
+        setattr(conversation, name, value)
+    conversation.version += 1
 
 
 class Repository:
@@ -155,7 +178,7 @@ class Repository:
             pending = 0
             for model, where in (
                 (CustomerMessage, text(PENDING)),
-                (TeamReply, col(TeamReply.state) == "pending"),
+                (TeamReply, col(TeamReply.state) == ReplyState.PENDING),
             ):
                 pending += (
                     await session.execute(select(func.count()).select_from(model).where(where))
@@ -175,7 +198,10 @@ class Repository:
                         & (latest.c.started == col(Turn.started_at)),
                     )
                     .join(Conversation, col(Conversation.id) == Turn.conversation_id)
-                    .where(col(Turn.answered_at).is_(None), col(Conversation.status) != "resolved")
+                    .where(
+                        col(Turn.answered_at).is_(None),
+                        col(Conversation.status) != ConversationStatus.RESOLVED,
+                    )
                 )
             ).scalar_one()
             escalations = (
@@ -212,8 +238,8 @@ class Repository:
                         .where(
                             col(TeamReply.conversation_id) == conversation_id,
                             or_(
-                                col(TeamReply.state).in_(("pending", "echo")),
-                                (col(TeamReply.state) == "failed")
+                                col(TeamReply.state).in_((ReplyState.PENDING, ReplyState.ECHO)),
+                                (col(TeamReply.state) == ReplyState.FAILED)
                                 & col(TeamReply.warned).is_(False),
                             ),
                         )
@@ -231,9 +257,9 @@ class Repository:
         return DueWork(
             conversation=conversation,
             messages=messages,
-            replies=[r for r in replies if r.state == "pending" and due(r)],
-            echoes=[r for r in replies if r.state == "echo" and due(r)],
-            unwarned=[r for r in replies if r.state == "failed"],
+            replies=[r for r in replies if r.state == ReplyState.PENDING and due(r)],
+            echoes=[r for r in replies if r.state == ReplyState.ECHO and due(r)],
+            unwarned=[r for r in replies if r.state == ReplyState.FAILED],
         )
 
     async def set_thread(self, conversation_id: int, channel: str, thread_ts: str) -> None:
@@ -260,7 +286,9 @@ class Repository:
             await session.execute(
                 update(CustomerMessage)
                 .where(col(CustomerMessage.id).in_(message_ids))
-                .values(state="posted", slack_channel=channel, slack_ts=ts, last_error=None)
+                .values(
+                    state=MessageState.POSTED, slack_channel=channel, slack_ts=ts, last_error=None
+                )
             )
 
     async def retry_messages_later(
@@ -298,8 +326,8 @@ class Repository:
         user_id: str,
         text: str,
         sent_at: datetime,
-        kind: str,
-        state: str,
+        kind: ReplyKind,
+        state: ReplyState,
     ) -> tuple[Conversation, TeamReply] | None:
         """Store a thread message; None if the thread is no conversation's or a duplicate."""
         async with self.db.session() as session:
@@ -336,7 +364,11 @@ class Repository:
             )
             if reply_id is None:
                 return None
-            if kind == "reply" and state == "pending" and conversation.owner is None:
+            if (
+                kind == ReplyKind.REPLY
+                and state == ReplyState.PENDING
+                and conversation.owner is None
+            ):
                 conversation.owner = user_id  # the first to reply owns it
                 conversation.version += 1
             reply = await session.get(TeamReply, reply_id)
@@ -372,13 +404,13 @@ class Repository:
                     conversation_id=conversation_id,
                     network=item.network,
                     source="network",
-                    kind="reply",
+                    kind=ReplyKind.REPLY,
                     external_id=item.external_id,
                     user_id=item.author_id,
                     user_name=item.author_name,
                     text=item.text,
                     sent_at=min(item.sent_at, item.received_at),
-                    state="echo",
+                    state=ReplyState.ECHO,
                     next_attempt_at=hold_until,
                     attempts=0,
                     warned=False,
@@ -394,7 +426,7 @@ class Repository:
             conversation = await self._conversation_for_update(
                 session, Conversation.id == reply.conversation_id
             )
-            reply.state = "sent"
+            reply.state = ReplyState.SENT
             reply.delivered_at = now
             reply.slack_channel = channel
             reply.slack_ts = ts
@@ -415,10 +447,10 @@ class Repository:
                     delete(TeamReply).where(
                         col(TeamReply.network) == reply.network,
                         col(TeamReply.external_id) == external_id,
-                        col(TeamReply.state) == "echo",
+                        col(TeamReply.state) == ReplyState.ECHO,
                     )
                 )
-            reply.state = "sent"
+            reply.state = ReplyState.SENT
             reply.delivered_at = now
             reply.external_id = external_id
             reply.last_error = None
@@ -439,16 +471,16 @@ class Repository:
                 .limit(1)
             )
         ).scalar_one_or_none()
-        if turn is not None and (turn.answered_at is None or reply.sent_at < turn.answered_at):
-            turn.answered_at = reply.sent_at
-            turn.reply_id = reply.id
-            turn.team = conversation.team
-            turn.response_seconds = (reply.sent_at - turn.started_at).total_seconds()
-        if conversation.last_reply_at is None or reply.sent_at >= conversation.last_reply_at:
-            conversation.last_reply_at = reply.sent_at
-            conversation.last_replier = reply.user_id
-        conversation.escalated_to = None
-        conversation.version += 1
+        plan = core.answer_turn(
+            TurnState(turn.started_at, turn.answered_at) if turn else None,
+            _core_reply(reply),
+            conversation.team,
+            conversation.last_reply_at,
+        )
+        if turn is not None and plan.turn is not None:
+            _set_answer(turn, plan.turn)
+            turn.team = plan.team
+        _carry_out(conversation, plan.conversation)
 
     async def retry_reply_later(
         self, reply_id: int, at: datetime, error: str, warned: bool
@@ -483,12 +515,12 @@ class Repository:
                 ).scalar_one_or_none()
                 if reply is None:
                     continue
-                reply.network_status = status["status"]
-                if status["status"] == "failed" and reply.state == "sent":
+                reply.network_status = NetworkStatus(status["status"])
+                if reply.network_status == NetworkStatus.FAILED and reply.state == ReplyState.SENT:
                     conversation = await self._conversation_for_update(
                         session, Conversation.id == reply.conversation_id
                     )
-                    reply.state = "failed"
+                    reply.state = ReplyState.FAILED
                     reply.warned = False
                     reply.last_error = str(status.get("error") or "the network reported a failure")
                     await session.flush()
@@ -513,8 +545,8 @@ class Repository:
         ).scalar_one_or_none()
         conditions = [
             col(TeamReply.conversation_id) == conversation.id,
-            col(TeamReply.state) == "sent",
-            col(TeamReply.kind) == "reply",
+            col(TeamReply.state) == ReplyState.SENT,
+            col(TeamReply.kind) == ReplyKind.REPLY,
             col(TeamReply.sent_at) >= turn.started_at,
         ]
         if later_turn_start is not None:
@@ -524,9 +556,12 @@ class Repository:
                 select(TeamReply).where(*conditions).order_by(col(TeamReply.sent_at)).limit(1)
             )
         ).scalar_one_or_none()
-        turn.answered_at = other.sent_at if other else None
-        turn.reply_id = other.id if other else None
-        turn.response_seconds = (other.sent_at - turn.started_at).total_seconds() if other else None
+        answer = core.unanswer_turn(
+            TurnState(turn.started_at, turn.answered_at),
+            later_turn_start,
+            [_core_reply(other)] if other else [],
+        )
+        _set_answer(turn, answer)
         conversation.version += 1
 
     async def mark_reply_failed(self, reply_id: int, error: str) -> None:
@@ -534,7 +569,7 @@ class Repository:
             await session.execute(
                 update(TeamReply)
                 .where(col(TeamReply.id) == reply_id)
-                .values(state="failed", last_error=error[:500], warned=False)
+                .values(state=ReplyState.FAILED, last_error=error[:500], warned=False)
             )
 
     async def set_warned(self, reply_id: int) -> None:
@@ -546,44 +581,29 @@ class Repository:
 
     # -- actions on a conversation ------------------------------------------
     async def claim(self, conversation_id: int, user_id: str) -> ActionResult:
-        async with self.db.session() as session:
-            conversation = await self._conversation_for_update(
-                session, Conversation.id == conversation_id
-            )
-            if conversation.owner == user_id:
-                return ActionResult(False, conversation, "already_yours")
-            if conversation.owner is not None:
-                return ActionResult(False, conversation, "owned")
-            conversation.owner = user_id
-            conversation.version += 1
-            return ActionResult(True, conversation)
+        return await self._act(conversation_id, lambda c: core.claim(c.owner, user_id))
 
     async def resolve(self, conversation_id: int, user_id: str, now: datetime) -> ActionResult:
-        async with self.db.session() as session:
-            conversation = await self._conversation_for_update(
-                session, Conversation.id == conversation_id
-            )
-            if conversation.status == "resolved":
-                return ActionResult(False, conversation, "already_resolved")
-            conversation.status = "resolved"
-            conversation.resolved_by = user_id
-            conversation.resolved_at = now
-            conversation.escalated_to = None
-            conversation.version += 1
-            return ActionResult(True, conversation)
+        return await self._act(conversation_id, lambda c: core.resolve(c.status, user_id, now))
 
     async def reopen(self, conversation_id: int, user_id: str) -> ActionResult:
+        return await self._act(conversation_id, lambda c: core.reopen(c.status))
+
+    async def _act(
+        self,
+        conversation_id: int,
+        decide: Callable[[Conversation], ConversationPlan | Unchanged],
+    ) -> ActionResult:
+        """Decide on the locked conversation and carry the plan out in one transaction."""
         async with self.db.session() as session:
             conversation = await self._conversation_for_update(
                 session, Conversation.id == conversation_id
             )
-            if conversation.status != "resolved":
-                return ActionResult(False, conversation, "not_resolved")
-            conversation.status = "open"
-            conversation.resolved_by = None
-            conversation.resolved_at = None
-            conversation.version += 1
-            return ActionResult(True, conversation)
+            plan = decide(conversation)
+            if isinstance(plan, Unchanged):
+                return ActionResult(conversation, plan)
+            _carry_out(conversation, plan)
+            return ActionResult(conversation)
 
 
 class HandoffRepository:
@@ -621,10 +641,15 @@ class HandoffRepository:
                     .limit(1)
                 )
             ).scalar_one_or_none()
-            if conversation.team == team:
-                return ActionResult(False, conversation, "same_team"), last
-            if last is not None and last.new_ts is None:
-                return ActionResult(False, conversation, "in_flight"), last
+            plan = core.hand_off(
+                conversation.team,
+                team,
+                in_flight=last is not None and last.new_ts is None,
+                by_user=by_user,
+                channel=channel,
+            )
+            if isinstance(plan, Unchanged):
+                return ActionResult(conversation, plan), last
             handoff = Handoff(
                 conversation_id=conversation_id,
                 from_team=conversation.team,
@@ -636,14 +661,9 @@ class HandoffRepository:
                 old_ts=conversation.thread_ts,
             )
             session.add(handoff)
-            conversation.team = team
-            conversation.handed_off_by = by_user
-            conversation.channel = channel
-            conversation.thread_ts = None  # the dispatcher posts the new root
-            conversation.escalated_to = None
-            conversation.version += 1
+            _carry_out(conversation, plan)
             await session.flush()
-            return ActionResult(True, conversation), handoff
+            return ActionResult(conversation), handoff
 
     async def latest(self, conversation_id: int) -> Handoff | None:
         async with self.db.session() as session:
@@ -674,6 +694,17 @@ class HandoffRepository:
             )
 
 
+def _core_reply(reply: TeamReply) -> core.Reply:
+    assert reply.id is not None
+    return core.Reply(reply.id, reply.sent_at, reply.user_id)
+
+
+def _set_answer(turn: Turn, answer: core.TurnAnswer) -> None:
+    turn.answered_at = answer.answered_at
+    turn.reply_id = answer.reply_id
+    turn.response_seconds = answer.response_seconds
+
+
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
     """Delay before the next try: Retry-After when given, else exponential up to 5 min."""
     if retry_after is not None:
@@ -699,12 +730,15 @@ def _due_conversations() -> Select[int]:
         ),
         (
             col(TeamReply.conversation_id),
-            (col(TeamReply.state) == "pending", or_(reply_at.is_(None), reply_at <= now)),
+            (col(TeamReply.state) == ReplyState.PENDING, or_(reply_at.is_(None), reply_at <= now)),
         ),
-        (col(TeamReply.conversation_id), (col(TeamReply.state) == "echo", reply_at <= now)),
         (
             col(TeamReply.conversation_id),
-            (col(TeamReply.state) == "failed", col(TeamReply.warned).is_(False)),
+            (col(TeamReply.state) == ReplyState.ECHO, reply_at <= now),
+        ),
+        (
+            col(TeamReply.conversation_id),
+            (col(TeamReply.state) == ReplyState.FAILED, col(TeamReply.warned).is_(False)),
         ),
         (col(Conversation.id), (text(STALE_ROOT),)),
         (col(Conversation.id), (text(ROOTLESS),)),
@@ -722,8 +756,8 @@ def _next_due_at() -> Select[Any]:
     message_at, reply_at = col(CustomerMessage.next_attempt_at), col(TeamReply.next_attempt_at)
     kinds: list[tuple[Any, Any]] = [  # (column, condition)
         (message_at, text(RETRYING)),
-        (reply_at, col(TeamReply.state) == "pending"),
-        (reply_at, col(TeamReply.state) == "echo"),
+        (reply_at, col(TeamReply.state) == ReplyState.PENDING),
+        (reply_at, col(TeamReply.state) == ReplyState.ECHO),
     ]
     return select(
         *(

@@ -8,6 +8,7 @@ from bot.config import Settings
 from bot.services.refusal import Refusal
 from bot.services.relay import WAKE_TOPIC
 from storage.coordination import Coordinator
+from storage.core import Unchanged
 from storage.models import utcnow
 from storage.repo import ActionResult, Repository
 
@@ -30,41 +31,30 @@ class Conversations:
     async def claim(self, conversation_id: int, user: str) -> str:
         self.check_allowed(user)
         result = await self._repo.claim(conversation_id, user)
-        return await self._settle(
-            result,
-            {
-                "already_yours": "You already own this conversation.",
-                "owned": f"<@{result.conversation.owner}> already claimed #{conversation_id}.",
-            },
-            f"You now own #{conversation_id}.",
-        )
+        if result.unchanged is Unchanged.ALREADY_YOURS:
+            raise Refusal("You already own this conversation.")
+        if result.unchanged is Unchanged.OWNED:
+            raise Refusal(f"<@{result.conversation.owner}> already claimed #{conversation_id}.")
+        return await self._done(result, f"You now own #{conversation_id}.")
 
     async def resolve(self, conversation_id: int, user: str) -> str:
         self.check_allowed(user)
         result = await self._repo.resolve(conversation_id, user, utcnow())
-        return await self._settle(
-            result,
-            {
-                "already_resolved": f"#{conversation_id} was already resolved by "
-                f"<@{result.conversation.resolved_by}>.",
-            },
-            f"#{conversation_id} is resolved.",
-        )
+        if result.unchanged is Unchanged.ALREADY_RESOLVED:
+            raise Refusal(
+                f"#{conversation_id} was already resolved by <@{result.conversation.resolved_by}>."
+            )
+        return await self._done(result, f"#{conversation_id} is resolved.")
 
     async def reopen(self, conversation_id: int, user: str) -> str:
         self.check_allowed(user)
         result = await self._repo.reopen(conversation_id, user)
-        return await self._settle(
-            result,
-            {
-                "not_resolved": f"#{conversation_id} is already open.",
-            },
-            f"#{conversation_id} is open again.",
-        )
+        if result.unchanged is Unchanged.NOT_RESOLVED:
+            raise Refusal(f"#{conversation_id} is already open.")
+        return await self._done(result, f"#{conversation_id} is open again.")
 
-    async def _settle(self, result: ActionResult, reasons: dict[str, str], done: str) -> str:
-        if not result.ok:
-            return reasons.get(result.reason or "", "Nothing changed.")
-        log.info("conversation %s: %s", result.conversation.id, done)
+    async def _done(self, result: ActionResult, sentence: str) -> str:
+        assert result.ok, result.unchanged  # every reason an action can change nothing is worded
+        log.info("conversation %s: %s", result.conversation.id, sentence)
         await self._coordinator.publish(WAKE_TOPIC)
-        return done
+        return sentence

@@ -21,6 +21,7 @@ from bot.networks.base import DeliveryError, Network, OutboundReply
 from bot.services.relay import WAKE_TOPIC
 from bot.slack import Slack, SlackError, SlackTemporary, SlackThreadGone
 from storage.coordination import CoordinationUnavailable, Coordinator, Lease
+from storage.core import ReplyKind, ReplyState
 from storage.db import DatabaseUnavailable
 from storage.models import Conversation, CustomerMessage, TeamReply, utcnow
 from storage.repo import HandoffRepository, Repository, backoff
@@ -315,7 +316,7 @@ class Dispatcher:
         ] + [
             (r.sent_at, f"<@{r.user_id}>" if r.source == "slack" else f"*{r.user_name}*", r.text)
             for r in await self._repo.replies(conversation_id)
-            if r.kind == "reply" and r.state == "sent"
+            if r.kind == ReplyKind.REPLY and r.state == ReplyState.SENT
         ]
         return blocks.digest(lines)
 

@@ -11,6 +11,7 @@ from bot.services.conversations import Conversations
 from bot.services.refusal import Refusal
 from bot.services.relay import WAKE_TOPIC
 from storage.coordination import Coordinator
+from storage.core import Unchanged
 from storage.models import utcnow
 from storage.repo import HandoffRepository, Repository
 
@@ -64,15 +65,16 @@ class Handoffs:
             note=(note or "").strip() or None,
             now=self._clock(),
         )
-        if not result.ok:
+        if result.unchanged is Unchanged.SAME_TEAM:
             who = f" by <@{last.by_user}>" if last else ""
-            if result.reason == "same_team":
-                raise Refusal(f"#{conversation_id} is already with {team.title()}{who}.")
+            raise Refusal(f"#{conversation_id} is already with {team.title()}{who}.")
+        if result.unchanged is Unchanged.IN_FLIGHT:
             assert last is not None
             raise Refusal(
                 f"<@{last.by_user}> is handing #{conversation_id} off to "
                 f"{last.to_team.title()} right now; nothing changed."
             )
+        assert result.ok, result.unchanged  # every reason a handoff can change nothing is worded
         await self._coordinator.publish(WAKE_TOPIC)
         log.info("conversation %s: handed off to %s by %s", conversation_id, team, by_user)
         return f"#{conversation_id} is handed off to {team.title()}."

@@ -10,6 +10,7 @@ from typing import Any
 from bot.config import Settings
 from bot.slack import Slack, SlackError
 from storage.coordination import Coordinator
+from storage.core import ReplyKind, ReplyState
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,11 @@ class Replies:
             return "ignored: duplicate delivery"
         text = str(event.get("text") or "")
         allowed = not self._settings.allowed_users or user in self._settings.allowed_users
-        kind = "note" if is_note(text) else "reply"
-        state = "internal" if kind == "note" else ("pending" if allowed else "refused")
+        kind = ReplyKind.NOTE if is_note(text) else ReplyKind.REPLY
+        if kind == ReplyKind.NOTE:
+            state = ReplyState.INTERNAL
+        else:
+            state = ReplyState.PENDING if allowed else ReplyState.REFUSED
         stored = await self._repo.store_slack_reply(
             channel=channel,
             thread_ts=thread_ts,
@@ -75,9 +79,9 @@ class Replies:
             return "ignored: not a conversation thread, or already stored"
         conversation, reply = stored
         log.info("conversation %s: %s %s from %s", conversation.id, kind, reply.id, user)
-        if state == "pending":
+        if state == ReplyState.PENDING:
             await self._deliver(conversation.id or 0)
-        elif state == "refused":
+        elif state == ReplyState.REFUSED:
             await self._refuse(channel, thread_ts, ts, user)
         return f"stored {kind} ({state})"
 

@@ -52,7 +52,7 @@ async def test_messenger_round_trip_with_echoes(bot: Bot) -> None:
 
     async def both_sent() -> list[tuple[str, str]] | None:
         """Confirming the echo in SQL follows its Slack post: wait for it, not just the post."""
-        states = sorted((r.source, r.state) for r in await bot.services.repo.replies(1))
+        states = sorted((r.source, str(r.state)) for r in await bot.services.repo.replies(1))
         return states if ("network", "sent") in states else None
 
     states = await bot.until(both_sent, what="the inbox reply confirmed in SQL")

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import col
 
+from storage.core import ReplyKind, ReplyState
 from storage.db import Database
 from storage.models import Conversation, SlackThread, utcnow
 from storage.repo import NewCustomerMessage, Repository
@@ -86,7 +87,11 @@ class Builder:
     ) -> None:
         """A team message with Slack ts `at`: `sent`, `failed`, `note` or `pending`."""
         conversation_id = self.ids[key]
-        kind, state = ("note", "internal") if outcome == "note" else ("reply", "pending")
+        kind, state = (
+            (ReplyKind.NOTE, ReplyState.INTERNAL)
+            if outcome == "note"
+            else (ReplyKind.REPLY, ReplyState.PENDING)
+        )
         stored = await self.repo.store_slack_reply(
             channel=INBOX,
             thread_ts=self.threads[conversation_id],

@@ -25,6 +25,7 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlmodel import SQLModel
 
+from storage.core import ReplyKind, ReplyState
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Conversation, CustomerMessage, TeamReply, Turn
 from storage.repo import DueWork, NewCustomerMessage, Repository, Stored, backoff
@@ -188,8 +189,8 @@ async def reply(
         user_id=user,
         text=f"{kind} at {at.isoformat()}",
         sent_at=at,
-        kind=kind,
-        state=state,
+        kind=ReplyKind(kind),
+        state=ReplyState(state),
     )
     assert stored is not None
     return stored[1]
@@ -722,9 +723,9 @@ async def test_claim_resolve_reopen_results(repo: Repository) -> None:
     claimed = await repo.claim(cid, AGENT)
     assert (claimed.ok, claimed.conversation.owner) == (True, AGENT)
     assert claimed.conversation.version == version + 1
-    assert (await repo.claim(cid, AGENT)).reason == "already_yours"
+    assert (await repo.claim(cid, AGENT)).unchanged == "already_yours"
     other = await repo.claim(cid, "U0OTHER01")
-    assert (other.ok, other.reason, other.conversation.owner) == (False, "owned", AGENT)
+    assert (other.ok, other.unchanged, other.conversation.owner) == (False, "owned", AGENT)
 
     resolved = await repo.resolve(cid, "U0OTHER01", T0 + timedelta(hours=1))
     assert resolved.ok
@@ -733,13 +734,13 @@ async def test_claim_resolve_reopen_results(repo: Repository) -> None:
         "U0OTHER01",
     )
     again = await repo.resolve(cid, AGENT, T0 + timedelta(hours=2))
-    assert (again.ok, again.reason) == (False, "already_resolved")
+    assert (again.ok, again.unchanged) == (False, "already_resolved")
     assert again.conversation.resolved_at == T0 + timedelta(hours=1)
 
     reopened = await repo.reopen(cid, AGENT)
     assert reopened.ok and reopened.conversation.status == "open"
     assert reopened.conversation.resolved_by is None
-    assert (await repo.reopen(cid, AGENT)).reason == "not_resolved"
+    assert (await repo.reopen(cid, AGENT)).unchanged == "not_resolved"
     final = await repo.conversation(cid)
     assert final is not None and final.version == version + 3  # failed actions change nothing
 
@@ -751,7 +752,7 @@ async def test_two_processes_claiming_at_once_have_one_winner(store: Store) -> N
     winners = [r for r in results if r.ok]
     assert len(winners) == 1
     loser = next(r for r in results if not r.ok)
-    assert loser.reason == "owned" and loser.conversation.owner == winners[0].conversation.owner
+    assert loser.unchanged == "owned" and loser.conversation.owner == winners[0].conversation.owner
 
 
 async def test_a_customer_message_reopens_a_resolved_conversation(repo: Repository) -> None:
