@@ -380,7 +380,10 @@ def _context(report: Report) -> str:
     if scope:
         text += " · " + ", ".join(scope)
     text += f" · unanswered as of {report.as_of.astimezone(report.tz).strftime(fmt)}"
-    return f'<p class="context">{escape(text)}</p>'
+    return (
+        f'<p class="context" data-since="{window.since.isoformat()}" '
+        f'data-until="{window.until.isoformat()}">{escape(text)}</p>'
+    )
 
 
 def render(report: Report, href: Href, *, networks: Sequence[str], teams: Sequence[str]) -> str:
