@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     log_format: str = "text"
     api_token: str | None = None
+    public_url: str | None = None  # links to /reports are built on it
 
     slack_bot_token: str = ""
     slack_signing_secret: str | None = None
@@ -118,6 +119,7 @@ class Settings(BaseSettings):
         "slack_summary_channel",
         "escalation_manager",
         "api_token",
+        "public_url",
         "telegram_bot_token",
         "telegram_webhook_secret",
         "meta_app_secret",
@@ -134,6 +136,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (e.g. https://desk.example.com)")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -24,6 +24,7 @@ from bot.services.escalation import Escalations
 from bot.socket_mode import SocketMode, start_socket_mode
 from handlers import webhooks
 from handlers.health import healthz, metrics
+from handlers.reports import page as reports_page
 from handlers.slack import build_bolt_app, malformed
 from handlers.stats import api as stats_api
 from handlers.webhooks import MAX_BODY, SERVICES
@@ -84,6 +85,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/stats", stats_api)
+    app.router.add_get("/reports", reports_page)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if settings.auto_migrate:

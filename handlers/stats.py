@@ -10,6 +10,8 @@ from aiohttp import web
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
+from bot.services.report_links import report_link
+from bot.services.reports import ReportFilters
 from bot.services.stats import parse_stats_command, stats_blocks, stats_report
 from handlers.webhooks import SERVICES, error
 from storage.db import DatabaseUnavailable
@@ -42,8 +44,11 @@ async def command(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any
     except DatabaseUnavailable:
         await ack("The statistics database is not answering right now; try again in a minute.")
         return
+    scope = ReportFilters(request.period, network=request.network, team=request.team)
+    link = report_link(settings, scope.params(), now)
     await ack(
-        text=f"Social stats: {request.window.title}", blocks=stats_blocks(report, settings.tz)
+        text=f"Social stats: {request.window.title}",
+        blocks=stats_blocks(report, settings.tz, report_url=link),
     )
 
 

@@ -327,9 +327,13 @@ def _local(instant: datetime, tz: ZoneInfo) -> str:
 
 
 def stats_blocks(
-    report: StatsReport, tz: ZoneInfo, *, permalink_base: str | None = None
+    report: StatsReport,
+    tz: ZoneInfo,
+    *,
+    permalink_base: str | None = None,
+    report_url: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The ephemeral `/social-stats` answer."""
+    """The ephemeral `/social-stats` answer; `report_url` links to the charts."""
     figures = report.figures
     scope = " · ".join(
         f"{label}: {escape(value)}"
@@ -358,7 +362,13 @@ def stats_blocks(
         ),
         {"type": "divider"},
         *_split_blocks(figures),
+        *(_report_link_block(report_url) if report_url else []),
     ]
+
+
+def _report_link_block(url: str) -> list[dict[str, Any]]:
+    text = f"<{url}|Open the charts for this window> (the link works for 24 hours)"
+    return [{"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}]
 
 
 def summary_blocks(
