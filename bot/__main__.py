@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot import serving
 from bot.check import Unreachable, reach_redis, reach_sql, run_check
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure
@@ -60,20 +61,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     _require(settings.require_slack)
+    try:
+        sockets = serving.bind(settings.host, settings.port)
+    except serving.Unbindable as exc:
+        raise ConfigError(str(exc)) from None
     asyncio.run(_preflight(settings))
     from bot.web import SHUTDOWN_SECONDS, create_app
 
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_objects)  # runs after the app's own start-up
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=SHUTDOWN_SECONDS,
-        loop=_event_loop(),
-    )
+    serving.run(app, sockets, shutdown_timeout=SHUTDOWN_SECONDS, loop_factory=_event_loop)
     return 0
 
 

@@ -21,10 +21,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from redis.exceptions import ResponseError
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.config import NETWORKS, Settings
+from bot.serving import Unbindable, bind
 from bot.slack import Slack, SlackError, SlackTemporary, make_web_client
 from storage.coordination import CoordinationUnavailable, Coordinator, make_coordinator
 from storage.db import Database, DatabaseUnavailable, alembic_config
@@ -124,6 +126,9 @@ async def reach_redis(url: str, timeout: float = TIMEOUT) -> Coordinator:
     except (CoordinationUnavailable, TimeoutError) as exc:
         await coordinator.close()
         raise Unreachable(f"REDIS_URL cannot be reached: {exc or 'timed out'}") from None
+    except ResponseError as exc:  # e.g. a database index beyond the server's `databases`
+        await coordinator.close()
+        raise Unreachable(f"REDIS_URL is refused by Redis: {exc}") from None
     return coordinator
 
 
@@ -275,6 +280,19 @@ async def redis_findings(settings: Settings) -> list[Finding]:
         return [Finding("fail", "redis", str(exc), "fix REDIS_URL or start Redis")]
     await coordinator.close()
     return [Finding("ok", "redis", "answers")]
+
+
+def listen_findings(settings: Settings) -> list[Finding]:
+    """Whether serve could listen on HOST:PORT now (a serve already running holds it too)."""
+    where = f"{settings.host}:{settings.port}"
+    try:
+        sockets = bind(settings.host, settings.port)
+    except Unbindable as exc:
+        fix = "fix HOST or PORT, or stop what listens there (a running serve of this bot does)"
+        return [Finding("fail", "listen", str(exc), fix)]
+    for sock in sockets:
+        sock.close()
+    return [Finding("ok", "listen", f"{where} is free")]
 
 
 # -- Slack --------------------------------------------------------------------------
@@ -431,6 +449,7 @@ async def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
     report.add("Networks", network_findings(settings))
     report.add("SQL", await sql_findings(settings))
     report.add("Redis", await redis_findings(settings))
+    report.add("Listen", listen_findings(settings))
     await slack_findings(settings, report)
     out.write(render(settings_table(settings), report))
     return 1 if report.problems else 0

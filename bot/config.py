@@ -7,6 +7,7 @@ the environment wins. `load_settings()` turns every validation failure into a
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -23,6 +24,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 NETWORKS = ("telegram", "meta", "whatsapp", "x", "generic")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
+MAX_MINUTES = 525_600  # SLA_MINUTES, ESCALATION_REPEAT_MINUTES: a year
+# Timers are checked at least hourly, or the daily summary and pages run late.
+MAX_SWEEP_SECONDS = 3_600
+# A shift longer than a year is no rotation (likely hours typed as days), and
+# dates stay far from the calendar's end.
+MAX_ROTATION_DAYS = 365
 
 
 class ConfigError(Exception):
@@ -167,6 +174,42 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive number of minutes")
         return value
 
+    # -- ranges: a value outside them would fail later, mid-run, or mean something else
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("must be a port number from 1 to 65535")
+        return value
+
+    @field_validator("teams")
+    @classmethod
+    def _some_team(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must name at least one team, e.g. support,sales")
+        return value
+
+    @field_validator("sla_minutes", "escalation_repeat_minutes")
+    @classmethod
+    def _within_a_year(cls, value: Decimal) -> Decimal:
+        if value > MAX_MINUTES:
+            raise ValueError(f"must be at most {MAX_MINUTES} minutes (a year)")
+        return value
+
+    @field_validator("sweep_seconds")
+    @classmethod
+    def _sweep(cls, value: float) -> float:
+        if not (math.isfinite(value) and 0 < value <= MAX_SWEEP_SECONDS):
+            raise ValueError(f"must be a number of seconds above 0 and at most {MAX_SWEEP_SECONDS}")
+        return value
+
+    @field_validator("oncall_rotation_days")
+    @classmethod
+    def _rotation_days(cls, value: int) -> int:
+        if not 1 <= value <= MAX_ROTATION_DAYS:
+            raise ValueError(f"must be a whole number of days from 1 to {MAX_ROTATION_DAYS}")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         for name in ("slack_inbox_channel", "slack_summary_channel"):
@@ -180,8 +223,6 @@ class Settings(BaseSettings):
                 _check_user(name, user)
         if self.escalation_manager:
             _check_user("escalation_manager", self.escalation_manager)
-        if self.oncall_rotation_days < 1:
-            raise ValueError("ONCALL_ROTATION_DAYS must be at least 1")
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
