@@ -288,8 +288,10 @@ def listen_findings(settings: Settings) -> list[Finding]:
     try:
         sockets = bind(settings.host, settings.port)
     except Unbindable as exc:
-        fix = "fix HOST or PORT, or stop what listens there (a running serve of this bot does)"
-        return [Finding("fail", "listen", str(exc), fix)]
+        if exc.in_use:  # most often this bot's own serve, running: a note, not a fault
+            fix = "fine if that is this bot's serve; otherwise fix PORT or stop what listens there"
+            return [Finding("info", "listen", str(exc), fix)]
+        return [Finding("fail", "listen", str(exc), "fix HOST or PORT")]
     for sock in sockets:
         sock.close()
     return [Finding("ok", "listen", f"{where} is free")]

@@ -42,6 +42,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Unbindable(Exception):
     """HOST and PORT cannot be listened on; the message says why, for a person."""
 
+    def __init__(self, message: str, *, in_use: bool = False) -> None:
+        super().__init__(message)
+        self.in_use = in_use
+
 
 def bind(host: str, port: int) -> list[socket.socket]:
     """Bound sockets for every address HOST resolves to ('' or 0.0.0.0: all), like aiohttp."""
@@ -64,7 +68,8 @@ def bind(host: str, port: int) -> list[socket.socket]:
     except OSError as exc:
         for sock in sockets:
             sock.close()
-        raise Unbindable(_bind_problem(host, port, exc)) from None
+        in_use = exc.errno == errno.EADDRINUSE
+        raise Unbindable(_bind_problem(host, port, exc), in_use=in_use) from None
     return sockets
 
 

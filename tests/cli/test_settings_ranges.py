@@ -75,13 +75,18 @@ def taken_port() -> Iterator[int]:
         yield int(holder.getsockname()[1])
 
 
-def assert_reported(overrides: dict[str, str], expected: str, cwd: Path) -> None:
-    """serve stops in one sentence; check reports the same sentence as a problem."""
+def assert_reported(
+    overrides: dict[str, str], expected: str, cwd: Path, mark: str = "FAIL"
+) -> None:
+    """serve stops in one sentence; check reports the same sentence (as a problem, or as a
+    note where it may be this bot's own serve holding the port)."""
     overrides["DATABASE_URL"] = f"sqlite+aiosqlite:///{cwd / 'relay.db'}"
     assert_one_sentence(run("serve", overrides, cwd), expected)
     checked = run("check", overrides, cwd)
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert "Traceback" not in checked.stderr and expected in checked.stdout, checked.stdout
+    line = next(line for line in checked.stdout.splitlines() if expected in line)
+    assert mark in line, line
 
 
 @pytest.mark.parametrize(
@@ -97,7 +102,8 @@ def test_a_host_that_cannot_be_listened_on(host: str, expected: str, tmp_path: P
 
 def test_a_port_in_use(taken_port: int, tmp_path: Path) -> None:
     overrides = {"HOST": "127.0.0.1", "PORT": str(taken_port)}
-    assert_reported(overrides, f"PORT {taken_port} is already in use on HOST 127.0.0.1", tmp_path)
+    expected = f"PORT {taken_port} is already in use on HOST 127.0.0.1"
+    assert_reported(overrides, expected, tmp_path, mark="--")
 
 
 def test_a_redis_database_index_out_of_range(tmp_path: Path) -> None:
