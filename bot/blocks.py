@@ -10,19 +10,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.networks.registry import labels as network_labels
 from storage.models import Conversation, CustomerMessage
 
 Block = dict[str, Any]
 
-NETWORK_LABELS = {
-    "telegram": "Telegram",
-    "meta": "Facebook / Instagram",
-    "messenger": "Messenger",
-    "instagram": "Instagram",
-    "whatsapp": "WhatsApp",
-    "x": "X",
-    "generic": "Webhook",
-}
+NETWORK_LABELS = network_labels()
 
 
 def escape(text: str) -> str:

@@ -25,51 +25,14 @@ from redis.exceptions import ResponseError
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.config import NETWORKS, Settings
+from bot.config import Settings
+from bot.networks.registry import BY_NAME, NETWORKS, own_settings
 from bot.serving import Unbindable, bind
 from bot.slack import Slack, SlackError, SlackTemporary, make_web_client
 from storage.coordination import CoordinationUnavailable, Coordinator, make_coordinator
 from storage.db import Database, DatabaseUnavailable, alembic_config
 
 TIMEOUT = 5.0
-SECRETS = frozenset(
-    {
-        "slack_bot_token",
-        "slack_signing_secret",
-        "slack_app_token",
-        "api_token",
-        "telegram_bot_token",
-        "telegram_webhook_secret",
-        "meta_app_secret",
-        "meta_verify_token",
-        "meta_page_token",
-        "whatsapp_token",
-        "x_consumer_secret",
-        "x_bearer_token",
-        "generic_webhook_secret",
-    }
-)
-# What turns each network on (bot.config.Settings.enabled_networks) and, of
-# those, the names that belong to it alone: setting one of these without the
-# rest is a half-done configuration. META_APP_SECRET and META_VERIFY_TOKEN are
-# shared by Meta and WhatsApp; they count for Meta when WhatsApp's own are unset.
-REQUIRED = {
-    "telegram": ("telegram_bot_token", "telegram_webhook_secret"),
-    "meta": ("meta_app_secret", "meta_verify_token", "meta_page_token"),
-    "whatsapp": (
-        "meta_app_secret",
-        "meta_verify_token",
-        "whatsapp_token",
-        "whatsapp_phone_number_id",
-    ),
-    "x": ("x_consumer_secret", "x_bearer_token"),
-    "generic": ("generic_webhook_secret", "generic_reply_url"),
-}
-OWN = {
-    **REQUIRED,
-    "meta": ("meta_page_token",),
-    "whatsapp": ("whatsapp_token", "whatsapp_phone_number_id"),
-}
 USER_SETTINGS = ("oncall_users", "escalation_manager", "stats_users", "allowed_users")
 
 State = Literal["ok", "fail", "info"]
@@ -150,7 +113,7 @@ def hide_password(url: str) -> str:
 def _shown(name: str, value: Any) -> str:
     if value is None or value == "" or value == []:
         return "(unset)"
-    if name in SECRETS:
+    if name in Settings.secret_names():
         return mask(str(value))
     if name in ("database_url", "redis_url"):
         return hide_password(str(value))
@@ -169,7 +132,7 @@ def settings_table(settings: Settings) -> list[tuple[str, str]]:
     for name in Settings.model_fields:
         if name == "network_channels":
             rows.extend(
-                (f"SLACK_CHANNEL_{network.upper()}", channel)
+                (BY_NAME[network].channel_setting, channel)
                 for network, channel in sorted(settings.network_channels.items())
             )
         elif name == "team_channels":
@@ -189,25 +152,23 @@ def network_findings(settings: Settings) -> list[Finding]:
     enabled = settings.enabled_networks()
     findings: list[Finding] = []
     for network in NETWORKS:
-        if network in enabled:
-            findings.append(Finding("ok", network, "enabled: /webhooks/" + network))
+        if network.name in enabled:
+            findings.append(Finding("ok", network.name, "enabled: /webhooks/" + network.name))
             continue
-        own = OWN[network]
-        if network == "meta" and not any(getattr(settings, n) for n in OWN["whatsapp"]):
-            own = REQUIRED["meta"]
-        missing = [n.upper() for n in REQUIRED[network] if not getattr(settings, n)]
+        own = own_settings(network, settings)
+        missing = [n.upper() for n in network.required if not getattr(settings, n)]
         if any(getattr(settings, n) for n in own):
             present = [n.upper() for n in own if getattr(settings, n)]
             findings.append(
                 Finding(
                     "fail",
-                    network,
+                    network.name,
                     "partly configured: missing " + ", ".join(missing),
                     f"set {', '.join(missing)}, or unset {', '.join(present)} to turn it off",
                 )
             )
         else:
-            findings.append(Finding("info", network, "off"))
+            findings.append(Finding("info", network.name, "off"))
     if not enabled:
         findings.append(
             Finding(

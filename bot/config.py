@@ -14,14 +14,16 @@ from collections.abc import Mapping
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-NETWORKS = ("telegram", "meta", "whatsapp", "x", "generic")
+from bot.networks.registry import BY_NAME, NETWORKS, REQUIRED_SETTINGS
+from bot.networks.registry import SECRET_SETTINGS as NETWORK_SECRETS
+
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
 MAX_MINUTES = 525_600  # SLA_MINUTES, ESCALATION_REPEAT_MINUTES: a year
@@ -34,6 +36,16 @@ MAX_ROTATION_DAYS = 365
 
 class ConfigError(Exception):
     """A missing or invalid setting, worded for a person."""
+
+
+class Secret:
+    """Marks a Settings field `check` shows masked: `Annotated[str, SECRET]`.
+
+    Networks declare theirs in their descriptor (`bot.networks.registry`).
+    """
+
+
+SECRET = Secret()
 
 
 def _split_ids(value: Any) -> list[str]:
@@ -53,12 +65,12 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     auto_migrate: bool = True
     log_format: str = "text"
-    api_token: str | None = None
+    api_token: Annotated[str | None, SECRET] = None
     public_url: str | None = None  # links to /reports are built on it
 
-    slack_bot_token: str = ""
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
+    slack_bot_token: Annotated[str, SECRET] = ""
+    slack_signing_secret: Annotated[str | None, SECRET] = None
+    slack_app_token: Annotated[str | None, SECRET] = None
     slack_api_url: str = "https://slack.com/api/"
     slack_inbox_channel: str = ""
     slack_summary_channel: str | None = None
@@ -127,17 +139,7 @@ class Settings(BaseSettings):
         "escalation_manager",
         "api_token",
         "public_url",
-        "telegram_bot_token",
-        "telegram_webhook_secret",
-        "meta_app_secret",
-        "meta_verify_token",
-        "meta_page_token",
-        "whatsapp_token",
-        "whatsapp_phone_number_id",
-        "x_consumer_secret",
-        "x_bearer_token",
-        "generic_webhook_secret",
-        "generic_reply_url",
+        *REQUIRED_SETTINGS,
         mode="before",
     )
     @classmethod
@@ -215,7 +217,7 @@ class Settings(BaseSettings):
         for name in ("slack_inbox_channel", "slack_summary_channel"):
             _check_channel(name, getattr(self, name))
         for network, channel in self.network_channels.items():
-            _check_channel(f"slack_channel_{network}", channel)
+            _check_channel(BY_NAME[network].channel_setting, channel)
         for team, channel in self.team_channels.items():
             _check_channel(f"slack_team_channel_{team}", channel)
         for name in ("stats_users", "allowed_users", "oncall_users"):
@@ -246,19 +248,18 @@ class Settings(BaseSettings):
         return self.slack_summary_channel or self.slack_inbox_channel
 
     def enabled_networks(self) -> list[str]:
-        enabled = {
-            "telegram": bool(self.telegram_bot_token and self.telegram_webhook_secret),
-            "meta": bool(self.meta_app_secret and self.meta_verify_token and self.meta_page_token),
-            "whatsapp": bool(
-                self.meta_app_secret
-                and self.meta_verify_token
-                and self.whatsapp_token
-                and self.whatsapp_phone_number_id
-            ),
-            "x": bool(self.x_consumer_secret and self.x_bearer_token),
-            "generic": bool(self.generic_webhook_secret and self.generic_reply_url),
-        }
-        return [name for name in NETWORKS if enabled[name]]
+        """The networks whose required settings are all set, in registry order."""
+        return [
+            network.name
+            for network in NETWORKS
+            if all(getattr(self, name) for name in network.required)
+        ]
+
+    @classmethod
+    def secret_names(cls) -> frozenset[str]:
+        """The fields `check` masks: marked `SECRET` here, or a network's secrets."""
+        marked = {name for name, info in cls.model_fields.items() if SECRET in info.metadata}
+        return frozenset(marked) | NETWORK_SECRETS
 
     def require_slack(self) -> None:
         """What `serve` needs beyond what every command needs."""
@@ -310,7 +311,9 @@ def load_settings(
     upper = {key.upper(): value for key, value in merged.items()}
     team_channels = _prefixed(upper, "SLACK_TEAM_CHANNEL_")
     network_channels = {
-        key: value for key, value in _prefixed(upper, "SLACK_CHANNEL_").items() if key in NETWORKS
+        network.name: upper[network.channel_setting]
+        for network in NETWORKS
+        if upper.get(network.channel_setting)
     }
     # Raw strings as the environment holds them: validating converts them to the fields' types.
     fields: dict[str, Any] = {

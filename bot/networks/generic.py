@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from bot.config import Settings
 from bot.networks.base import (
@@ -48,36 +48,17 @@ class GenericNetwork:
         raise WebhookError("the generic webhook is POST only")
 
     def parse(self, body: bytes) -> list[InboundEvent]:
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadError("body is not JSON") from exc
-        if not isinstance(data, dict):
-            raise PayloadError("body must be a JSON object")
-        author = data.get("author")
-        if not isinstance(author, dict):
-            raise PayloadError("author must be an object with id and name")
-        fields = {
-            "conversation_id": data.get("conversation_id"),
-            "message_id": data.get("message_id"),
-            "text": data.get("text"),
-            "sent_at": data.get("sent_at"),
-            "author.id": author.get("id"),
-            "author.name": author.get("name"),
-        }
-        missing = [name for name, value in fields.items() if not (isinstance(value, str) and value)]
-        if missing:
-            raise PayloadError(f"missing or non-string fields: {', '.join(missing)}")
+        inbound = _read(body)
         return [
             InboundMessage(
                 network=self.name,
-                conversation_key=data["conversation_id"],
-                message_id=data["message_id"],
-                author_id=author["id"],
-                author_name=author["name"],
-                text=data["text"],
-                sent_at=_parse_time(data["sent_at"]),
-                reply_context={"conversation_id": data["conversation_id"]},
+                conversation_key=inbound["conversation_id"],
+                message_id=inbound["message_id"],
+                author_id=inbound["author"]["id"],
+                author_name=inbound["author"]["name"],
+                text=inbound["text"],
+                sent_at=_parse_time(inbound["sent_at"]),
+                reply_context={"conversation_id": inbound["conversation_id"]},
             )
         ]
 
@@ -102,6 +83,46 @@ class GenericNetwork:
 
     async def close(self) -> None:
         await self._http.close()
+
+
+class GenericAuthor(TypedDict):
+    id: str
+    name: str
+
+
+class GenericInbound(TypedDict):
+    """The generic inbound body (README, Networks): every field a non-empty string."""
+
+    conversation_id: str
+    message_id: str
+    author: GenericAuthor
+    text: str
+    sent_at: str
+
+
+def _read(body: bytes) -> GenericInbound:
+    """The body as a `GenericInbound`, or `PayloadError` naming what is wrong."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError("body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise PayloadError("body must be a JSON object")
+    author = data.get("author")
+    if not isinstance(author, dict):
+        raise PayloadError("author must be an object with id and name")
+    fields = {
+        "conversation_id": data.get("conversation_id"),
+        "message_id": data.get("message_id"),
+        "text": data.get("text"),
+        "sent_at": data.get("sent_at"),
+        "author.id": author.get("id"),
+        "author.name": author.get("name"),
+    }
+    missing = [name for name, value in fields.items() if not (isinstance(value, str) and value)]
+    if missing:
+        raise PayloadError(f"missing or non-string fields: {', '.join(missing)}")
+    return cast(GenericInbound, data)
 
 
 def _parse_time(value: str) -> datetime:

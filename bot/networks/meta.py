@@ -22,20 +22,12 @@ reported (`parse_report`), and `parse` logs it at WARNING with its ids only.
 
 Customer DMs carry `window_closes_at` (24 hours after the message) and
 `human_agent_window_closes_at` (7 days, the HUMAN_AGENT tag limit) in `reply_context`.
-
-The helpers at the top (JSON access, timestamps, the HTTP client, Graph error mapping)
-are shared with the WhatsApp and X adapters.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
-import logging
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -44,7 +36,6 @@ from bot.config import ConfigError, Settings
 from bot.networks.base import (
     Attachment,
     DeliveryError,
-    ForbiddenError,
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
@@ -53,103 +44,33 @@ from bot.networks.base import (
     SentReceipt,
     check_hex_signature,
 )
-from bot.networks.http import HttpAnswer, JsonHttp, JSONObject, retry_after
+from bot.networks.graph import (
+    MESSAGING_WINDOW,
+    GraphError,
+    graph_delivery_error,
+    hub_handshake,
+    signature_header,
+)
+from bot.networks.http import JsonHttp, JSONObject
+from bot.networks.payload import (
+    ParseResult,
+    SkippedItem,
+    as_object,
+    context_id,
+    epoch,
+    get_id,
+    get_list,
+    get_object,
+    item_ids,
+    load_object,
+    opt_id,
+    opt_list,
+    opt_object,
+    opt_str,
+    summary,
+)
 
-log = logging.getLogger(__name__)
-
-MESSAGING_WINDOW = timedelta(hours=24)
 HUMAN_AGENT_WINDOW = timedelta(days=7)
-
-
-# -- reading JSON -------------------------------------------------------------------------
-def load_object(body: bytes) -> JSONObject:
-    """Decode a webhook body that must be a JSON object."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise PayloadError("body is not JSON") from None
-    if not isinstance(data, dict):
-        raise PayloadError("body is not a JSON object")
-    return data
-
-
-def as_object(value: Any, what: str) -> JSONObject:
-    if not isinstance(value, dict):
-        raise PayloadError(f"{what} is not an object")
-    return value
-
-
-def get_object(data: Mapping[str, Any], key: str) -> JSONObject:
-    return as_object(data.get(key), key)
-
-
-def opt_object(data: Mapping[str, Any], key: str) -> JSONObject | None:
-    value = data.get(key)
-    return None if value is None else as_object(value, key)
-
-
-def get_list(data: Mapping[str, Any], key: str) -> list[Any]:
-    value = data.get(key)
-    if not isinstance(value, list):
-        raise PayloadError(f"{key} is not a list")
-    return value
-
-
-def opt_list(data: Mapping[str, Any], key: str) -> list[Any]:
-    value = data.get(key)
-    return [] if value is None else get_list(data, key)
-
-
-def opt_str(data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise PayloadError(f"{key} is not a string")
-    return value
-
-
-def get_str(data: Mapping[str, Any], key: str) -> str:
-    value = opt_str(data, key)
-    if value is None:
-        raise PayloadError(f"{key} is missing")
-    return value
-
-
-def opt_id(data: Mapping[str, Any], key: str) -> str | None:
-    """An id sent as a string or a number (Meta and X send both)."""
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PayloadError(f"{key} is not an id")
-    text = str(value)
-    if not text:
-        raise PayloadError(f"{key} is empty")
-    return text
-
-
-def get_id(data: Mapping[str, Any], key: str) -> str:
-    value = opt_id(data, key)
-    if value is None:
-        raise PayloadError(f"{key} is missing")
-    return value
-
-
-def epoch(value: Any, *, milliseconds: bool, what: str) -> datetime:
-    """A Unix timestamp (number or numeric string) as an aware UTC datetime."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise PayloadError(f"{what} is not a timestamp")
-    try:
-        number = float(value)
-    except ValueError:
-        raise PayloadError(f"{what} is not a timestamp") from None
-    if not math.isfinite(number):
-        raise PayloadError(f"{what} is not a timestamp")
-    try:
-        return datetime.fromtimestamp(number / 1000 if milliseconds else number, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        raise PayloadError(f"{what} is out of range") from None
 
 
 def entry_time(entry: Mapping[str, Any]) -> datetime:
@@ -158,142 +79,6 @@ def entry_time(entry: Mapping[str, Any]) -> datetime:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return epoch(value, milliseconds=value > 100_000_000_000, what="entry.time")
     raise PayloadError("entry.time is missing")
-
-
-def summary(text: str, attachments: list[Attachment]) -> str:
-    """The message text, or placeholders naming the attachments so Slack is never empty."""
-    if text.strip():
-        return text
-    labels = [attachment_label(a) for a in attachments] or ["empty message"]
-    return " ".join(f"[{label}]" for label in labels)
-
-
-def attachment_label(attachment: Attachment) -> str:
-    if attachment.kind == "unsupported":
-        return attachment.title or "unsupported message type"
-    if attachment.kind == "location" and attachment.title:
-        return f"location: {attachment.title}"
-    return attachment.kind
-
-
-# -- parse results ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SkippedItem:
-    """An item of a batch that could not be read: where it was and its ids (never text)."""
-
-    where: str
-    ids: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ParseResult:
-    events: list[InboundEvent] = field(default_factory=list)
-    skipped: list[SkippedItem] = field(default_factory=list)
-
-    def logged(self, network: str) -> list[InboundEvent]:
-        for item in self.skipped:
-            log.warning(
-                "%s webhook: skipped %s (%s): %s", network, item.where, item.ids, item.reason
-            )
-        return self.events
-
-
-def item_ids(item: Any, *paths: tuple[str, ...]) -> str:
-    """`key=value` for the ids found at `paths` inside an item, for logs."""
-    found = []
-    for path in paths:
-        value: Any = item
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            found.append(f"{'.'.join(path)}={value}")
-    return ", ".join(found) or "no ids"
-
-
-@dataclass(frozen=True)
-class GraphError:
-    """The `error` object of a Graph API answer."""
-
-    status: int
-    code: int | None
-    subcode: int | None
-    message: str
-    details: str | None
-
-    @classmethod
-    def read(cls, answer: HttpAnswer) -> GraphError:
-        error = answer.data.get("error") if answer.data else None
-        if not isinstance(error, dict):
-            return cls(answer.status, None, None, f"HTTP {answer.status}", None)
-        code, subcode = error.get("code"), error.get("error_subcode")
-        data = error.get("error_data")
-        details = data.get("details") if isinstance(data, dict) else None
-        message = error.get("error_user_msg") or error.get("message")
-        return cls(
-            status=answer.status,
-            code=code if isinstance(code, int) and not isinstance(code, bool) else None,
-            subcode=subcode if isinstance(subcode, int) and not isinstance(subcode, bool) else None,
-            message=message if isinstance(message, str) and message else f"HTTP {answer.status}",
-            details=details if isinstance(details, str) else None,
-        )
-
-    def describe(self) -> str:
-        parts = [self.message]
-        if self.details and self.details != self.message:
-            parts.append(self.details)
-        code = f"code {self.code}" if self.code is not None else f"HTTP {self.status}"
-        if self.subcode is not None:
-            code += f"/{self.subcode}"
-        return f"{': '.join(parts)} ({code})"
-
-
-def graph_delivery_error(
-    answer: HttpAnswer,
-    *,
-    platform: str,
-    temporary_codes: frozenset[int],
-    window_closed: bool,
-    window_message: str,
-) -> DeliveryError:
-    """Map a failed Graph API answer to a `DeliveryError` (see the callers for the codes)."""
-    error = GraphError.read(answer)
-    if window_closed:
-        return DeliveryError(
-            f"{window_message} ({platform}: {error.describe()})",
-            temporary=False,
-            window_closed=True,
-        )
-    if answer.status == 429 or answer.status >= 500 or error.code in temporary_codes:
-        return DeliveryError(
-            f"{platform} is busy or rate-limiting; the reply will be retried ({error.describe()})",
-            temporary=True,
-            retry_after=retry_after(answer.headers),
-        )
-    return DeliveryError(f"{platform} refused the reply: {error.describe()}", temporary=False)
-
-
-def hub_handshake(query: Mapping[str, str], verify_token: str) -> HandshakeAnswer:
-    """Meta's subscription handshake: echo `hub.challenge` for our verify token only."""
-    token = query.get("hub.verify_token", "")
-    if query.get("hub.mode") != "subscribe" or not _same(token, verify_token):
-        raise ForbiddenError("wrong hub.mode or hub.verify_token")
-    challenge = query.get("hub.challenge")
-    if not challenge:
-        raise ForbiddenError("missing hub.challenge")
-    return HandshakeAnswer(200, challenge)
-
-
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def signature_header(headers: Mapping[str, str]) -> str | None:
-    """`X-Hub-Signature-256`, whatever the case of the mapping's keys."""
-    value = headers.get("X-Hub-Signature-256")
-    if value is None:
-        value = next((v for k, v in headers.items() if k.lower() == "x-hub-signature-256"), None)
-    return value
 
 
 # -- the Meta adapter -------------------------------------------------------------------
@@ -547,18 +332,18 @@ class MetaNetwork:
             # https://developers.facebook.com/docs/messenger-platform/reference/send-api/
             url = f"{self._graph_url}/me/messages"
             payload: JSONObject = {
-                "recipient": {"id": _context_id(context, "recipient_id")},
+                "recipient": {"id": context_id(context, "recipient_id")},
                 "messaging_type": "RESPONSE",
                 "message": {"text": reply.text},
             }
             id_key = "message_id"
         elif channel == "facebook_comment":
             # POST /{comment-id}/comments with `message` replies in the comment's thread.
-            url = f"{self._graph_url}/{_context_id(context, 'comment_id')}/comments"
+            url = f"{self._graph_url}/{context_id(context, 'comment_id')}/comments"
             payload, id_key = {"message": reply.text}, "id"
         elif channel == "instagram_comment":
             # POST /{ig-comment-id}/replies (Instagram comment moderation guide).
-            url = f"{self._graph_url}/{_context_id(context, 'comment_id')}/replies"
+            url = f"{self._graph_url}/{context_id(context, 'comment_id')}/replies"
             payload, id_key = {"message": reply.text}, "id"
         else:
             raise DeliveryError(
@@ -582,13 +367,6 @@ class MetaNetwork:
 
     async def close(self) -> None:
         await self._http.close()
-
-
-def _context_id(context: Mapping[str, Any], key: str) -> str:
-    value = context.get(key)
-    if not isinstance(value, str) or not value:
-        raise DeliveryError(f"cannot reply: the conversation has no {key}", temporary=False)
-    return value
 
 
 def _messaging_attachments(message: JSONObject) -> list[Attachment]:

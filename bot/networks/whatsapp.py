@@ -34,10 +34,15 @@ from bot.networks.base import (
     SentReceipt,
     check_hex_signature,
 )
-from bot.networks.http import JsonHttp, JSONObject
-from bot.networks.meta import (
+from bot.networks.graph import (
     MESSAGING_WINDOW,
     GraphError,
+    graph_delivery_error,
+    hub_handshake,
+    signature_header,
+)
+from bot.networks.http import JsonHttp, JSONObject
+from bot.networks.payload import (
     ParseResult,
     SkippedItem,
     as_object,
@@ -45,14 +50,11 @@ from bot.networks.meta import (
     get_id,
     get_list,
     get_object,
-    graph_delivery_error,
-    hub_handshake,
     item_ids,
     load_object,
     opt_list,
     opt_object,
     opt_str,
-    signature_header,
     summary,
 )
 

@@ -44,10 +44,11 @@ from bot.networks.base import (
     WebhookError,
 )
 from bot.networks.http import HttpAnswer, JsonHttp, JSONObject, retry_after
-from bot.networks.meta import (
+from bot.networks.payload import (
     ParseResult,
     SkippedItem,
     as_object,
+    context_id,
     epoch,
     get_id,
     get_object,
@@ -217,7 +218,7 @@ class XNetwork:
         context = reply.reply_context
         kind = context.get("kind")
         if kind == "dm":
-            participant = _context_id(context, "participant_id")
+            participant = context_id(context, "participant_id")
             url = f"{self._api_url}/2/dm_conversations/with/{participant}/messages"
             payload: JSONObject = {"text": reply.text}
             id_key = "dm_event_id"
@@ -225,7 +226,7 @@ class XNetwork:
             url = f"{self._api_url}/2/tweets"
             payload = {
                 "text": reply.text,
-                "reply": {"in_reply_to_tweet_id": _context_id(context, "tweet_id")},
+                "reply": {"in_reply_to_tweet_id": context_id(context, "tweet_id")},
             }
             id_key = "id"
         else:
@@ -243,13 +244,6 @@ class XNetwork:
 
     async def close(self) -> None:
         await self._http.close()
-
-
-def _context_id(context: Mapping[str, Any], key: str) -> str:
-    value = context.get(key)
-    if not isinstance(value, str) or not value:
-        raise DeliveryError(f"cannot reply: the conversation has no {key}", temporary=False)
-    return value
 
 
 def _delivery_error(answer: HttpAnswer, now: datetime | None = None) -> DeliveryError:

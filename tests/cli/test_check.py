@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from bot.check import hide_password, mask, run_check
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from storage.db import Database
 from tests.cli.conftest import Fakes
 
@@ -154,3 +154,49 @@ async def test_exit_codes_of_the_command(fakes: Fakes) -> None:
     assert invalid == 2 and out == ""
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "SLACK_TEAM_CHANNEL_SALES must be a channel ID" in err
+
+
+def named_secret(name: str) -> bool:
+    return name.endswith(("_token", "_secret")) or "password" in name
+
+
+def test_every_token_secret_or_password_setting_is_declared_secret() -> None:
+    named = {name for name in Settings.model_fields if named_secret(name)}
+    assert len(named) > 10, "the rule above no longer matches the settings"
+    assert named <= Settings.secret_names()
+    assert Settings.secret_names() <= set(Settings.model_fields)
+
+
+# Values for the settings whose format is checked; every other string setting gets a
+# distinctive value of its own, and each secret one of its own length.
+FORMATTED = {
+    "LOG_FORMAT": "json",
+    "TIMEZONE": "Europe/Berlin",
+    "ESCALATION_MANAGER": "U0BOSS001",
+    "REDIS_URL": "redis://:redis-password-7d1e@127.0.0.1:1/0",
+    "PUBLIC_URL": "https://desk.example.com",
+}
+PREFIXES = {"SLACK_BOT_TOKEN": "xoxb-", "SLACK_APP_TOKEN": "xapp-"}
+
+
+async def test_check_masks_every_secret_setting(fakes: Fakes) -> None:
+    env = fakes.environment(**FORMATTED)
+    secrets = Settings.secret_names() | {n for n in Settings.model_fields if named_secret(n)}
+    for index, (name, info) in enumerate(Settings.model_fields.items()):
+        key = name.upper()
+        if name in secrets:
+            env[key] = f"{PREFIXES.get(key, '')}{name}-distinctive-{'x' * index}"
+        elif key not in env and info.annotation in (str, str | None):
+            env[key] = f"{name}-distinctive"
+    fakes.slack.token = env["SLACK_BOT_TOKEN"]
+
+    code, out, err = await run_cli(env, fakes.tmp_path)
+
+    assert code == 1, err  # REDIS_URL does not answer
+    assert "redis-password-7d1e" not in out + err
+    assert setting(out, "REDIS_URL") == "redis://:****@127.0.0.1:1/0"
+    assert secrets
+    for name in secrets:
+        value = env[name.upper()]
+        assert value not in out + err, name
+        assert setting(out, name.upper()) == mask(value)

@@ -218,7 +218,7 @@ def test_every_item_of_every_entry_and_a_bad_item_is_skipped_and_logged(
     ]
     assert "message.mid=mid.broken" in report.skipped[0].ids
 
-    with caplog.at_level(logging.WARNING, logger="bot.networks.meta"):
+    with caplog.at_level(logging.WARNING, logger="bot.networks.payload"):
         assert len(network().parse(body)) == 3
     assert "mid.broken" in caplog.text
     assert "secret customer words" not in caplog.text

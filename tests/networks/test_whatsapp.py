@@ -209,7 +209,7 @@ def test_batch_keeps_good_items_and_reports_the_bad_one(
         "entry[0].changes[0].messages[1]",
         "entry[1].changes[0]",
     ]
-    with caplog.at_level(logging.WARNING, logger="bot.networks.meta"):
+    with caplog.at_level(logging.WARNING, logger="bot.networks.payload"):
         network().parse(dumps(data))
     assert "wamid.broken" in caplog.text and "private words" not in caplog.text
 

@@ -208,7 +208,7 @@ def test_dms_and_mentions_in_one_body_and_a_bad_event_is_skipped(
     assert [(s.where, s.ids) for s in report.skipped] == [
         ("direct_message_events[0]", "id=999, message_create.sender_id=3001969357"),
     ]
-    with caplog.at_level(logging.WARNING, logger="bot.networks.meta"):
+    with caplog.at_level(logging.WARNING, logger="bot.networks.payload"):
         network().parse(dumps(data))
     assert "id=999" in caplog.text and "private words" not in caplog.text
 

@@ -1,0 +1,163 @@
+"""Reading webhook JSON: typed getters that raise `PayloadError`, and parse results.
+
+Shared by the adapters whose payloads are nested JSON (Meta, WhatsApp, X). Every getter
+checks the type it returns, so a malformed body is a 400, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.networks.base import Attachment, DeliveryError, InboundEvent, PayloadError
+from bot.networks.http import JSONObject
+
+log = logging.getLogger(__name__)
+
+
+# -- reading JSON -------------------------------------------------------------------------
+def load_object(body: bytes) -> JSONObject:
+    """Decode a webhook body that must be a JSON object."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise PayloadError("body is not JSON") from None
+    if not isinstance(data, dict):
+        raise PayloadError("body is not a JSON object")
+    return data
+
+
+def as_object(value: Any, what: str) -> JSONObject:
+    if not isinstance(value, dict):
+        raise PayloadError(f"{what} is not an object")
+    return value
+
+
+def get_object(data: Mapping[str, Any], key: str) -> JSONObject:
+    return as_object(data.get(key), key)
+
+
+def opt_object(data: Mapping[str, Any], key: str) -> JSONObject | None:
+    value = data.get(key)
+    return None if value is None else as_object(value, key)
+
+
+def get_list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise PayloadError(f"{key} is not a list")
+    return value
+
+
+def opt_list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    return [] if value is None else get_list(data, key)
+
+
+def opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{key} is not a string")
+    return value
+
+
+def opt_id(data: Mapping[str, Any], key: str) -> str | None:
+    """An id sent as a string or a number (Meta and X send both)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PayloadError(f"{key} is not an id")
+    text = str(value)
+    if not text:
+        raise PayloadError(f"{key} is empty")
+    return text
+
+
+def get_id(data: Mapping[str, Any], key: str) -> str:
+    value = opt_id(data, key)
+    if value is None:
+        raise PayloadError(f"{key} is missing")
+    return value
+
+
+def epoch(value: Any, *, milliseconds: bool, what: str) -> datetime:
+    """A Unix timestamp (number or numeric string) as an aware UTC datetime."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PayloadError(f"{what} is not a timestamp")
+    try:
+        number = float(value)
+    except ValueError:
+        raise PayloadError(f"{what} is not a timestamp") from None
+    if not math.isfinite(number):
+        raise PayloadError(f"{what} is not a timestamp")
+    try:
+        return datetime.fromtimestamp(number / 1000 if milliseconds else number, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise PayloadError(f"{what} is out of range") from None
+
+
+def summary(text: str, attachments: list[Attachment]) -> str:
+    """The message text, or placeholders naming the attachments so Slack is never empty."""
+    if text.strip():
+        return text
+    labels = [attachment_label(a) for a in attachments] or ["empty message"]
+    return " ".join(f"[{label}]" for label in labels)
+
+
+def attachment_label(attachment: Attachment) -> str:
+    if attachment.kind == "unsupported":
+        return attachment.title or "unsupported message type"
+    if attachment.kind == "location" and attachment.title:
+        return f"location: {attachment.title}"
+    return attachment.kind
+
+
+# -- parse results ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SkippedItem:
+    """An item of a batch that could not be read: where it was and its ids (never text)."""
+
+    where: str
+    ids: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    events: list[InboundEvent] = field(default_factory=list)
+    skipped: list[SkippedItem] = field(default_factory=list)
+
+    def logged(self, network: str) -> list[InboundEvent]:
+        for item in self.skipped:
+            log.warning(
+                "%s webhook: skipped %s (%s): %s", network, item.where, item.ids, item.reason
+            )
+        return self.events
+
+
+def item_ids(item: Any, *paths: tuple[str, ...]) -> str:
+    """`key=value` for the ids found at `paths` inside an item, for logs."""
+    found = []
+    for path in paths:
+        value: Any = item
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            found.append(f"{'.'.join(path)}={value}")
+    return ", ".join(found) or "no ids"
+
+
+def context_id(context: Mapping[str, Any], key: str) -> str:
+    """A string id `send` needs from a conversation's stored `reply_context`."""
+    value = context.get(key)
+    if not isinstance(value, str) or not value:
+        raise DeliveryError(f"cannot reply: the conversation has no {key}", temporary=False)
+    return value
