@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.services.escalation import Escalations
 from tests.harness import INBOX, start_bot
 
 ONCALL_A, ONCALL_B = "U0ONCALLA1", "U0ONCALLB1"
@@ -21,7 +20,7 @@ async def test_claim_on_a_page_stops_further_levels(tmp_path: Path) -> None:
         await bot.root()
         await bot.until(lambda: bot.services.repo.conversation(1), what="conversation")
         now = datetime.now(UTC)
-        escalations = Escalations.from_services(bot.services, clock=lambda: now)
+        escalations = bot.services.escalations
         assert await escalations.sweep(now) == 1
         dm = [
             c
