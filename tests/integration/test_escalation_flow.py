@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.escalation.support import date_tag
 from tests.harness import INBOX, start_bot
 
 ONCALL_A, ONCALL_B = "U0ONCALLA1", "U0ONCALLB1"
@@ -39,5 +40,32 @@ async def test_claim_on_a_page_stops_further_levels(tmp_path: Path) -> None:
         conversation = await bot.services.repo.conversation(1)
         assert conversation is not None and conversation.owner == ONCALL_A
         assert INBOX == conversation.channel
+    finally:
+        await stop()
+
+
+async def test_oncall_answers_with_the_injected_clock(tmp_path: Path) -> None:
+    """/oncall and its cover read the app's clock (week 1 of the rotation, not today)."""
+    fixed = datetime(2026, 1, 6, 10, 0, tzinfo=UTC)
+    env = {
+        "ONCALL_USERS": f"{ONCALL_A},{ONCALL_B}",
+        "ONCALL_START": "2026-01-05",
+        "ONCALL_HANDOFF": "09:00",
+        "ONCALL_ROTATION_DAYS": "7",
+        "TIMEZONE": "UTC",
+    }
+    bot, stop = await start_bot(tmp_path, env=env, clock=lambda: fixed)
+    try:
+        shift_ends = datetime(2026, 1, 12, 9, 0, tzinfo=UTC)
+        answer = await bot.command_text("/oncall")
+        assert (
+            answer.splitlines()[0]
+            == f":pager: On call now: <@{ONCALL_A}> until {date_tag(shift_ends)}"
+        )
+        cover = await bot.command_text(f"/oncall cover <@{ONCALL_B}> 4h")
+        assert cover == (
+            f":pager: <@{ONCALL_B}> is on call from {date_tag(fixed)} "
+            f"until {date_tag(fixed + timedelta(hours=4))} (cover)."
+        )
     finally:
         await stop()
