@@ -12,13 +12,16 @@ from bot.networks import build_networks
 from bot.networks.base import Network
 from bot.services.conversations import Conversations
 from bot.services.delivery import Dispatcher
+from bot.services.escalation import Escalations
 from bot.services.handoff import Handoffs
+from bot.services.refs import Lookup
 from bot.services.relay import Relay
 from bot.services.replies import Replies
 from bot.services.summary import DailySummary
 from bot.slack import Slack, make_web_client
 from storage.coordination import DEFAULT_PREFIX, Coordinator, make_coordinator
 from storage.db import Database
+from storage.escalations import EscalationStore
 from storage.models import utcnow
 from storage.repo import Repository
 
@@ -36,14 +39,11 @@ class Services:
     replies: Replies
     conversations: Conversations
     handoffs: Handoffs
+    escalations: Escalations
+    lookup: Lookup
     metrics: Metrics
     clock: Callable[[], datetime]
     summary: DailySummary
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Services:
-        # bolt deep-copies a request's context for lazy listeners; the services
-        # (connections, caches) are shared, never copied.
-        return self
 
     async def close(self) -> None:
         await self.relay.close()
@@ -89,6 +89,15 @@ def build_services(
         replies=Replies(settings, repo, slack, coordinator, dispatcher.kick),
         conversations=conversations,
         handoffs=Handoffs(settings, repo, coordinator, conversations, clock),
+        escalations=Escalations(
+            settings=settings,
+            store=EscalationStore(db),
+            repo=repo,
+            slack=slack,
+            coordinator=coordinator,
+            clock=clock,
+        ),
+        lookup=Lookup(repo),
         metrics=metrics,
         clock=clock,
         summary=DailySummary(settings, db, slack, clock),

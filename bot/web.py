@@ -20,7 +20,6 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import Services, build_services
 from bot.config import Settings
 from bot.scheduler import Scheduler
-from bot.services.escalation import Escalations
 from bot.socket_mode import SocketMode, start_socket_mode
 from handlers import webhooks
 from handlers.health import healthz, metrics
@@ -101,7 +100,7 @@ def create_app(
                 services.coordinator, interval=settings.sweep_seconds, clock=clock
             )
             scheduler.add("daily-summary", services.summary.tick)
-            scheduler.add("escalation", Escalations.from_services(services, clock=clock).sweep)
+            scheduler.add("escalation", services.escalations.sweep)
             tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
         log.info("relaydesk ready: networks %s", ", ".join(services.networks) or "none")
         yield

@@ -2,53 +2,58 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.async_app import AsyncApp
 
 from bot.app import Services
-from bot.services.escalation import Escalations
 from bot.services.refusal import Refusal
-from bot.slack import SlackError
-
-log = logging.getLogger(__name__)
-
-
-async def ack_only(ack: AsyncAck) -> None:
-    await ack()
+from handlers.answer import NOT_OURS, ack_only, tell
+from handlers.payloads import BlockActions, click_channel
 
 
-async def _run(body: dict[str, Any], context: dict[str, Any], verb: str) -> None:
-    services: Services = context["services"]
-    user = body["user"]["id"]
-    action = body["actions"][0]
-    channel = (body.get("channel") or {}).get("id") or body["container"].get("channel_id")
-    try:
-        conversation_id = int(action["value"])
-        handler = getattr(services.conversations, verb)
-        message = await handler(conversation_id, user)
-        if verb == "claim" and channel and channel.startswith("D"):
-            # Claim on a page in a DM: the person has it, so stop escalating too.
-            await Escalations.from_services(services).ack(conversation_id, user)
-    except Refusal as exc:
-        message = exc.sentence
-    except ValueError:
-        message = "This button does not belong to a Relaydesk conversation."
-    if channel:
+def register(app: AsyncApp, services: Services) -> None:
+    listeners = ActionListeners(services)
+    app.action("relaydesk.claim")(ack=ack_only, lazy=[listeners.claim])
+    app.action("relaydesk.resolve")(ack=ack_only, lazy=[listeners.resolve])
+    app.action("relaydesk.reopen")(ack=ack_only, lazy=[listeners.reopen])
+
+
+class ActionListeners:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def claim(self, body: BlockActions) -> None:
+        await self._run(body, "claim")
+
+    async def resolve(self, body: BlockActions) -> None:
+        await self._run(body, "resolve")
+
+    async def reopen(self, body: BlockActions) -> None:
+        await self._run(body, "reopen")
+
+    async def _run(self, body: BlockActions, verb: str) -> None:
+        services = self._services
+        user = body["user"]["id"]
+        channel = click_channel(body)
         try:
-            await services.slack.ephemeral(channel, user, message)
-        except SlackError as exc:
-            log.warning("could not answer %s's %s click: %s", user, verb, exc.code)
+            conversation_id = int(body["actions"][0]["value"])
+            if verb == "claim" and channel and channel.startswith("D"):
+                message = await self._claim_page(conversation_id, user)
+            else:
+                message = await getattr(services.conversations, verb)(conversation_id, user)
+        except Refusal as exc:
+            message = exc.sentence
+        except ValueError:
+            message = NOT_OURS
+        await tell(services.slack, channel, user, message)
 
-
-async def claim(body: dict[str, Any], context: dict[str, Any]) -> None:
-    await _run(body, context, "claim")
-
-
-async def resolve(body: dict[str, Any], context: dict[str, Any]) -> None:
-    await _run(body, context, "resolve")
-
-
-async def reopen(body: dict[str, Any], context: dict[str, Any]) -> None:
-    await _run(body, context, "reopen")
+    async def _claim_page(self, conversation_id: int, user: str) -> str:
+        """Claim on a page in a DM: the person has answered the page, so escalating stops,
+        even when the conversation was already theirs or a colleague's."""
+        conversations = self._services.conversations
+        conversations.check_allowed(user)
+        try:
+            message = await conversations.claim(conversation_id, user)
+        except Refusal as exc:
+            message = exc.sentence
+        await self._services.escalations.claimed(conversation_id, user)
+        return message

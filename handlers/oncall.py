@@ -1,30 +1,20 @@
-"""`/escalate`, `/oncall` and the escalate / ack buttons: parse, one service call, answer.
-
-Listeners are bound to the services given to `register`, so the lazy ones need
-nothing from bolt's context (which bolt deep-copies for lazy listeners).
-"""
+"""`/escalate`, `/oncall` and the escalate / ack buttons: parse, one service call, answer."""
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot import escalation_blocks as texts
 from bot.app import Services
-from bot.services.escalation import Escalations
-from bot.services.refs import find_conversation, split_ref
+from bot.blocks import escalation as texts
+from bot.services.refs import split_ref
 from bot.services.refusal import Refusal
 from bot.services.rotation import parse_duration
-from bot.slack import SlackError
-from storage.models import utcnow
-
-log = logging.getLogger(__name__)
+from handlers.answer import NOT_OURS, ack_only, tell
+from handlers.payloads import BlockActions, SlashCommand, click_channel
 
 ESCALATE_USAGE = "Usage: `/escalate <#N|link> [reason]`, e.g. `/escalate #42 angry VIP customer`."
 ONCALL_USAGE = (
@@ -43,56 +33,51 @@ def parse_user(token: str) -> str | None:
     return match.group(1) or match.group(2)
 
 
-def register(app: AsyncApp, services: Services, *, clock: Callable[[], datetime] = utcnow) -> None:
+def register(app: AsyncApp, services: Services) -> None:
     """Wire the on-call and escalation listeners onto `app`."""
-    escalations = Escalations.from_services(services, clock=clock)
-    listeners = OncallListeners(services, escalations, clock)
+    listeners = OncallListeners(services)
     app.command("/escalate")(ack=listeners.escalate_ack, lazy=[listeners.escalate_command])
     app.command("/oncall")(listeners.oncall)
     app.action("relaydesk.escalate")(ack=ack_only, lazy=[listeners.escalate_click])
     app.action("relaydesk.ack")(ack=ack_only, lazy=[listeners.ack_click])
 
 
-async def ack_only(ack: AsyncAck) -> None:
-    await ack()
-
-
 class OncallListeners:
-    def __init__(
-        self, services: Services, escalations: Escalations, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
-        self._escalations = escalations
-        self._clock = clock
+        self._escalations = services.escalations
 
     # -- /escalate ------------------------------------------------------------
-    async def escalate_ack(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def escalate_ack(self, ack: AsyncAck, command: SlashCommand) -> None:
         """Refuse a bad reference at once; the page itself goes out after the ack."""
         token, _ = split_ref(command.get("text", ""))
         try:
-            await find_conversation(self._services.repo, token)
+            await self._services.lookup.reference(token)
         except Refusal as exc:
             await ack(text=f"{exc.sentence}\n{ESCALATE_USAGE}")
             return
         await ack()
 
-    async def escalate_command(self, command: dict[str, Any]) -> None:
+    async def escalate_command(self, command: SlashCommand) -> None:
         token, reason = split_ref(command.get("text", ""))
         try:
-            conversation = await find_conversation(self._services.repo, token)
+            conversation = await self._services.lookup.reference(token)
         except Refusal:
             return  # answered by escalate_ack
         assert conversation.id is not None
         user = command["user_id"]
-        message = await self._escalations.escalate(conversation.id, user, reason or None)
-        await self._tell(command["channel_id"], user, message)
+        try:
+            message = await self._escalations.escalate(conversation.id, user, reason or None)
+        except Refusal as exc:
+            message = exc.sentence
+        await tell(self._services.slack, command["channel_id"], user, message)
 
     # -- /oncall ----------------------------------------------------------------
-    async def oncall(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def oncall(self, ack: AsyncAck, command: SlashCommand) -> None:
         """SQL only, so the answer is the ack itself (ephemeral; a new cover is shown to all)."""
         words = command.get("text", "").split()
         if not words:
-            now = self._clock()
+            now = self._services.clock()
             state = await self._escalations.on_call(now)
             await ack(text=texts.oncall_text(state.current, state.following, state.manager, now))
             return
@@ -121,35 +106,26 @@ class OncallListeners:
         )
 
     # -- buttons ----------------------------------------------------------------
-    async def escalate_click(self, body: dict[str, Any]) -> None:
+    async def escalate_click(self, body: BlockActions) -> None:
         async def run(conversation_id: int, user: str) -> str:
             return await self._escalations.escalate(conversation_id, user, None)
 
         await self._click(body, run)
 
-    async def ack_click(self, body: dict[str, Any]) -> None:
-        async def run(conversation_id: int, user: str) -> str:
-            return (await self._escalations.ack(conversation_id, user)).message
+    async def ack_click(self, body: BlockActions) -> None:
+        await self._click(body, self._escalations.ack)
 
-        await self._click(body, run)
-
-    async def _click(self, body: dict[str, Any], run: Callable[[int, str], Awaitable[str]]) -> None:
+    async def _click(self, body: BlockActions, run: Callable[[int, str], Awaitable[str]]) -> None:
         user = body["user"]["id"]
-        channel = (body.get("channel") or {}).get("id") or body["container"].get("channel_id")
+        channel = click_channel(body)
         try:
             conversation_id = int(body["actions"][0]["value"])
         except ValueError:
-            message = "This button does not belong to a Relaydesk conversation."
+            message = NOT_OURS
         else:
-            if await self._services.repo.conversation(conversation_id) is None:
-                message = f"There is no conversation #{conversation_id}."
-            else:
+            try:
+                await self._services.lookup.number(conversation_id)
                 message = await run(conversation_id, user)
-        if channel:
-            await self._tell(channel, user, message)
-
-    async def _tell(self, channel: str, user: str, text: str) -> None:
-        try:
-            await self._services.slack.ephemeral(channel, user, text)
-        except SlackError as exc:
-            log.warning("could not answer %s in %s: %s", user, channel, exc.code)
+            except Refusal as exc:
+                message = exc.sentence
+        await tell(self._services.slack, channel, user, message)

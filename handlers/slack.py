@@ -1,10 +1,13 @@
-"""Wires every Slack listener onto a fresh AsyncApp (no logic here)."""
+"""Wires every Slack listener onto a fresh AsyncApp (no logic here).
+
+Each listener module has `register(app, services)`, which binds its listeners to
+the services: listeners read nothing from bolt's context (which bolt copies for
+lazy listeners) and are easy to put on an app of their own in a test.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import parse_qs
 
 from slack_bolt.async_app import AsyncApp
@@ -21,22 +24,8 @@ def build_bolt_app(services: Services) -> AsyncApp:
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
-
-    async def inject(context: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
-        context["services"] = services
-        await next()
-
-    app.use(inject)
-    app.event("message")(slack_events.on_message)
-    app.action("relaydesk.claim")(ack=actions.ack_only, lazy=[actions.claim])
-    app.action("relaydesk.resolve")(ack=actions.ack_only, lazy=[actions.resolve])
-    app.action("relaydesk.reopen")(ack=actions.ack_only, lazy=[actions.reopen])
-    app.action("relaydesk.handoff")(ack=actions.ack_only, lazy=[handoff.button])
-    app.shortcut("relaydesk.handoff")(ack=actions.ack_only, lazy=[handoff.shortcut])
-    app.view(handoff.MODAL)(handoff.submit)
-    app.command("/handoff")(handoff.command)
-    app.command("/social-stats")(stats.command)
-    oncall.register(app, services)
+    for module in (slack_events, actions, handoff, oncall, stats):
+        module.register(app, services)
     return app
 
 

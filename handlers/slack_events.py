@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from slack_bolt.async_app import AsyncApp
+
 from bot.app import Services
+from bot.services.replies import MessageEvent
 
 
-async def on_message(event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
-    """Stored before bolt answers Slack (process_before_response), so nothing is lost."""
-    services: Services = context["services"]
-    await services.replies.on_message(event, body.get("event_id"))
+def register(app: AsyncApp, services: Services) -> None:
+    async def on_message(event: MessageEvent, body: dict[str, Any]) -> None:
+        """Stored before bolt answers Slack (process_before_response), so nothing is lost."""
+        await services.replies.on_message(event, body.get("event_id"))
+
+    app.event("message")(on_message)

@@ -4,52 +4,62 @@ from __future__ import annotations
 
 import hmac
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
+from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
+from bot.blocks.stats import stats_blocks
 from bot.services.report_links import report_link
 from bot.services.reports import ReportFilters
-from bot.services.stats import parse_stats_command, stats_blocks, stats_report
+from bot.services.stats import parse_stats_command, stats_report
+from handlers.payloads import SlashCommand
 from handlers.webhooks import SERVICES, error
 from storage.db import DatabaseUnavailable
 from storage.stats import compute
 
 
-async def command(ack: AsyncAck, command: dict[str, Any], context: dict[str, Any]) -> None:
-    services: Services = context["services"]
-    settings = services.settings
-    if settings.stats_users and command["user_id"] not in settings.stats_users:
+def register(app: AsyncApp, services: Services) -> None:
+    app.command("/social-stats")(StatsListeners(services).command)
+
+
+class StatsListeners:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def command(self, ack: AsyncAck, command: SlashCommand) -> None:
+        services = self._services
+        settings = services.settings
+        if settings.stats_users and command["user_id"] not in settings.stats_users:
+            await ack(
+                "Sorry, `/social-stats` is only for the people listed in STATS_USERS. "
+                "Ask an admin to add you."
+            )
+            return
+        now = services.clock()
+        try:
+            request = parse_stats_command(
+                command.get("text") or "",
+                now=now,
+                tz=settings.tz,
+                networks=settings.enabled_networks(),
+                teams=settings.teams,
+            )
+        except ValueError as exc:
+            await ack(str(exc))
+            return
+        try:
+            report = await stats_report(services.db, request, now)
+        except DatabaseUnavailable:
+            await ack("The statistics database is not answering right now; try again in a minute.")
+            return
+        scope = ReportFilters(request.period, network=request.network, team=request.team)
+        link = report_link(settings, scope.params(), now)
         await ack(
-            "Sorry, `/social-stats` is only for the people listed in STATS_USERS. "
-            "Ask an admin to add you."
+            text=f"Social stats: {request.window.title}",
+            blocks=stats_blocks(report, settings.tz, report_url=link),
         )
-        return
-    now = services.clock()
-    try:
-        request = parse_stats_command(
-            command.get("text") or "",
-            now=now,
-            tz=settings.tz,
-            networks=settings.enabled_networks(),
-            teams=settings.teams,
-        )
-    except ValueError as exc:
-        await ack(str(exc))
-        return
-    try:
-        report = await stats_report(services.db, request, now)
-    except DatabaseUnavailable:
-        await ack("The statistics database is not answering right now; try again in a minute.")
-        return
-    scope = ReportFilters(request.period, network=request.network, team=request.team)
-    link = report_link(settings, scope.params(), now)
-    await ack(
-        text=f"Social stats: {request.window.title}",
-        blocks=stats_blocks(report, settings.tz, report_url=link),
-    )
 
 
 def _time(request: web.Request, name: str) -> datetime | None:

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import Services
 from bot.config import Settings, load_settings
 from bot.web import create_app, services_of
+from storage.models import utcnow
 from tests.fakes import FakeGraph, FakeSink, FakeSlack, FakeTelegram, FakeX
 from tests.signing import (
     generic_headers,
@@ -323,6 +324,7 @@ async def start_bot(
     env: Mapping[str, str] | None = None,
     coordination_prefix: str = "relaydesk:",
     timers: bool = False,
+    clock: Callable[[], datetime] = utcnow,
 ) -> tuple[Bot, Callable[[], Awaitable[None]]]:
     slack = await FakeSlack().start()
     telegram = await FakeTelegram().start()
@@ -340,7 +342,11 @@ async def start_bot(
     environment.update(env or {})
     settings = load_settings(environment, env_file=None)
     client = TestClient(
-        TestServer(create_app(settings, coordination_prefix=coordination_prefix, run_timers=timers))
+        TestServer(
+            create_app(
+                settings, clock=clock, coordination_prefix=coordination_prefix, run_timers=timers
+            )
+        )
     )
     await client.start_server()
     bot = Bot(client, slack, telegram, sink, graph, x, settings)

@@ -22,6 +22,7 @@ from datetime import date
 from html import escape
 from typing import Any
 
+from bot.blocks.stats import humanize_seconds
 from bot.reports.svg import (
     COUNT_STEPS,
     DURATION_STEPS,
@@ -32,7 +33,7 @@ from bot.reports.svg import (
     heat_map,
 )
 from bot.services.reports import Report, ReportFilters
-from bot.services.stats import PERIODS, humanize_seconds
+from bot.services.stats import PERIODS
 from storage.stats import UNASSIGNED
 
 Href = Callable[[ReportFilters], str]

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from bot import blocks
+from bot.blocks import conversation as blocks
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.networks.base import DeliveryError, Network, OutboundReply

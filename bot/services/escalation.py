@@ -23,15 +23,16 @@ process that stopped mid-page is sent by a later sweep after `RECOVER_AFTER`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from bot import escalation_blocks as texts
-from bot.blocks import slack_date
+from bot.blocks import escalation as texts
+from bot.blocks.conversation import slack_date
 from bot.config import Settings
+from bot.services.refusal import Refusal
 from bot.services.relay import WAKE_TOPIC
 from bot.services.rotation import (
     Override,
@@ -46,9 +47,6 @@ from storage.coordination import Coordinator
 from storage.escalations import EscalationStore, Locked, TurnState
 from storage.models import Conversation, Escalation, OncallOverride, Turn, utcnow
 from storage.repo import Repository
-
-if TYPE_CHECKING:
-    from bot.app import Services
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +101,6 @@ class OnCall:
     manager: str | None
 
 
-@dataclass(frozen=True)
-class AckResult:
-    ok: bool
-    message: str  # for the person who clicked
-
-
 class Escalations:
     def __init__(
         self,
@@ -129,19 +121,6 @@ class Escalations:
         self._rotation = Rotation.from_settings(settings)
         self._sla = timedelta(minutes=float(settings.sla_minutes))
         self._repeat = timedelta(minutes=float(settings.escalation_repeat_minutes))
-
-    @classmethod
-    def from_services(
-        cls, services: Services, clock: Callable[[], datetime] = utcnow
-    ) -> Escalations:
-        return cls(
-            settings=services.settings,
-            store=EscalationStore(services.db),
-            repo=services.repo,
-            slack=services.slack,
-            coordinator=services.coordinator,
-            clock=clock,
-        )
 
     @property
     def store(self) -> EscalationStore:
@@ -240,16 +219,16 @@ class Escalations:
     async def escalate(
         self, conversation_id: int, by_user: str, reason: str | None, now: datetime | None = None
     ) -> str:
-        """Page level 1 at once (kind manual); returns the answer for `by_user`."""
+        """Page level 1 at once (kind manual); returns the answer for `by_user`, or `Refusal`."""
         now = now or self._clock()
         overrides = await self._overrides(now)
         async with self._store.locked(conversation_id) as locked:
             state = locked.state
             if state.conversation.status != "open":
-                return f"#{conversation_id} is resolved; reopen it before escalating."
+                raise Refusal(f"#{conversation_id} is resolved; reopen it before escalating.")
             earlier = next((p for p in state.pages if p.kind == "manual"), None)
             if earlier is not None:
-                return _already_escalated(conversation_id, earlier)
+                raise Refusal(_already_escalated(conversation_id, earlier))
             page = await locked.add_page(
                 level=1,
                 kind="manual",
@@ -259,31 +238,33 @@ class Escalations:
                 by_user=by_user,
             )
         if page is None:
-            return f"#{conversation_id} is being escalated already."
+            raise Refusal(f"#{conversation_id} is being escalated already.")
         await self._deliver(page, now)
         await self._coordinator.publish(WAKE_TOPIC)
         if page.target_user is None:
             return f"Nobody is on call to page for #{conversation_id}. {texts.NOBODY_HOW_TO}"
         return f"Paged <@{page.target_user}> for #{conversation_id}."
 
-    async def ack(self, conversation_id: int, user: str, now: datetime | None = None) -> AckResult:
-        """Acknowledge the latest turn's escalation: no further level is paged for it."""
+    async def ack(self, conversation_id: int, user: str, now: datetime | None = None) -> str:
+        """Acknowledge the latest turn's escalation: no further level is paged for it.
+
+        Returns the answer for `user`; `Refusal` when there is nothing (left) to acknowledge.
+        """
         now = now or self._clock()
         async with self._store.locked(conversation_id) as locked:
             state = locked.state
             if not state.pages:
-                return AckResult(False, f"#{conversation_id} has no escalation to acknowledge.")
+                raise Refusal(f"#{conversation_id} has no escalation to acknowledge.")
             earlier = next((p for p in state.pages if p.acked_at is not None), None)
             if earlier is None:
                 await locked.ack(user, now)
         if earlier is not None:
             assert earlier.acked_at is not None
             if earlier.acked_by == user:
-                return AckResult(False, f"You already acknowledged #{conversation_id}.")
-            return AckResult(
-                False,
+                raise Refusal(f"You already acknowledged #{conversation_id}.")
+            raise Refusal(
                 f"<@{earlier.acked_by}> already acknowledged #{conversation_id} "
-                f"{slack_date(earlier.acked_at)}.",
+                f"{slack_date(earlier.acked_at)}."
             )
         log.info("escalation of #%s acknowledged by %s", conversation_id, user)
         conversation = state.conversation
@@ -296,9 +277,15 @@ class Escalations:
                 )
             except SlackError as exc:
                 log.warning("ack note for #%s not posted: %s", conversation_id, exc.code)
-        return AckResult(
-            True, f"You acknowledged #{conversation_id}: it will not escalate further."
-        )
+        return f"You acknowledged #{conversation_id}: it will not escalate further."
+
+    async def claimed(self, conversation_id: int, user: str) -> None:
+        """`user` claimed the conversation from a page: it escalates no further.
+
+        Unlike `ack`, nothing to say: a page acknowledged already is fine.
+        """
+        with contextlib.suppress(Refusal):
+            await self.ack(conversation_id, user)
 
     # -- sending --------------------------------------------------------------
     async def _deliver(self, page: Escalation, now: datetime) -> int:

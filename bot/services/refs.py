@@ -62,25 +62,56 @@ def split_ref(text: str) -> tuple[str, str]:
     return parts[0], parts[1].strip() if len(parts) > 1 else ""
 
 
-async def find_conversation(repo: Repository, token: str) -> Conversation:
-    """The conversation `token` names; `Refusal` with a sentence for the user otherwise."""
-    if not token.strip():
-        raise Refusal(f"Which conversation? {USAGE}")
-    ref = parse_conversation_ref(token)
-    if ref is None:
-        raise Refusal(f"`{token}` is not a conversation. {USAGE}")
-    if ref.number is not None:
-        found = await repo.conversation(ref.number)
+class Lookup:
+    """Which conversation a command, a button or a shortcut is about; `Refusal` when none.
+
+    Handlers ask this service, never storage.
+    """
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+
+    async def number(self, conversation_id: int) -> Conversation:
+        found = await self._repo.conversation(conversation_id)
         if found is None:
-            raise Refusal(f"There is no conversation #{ref.number}.")
+            raise Refusal(f"There is no conversation #{conversation_id}.")
         return found
-    assert ref.channel is not None and ref.ts is not None
-    found = await repo.conversation_by_message(ref.channel, ref.ts)
-    if found is None and ref.thread_ts is not None:
-        found = await repo.conversation_by_message(ref.channel, ref.thread_ts)
-    if found is None:
-        raise Refusal(
-            "That message is not part of a Relaydesk conversation. Link the conversation's "
-            "root or a message in its thread, or use #N."
-        )
-    return found
+
+    async def reference(self, token: str) -> Conversation:
+        """The conversation `token` (`#N`, `N` or a message link) names."""
+        if not token.strip():
+            raise Refusal(f"Which conversation? {USAGE}")
+        ref = parse_conversation_ref(token)
+        if ref is None:
+            raise Refusal(f"`{token}` is not a conversation. {USAGE}")
+        if ref.number is not None:
+            return await self.number(ref.number)
+        assert ref.channel is not None and ref.ts is not None
+        found = await self._repo.conversation_by_message(ref.channel, ref.ts)
+        if found is None and ref.thread_ts is not None:
+            found = await self._repo.conversation_by_message(ref.channel, ref.thread_ts)
+        if found is None:
+            raise Refusal(
+                "That message is not part of a Relaydesk conversation. Link the conversation's "
+                "root or a message in its thread, or use #N."
+            )
+        return found
+
+    async def root(self, channel: str, ts: str) -> Conversation:
+        """The conversation whose root is the message `ts` (a button on it was clicked)."""
+        found = await self._repo.conversation_by_thread(channel, ts)
+        if found is None:
+            raise Refusal("This message is not a Relaydesk conversation.")
+        return found
+
+    async def message(self, channel: str, ts: str, thread_ts: str | None) -> Conversation:
+        """The conversation of any message of its threads (a message shortcut was used)."""
+        found = await self._repo.conversation_by_message(channel, ts)
+        if found is None and thread_ts:
+            found = await self._repo.conversation_by_thread(channel, thread_ts)
+        if found is None:
+            raise Refusal(
+                "That message is not part of a Relaydesk conversation. Use the shortcut on a "
+                "conversation's root or on a message in its thread."
+            )
+        return found

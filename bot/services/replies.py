@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 from bot.config import Settings
 from bot.slack import Slack, SlackError
 from storage.coordination import Coordinator
 from storage.core import ReplyKind, ReplyState
+from storage.models import TeamReply
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,18 @@ NOTE_PREFIXES = ("note:", "private:")
 # (edits, deletions, joins, bot messages...) are not replies.
 HUMAN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 EVENT_TTL = 24 * 3600.0
+
+
+class MessageEvent(TypedDict, total=False):
+    """The fields read of a Slack `message` event; any may be missing (joins, edits...)."""
+
+    subtype: str
+    bot_id: str
+    channel: str
+    user: str
+    text: str
+    ts: str
+    thread_ts: str
 
 
 def slack_time(ts: str) -> datetime:
@@ -46,18 +59,22 @@ class Replies:
         self._coordinator = coordinator
         self._deliver = deliver
 
-    async def on_message(self, event: Mapping[str, Any], event_id: str | None) -> str:
-        """Handle a `message` event; returns what was done (for logs and tests)."""
+    async def on_message(self, event: MessageEvent, event_id: str | None) -> TeamReply | None:
+        """Store a person's thread message as a reply or a note, and start sending a reply.
+
+        Returns the stored row; None when the event is ignored: not a person's message,
+        not a reply in a conversation thread, or a delivery seen before.
+        """
         if event.get("subtype") not in HUMAN_SUBTYPES or event.get("bot_id"):
-            return "ignored: not a person's message"
+            return None
         thread_ts, ts, user = event.get("thread_ts"), event.get("ts"), event.get("user")
         channel = event.get("channel")
         if not (thread_ts and ts and user and channel) or thread_ts == ts:
-            return "ignored: not a thread reply"
+            return None
         if event_id and not await self._coordinator.first_seen(
             f"slack-event:{event_id}", EVENT_TTL
         ):
-            return "ignored: duplicate delivery"
+            return None
         text = str(event.get("text") or "")
         allowed = not self._settings.allowed_users or user in self._settings.allowed_users
         kind = ReplyKind.NOTE if is_note(text) else ReplyKind.REPLY
@@ -76,14 +93,14 @@ class Replies:
             state=state,
         )
         if stored is None:
-            return "ignored: not a conversation thread, or already stored"
+            return None
         conversation, reply = stored
         log.info("conversation %s: %s %s from %s", conversation.id, kind, reply.id, user)
         if state == ReplyState.PENDING:
             await self._deliver(conversation.id or 0)
         elif state == ReplyState.REFUSED:
             await self._refuse(channel, thread_ts, ts, user)
-        return f"stored {kind} ({state})"
+        return reply
 
     async def _refuse(self, channel: str, thread_ts: str, ts: str, user: str) -> None:
         """Mark the message, and explain once per person per thread."""

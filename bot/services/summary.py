@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
 
+from bot.blocks.stats import escalations_sent, summary_blocks
 from bot.config import Settings
-from bot.services.stats import day_window, summary_blocks, summary_report
+from bot.services.stats import day_window, summary_report
 from bot.slack import Slack, SlackError
 from storage.db import Database
 from storage.models import utcnow
@@ -59,13 +59,7 @@ class DailySummary:
         report = await summary_report(self._db, day, tz, now)
         window = day_window(day, tz)
         pages = await self._posts.escalations(window.since, window.until)
-        blocks: list[dict[str, Any]] = summary_blocks(report, tz)
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"Escalations sent that day: {pages}"}],
-            }
-        )
+        blocks = [*summary_blocks(report, tz), escalations_sent(pages)]
         figures = report.figures
         text = (
             f"Daily summary for {day.isoformat()}: {figures['received']} messages, "

@@ -143,11 +143,11 @@ async def running(
 ) -> AsyncIterator[Env]:
     slack = await FakeSlack().start()
     settings = load_settings(environment(slack, database_url, **(overrides or {})), env_file=None)
-    services = build_services(settings)
     clock = clock or Clock()
+    services = build_services(settings, clock=clock)
     try:
         await services.db.migrate()
-        yield Env(slack, services, Escalations.from_services(services, clock=clock), clock)
+        yield Env(slack, services, services.escalations, clock)
     finally:
         await services.close()
         await slack.stop()

@@ -21,7 +21,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from sqlalchemy import select
 
-from bot.escalation_blocks import COVER_USAGE, NOBODY_HOW_TO
+from bot.blocks.escalation import COVER_USAGE, NOBODY_HOW_TO
 from handlers import oncall
 from storage.models import OncallOverride
 from tests.escalation.support import (
@@ -112,7 +112,7 @@ async def bolt(tmp_path: Path) -> AsyncIterator[Bolt]:
             process_before_response=True,
             raise_error_for_unhandled_request=False,
         )
-        oncall.register(app, env.services, clock=env.clock)
+        oncall.register(app, env.services)
         yield Bolt(env, app)
 
 
@@ -327,6 +327,6 @@ async def test_oncall_with_nobody_configured(tmp_path: Path) -> None:
             signing_secret=SECRET,
             process_before_response=True,
         )
-        oncall.register(app, env.services, clock=env.clock)
+        oncall.register(app, env.services)
         text = answer(await Bolt(env, app).command("/oncall", ""))
     assert text == f":pager: Nobody is on call right now ({date_tag(T0)}).\n{NOBODY_HOW_TO}"

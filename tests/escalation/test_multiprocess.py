@@ -18,8 +18,6 @@ from sqlalchemy.engine import make_url
 from bot.app import build_services
 from bot.config import load_settings
 from bot.scheduler import Scheduler
-from bot.services.escalation import Escalations
-from storage.redis_coordination import RedisCoordinator
 from tests.escalation.support import INBOX, MANAGER, A, B, Clock, Env, environment, minutes
 from tests.fakes import FakeSlack
 from tests.services import require_postgres, require_redis
@@ -49,10 +47,8 @@ async def test_three_processes_send_exactly_one_dm_per_level(database_url: str) 
     processes = []
     try:
         for _ in range(3):
-            services = build_services(settings)
-            await services.coordinator.close()
-            services.coordinator = RedisCoordinator.from_url(redis_url, prefix=prefix)
-            escalations = Escalations.from_services(services, clock=clock)
+            services = build_services(settings, clock=clock, coordination_prefix=prefix)
+            escalations = services.escalations
             scheduler = Scheduler(services.coordinator, interval=1, clock=clock)
             scheduler.add("escalation", escalations.sweep)
             processes.append((Env(slack, services, escalations, clock), scheduler))

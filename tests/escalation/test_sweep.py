@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.escalation_blocks import NOBODY_HOW_TO
+from bot.blocks.escalation import NOBODY_HOW_TO
 from bot.services.escalation import RECOVER_AFTER
+from bot.services.refusal import Refusal
 from storage.models import Handoff
 from tests.escalation.support import (
     AGENT,
@@ -114,8 +115,8 @@ async def stop_by_reply(env: Env, conversation_id: int) -> None:
 
 
 async def stop_by_ack(env: Env, conversation_id: int) -> None:
-    result = await env.escalations.ack(conversation_id, A)
-    assert result.ok
+    answer = await env.escalations.ack(conversation_id, A)
+    assert answer == f"You acknowledged #{conversation_id}: it will not escalate further."
 
 
 async def stop_by_resolve(env: Env, conversation_id: int) -> None:
@@ -242,8 +243,11 @@ async def test_manual_escalation_pages_at_once_and_starts_the_clock(env: Env) ->
     env.clock.now = minutes(5)
     answer = await env.escalations.escalate(1, AGENT, "VIP, very angry")
     assert answer == f"Paged <@{A}> for #1."
-    again = await env.escalations.escalate(1, AGENT, "again")
-    assert again == (f"#1 was already escalated to <@{A}> by <@{AGENT}> {date_tag(minutes(5))}.")
+    with pytest.raises(Refusal) as again:
+        await env.escalations.escalate(1, AGENT, "again")
+    assert again.value.sentence == (
+        f"#1 was already escalated to <@{A}> by <@{AGENT}> {date_tag(minutes(5))}."
+    )
     assert await env.dmed() == [A]
     assert blocks_text(env.dm_posts()[0]).count(f"Escalated by <@{AGENT}>: VIP, very angry") == 1
     assert env.thread_texts(conversation) == [f"<@{A}>: escalation level 1 for #1"]
@@ -263,9 +267,9 @@ async def test_manual_escalation_pages_at_once_and_starts_the_clock(env: Env) ->
 async def test_manual_escalation_of_a_resolved_conversation_is_refused(env: Env) -> None:
     await env.conversation()
     await env.services.repo.resolve(1, AGENT, minutes(1))
-    assert await env.escalations.escalate(1, AGENT, None) == (
-        "#1 is resolved; reopen it before escalating."
-    )
+    with pytest.raises(Refusal) as refused:
+        await env.escalations.escalate(1, AGENT, None)
+    assert refused.value.sentence == "#1 is resolved; reopen it before escalating."
     assert env.dm_posts() == []
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import build_services
-from bot.services.stats import humanize_seconds
+from bot.blocks.stats import humanize_seconds
 from bot.services.summary import DailySummary
 from bot.slack import SlackTemporary
 from tests.harness import INBOX, SUMMARY, Bot, start_bot

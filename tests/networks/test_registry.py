@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import bot.networks
-from bot.blocks import NETWORK_LABELS
+from bot.blocks.conversation import NETWORK_LABELS
 from bot.config import Settings, load_settings
 from bot.networks import build_networks
 from bot.networks.registry import BY_NAME, NETWORKS, NetworkDescriptor

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.services.stats import humanize_seconds
+from bot.blocks.stats import humanize_seconds
 from tests.harness import start_bot
 from tests.reports.chromium import chromium, require_chromium
 from tests.reports.page import HEADLINE

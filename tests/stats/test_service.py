@@ -8,19 +8,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.blocks.stats import humanize_seconds, stats_blocks, summary_blocks, thread_link
 from bot.services.stats import (
     StatsReport,
     SummaryReport,
     Window,
     day_window,
-    humanize_seconds,
     parse_stats_command,
     period_window,
-    stats_blocks,
     stats_report,
-    summary_blocks,
     summary_report,
-    thread_link,
 )
 from storage.db import Database
 from storage.stats import compute

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from bot.blocks import Block, actions, button, customer_label, network_label, quote, slack_date
+from bot.blocks.conversation import (
+    Block,
+    actions,
+    button,
+    customer_label,
+    network_label,
+    quote,
+    slack_date,
+)
 from bot.services.rotation import Shift
 from storage.models import Conversation, Escalation
 

@@ -1,0 +1,50 @@
+"""The handoff form opened by the *Hand off conversation* message shortcut."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from storage.models import Conversation
+
+MODAL = "relaydesk.handoff_modal"
+
+
+def handoff_modal(conversation: Conversation, channel: str, teams: Sequence[str]) -> dict[str, Any]:
+    """The team to hand off to (any but the conversation's own) and an optional note.
+
+    The conversation and the channel the shortcut was used in ride along as metadata.
+    """
+    conversation_id = conversation.id
+    return {
+        "type": "modal",
+        "callback_id": MODAL,
+        "private_metadata": json.dumps({"conversation": conversation_id, "channel": channel}),
+        "title": {"type": "plain_text", "text": f"Hand off #{conversation_id}"},
+        "submit": {"type": "plain_text", "text": "Hand off"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "team",
+                "label": {"type": "plain_text", "text": "Team"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "team",
+                    "options": [
+                        {"text": {"type": "plain_text", "text": t.title()}, "value": t}
+                        for t in teams
+                        if t != conversation.team
+                    ],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "note",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Note for the team"},
+                "element": {"type": "plain_text_input", "action_id": "note", "multiline": True},
+            },
+        ],
+    }
