@@ -104,5 +104,6 @@ def prepare_document(document: Document, target: Target) -> PreparedReply | Over
     def fits(piece: Document) -> bool:
         return target.length(render(piece, target.markup)) <= limit
 
-    pieces = split_document(document, fits)
+    # every private target's measure counts each visible character at least once
+    pieces = split_document(document, fits, longest=limit)
     return PreparedReply(tuple(render(p, target.markup) for p in pieces), target.parse_mode)

@@ -7,7 +7,7 @@ piece. Its visible text is the blocks' span texts joined by newlines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import IntFlag, StrEnum
 
 
@@ -82,11 +82,19 @@ def _slice_block(block: Block, start: int, end: int) -> Block:
     spans: list[Span] = []
     offset = 0
     for span in block.spans:
-        lo, hi = max(start, offset), min(end, offset + len(span.text))
-        if lo < hi:
-            spans.append(replace(span, text=span.text[lo - offset : hi - offset]))
-        offset += len(span.text)
-    return replace(block, spans=tuple(spans), continued=block.continued or start > 0)
+        length = len(span.text)
+        if offset >= end:
+            break
+        lo, hi = max(start, offset), min(end, offset + length)
+        if lo == offset and hi == offset + length:
+            spans.append(span)
+        elif lo < hi:
+            spans.append(
+                Span(span.text[lo - offset : hi - offset], span.style, span.url, span.user)
+            )
+        offset += length
+    continued = block.continued or start > 0
+    return Block(block.kind, tuple(spans), block.indent, block.number, continued)
 
 
 def merge_spans(spans: list[Span]) -> tuple[Span, ...]:
@@ -102,7 +110,7 @@ def merge_spans(spans: list[Span]) -> tuple[Span, ...]:
             and span.user is None
             and (last.style, last.url) == (span.style, span.url)
         ):
-            merged[-1] = replace(last, text=last.text + span.text)
+            merged[-1] = Span(last.text + span.text, last.style, last.url)
         else:
             merged.append(span)
     return tuple(merged)

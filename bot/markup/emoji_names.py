@@ -7,6 +7,8 @@ stays `:name:`.
 
 from __future__ import annotations
 
+import functools
+
 import emoji
 
 # Slack's `skin-tone-N` (2 lightest .. 6 darkest) are the Fitzpatrick modifiers.
@@ -14,6 +16,7 @@ SKIN_TONES = {2: "\U0001f3fb", 3: "\U0001f3fc", 4: "\U0001f3fd", 5: "\U0001f3fe"
 _VARIATION_SELECTOR = "\ufe0f"
 
 
+@functools.lru_cache(maxsize=4096)
 def _lookup(name: str) -> str | None:
     candidates = [name, name.replace("-", "_")]
     if name.startswith("flag-"):

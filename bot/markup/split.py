@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bot.markup.document import Document
 
@@ -21,16 +21,21 @@ _SENTENCE = re.compile(r"(?<=[.!?…])\s")
 _WORD = re.compile(r"\s")
 
 
-def split_document(document: Document, fits: Callable[[Document], bool]) -> list[Document]:
+def split_document(
+    document: Document, fits: Callable[[Document], bool], longest: int | None = None
+) -> list[Document]:
+    """Pieces in order; `longest` bounds a piece's visible text when the caller knows
+    that its measure counts at least one per visible character (it saves rendering)."""
     text = document.text
     boundaries = _boundaries(document, text)
     pieces: list[Document] = []
     start = _skip_space(text, 0)
     while start < len(text):
-        if fits(document.slice(start, len(text))):
+        reach = len(text) if longest is None else min(len(text), start + longest)
+        if reach == len(text) and fits(document.slice(start, len(text))):
             pieces.append(document.slice(start, len(text)))
             break
-        end = _best_end(document, start, boundaries, fits)
+        end = _best_end(document, text, start, reach, boundaries, fits)
         pieces.append(document.slice(start, end))
         start = _skip_space(text, end)
     return pieces
@@ -42,7 +47,7 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
-def _boundaries(document: Document, text: str) -> list[list[int]]:
+def _boundaries(document: Document, text: str) -> list[Sequence[int]]:
     """Cut positions by preference; block ends count as paragraph breaks."""
     block_ends: list[int] = []
     offset = 0
@@ -56,17 +61,22 @@ def _boundaries(document: Document, text: str) -> list[list[int]]:
         [m.start() for m in _LINE.finditer(text)],
         [m.start() for m in _SENTENCE.finditer(text)],
         [m.start() for m in _WORD.finditer(text)],
-        list(range(len(text) + 1)),
+        range(len(text) + 1),  # a lazy sequence: bisect needs no list of every offset
     ]
 
 
 def _best_end(
-    document: Document, start: int, boundaries: list[list[int]], fits: Callable[[Document], bool]
+    document: Document,
+    text: str,
+    start: int,
+    reach: int,
+    boundaries: list[Sequence[int]],
+    fits: Callable[[Document], bool],
 ) -> int:
     """The furthest cut of the most preferred kind; at least one character (a piece
     that cannot fit even so is sent over the limit rather than looping)."""
     for positions in boundaries:
-        lo, hi = bisect_right(positions, start), len(positions)
+        lo, hi = bisect_right(positions, start), bisect_right(positions, reach)
         best = None
         while lo < hi:  # longer pieces never get shorter once rendered
             mid = (lo + hi) // 2
@@ -74,6 +84,6 @@ def _best_end(
                 best, lo = positions[mid], mid + 1
             else:
                 hi = mid
-        if best is not None and document.text[start:best].strip():
+        if best is not None and text[start:best].strip():
             return best
     return start + 1
