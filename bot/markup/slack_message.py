@@ -21,6 +21,12 @@ from bot.markup.slack_text import (
     usergroup_text,
 )
 
+_STYLE_FLAGS = (
+    ("bold", Style.BOLD),
+    ("italic", Style.ITALIC),
+    ("strike", Style.STRIKE),
+    ("code", Style.CODE),
+)
 _LIST_KINDS = {"bullet": BlockKind.BULLET, "ordered": BlockKind.ORDERED}
 
 
@@ -70,13 +76,9 @@ def _strip_newlines(spans: tuple[Span, ...]) -> tuple[Span, ...]:
 def _style(element: Mapping[str, Any]) -> Style:
     flags = element.get("style") or {}
     style = Style.NONE
-    for name, flag in (("bold", Style.BOLD), ("italic", Style.ITALIC)):
+    for name, flag in _STYLE_FLAGS:
         if flags.get(name):
             style |= flag
-    if flags.get("strike"):
-        style |= Style.STRIKE
-    if flags.get("code"):
-        style |= Style.CODE
     return style
 
 

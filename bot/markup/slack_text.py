@@ -80,8 +80,7 @@ def angle_spans(content: str, style: Style) -> list[Span]:
             return []
         if command.startswith("subteam^"):
             return [Span(usergroup_text(label), style)]
-        if command.startswith("date^"):
-            return [Span(label, style)] if label else []
+        # `<!date^...|fallback>` and any newer command: the fallback text, else nothing
         return [Span(label, style)] if label else []
     url = unescape(target)
     return [Span(label or url, style, url=url)]
