@@ -19,6 +19,7 @@ BENCHES = (
     "tests.bench.bench_reply",
     "tests.bench.bench_memory",
     "tests.bench.bench_stats",
+    "tests.bench.bench_markup",
 )
 
 
