@@ -64,9 +64,19 @@ class DeliveryError(Exception):
 
 @dataclass(frozen=True)
 class Attachment:
-    kind: str  # image, video, audio, file, sticker, location, unsupported, ...
+    """A part of a message that is not its text.
+
+    `url` is a link a person may open (or the network's download URL); `media_id` is
+    the network's own handle to download the bytes (Telegram `file_id`, WhatsApp media
+    id) when there is no usable URL; `title` is a file name or a short label.
+    """
+
+    kind: str  # image, video, audio, voice, file, sticker, gif, location, contact, ...
     url: str | None = None
     title: str | None = None
+    media_id: str | None = None
+    mimetype: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,7 @@ class InboundMessage:
     reply_context: Mapping[str, Any] = field(default_factory=dict)
     from_team: bool = False
     in_reply_to: str | None = None
+    automated: bool = False  # sent by an automation on the business side: never a human reply
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,61 @@ class DeliveryStatus:
     error: str | None = None
 
 
-InboundEvent = InboundMessage | DeliveryStatus
+@dataclass(frozen=True)
+class CustomerReaction:
+    """The customer added or removed a reaction on a message (theirs or ours).
+
+    `target_id` is the network's id of the message reacted to, in the form stored
+    (an `InboundMessage.message_id`, or a team reply's external id)."""
+
+    network: str
+    conversation_key: str
+    event_id: str
+    target_id: str
+    emoji: str  # the emoji, or the network's name for it ("" when removed and unknown)
+    removed: bool
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerRemoval:
+    """The customer deleted, unsent or revoked one of their messages."""
+
+    network: str
+    conversation_key: str
+    event_id: str
+    target_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerEdit:
+    """The customer edited a message; `text` is its new content as shown."""
+
+    network: str
+    conversation_key: str
+    event_id: str
+    target_id: str
+    text: str
+    attachments: tuple[Attachment, ...]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A system notice about a conversation (number changed, member joined or left, bot
+    blocked, payment...): a short note in its thread if it exists, never a customer
+    message."""
+
+    network: str
+    conversation_key: str
+    event_id: str
+    text: str
+    at: datetime
+
+
+CustomerAction = CustomerReaction | CustomerRemoval | CustomerEdit | Notice
+InboundEvent = InboundMessage | DeliveryStatus | CustomerAction
 
 
 @dataclass(frozen=True)

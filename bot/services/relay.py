@@ -155,6 +155,9 @@ class Relay:
         messages = [row for event, row in rows if not event.from_team]
         echoes = [row for event, row in rows if event.from_team]
         statuses = [event for event in events if isinstance(event, DeliveryStatus)]
+        for event in events:
+            if not isinstance(event, InboundMessage | DeliveryStatus):
+                log.debug("%s %s not handled yet", event.network, type(event).__name__)
         stored = await self._writer.write(messages) if messages else []
         new_echoes = 0
         if echoes:

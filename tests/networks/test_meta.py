@@ -35,6 +35,7 @@ from tests.networks import (
     payload_json,
     shaped,
 )
+from tests.networks.events import message_ids
 from tests.refs import ref_bytes, ref_json
 
 SECRET = "meta-app-secret"
@@ -207,7 +208,7 @@ def test_every_item_of_every_entry_and_a_bad_item_is_skipped_and_logged(
     body = dumps({"object": "page", "entry": [good, second, "not an entry"]})
 
     report = network().parse_report(body)
-    assert [e.message_id for e in report.events] == [
+    assert message_ids(report.events) == [
         "mid.1472026867074:cfb5e1d4bde07a2a55",
         "mid.second",
         "mid.third",

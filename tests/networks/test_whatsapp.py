@@ -35,6 +35,7 @@ from tests.networks import (
     payload_json,
     shaped,
 )
+from tests.networks.events import message_ids
 from tests.refs import ref_bytes, ref_json
 
 SECRET = "meta-app-secret"
@@ -200,7 +201,7 @@ def test_batch_keeps_good_items_and_reports_the_bad_one(
     data["entry"].append({"id": "2", "changes": [{"field": "messages", "value": {}}]})
 
     report = network().parse_report(dumps(data))
-    assert [e.message_id for e in report.events] == [
+    assert message_ids(report.events) == [
         "wamid.xyzxyz",
         "wamid.second",
         "wamid.xyzxyz",

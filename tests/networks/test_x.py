@@ -25,6 +25,7 @@ from bot.networks.base import (
 from bot.networks.x import XNetwork
 from tests.fakes.x_api import FakeX
 from tests.networks import IDS, JSON_VALUES, TIMES, dumps, outbound, shaped
+from tests.networks.events import message_ids
 from tests.refs import ref_bytes, ref_json
 
 CUSTOMER = "3001969357"
@@ -204,7 +205,7 @@ def test_dms_and_mentions_in_one_body_and_a_bad_event_is_skipped(
     data["tweet_create_events"] = mention_data()["tweet_create_events"]
     data["favorite_events"] = [{"id": "1"}]
     report = network().parse_report(dumps(data))
-    assert [e.message_id for e in report.events] == ["954491830116155396", "1065035365336141825"]
+    assert message_ids(report.events) == ["954491830116155396", "1065035365336141825"]
     assert [(s.where, s.ids) for s in report.skipped] == [
         ("direct_message_events[0]", "id=999, message_create.sender_id=3001969357"),
     ]
