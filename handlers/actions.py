@@ -1,4 +1,7 @@
-"""Root buttons: claim, resolve, reopen. Ack at once; the answer comes as an ephemeral."""
+"""Buttons: claim, resolve, reopen on a root; resend on a reply in doubt.
+
+Ack at once; the answer comes as an ephemeral.
+"""
 
 from __future__ import annotations
 
@@ -52,3 +55,7 @@ async def resolve(body: dict[str, Any], context: dict[str, Any]) -> None:
 
 async def reopen(body: dict[str, Any], context: dict[str, Any]) -> None:
     await _run(body, context, "reopen")
+
+
+async def resend(body: dict[str, Any], context: dict[str, Any]) -> None:
+    await _run(body, context, "resend")

@@ -31,6 +31,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
     app.action("relaydesk.claim")(ack=actions.ack_only, lazy=[actions.claim])
     app.action("relaydesk.resolve")(ack=actions.ack_only, lazy=[actions.resolve])
     app.action("relaydesk.reopen")(ack=actions.ack_only, lazy=[actions.reopen])
+    app.action("relaydesk.resend")(ack=actions.ack_only, lazy=[actions.resend])
     app.action("relaydesk.handoff")(ack=actions.ack_only, lazy=[handoff.button])
     app.shortcut("relaydesk.handoff")(ack=actions.ack_only, lazy=[handoff.shortcut])
     app.view(handoff.MODAL)(handoff.submit)
