@@ -31,6 +31,26 @@ GONE = frozenset({"thread_not_found", "message_not_found", "channel_not_found", 
 TEMPORARY = frozenset(
     {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}
 )
+# Refusals an admin can fix (invite the bot, renew the token, grant a scope): keep
+# retrying these; any other SlackPermanent refuses the content itself, for good.
+FIXABLE = frozenset(
+    {
+        "not_in_channel",
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "no_permission",
+        "access_denied",
+        "team_access_not_granted",
+        "ekm_access_denied",
+        "restricted_action",
+        "org_login_required",
+    }
+)
+LOOK_BACK = 200  # messages read when looking for a post that may have been made
 POST_RATE = 1.0  # Slack: about one message per second per channel
 POST_BURST = 3
 SERVER_ERROR_PAUSE = 1.0  # before the one retry of a call Slack answered with 5xx
@@ -58,7 +78,10 @@ class SlackThreadGone(SlackError):
 
 
 class SlackPermanent(SlackError):
-    pass
+    @property
+    def fixable(self) -> bool:
+        """An admin can make a retry succeed; otherwise Slack refuses the content for good."""
+        return self.code in FIXABLE
 
 
 def make_web_client(token: str, base_url: str, timeout: int = 10) -> AsyncWebClient:
@@ -152,6 +175,7 @@ class Slack:
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
         broadcast: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         data = await self.call(
             "chat.postMessage",
@@ -162,8 +186,40 @@ class Slack:
             reply_broadcast=broadcast or None,
             unfurl_links=False,
             unfurl_media=False,
+            metadata=metadata,
         )
         return str(data["ts"])
+
+    async def find_posts(
+        self,
+        channel: str,
+        event_type: str,
+        match: dict[str, Any],
+        *,
+        oldest: str,
+        thread_ts: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Our posts since `oldest` whose metadata payload has every item of `match`,
+        oldest first: in a thread (conversations.replies) or the channel
+        (conversations.history). Reads the latest LOOK_BACK messages at most."""
+        data = await self.call(
+            "conversations.replies" if thread_ts else "conversations.history",
+            channel=channel,
+            ts=thread_ts,
+            oldest=oldest,
+            inclusive=True,
+            limit=LOOK_BACK,
+            include_all_metadata=True,
+        )
+        found = []
+        for message in data.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == event_type and all(
+                payload.get(key) == value for key, value in match.items()
+            ):
+                found.append(message)
+        return sorted(found, key=lambda message: float(message.get("ts", 0)))
 
     async def update(
         self,

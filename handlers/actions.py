@@ -1,4 +1,7 @@
-"""Root buttons: claim, resolve, reopen. Ack at once; the answer comes as an ephemeral."""
+"""Buttons: claim, resolve, reopen on a root; resend on a reply in doubt.
+
+Ack at once; the answer comes as an ephemeral.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action("relaydesk.claim")(ack=ack_only, lazy=[listeners.claim])
     app.action("relaydesk.resolve")(ack=ack_only, lazy=[listeners.resolve])
     app.action("relaydesk.reopen")(ack=ack_only, lazy=[listeners.reopen])
+    app.action("relaydesk.resend")(ack=ack_only, lazy=[listeners.resend])
 
 
 class ActionListeners:
@@ -29,6 +33,9 @@ class ActionListeners:
 
     async def reopen(self, body: BlockActions) -> None:
         await self._run(body, "reopen")
+
+    async def resend(self, body: BlockActions) -> None:
+        await self._run(body, "resend")
 
     async def _run(self, body: BlockActions, verb: str) -> None:
         services = self._services

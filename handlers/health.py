@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 
+from bot.app import Services
 from handlers.webhooks import SERVICES
 from storage.coordination import CoordinationUnavailable
 from storage.db import DatabaseUnavailable
@@ -29,8 +30,22 @@ async def healthz(request: web.Request) -> web.Response:
             status["redis"] = f"down: {exc or 'timeout'}"
     healthy = all(not value.startswith("down") for value in status.values())
     return web.json_response(
-        {"status": "ok" if healthy else "degraded", **status}, status=200 if healthy else 503
+        {
+            "status": "ok" if healthy else "degraded",
+            **status,
+            **(await _deliveries(services) if status["sql"] == "ok" else {}),
+        },
+        status=200 if healthy else 503,
     )
+
+
+async def _deliveries(services: Services) -> dict[str, int]:
+    """Informative only (the status code does not depend on them): the age of the oldest
+    pending delivery in seconds, and how many deliveries failed for good."""
+    try:
+        return await asyncio.wait_for(services.repo.delivery_gauges(services.clock()), 2)
+    except (DatabaseUnavailable, TimeoutError):
+        return {}
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -48,6 +63,14 @@ async def metrics(request: web.Request) -> web.Response:
             "Open conversations waiting for a reply",
         ),
         "escalations": ("relaydesk_escalations_sent", "Escalation pages sent so far"),
+        "oldest_pending_seconds": (
+            "relaydesk_oldest_pending_delivery_seconds",
+            "Age of the oldest message or reply waiting to be delivered (0: none)",
+        ),
+        "failed": (
+            "relaydesk_failed_deliveries",
+            "Messages Slack refused and replies not delivered, for good",
+        ),
     }
     for key, (name, help_text) in helps.items():
         if key in counts:

@@ -26,6 +26,7 @@ class MessageState(StrEnum):
 
     PENDING = "pending"
     POSTED = "posted"
+    FAILED = "failed"  # Slack refused it for good (or for too long): said so, not retried
 
 
 class ReplyState(StrEnum):
@@ -37,6 +38,7 @@ class ReplyState(StrEnum):
     REFUSED = "refused"  # its writer may not reply: not sent
     INTERNAL = "internal"  # a note: never sent
     ECHO = "echo"  # a reply sent from the network's own inbox, held before it is shown
+    UNCERTAIN = "uncertain"  # its send was cut short (a crash): resent only when asked
 
 
 class ReplyKind(StrEnum):

@@ -77,6 +77,7 @@ ROOTLESS = "thread_ts IS NULL AND channel IS NOT NULL"
 # predicate; a bound parameter ("state = $1") states nothing there.
 PENDING = "state = 'pending'"
 RETRYING = "state = 'pending' AND next_attempt_at IS NOT NULL"
+FAILED = "state = 'failed'"
 
 
 def _partial(name: str, *columns: str, where: str) -> Index:
@@ -120,6 +121,8 @@ class Conversation(SQLModel, table=True):
     # The root message is re-rendered while rendered_version < version.
     version: int = 0
     rendered_version: int = 0
+    # A root post was started then: it may exist in Slack though not recorded here.
+    root_attempt_at: datetime | None = _ts()
 
 
 class SlackThread(SQLModel, table=True):
@@ -144,6 +147,8 @@ class CustomerMessage(SQLModel, table=True):
         _partial("ix_customer_message_due", "conversation_id", "next_attempt_at", where=PENDING),
         # The earliest retry time, among the few messages that wait for one.
         _partial("ix_customer_message_retry", "next_attempt_at", where=RETRYING),
+        # The few messages Slack refused for good, counted by /healthz.
+        _partial("ix_customer_message_failed", "conversation_id", where=FAILED),
         Index("ix_customer_message_conv", "conversation_id", "sent_at"),
         # Stats count a window's messages per conversation from this index alone.
         Index("ix_customer_message_sent", "sent_at", "conversation_id"),
@@ -166,6 +171,8 @@ class CustomerMessage(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()
     last_error: str | None = Field(default=None, max_length=255)
+    # A post of it was started then, with no answer recorded: look before posting again.
+    attempt_at: datetime | None = _ts()
 
 
 class TeamReply(SQLModel, table=True):
@@ -202,6 +209,8 @@ class TeamReply(SQLModel, table=True):
     next_attempt_at: datetime | None = _ts()
     last_error: str | None = Field(default=None, max_length=500)
     warned: bool = False  # the thread was told about a failure
+    # A send to the network was started then, with no outcome recorded.
+    attempt_at: datetime | None = _ts()
 
 
 class Turn(SQLModel, table=True):

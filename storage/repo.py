@@ -41,6 +41,7 @@ from storage.core import (
 from storage.db import Database, insert_ignore
 from storage.inbound import NewCustomerMessage, Stored, store_batch
 from storage.models import (
+    FAILED,
     PENDING,
     RETRYING,
     ROOTLESS,
@@ -65,7 +66,7 @@ class DueWork:
     messages: list[CustomerMessage]  # to relay to Slack, in order
     replies: list[TeamReply]  # to send to the customer, in order
     echoes: list[TeamReply]  # inbox replies to show in Slack
-    unwarned: list[TeamReply]  # failed, not yet explained in Slack
+    unwarned: list[TeamReply]  # failed (or in doubt), not yet explained in Slack
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,10 @@ def _carry_out(conversation: Conversation, plan: ConversationPlan) -> None:
     for name, value in plan.values.items():
         setattr(conversation, name, value)
     conversation.version += 1
+
+
+# Reply states the thread must be told about (`warned` says it was).
+UNWARNED = (ReplyState.FAILED, ReplyState.UNCERTAIN)
 
 
 class Repository:
@@ -211,7 +216,44 @@ class Repository:
                     .where(col(Escalation.sent_at).is_not(None))
                 )
             ).scalar_one()
-        return {"pending": pending, "unanswered": unanswered, "escalations": escalations}
+        return {
+            "pending": pending,
+            "unanswered": unanswered,
+            "escalations": escalations,
+            **await self.delivery_gauges(now),
+        }
+
+    async def delivery_gauges(self, now: datetime) -> dict[str, int]:
+        """Failed deliveries (messages Slack refused, replies not delivered) and how long
+        the oldest pending one has waited (seconds, 0 when none waits)."""
+        async with self.db.read() as session:
+            failed = 0
+            for model, where in (
+                (CustomerMessage, text(FAILED)),  # the partial index's own predicate
+                (TeamReply, col(TeamReply.state) == ReplyState.FAILED),
+            ):
+                failed += (
+                    await session.execute(select(func.count()).select_from(model).where(where))
+                ).scalar_one()
+            oldest = [
+                (
+                    await session.execute(
+                        select(func.min(CustomerMessage.received_at)).where(text(PENDING))
+                    )
+                ).scalar_one_or_none(),
+                (
+                    await session.execute(
+                        select(func.min(TeamReply.sent_at)).where(
+                            col(TeamReply.state) == ReplyState.PENDING
+                        )
+                    )
+                ).scalar_one_or_none(),
+            ]
+        since = min((at for at in oldest if at is not None), default=None)
+        if since is not None and since.tzinfo is None:  # min() over SQLite is naive UTC
+            since = since.replace(tzinfo=now.tzinfo)
+        age = 0 if since is None else max(0, int((now - since).total_seconds()))
+        return {"failed": failed, "oldest_pending_seconds": age}
 
     async def due_work(self, conversation_id: int, now: datetime) -> DueWork | None:
         """Everything due in one conversation (None: no such conversation)."""
@@ -239,7 +281,7 @@ class Repository:
                             col(TeamReply.conversation_id) == conversation_id,
                             or_(
                                 col(TeamReply.state).in_((ReplyState.PENDING, ReplyState.ECHO)),
-                                (col(TeamReply.state) == ReplyState.FAILED)
+                                col(TeamReply.state).in_(UNWARNED)
                                 & col(TeamReply.warned).is_(False),
                             ),
                         )
@@ -259,11 +301,21 @@ class Repository:
             messages=messages,
             replies=[r for r in replies if r.state == ReplyState.PENDING and due(r)],
             echoes=[r for r in replies if r.state == ReplyState.ECHO and due(r)],
-            unwarned=[r for r in replies if r.state == ReplyState.FAILED],
+            unwarned=[r for r in replies if r.state in UNWARNED],
         )
 
-    async def set_thread(self, conversation_id: int, channel: str, thread_ts: str) -> None:
-        """Record a (new) root of the conversation: replies to it reach the conversation."""
+    async def set_thread(
+        self,
+        conversation_id: int,
+        channel: str,
+        thread_ts: str,
+        first_message_id: int | None = None,
+    ) -> None:
+        """Record a (new) root of the conversation: replies to it reach the conversation.
+
+        `first_message_id`: the message the root quotes; it stays pending until what
+        the root could not hold of it is posted in the thread.
+        """
         async with self.db.session() as session:
             conversation = await self._conversation_for_update(
                 session, Conversation.id == conversation_id
@@ -271,6 +323,13 @@ class Repository:
             conversation.channel = channel
             conversation.thread_ts = thread_ts
             conversation.rendered_version = conversation.version
+            conversation.root_attempt_at = None
+            if first_message_id is not None:
+                await session.execute(
+                    update(CustomerMessage)
+                    .where(col(CustomerMessage.id) == first_message_id)
+                    .values(slack_channel=channel, slack_ts=thread_ts)
+                )
             await insert_ignore(
                 session,
                 SlackThread,
@@ -287,22 +346,30 @@ class Repository:
                 update(CustomerMessage)
                 .where(col(CustomerMessage.id).in_(message_ids))
                 .values(
-                    state=MessageState.POSTED, slack_channel=channel, slack_ts=ts, last_error=None
+                    state=MessageState.POSTED,
+                    slack_channel=channel,
+                    slack_ts=ts,
+                    last_error=None,
+                    attempt_at=None,
                 )
             )
 
     async def retry_messages_later(
-        self, message_ids: Sequence[int], at: datetime, error: str
+        self, message_ids: Sequence[int], at: datetime, error: str, in_doubt: bool = False
     ) -> None:
+        """`in_doubt`: Slack did not answer, so the post may exist (look before posting)."""
+        values: dict[str, Any] = {
+            "attempts": CustomerMessage.attempts + 1,
+            "next_attempt_at": at,
+            "last_error": error[:255],
+        }
+        if not in_doubt:
+            values["attempt_at"] = None
         async with self.db.session() as session:
             await session.execute(
                 update(CustomerMessage)
                 .where(col(CustomerMessage.id).in_(message_ids))
-                .values(
-                    attempts=CustomerMessage.attempts + 1,
-                    next_attempt_at=at,
-                    last_error=error[:255],
-                )
+                .values(**values)
             )
 
     async def mark_rendered(self, conversation_id: int, version: int) -> None:
@@ -454,6 +521,7 @@ class Repository:
             reply.delivered_at = now
             reply.external_id = external_id
             reply.last_error = None
+            reply.attempt_at = None
             await self._answer_turn(session, conversation, reply)
             return conversation
 
@@ -494,6 +562,7 @@ class Repository:
                     next_attempt_at=at,
                     last_error=error[:500],
                     warned=warned,
+                    attempt_at=None,
                 )
             )
 
@@ -569,7 +638,9 @@ class Repository:
             await session.execute(
                 update(TeamReply)
                 .where(col(TeamReply.id) == reply_id)
-                .values(state=ReplyState.FAILED, last_error=error[:500], warned=False)
+                .values(
+                    state=ReplyState.FAILED, last_error=error[:500], warned=False, attempt_at=None
+                )
             )
 
     async def set_warned(self, reply_id: int) -> None:
@@ -578,6 +649,75 @@ class Repository:
             await session.execute(
                 update(TeamReply).where(col(TeamReply.id) == reply_id).values(warned=True)
             )
+
+    # -- posting at most once -------------------------------------------------
+    async def begin_root(self, conversation_id: int, now: datetime) -> None:
+        """A root post starts: until it is recorded, it may exist in Slack."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(Conversation)
+                .where(col(Conversation.id) == conversation_id)
+                .values(root_attempt_at=now)
+            )
+
+    async def link_thread(self, conversation_id: int, channel: str, thread_ts: str) -> None:
+        """Another root of the conversation (e.g. posted twice): replies to it count too."""
+        async with self.db.session() as session:
+            await insert_ignore(
+                session,
+                SlackThread,
+                ("channel", "thread_ts"),
+                channel=channel,
+                thread_ts=thread_ts,
+                conversation_id=conversation_id,
+                created_at=utcnow(),
+            )
+
+    async def begin_post(self, message_ids: Sequence[int], now: datetime) -> None:
+        """A thread post of these messages starts (kept until it is recorded)."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(CustomerMessage)
+                .where(col(CustomerMessage.id).in_(message_ids))
+                .values(attempt_at=now)
+            )
+
+    async def fail_messages(self, message_ids: Sequence[int], error: str) -> None:
+        """Slack refused these for good (or for too long): later messages go on."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(CustomerMessage)
+                .where(col(CustomerMessage.id).in_(message_ids))
+                .values(state=MessageState.FAILED, last_error=error[:255], attempt_at=None)
+            )
+
+    async def begin_send(self, reply_id: int, now: datetime) -> None:
+        """A send to the network starts: if nothing is recorded after it, it is in doubt."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(TeamReply).where(col(TeamReply.id) == reply_id).values(attempt_at=now)
+            )
+
+    async def mark_reply_uncertain(self, reply_id: int) -> None:
+        """Its send was cut short: not resent unless someone asks (Resend)."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(TeamReply)
+                .where(col(TeamReply.id) == reply_id, col(TeamReply.state) == ReplyState.PENDING)
+                .values(state=ReplyState.UNCERTAIN, warned=False, attempt_at=None)
+            )
+
+    async def resend(self, reply_id: int) -> TeamReply | None:
+        """Send an uncertain reply again; None if it is not (or no longer) uncertain."""
+        async with self.db.session() as session:
+            reply = await session.get(TeamReply, reply_id)
+            if reply is None or reply.state != ReplyState.UNCERTAIN:
+                return None
+            reply.state = ReplyState.PENDING
+            reply.next_attempt_at = None
+            reply.last_error = None
+            await session.flush()
+            return reply
 
     # -- actions on a conversation ------------------------------------------
     async def claim(self, conversation_id: int, user_id: str) -> ActionResult:
@@ -738,7 +878,7 @@ def _due_conversations() -> Select[int]:
         ),
         (
             col(TeamReply.conversation_id),
-            (col(TeamReply.state) == ReplyState.FAILED, col(TeamReply.warned).is_(False)),
+            (col(TeamReply.state).in_(UNWARNED), col(TeamReply.warned).is_(False)),
         ),
         (col(Conversation.id), (text(STALE_ROOT),)),
         (col(Conversation.id), (text(ROOTLESS),)),

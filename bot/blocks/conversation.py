@@ -6,7 +6,8 @@ Everything a customer wrote passes through `escape` so that `<!channel>`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,13 @@ from bot.networks.registry import labels as network_labels
 from storage.models import Conversation, CustomerMessage
 
 Block = dict[str, Any]
+
+# Slack's limits, counted after escaping (in UTF-16 code units, never fewer than
+# Python's characters): a section's text, a message's text, blocks per message.
+SECTION_LIMIT = 3_000
+TEXT_LIMIT = 40_000
+MAX_BLOCKS = 50
+METADATA_EVENT = "relaydesk_message"
 
 NETWORK_LABELS = network_labels()
 
@@ -102,9 +110,9 @@ def root_blocks(
     blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
     if note:
         blocks.append(context([note]))
-    blocks.append(
-        {"type": "section", "text": {"type": "mrkdwn", "text": quote(conversation.root_text)}}
-    )
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": root_quote(conversation)}})
+    if root_rest(conversation.root_text):
+        blocks.append(context(["_The message continues in the thread._"]))
     blocks.append(context([status_line(conversation)]))
     blocks.extend(_actions(conversation, teams))
     return blocks
@@ -156,19 +164,46 @@ def quote(text: str) -> str:
     return "\n".join(f"> {line}" for line in body.splitlines() or [""])
 
 
-def customer_messages_text(messages: Sequence[CustomerMessage]) -> str:
-    """Follow-ups that queued up are posted together, one paragraph each."""
-    return "\n\n".join(_one_message(message) for message in messages)
-
-
 def _one_message(message: CustomerMessage) -> str:
     lines = [escape(message.text)] if message.text else []
+    links = _links(message)
+    if links:
+        lines.append(links)
+    return "\n".join(lines) or "_(empty message)_"
+
+
+def _links(message: CustomerMessage) -> str:
+    lines = []
     for attachment in message.attachments or []:
         kind = escape(str(attachment.get("kind", "file")))
         title = escape(str(attachment.get("title") or kind))
         url = attachment.get("url")
         lines.append(f"<{escape(str(url))}|[{title}]>" if url else f"[{title}]")
-    return "\n".join(lines) or "_(empty message)_"
+    return "\n".join(lines)
+
+
+def not_posted(conversation: Conversation, count: int, reason: str) -> str:
+    """Why customer messages are missing from the thread (or the channel, rootless)."""
+    what = "A message" if count == 1 else f"{count} messages"
+    return (
+        f":warning: {what} from {customer_label(conversation)} (#{conversation.id}, "
+        f"{network_label(conversation)}) could not be posted here: Slack refused it "
+        f"({escape(reason)}). Later messages follow as usual."
+    )
+
+
+def in_doubt_blocks(reply_id: int) -> list[Block]:
+    """A reply whose send was cut short: it may or may not have reached the customer."""
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": IN_DOUBT}},
+        actions("relaydesk.resend", [button("Resend", "relaydesk.resend", str(reply_id))]),
+    ]
+
+
+IN_DOUBT = (
+    ":grey_question: This reply may not have been delivered: the bot stopped while sending it. "
+    "If the customer did not get it, press *Resend*."
+)
 
 
 def handoff_note(by_user: str, team: str, note: str | None, earlier: str | None) -> str:
@@ -203,6 +238,128 @@ def moved_root_blocks(
         moved += f" · <{new_thread}|continue in the new thread>"
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": header}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": quote(conversation.root_text)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": root_quote(conversation)}},
         context([moved]),
     ]
+
+
+# -- staying within Slack's limits ----------------------------------------------------
+
+
+def units(text: str) -> int:
+    """Length as Slack may count it: UTF-16 code units (an emoji counts two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def chunks(raw: str, limit: int, render: Callable[[str], str] = escape) -> list[str]:
+    """Cut `raw` into consecutive pieces whose `render` fits in `limit`, in order.
+
+    Cuts after a line break or a space when one is in the second half of the piece;
+    cutting the raw text (not the rendered one) never splits an entity like `&amp;`.
+    """
+    pieces: list[str] = []
+    rest = raw
+    while rest and units(render(rest)) > limit:
+        low, high = 1, len(rest)  # the longest prefix that fits: binary search
+        while low < high:
+            middle = (low + high + 1) // 2
+            if units(render(rest[:middle])) <= limit:
+                low = middle
+            else:
+                high = middle - 1
+        cut = max(rest.rfind("\n", 0, low), rest.rfind(" ", 0, low)) + 1
+        if cut <= low // 2:
+            cut = low
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    if rest or not pieces:
+        pieces.append(rest)
+    return pieces
+
+
+def _root_pieces(root_text: str) -> list[str]:
+    return chunks(root_text, SECTION_LIMIT, quote)
+
+
+def root_quote(conversation: Conversation) -> str:
+    """The first message as the root shows it: as much as one section holds."""
+    return quote(_root_pieces(conversation.root_text)[0])
+
+
+def root_rest(root_text: str) -> str:
+    """What of the first message the root cannot hold (posted in the thread)."""
+    return "".join(_root_pieces(root_text)[1:])
+
+
+@dataclass(frozen=True)
+class Post:
+    """One thread post of customer messages: several short ones, or one part of a long one."""
+
+    text: str
+    message_ids: tuple[int, ...]
+    part: int = 0
+    parts: int = 1
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return self.message_ids[0], self.part
+
+
+def customer_posts(messages: Sequence[CustomerMessage], root_ts: str | None = None) -> list[Post]:
+    """Messages as thread posts within TEXT_LIMIT, in order.
+
+    Short messages that queued up share a post (one paragraph each); a longer one is
+    cut into parts. A message whose `slack_ts` is the root `root_ts` already shows its
+    first part in the root: only the rest of it is posted.
+    """
+    posts: list[Post] = []
+    batch: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        if batch:
+            posts.append(Post("\n\n".join(text for _, text in batch), tuple(i for i, _ in batch)))
+            batch.clear()
+
+    for message in messages:
+        assert message.id is not None
+        if root_ts is not None and message.slack_ts == root_ts:
+            flush()
+            rest = chunks(root_rest(message.text), TEXT_LIMIT)
+            rest = [] if rest == [""] else rest
+            posts.extend(
+                Post(escape(piece), (message.id,), part, len(rest) + 1)
+                for part, piece in enumerate(rest, 1)
+            )
+            continue
+        text = _one_message(message)
+        if units(text) > TEXT_LIMIT:
+            flush()
+            pieces = chunks(message.text, TEXT_LIMIT)
+            links = _links(message)
+            if links and units(escape(pieces[-1]) + "\n" + links) > TEXT_LIMIT:
+                pieces.append("")
+            texts = [escape(piece) for piece in pieces]
+            if links:
+                texts[-1] = (texts[-1] + "\n" + links).strip("\n")
+            posts.extend(
+                Post(text, (message.id,), part, len(texts)) for part, text in enumerate(texts)
+            )
+            continue
+        if batch and units("\n\n".join([t for _, t in batch] + [text])) > TEXT_LIMIT:
+            flush()
+        batch.append((message.id, text))
+    flush()
+    return posts
+
+
+def post_metadata(conversation_id: int, post: Post | None = None, **extra: Any) -> Block:
+    """Message metadata naming what a post carries, to find it again after a crash."""
+    payload: dict[str, Any] = {"conversation_id": conversation_id, **extra}
+    if post is not None:
+        payload.update(
+            message_id=post.message_ids[0],
+            message_ids=",".join(str(i) for i in post.message_ids),
+            part=post.part,
+            parts=post.parts,
+        )
+    return {"event_type": METADATA_EVENT, "event_payload": payload}

@@ -53,6 +53,16 @@ class Conversations:
             raise Refusal(f"#{conversation_id} is already open.")
         return await self._done(result, f"#{conversation_id} is open again.")
 
+    async def resend(self, reply_id: int, user: str) -> str:
+        """Send again a reply whose first send was cut short (the Resend button)."""
+        self.check_allowed(user)
+        reply = await self._repo.resend(reply_id)
+        if reply is None:
+            raise Refusal("This reply was already resent, or its delivery is settled.")
+        log.info("reply %s: resend asked by %s", reply_id, user)
+        await self._coordinator.publish(WAKE_TOPIC)
+        return "Sending the reply to the customer again."
+
     async def _done(self, result: ActionResult, sentence: str) -> str:
         assert result.ok, result.unchanged  # every reason an action can change nothing is worded
         log.info("conversation %s: %s", result.conversation.id, sentence)

@@ -13,15 +13,16 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.blocks import conversation as blocks
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.networks.base import DeliveryError, Network, OutboundReply
 from bot.services.relay import WAKE_TOPIC
-from bot.slack import Slack, SlackError, SlackTemporary, SlackThreadGone
+from bot.slack import Slack, SlackError, SlackPermanent, SlackTemporary, SlackThreadGone
 from storage.coordination import CoordinationUnavailable, Coordinator, Lease
-from storage.core import ReplyKind, ReplyState
+from storage.core import MessageState, ReplyKind, ReplyState
 from storage.db import DatabaseUnavailable
 from storage.models import Conversation, CustomerMessage, TeamReply, utcnow
 from storage.repo import HandoffRepository, Repository, backoff
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 15.0  # renewed while working; a dead worker's expires soon
 SCAN_EVERY = 0.1  # seconds: at most one scan for due work per this interval
 GIVE_UP_AFTER = timedelta(hours=24)
+LOOK_SINCE = timedelta(minutes=5)  # a post in doubt is looked for from this before its try
 
 
 class Dispatcher:
@@ -208,7 +210,10 @@ class Dispatcher:
         for echo in work.echoes:
             await self._show_inbox_reply(echo)
         for reply in work.unwarned:
-            await self._fail(reply, reply.last_error or "the network reported a failure")
+            if reply.state == ReplyState.UNCERTAIN:
+                await self._tell_in_doubt(reply)
+            else:
+                await self._fail(reply, reply.last_error or "the network reported a failure")
         if handed_off or work.messages or work.replies or work.echoes or work.unwarned:
             # what this pass changed (thread, version) since the work was read
             conversation = await self._repo.conversation(conversation_id) or conversation
@@ -216,32 +221,115 @@ class Dispatcher:
             await self._render_root(conversation)
 
     async def _relay(self, conversation_id: int, messages: Sequence[CustomerMessage]) -> None:
+        """Post the messages in order: a root first if there is none, then thread posts.
+
+        A post Slack refuses for good fails its messages (said in the thread) and the
+        next ones go on; a temporary failure puts the rest off, in order."""
         conversation = await self._repo.conversation(conversation_id)
         assert conversation is not None
         try:
             if conversation.thread_ts is None:
-                conversation = await self._post_root(conversation, note=None)
-                first, messages = messages[0], messages[1:]
-                assert conversation.channel and conversation.thread_ts
-                await self._posted([first], conversation.channel, conversation.thread_ts)
-            if messages:
-                await self._post_in_thread(conversation, messages)
+                conversation = await self._first_root(conversation, messages[0])
         except SlackTemporary as exc:
-            await self._later(messages, exc, exc.retry_after)
+            await self._later(conversation, messages, exc, exc.retry_after)
+            return
         except SlackError as exc:
             # e.g. not_in_channel: keep the messages and retry; an admin must act.
             log.error("conversation %s: cannot post to Slack: %s", conversation_id, exc.code)
-            await self._later(messages, exc, None)
+            await self._later(conversation, messages, exc, None)
+            return
+        await self._post_in_thread(conversation, messages)
+
+    async def _first_root(self, conversation: Conversation, first: CustomerMessage) -> Conversation:
+        """The conversation's root; it quotes `first`, whose rest (if any) the thread gets."""
+        try:
+            conversation = await self._post_root(conversation, note=None, first=first)
+        except SlackPermanent as exc:
+            if exc.fixable:
+                raise
+            # Slack refused the root's blocks: a plain root still makes the thread.
+            log.error("conversation %s: root refused (%s); plain root", conversation.id, exc.code)
+            conversation = await self._post_root(conversation, note=None, plain=True)
+            await self._refused(conversation, [first], exc.code)
+            return conversation
+        assert conversation.channel and conversation.thread_ts
+        first.slack_channel, first.slack_ts = conversation.channel, conversation.thread_ts
+        return conversation
 
     async def _post_in_thread(
         self, conversation: Conversation, messages: Sequence[CustomerMessage]
     ) -> None:
-        assert conversation.channel and conversation.thread_ts
-        text = blocks.customer_messages_text(messages)
-        broadcast = any(message.broadcast for message in messages)
+        assert conversation.id is not None and conversation.channel and conversation.thread_ts
+        pending = [m for m in messages if m.state == MessageState.PENDING]
+        shown = [
+            m
+            for m in pending
+            if m.slack_ts == conversation.thread_ts and not blocks.root_rest(m.text)
+        ]
+        if shown:  # the root holds all of it
+            await self._posted(shown, conversation.channel, conversation.thread_ts)
+        pending = [m for m in pending if m.id not in {s.id for s in shown}]
+        whole, parts = await self._found_posts(conversation, pending)
+        for made_ts, made in whole.items():
+            await self._posted(made, conversation.channel, made_ts)
+        done = {m.id for made in whole.values() for m in made}
+        pending = [m for m in pending if m.id not in done]
+        by_id = {m.id: m for m in pending}
+        broadcast = any(message.broadcast for message in pending)
+        posts = blocks.customer_posts(pending, conversation.thread_ts)
+        first_ts = {m.id: m.slack_ts for m in pending if m.slack_ts == conversation.thread_ts}
+        failed: set[int] = set()
+        for index, post in enumerate(posts):
+            if failed.issuperset(post.message_ids):
+                continue  # an earlier part of this message was refused
+            posted = [by_id[i] for i in post.message_ids]
+            part_ts = parts.get(post.key)
+            if part_ts is not None:
+                ts = part_ts
+            else:
+                try:
+                    conversation, ts = await self._thread_post(conversation, post, broadcast)
+                except SlackTemporary as exc:
+                    rest = self._unposted(posts[index:], by_id, failed)
+                    await self._later(conversation, rest, exc, exc.retry_after)
+                    return
+                except SlackPermanent as exc:
+                    if exc.fixable:
+                        log.error("conversation %s: cannot post: %s", conversation.id, exc.code)
+                        rest = self._unposted(posts[index:], by_id, failed)
+                        await self._later(conversation, rest, exc, None)
+                        return
+                    await self._refused(conversation, posted, exc.code)
+                    failed.update(post.message_ids)
+                    continue
+            first_ts.setdefault(post.message_ids[0], ts)
+            if post.part == post.parts - 1:
+                assert conversation.channel
+                await self._posted(
+                    posted, conversation.channel, first_ts[post.message_ids[0]] or ts
+                )
+
+    @staticmethod
+    def _unposted(
+        posts: Sequence[blocks.Post], by_id: Mapping[int | None, CustomerMessage], failed: set[int]
+    ) -> list[CustomerMessage]:
+        ids = dict.fromkeys(i for post in posts for i in post.message_ids if i not in failed)
+        return [by_id[i] for i in ids]
+
+    async def _thread_post(
+        self, conversation: Conversation, post: blocks.Post, broadcast: bool
+    ) -> tuple[Conversation, str]:
+        """One thread post (recorded as in flight first); a new root if the thread is gone."""
+        assert conversation.id is not None and conversation.channel and conversation.thread_ts
+        await self._repo.begin_post(list(post.message_ids), self._clock())
+        metadata = blocks.post_metadata(conversation.id, post)
         try:
             ts = await self._slack.post(
-                conversation.channel, text, thread_ts=conversation.thread_ts, broadcast=broadcast
+                conversation.channel,
+                post.text,
+                thread_ts=conversation.thread_ts,
+                broadcast=broadcast,
+                metadata=metadata,
             )
         except SlackThreadGone as exc:
             log.warning("conversation %s: thread gone (%s); new root", conversation.id, exc.code)
@@ -255,26 +343,99 @@ class Dispatcher:
             )
             assert conversation.channel and conversation.thread_ts
             ts = await self._slack.post(
-                conversation.channel, text, thread_ts=conversation.thread_ts, broadcast=broadcast
+                conversation.channel,
+                post.text,
+                thread_ts=conversation.thread_ts,
+                broadcast=broadcast,
+                metadata=metadata,
             )
-        assert conversation.channel
-        await self._posted(messages, conversation.channel, ts)
+        return conversation, ts
+
+    async def _found_posts(
+        self, conversation: Conversation, messages: Sequence[CustomerMessage]
+    ) -> tuple[dict[str, list[CustomerMessage]], dict[tuple[int, int], str]]:
+        """Posts of messages in doubt that Slack took after all: whole posts (ts -> their
+        messages) and parts of long messages ((message id, part) -> ts)."""
+        doubt = [m.attempt_at for m in messages if m.attempt_at is not None]
+        if not doubt:
+            return {}, {}
+        assert conversation.id is not None and conversation.channel and conversation.thread_ts
+        found = await self._slack.find_posts(
+            conversation.channel,
+            blocks.METADATA_EVENT,
+            {"conversation_id": conversation.id},
+            oldest=_slack_ts(min(doubt) - LOOK_SINCE),
+            thread_ts=conversation.thread_ts,
+        )
+        by_id = {m.id: m for m in messages}
+        whole: dict[str, list[CustomerMessage]] = {}
+        parts: dict[tuple[int, int], str] = {}
+        for post in found:
+            payload = post["metadata"]["event_payload"]
+            ids = [int(i) for i in str(payload.get("message_ids", "")).split(",") if i]
+            if int(payload.get("parts", 1)) > 1:
+                parts[(int(payload["message_id"]), int(payload.get("part", 0)))] = post["ts"]
+            elif ids and all(i in by_id for i in ids):
+                whole[post["ts"]] = [by_id[i] for i in ids]
+        if whole or parts:
+            log.info("conversation %s: %d post(s) found already made", conversation.id, len(found))
+        return whole, parts
 
     async def _post_root(
-        self, conversation: Conversation, note: str | None, channel: str | None = None
+        self,
+        conversation: Conversation,
+        note: str | None,
+        channel: str | None = None,
+        *,
+        first: CustomerMessage | None = None,
+        plain: bool = False,
     ) -> Conversation:
+        """Post (or find, after a crash or a timeout) the conversation's root and record it.
+
+        `first`: the message the root quotes (its rest goes to the thread); `plain`:
+        no blocks, for when Slack refused them."""
+        assert conversation.id is not None
         channel = (
             channel or conversation.channel or self._settings.inbox_channel(conversation.network)
         )
-        ts = await self._slack.post(
-            channel,
-            blocks.root_fallback(conversation),
-            blocks=blocks.root_blocks(conversation, self._settings.teams, note=note),
+        text = blocks.root_fallback(conversation)
+        root = None if plain else blocks.root_blocks(conversation, self._settings.teams, note=note)
+        ts = await self._root_once(conversation, channel, text, root, kind="root")
+        await self._repo.set_thread(
+            conversation.id, channel, ts, first.id if first is not None else None
         )
-        await self._repo.set_thread(conversation.id or 0, channel, ts)
-        refreshed = await self._repo.conversation(conversation.id or 0)
+        refreshed = await self._repo.conversation(conversation.id)
         assert refreshed is not None
         return refreshed
+
+    async def _root_once(
+        self,
+        conversation: Conversation,
+        channel: str,
+        text: str,
+        root: list[blocks.Block] | None,
+        **match: Any,
+    ) -> str:
+        """A root post, at most once where it can be known: an earlier try that may have
+        succeeded (recorded in SQL) is looked for in the channel first; every root found
+        beyond the first is linked to the conversation, so replies in it count."""
+        assert conversation.id is not None
+        if conversation.root_attempt_at is not None:
+            found = await self._slack.find_posts(
+                channel,
+                blocks.METADATA_EVENT,
+                {"conversation_id": conversation.id, **match},
+                oldest=_slack_ts(conversation.root_attempt_at - LOOK_SINCE),
+            )
+            for extra in found[1:]:
+                await self._repo.link_thread(conversation.id, channel, extra["ts"])
+            if found:
+                log.info("conversation %s: root found already posted", conversation.id)
+                return str(found[0]["ts"])
+        await self._repo.begin_root(conversation.id, self._clock())
+        return await self._slack.post(
+            channel, text, blocks=root, metadata=blocks.post_metadata(conversation.id, **match)
+        )
 
     async def _post_handoff_root(self, conversation: Conversation) -> None:
         """After a handoff: a new root in the team's channel, and the old root points to it."""
@@ -289,8 +450,13 @@ class Dispatcher:
         recent = await self._digest(conversation.id)
         if recent is not None:
             root.insert(-1, recent)
-        ts = await self._slack.post(
-            conversation.channel, blocks.root_fallback(conversation), blocks=root
+        ts = await self._root_once(
+            conversation,
+            conversation.channel,
+            blocks.root_fallback(conversation),
+            root,
+            kind="root",
+            handoff_id=handoff.id,
         )
         await self._repo.set_thread(conversation.id, conversation.channel, ts)
         await self._handoffs.set_new_thread(handoff.id, conversation.channel, ts)
@@ -327,13 +493,49 @@ class Dispatcher:
             self._metrics.webhook_to_slack.observe((now - message.received_at).total_seconds())
 
     async def _later(
-        self, messages: Sequence[CustomerMessage], exc: Exception, retry_after: float | None
+        self,
+        conversation: Conversation,
+        messages: Sequence[CustomerMessage],
+        exc: SlackError,
+        retry_after: float | None,
     ) -> None:
+        """Try again later, in order; messages waiting longer than GIVE_UP_AFTER fail."""
+        if not messages:
+            return
+        now = self._clock()
+        if now - min(m.received_at for m in messages) > GIVE_UP_AFTER:
+            hours = int(GIVE_UP_AFTER.total_seconds() // 3600)
+            await self._refused(conversation, messages, f"{exc.code}, for more than {hours} h")
+            return
         self._metrics.retries.labels("slack").inc()
         attempts = max(message.attempts for message in messages) + 1
-        at = self._clock() + backoff(attempts, retry_after)
-        await self._repo.retry_messages_later([m.id or 0 for m in messages], at, str(exc))
+        at = now + backoff(attempts, retry_after)
+        # No answer from Slack (a timeout, a dropped connection, a 5xx): the post may exist.
+        in_doubt = isinstance(exc, SlackTemporary) and (exc.status == 0 or exc.status >= 500)
+        await self._repo.retry_messages_later(
+            [m.id or 0 for m in messages], at, str(exc), in_doubt=in_doubt
+        )
         await self._scheduled()
+
+    async def _refused(
+        self, conversation: Conversation, messages: Sequence[CustomerMessage], reason: str
+    ) -> None:
+        """These messages will not be posted: record it, and say so where people look."""
+        await self._repo.fail_messages([m.id or 0 for m in messages], reason)
+        for message in messages:
+            message.state = MessageState.FAILED
+        log.error(
+            "conversation %s: messages %s not posted: %s",
+            conversation.id,
+            [m.id for m in messages],
+            reason,
+        )
+        text = blocks.not_posted(conversation, len(messages), reason)
+        channel = conversation.channel or self._settings.inbox_channel(conversation.network)
+        try:
+            await self._slack.post(channel, text, thread_ts=conversation.thread_ts)
+        except SlackError as exc:
+            log.warning("conversation %s: could not say why: %s", conversation.id, exc.code)
 
     async def _render_root(self, conversation: Conversation) -> None:
         """Show the root's new state; while Slack has chat.update paused, a later pass does."""
@@ -353,6 +555,10 @@ class Dispatcher:
         except SlackTemporary as exc:
             log.info("conversation %s: root not re-rendered yet: %s", conversation.id, exc)
             return
+        except SlackPermanent as exc:
+            if exc.fixable:
+                raise
+            log.error("conversation %s: root update refused: %s", conversation.id, exc.code)
         await self._repo.mark_rendered(conversation.id or 0, conversation.version)
 
     async def _show_inbox_reply(self, echo: TeamReply) -> None:
@@ -371,6 +577,12 @@ class Dispatcher:
     # -- replies to the customer ----------------------------------------------
     async def _deliver(self, reply: TeamReply, conversation: Conversation) -> None:
         assert reply.id is not None
+        if reply.attempt_at is not None:
+            # A send was started and its outcome never recorded (the process died):
+            # it may have reached the customer. Ask a person instead of resending.
+            await self._repo.mark_reply_uncertain(reply.id)
+            await self._tell_in_doubt(reply)
+            return
         network = self._networks.get(conversation.network)
         if network is None:
             await self._fail(reply, f"the {conversation.network} network is not configured here")
@@ -384,6 +596,7 @@ class Dispatcher:
             reply_id=reply.id,
             sent_at=reply.sent_at,
         )
+        await self._repo.begin_send(reply.id, self._clock())
         try:
             receipt = await network.send(outbound)
         except DeliveryError as exc:
@@ -416,6 +629,20 @@ class Dispatcher:
         await self._tell(reply, f":warning: Not delivered to the customer: {reason}")
         await self._repo.set_warned(reply.id)  # only now: a lost explanation is retried
 
+    async def _tell_in_doubt(self, reply: TeamReply) -> None:
+        """Mark a reply whose send was cut short, with a Resend button."""
+        assert reply.id is not None
+        log.warning("reply %s: delivery in doubt after an interrupted send", reply.id)
+        await self._mark(reply, add="grey_question")
+        if reply.slack_channel and reply.slack_thread_ts:
+            await self._slack.post(
+                reply.slack_channel,
+                blocks.IN_DOUBT,
+                blocks=blocks.in_doubt_blocks(reply.id),
+                thread_ts=reply.slack_thread_ts,
+            )
+        await self._repo.set_warned(reply.id)
+
     async def _tell(self, reply: TeamReply, text: str) -> None:
         """Say why in the thread the reply was written in."""
         await self._mark(reply, add="warning")
@@ -432,3 +659,7 @@ class Dispatcher:
             await self._slack.react(reply.slack_channel, reply.slack_ts, add)
         except SlackError as exc:
             log.warning("reaction %s on reply %s failed: %s", add, reply.id, exc.code)
+
+
+def _slack_ts(at: datetime) -> str:
+    return f"{at.timestamp():.6f}"

@@ -30,6 +30,9 @@ SCOPES: dict[str, tuple[str, ...] | None] = {
     "conversations.open": ("im:write",),
     "conversations.info": ("channels:read", "groups:read"),
     "conversations.members": ("channels:read", "groups:read"),
+    # reading back our own posts' metadata (include_all_metadata) needs no more scope
+    "conversations.history": ("channels:history", "groups:history"),
+    "conversations.replies": ("channels:history", "groups:history"),
     "users.info": ("users:read",),
     "views.open": None,
     "views.update": None,

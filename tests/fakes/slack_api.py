@@ -92,6 +92,8 @@ class FakeSlack(FakeServer):
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
             "conversations.members": self._conversations_members,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "views.open": self._views_open,
             "views.update": self._views_update,
@@ -256,6 +258,7 @@ class FakeSlack(FakeServer):
     def _post_message(self, params: dict[str, Any]) -> Answer:
         channel = self._channel(params, post=True)
         content = self._content(params)
+        _check_limits(content)
         thread_ts = params.get("thread_ts")
         if thread_ts:
             root = self._messages.get(channel, {}).get(str(thread_ts))
@@ -276,6 +279,7 @@ class FakeSlack(FakeServer):
 
     def _update(self, params: dict[str, Any]) -> Answer:
         channel = self._channel(params)
+        _check_limits(params)
         message = self._existing(channel, params.get("ts"))
         if message.get("user") != self.bot_user_id:
             raise SlackError("cant_update_message")
@@ -365,6 +369,31 @@ class FakeSlack(FakeServer):
         members = self.channel_members.get(channel, [self.bot_user_id])
         return {"members": members, "response_metadata": {"next_cursor": ""}}
 
+    def _conversations_history(self, params: dict[str, Any]) -> Answer:
+        """Top-level messages, newest first (thread replies are not part of history)."""
+        channel = self._channel(params)
+        found = _since(
+            [m for m in self.messages(channel) if m.get("thread_ts", m["ts"]) == m["ts"]], params
+        )
+        limit = int(params.get("limit") or 100)
+        page = list(reversed(found))[:limit]
+        return {
+            "messages": [_visible(m, params) for m in page],
+            "has_more": len(found) > limit,
+        }
+
+    def _conversations_replies(self, params: dict[str, Any]) -> Answer:
+        """A thread, oldest first, the root always first."""
+        channel = self._channel(params)
+        root = self._existing(channel, params.get("ts"))
+        replies = _since(self.replies(channel, root["ts"]), params)
+        limit = int(params.get("limit") or 100)
+        page = [root, *replies][:limit]
+        return {
+            "messages": [_visible(m, params) for m in page],
+            "has_more": len(replies) + 1 > limit,
+        }
+
     def _users_info(self, params: dict[str, Any]) -> Answer:
         user_id = str(params.get("user", ""))
         if not user_id:
@@ -403,6 +432,38 @@ class FakeSlack(FakeServer):
 
     def _connections_open(self, params: dict[str, Any]) -> Answer:
         return {"url": self.socket_mode_url}
+
+
+# Slack's documented limits: 40,000 characters of message text (`msg_too_long`), 50
+# blocks and 3,000 characters of a section's text (`invalid_blocks`).
+TEXT_LIMIT = 40_000
+MAX_BLOCKS = 50
+SECTION_LIMIT = 3_000
+
+
+def _check_limits(params: dict[str, Any]) -> None:
+    if len(str(params.get("text") or "")) > TEXT_LIMIT:
+        raise SlackError("msg_too_long")
+    blocks = params.get("blocks") or []
+    if len(blocks) > MAX_BLOCKS:
+        raise SlackError("invalid_blocks")
+    for block in blocks:
+        if block.get("type") == "section" and (
+            len(str((block.get("text") or {}).get("text", ""))) > SECTION_LIMIT
+        ):
+            raise SlackError("invalid_blocks")
+
+
+def _visible(message: Answer, params: dict[str, Any]) -> Answer:
+    """A message as history shows it: metadata only with `include_all_metadata`."""
+    if str(params.get("include_all_metadata", "")).lower() in ("1", "true"):
+        return message
+    return {k: v for k, v in message.items() if k != "metadata"}
+
+
+def _since(messages: list[Answer], params: dict[str, Any]) -> list[Answer]:
+    oldest = float(params.get("oldest") or 0)
+    return [m for m in messages if float(m["ts"]) >= oldest]
 
 
 def _user(user_id: str, real_name: str, display_name: str) -> Answer:

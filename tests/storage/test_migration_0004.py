@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text, update
 from sqlalchemy.engine import Connection
+from sqlmodel import col
 
 from storage.db import Database
+from storage.models import CustomerMessage
 from storage.repo import NewCustomerMessage, Repository
 from tests.stats.test_migration import _alembic, empty  # noqa: F401 - the fixture
 
@@ -67,16 +69,23 @@ async def test_0004_finds_the_same_work_and_is_reversible(empty: Database) -> No
         await repo.store_customer_messages([_message(c, n) for n in range(3)]) for c in "abcd"
     ]
     a, b, c, _ = (items[0].conversation_id for items in stored)
-    await repo.mark_posted([item.message_id or 0 for item in stored[0]], "C0INBOX01", "1.1")
-    await repo.retry_messages_later(
-        [item.message_id or 0 for item in stored[1]], T0 + timedelta(hours=1), "ratelimited"
-    )
+    # Written as of 0003 (today's repository writes columns added later).
+    async with db.session() as session:
+        await session.execute(
+            text("UPDATE customer_message SET state = 'posted' WHERE conversation_id = :c"),
+            {"c": stored[0][0].conversation_id},
+        )
+        await session.execute(
+            update(CustomerMessage)
+            .where(col(CustomerMessage.conversation_id) == stored[1][0].conversation_id)
+            .values(next_attempt_at=T0 + timedelta(hours=1))
+        )
     before = await _work(repo)
     assert a not in before[0] and b not in before[0] and c in before[0]
     assert before[1] == T0 + timedelta(hours=1)
     assert OLD in await _index_names(db)
 
-    await _alembic(db, "upgrade", "head")
+    await _alembic(db, "upgrade", "0004")
     names = await _index_names(db)
     assert NEW <= names and OLD not in names
     assert await _work(repo) == before

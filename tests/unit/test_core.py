@@ -278,6 +278,8 @@ def test_states_are_the_strings_stored_in_sql() -> None:
         "refused",
         "internal",
         "echo",
+        "uncertain",
     ]
+    assert [str(state) for state in core.MessageState] == ["pending", "posted", "failed"]
     assert core.ConversationStatus("resolved") is RESOLVED
     assert f"{core.MessageState.POSTED}" == "posted"
