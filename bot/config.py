@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, time
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dotenv import dotenv_values
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from storage.business_hours import ALWAYS_OPEN, BusinessHours, parse_holidays, parse_hours
 
 NETWORKS = ("telegram", "meta", "whatsapp", "x", "generic")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -73,6 +76,11 @@ class Settings(BaseSettings):
     oncall_handoff: time = time(9, 0)
     oncall_start: date = date(2026, 1, 5)
     sweep_seconds: float = 15.0
+
+    # Business hours (in TIMEZONE): the SLA clock runs only while open.
+    business_hours: str | None = None
+    holidays: str | None = None
+    out_of_hours_message: str | None = None
 
     telegram_bot_token: str | None = None
     telegram_webhook_secret: str | None = None
@@ -166,6 +174,31 @@ class Settings(BaseSettings):
         if value <= 0:
             raise ValueError("must be a positive number of minutes")
         return value
+
+    @field_validator("business_hours", "holidays", "out_of_hours_message", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        parse_hours(value)
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, value: str | None) -> str | None:
+        parse_holidays(value)
+        return value
+
+    @cached_property
+    def hours(self) -> BusinessHours:
+        """The desk's business hours (always open when neither setting is given)."""
+        spans, holidays = parse_hours(self.business_hours), parse_holidays(self.holidays)
+        if not spans and not holidays:
+            return ALWAYS_OPEN
+        return BusinessHours(spans, holidays, self.tz)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
