@@ -80,7 +80,6 @@ class Settings(BaseSettings):
     # Business hours (in TIMEZONE): the SLA clock runs only while open.
     business_hours: str | None = None
     holidays: str | None = None
-    out_of_hours_message: str | None = None
 
     telegram_bot_token: str | None = None
     telegram_webhook_secret: str | None = None
@@ -175,7 +174,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive number of minutes")
         return value
 
-    @field_validator("business_hours", "holidays", "out_of_hours_message", mode="before")
+    @field_validator("business_hours", "holidays", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

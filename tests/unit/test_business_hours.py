@@ -207,7 +207,7 @@ def test_invalid_settings_name_the_bad_part(env: dict[str, str], message: str) -
 
 def test_settings_build_the_schedule_in_the_time_zone() -> None:
     unset = load_settings({"BUSINESS_HOURS": " "}, env_file=None)
-    assert unset.hours is ALWAYS_OPEN and unset.out_of_hours_message is None
+    assert unset.hours is ALWAYS_OPEN
     settings_ = load_settings(
         {"BUSINESS_HOURS": "Mon-Fri 09:00-12:00, 13:00-17:00", "TIMEZONE": "America/New_York",
          "HOLIDAYS": "2026-07-03"},
