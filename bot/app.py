@@ -60,7 +60,7 @@ def build_services(
 ) -> Services:
     """`coordination_prefix` namespaces Redis keys (tests share one Redis)."""
     db = Database(settings.database_url)
-    repo = Repository(db)
+    repo = Repository(db, settings.hours)
     coordinator = make_coordinator(settings.redis_url, prefix=coordination_prefix)
     metrics = Metrics()
     slack = Slack(

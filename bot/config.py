@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, time
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bot.networks.registry import BY_NAME, NETWORKS, REQUIRED_SETTINGS
 from bot.networks.registry import SECRET_SETTINGS as NETWORK_SECRETS
+from storage.business_hours import ALWAYS_OPEN, BusinessHours, parse_holidays, parse_hours
 
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
@@ -92,6 +94,10 @@ class Settings(BaseSettings):
     oncall_handoff: time = time(9, 0)
     oncall_start: date = date(2026, 1, 5)
     sweep_seconds: float = 15.0
+
+    # Business hours (in TIMEZONE): the SLA clock runs only while open.
+    business_hours: str | None = None
+    holidays: str | None = None
 
     telegram_bot_token: str | None = None
     telegram_webhook_secret: str | None = None
@@ -211,6 +217,31 @@ class Settings(BaseSettings):
         if not 1 <= value <= MAX_ROTATION_DAYS:
             raise ValueError(f"must be a whole number of days from 1 to {MAX_ROTATION_DAYS}")
         return value
+
+    @field_validator("business_hours", "holidays", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        parse_hours(value)
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, value: str | None) -> str | None:
+        parse_holidays(value)
+        return value
+
+    @cached_property
+    def hours(self) -> BusinessHours:
+        """The desk's business hours (always open when neither setting is given)."""
+        spans, holidays = parse_hours(self.business_hours), parse_holidays(self.holidays)
+        if not spans and not holidays:
+            return ALWAYS_OPEN
+        return BusinessHours(spans, holidays, self.tz)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

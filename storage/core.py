@@ -15,6 +15,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from storage.business_hours import ALWAYS_OPEN, BusinessHours
+
 
 class ConversationStatus(StrEnum):
     OPEN = "open"
@@ -211,13 +213,19 @@ class TurnAnswer:
     answered_at: datetime | None
     reply_id: int | None
     response_seconds: float | None
+    business_response_seconds: float | None = None  # counted in business hours only
 
 
 NOT_ANSWERED = TurnAnswer(None, None, None)
 
 
-def _answered_by(turn: TurnState, reply: Reply) -> TurnAnswer:
-    return TurnAnswer(reply.sent_at, reply.id, (reply.sent_at - turn.started_at).total_seconds())
+def _answered_by(turn: TurnState, reply: Reply, hours: BusinessHours) -> TurnAnswer:
+    return TurnAnswer(
+        reply.sent_at,
+        reply.id,
+        (reply.sent_at - turn.started_at).total_seconds(),
+        hours.open_time(turn.started_at, reply.sent_at).total_seconds(),
+    )
 
 
 @dataclass(frozen=True)
@@ -228,14 +236,18 @@ class AnswerPlan:
 
 
 def answer_turn(
-    turn: TurnState | None, reply: Reply, team: str | None, last_reply_at: datetime | None
+    turn: TurnState | None,
+    reply: Reply,
+    team: str | None,
+    last_reply_at: datetime | None,
+    hours: BusinessHours = ALWAYS_OPEN,
 ) -> AnswerPlan:
     """A reply was delivered: it answers `turn` (the latest one started at or before it)
     for the conversation's `team` unless an earlier reply already did, and stops the
     conversation's escalation."""
     answer = None
     if turn is not None and (turn.answered_at is None or reply.sent_at < turn.answered_at):
-        answer = _answered_by(turn, reply)
+        answer = _answered_by(turn, reply, hours)
     values: dict[str, Any] = {"escalated_to": None}
     if last_reply_at is None or reply.sent_at >= last_reply_at:
         values.update(last_reply_at=reply.sent_at, last_replier=reply.user_id)
@@ -243,7 +255,10 @@ def answer_turn(
 
 
 def unanswer_turn(
-    turn: TurnState, later_start: datetime | None, delivered: Iterable[Reply]
+    turn: TurnState,
+    later_start: datetime | None,
+    delivered: Iterable[Reply],
+    hours: BusinessHours = ALWAYS_OPEN,
 ) -> TurnAnswer:
     """The reply that answered `turn` failed after all: the earliest reply still delivered
     within the turn (from its start, before the next turn's `later_start`) answers it,
@@ -255,4 +270,4 @@ def unanswer_turn(
     ]
     if not within:
         return NOT_ANSWERED
-    return _answered_by(turn, min(within, key=lambda reply: reply.sent_at))
+    return _answered_by(turn, min(within, key=lambda reply: reply.sent_at), hours)

@@ -230,6 +230,7 @@ class Turn(SQLModel, table=True):
             "answered_at",
             "is_first",
             "response_seconds",
+            "business_response_seconds",
         ),
         Index("ix_turn_conv", "conversation_id", "started_at"),
         # Open turns in start order, with what the stats read of them.
@@ -245,6 +246,7 @@ class Turn(SQLModel, table=True):
     answered_at: datetime | None = _ts()
     reply_id: int | None = Field(default=None, foreign_key="team_reply.id")
     response_seconds: float | None = None
+    business_response_seconds: float | None = None  # the same, in business hours only
 
 
 class Handoff(SQLModel, table=True):

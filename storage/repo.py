@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from storage import core
+from storage.business_hours import ALWAYS_OPEN, BusinessHours
 from storage.core import (
     ConversationPlan,
     ConversationStatus,
@@ -93,8 +94,9 @@ UNWARNED = (ReplyState.FAILED, ReplyState.UNCERTAIN)
 
 
 class Repository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, hours: BusinessHours = ALWAYS_OPEN) -> None:
         self.db = db
+        self.hours = hours  # a turn's business-hours response time is counted in them
 
     # -- inbound customer messages ------------------------------------------
     async def store_customer_messages(self, items: Sequence[NewCustomerMessage]) -> list[Stored]:
@@ -544,6 +546,7 @@ class Repository:
             _core_reply(reply),
             conversation.team,
             conversation.last_reply_at,
+            self.hours,
         )
         if turn is not None and plan.turn is not None:
             _set_answer(turn, plan.turn)
@@ -629,6 +632,7 @@ class Repository:
             TurnState(turn.started_at, turn.answered_at),
             later_turn_start,
             [_core_reply(other)] if other else [],
+            self.hours,
         )
         _set_answer(turn, answer)
         conversation.version += 1
@@ -843,6 +847,7 @@ def _set_answer(turn: Turn, answer: core.TurnAnswer) -> None:
     turn.answered_at = answer.answered_at
     turn.reply_id = answer.reply_id
     turn.response_seconds = answer.response_seconds
+    turn.business_response_seconds = answer.business_response_seconds
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:

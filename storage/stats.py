@@ -124,6 +124,7 @@ class _Sums:
     turns: int = 0
     answered: int = 0
     response_sum: float = 0.0
+    business_sum: float = 0.0
     first_answered: int = 0
     first_sum: float = 0.0
     unanswered: int = 0
@@ -135,6 +136,7 @@ class _Sums:
         self.turns += other.turns
         self.answered += other.answered
         self.response_sum += other.response_sum
+        self.business_sum += other.business_sum
         self.first_answered += other.first_answered
         self.first_sum += other.first_sum
         self.unanswered += other.unanswered
@@ -153,6 +155,9 @@ class _Sums:
             "response_rate": self.answered / self.turns if self.turns else None,
             "avg_response_seconds": _seconds(
                 self.response_sum / self.answered if self.answered else None
+            ),
+            "avg_business_response_seconds": _seconds(
+                self.business_sum / self.answered if self.answered else None
             ),
             "median_response_seconds": _seconds(median),
             "p90_response_seconds": _seconds(p90),
@@ -250,6 +255,7 @@ async def _answered_turns(
             func.count(),
             func.count(case((answered, 1))),
             func.sum(case((answered, seconds)), type_=Float),
+            func.sum(case((answered, _turn.c.business_response_seconds)), type_=Float),
             func.count(case((first, 1))),
             func.sum(case((first, seconds)), type_=Float),
             durations,
@@ -267,6 +273,7 @@ async def _answered_turns(
         turns,
         n_answered,
         total,
+        business_total,
         n_first,
         first_total,
         array,
@@ -275,6 +282,7 @@ async def _answered_turns(
             turns=turns,
             answered=n_answered,
             response_sum=total or 0.0,
+            business_sum=business_total or 0.0,
             first_answered=n_first,
             first_sum=first_total or 0.0,
         )

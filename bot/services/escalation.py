@@ -3,7 +3,9 @@
 Schedule (all from stored timestamps, so restarts and late ticks neither lose nor
 shift a page): a turn's *anchor* is `turn.started_at + SLA_MINUTES`, or its first
 level-1 page if that came earlier (a manual escalation starts the clock). Level `n`
-is due at `anchor + (n - 1) * ESCALATION_REPEAT_MINUTES`, at most 3 levels.
+is due at `anchor + (n - 1) * ESCALATION_REPEAT_MINUTES`, at most 3 levels. Every
+`+` counts open time only (`BUSINESS_HOURS`): a message at 17:55 on a Friday with a
+30-minute SLA is due at 09:25 on Monday; unset, it is wall-clock time.
 Catch-up: a tick pages every level that is due and not yet paged, each once, in
 order; a tick that was late by two repeats therefore sends levels 1, 2 and 3 at once,
 and later ticks send nothing more.
@@ -43,6 +45,7 @@ from bot.services.rotation import (
     upcoming,
 )
 from bot.slack import Slack, SlackError, SlackTemporary
+from storage.business_hours import ALWAYS_OPEN, BusinessHours
 from storage.coordination import Coordinator
 from storage.escalations import EscalationStore, Locked, TurnState
 from storage.models import Conversation, Escalation, OncallOverride, Turn, utcnow
@@ -57,11 +60,11 @@ OVERRIDE_LOOKBACK = timedelta(days=7)  # catch-up targets use overrides that end
 PAGE_LEASE_SECONDS = 120.0
 
 
-def anchor(state: TurnState, sla: timedelta) -> datetime | None:
+def anchor(state: TurnState, sla: timedelta, hours: BusinessHours = ALWAYS_OPEN) -> datetime | None:
     """When level 1 was (or is) due for the latest turn; None without a turn."""
     if state.turn is None:
         return None
-    due = state.turn.started_at + sla
+    due = hours.add(state.turn.started_at, sla)
     manual = [page.created_at for page in state.pages if page.level == 1]
     return min([due, *manual])
 
@@ -83,14 +86,18 @@ def stopped(state: TurnState) -> bool:
 
 
 def due_levels(
-    state: TurnState, now: datetime, sla: timedelta, repeat: timedelta
+    state: TurnState,
+    now: datetime,
+    sla: timedelta,
+    repeat: timedelta,
+    hours: BusinessHours = ALWAYS_OPEN,
 ) -> list[tuple[int, datetime]]:
     """(level, due time) for every level due by `now` and not yet paged, in order."""
-    start = anchor(state, sla)
+    start = anchor(state, sla, hours)
     if start is None or stopped(state):
         return []
     paged = {page.level for page in state.pages}
-    due = ((level, start + (level - 1) * repeat) for level in range(1, MAX_LEVEL + 1))
+    due = ((level, hours.add(start, (level - 1) * repeat)) for level in range(1, MAX_LEVEL + 1))
     return [(level, at) for level, at in due if level not in paged and at <= now]
 
 
@@ -166,6 +173,7 @@ class Escalations:
         now = now or self._clock()
         overrides = await self._overrides(now - OVERRIDE_LOOKBACK)
         sent = 0
+        # open time never runs faster than the wall clock: a superset of the due turns
         for conversation_id in await self._store.waiting_conversations(now - self._sla):
             async with self._store.locked(conversation_id) as locked:
                 claimed = await self._claim_due(locked, overrides, now)
@@ -184,7 +192,7 @@ class Escalations:
             return []  # its Slack thread is not posted yet: page once it is
         paged = {page.target_user for page in state.pages if page.target_user}
         claimed = []
-        for level, at in due_levels(state, now, self._sla, self._repeat):
+        for level, at in due_levels(state, now, self._sla, self._repeat, self._settings.hours):
             target = self._target(level, overrides, at)
             if level > 1 and (target is None or target in paged):
                 continue

@@ -83,6 +83,14 @@ async def _figures(db: Database) -> dict[str, Any]:
     return await compute(db, T0, T0 + timedelta(hours=3), now=T0 + timedelta(hours=4))
 
 
+async def _later_columns(db: Database) -> None:
+    """The turn columns later revisions add, which the current Repository writes."""
+    async with db.engine.begin() as connection:
+        await connection.execute(
+            text("ALTER TABLE turn ADD COLUMN business_response_seconds FLOAT")
+        )
+
+
 async def test_0002_keeps_the_figures_and_is_reversible(empty: Database) -> None:
     db = empty
     # The data is written with today's models, then the schema taken back to 0001.
@@ -95,6 +103,7 @@ async def test_0002_keeps_the_figures_and_is_reversible(empty: Database) -> None
     await b.reply("a", T0 + timedelta(hours=1, minutes=2))  # 120 s
     await b.customer("b", T0 + timedelta(minutes=30), network="whatsapp")  # still waiting
     await _alembic(db, "downgrade", "0001")
+    await _later_columns(db)  # today's stats queries read it
     before = await _figures(db)
     assert (before["received"], before["turns"], before["answered_turns"]) == (4, 3, 2)
     assert before["median_response_seconds"] == 210.0
@@ -102,7 +111,7 @@ async def test_0002_keeps_the_figures_and_is_reversible(empty: Database) -> None
     assert OLD <= indexes.keys()
     assert indexes[("turn", "ix_turn_open")] == OPEN_0001
 
-    await _alembic(db, "upgrade", "head")
+    await _alembic(db, "upgrade", "0004")  # the last revision before the turn changes again
 
     indexes = await _indexes(db)
     assert NEW <= indexes.keys()
@@ -135,3 +144,32 @@ async def test_0002_keeps_the_figures_and_is_reversible(empty: Database) -> None
     assert not NEW & indexes.keys()
     assert indexes[("turn", "ix_turn_open")] == OPEN_0001
     assert await _figures(db) == before
+
+
+async def test_0006_fills_business_response_time_and_is_reversible(empty: Database) -> None:
+    """Turns answered before 0006 get their wall-clock figure as the business one."""
+    db = empty
+    await _alembic(db, "upgrade", "head")
+    b = Builder(db)
+    await b.customer("a", T0)
+    await b.reply("a", T0 + timedelta(minutes=5))
+    await b.customer("a", T0 + timedelta(hours=1))
+    await b.reply("a", T0 + timedelta(hours=1, minutes=2))
+    before = await _figures(db)
+    assert before["avg_business_response_seconds"] == before["avg_response_seconds"] == 210.0
+
+    await _alembic(db, "downgrade", "0005")
+    assert "business_response_seconds" not in await _turn_columns(db)
+    await _alembic(db, "upgrade", "head")
+
+    assert await _figures(db) == before
+    indexes = await _indexes(db)
+    assert indexes[("turn", "ix_turn_window")][-1] == "business_response_seconds"
+
+
+async def _turn_columns(db: Database) -> set[str]:
+    def read(connection: Connection) -> set[str]:
+        return {column["name"] for column in inspect(connection).get_columns("turn")}
+
+    async with db.engine.connect() as connection:
+        return await connection.run_sync(read)

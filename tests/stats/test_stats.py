@@ -29,6 +29,7 @@ EMPTY: dict[str, Any] = {
     "answered_turns": 0,
     "response_rate": None,
     "avg_response_seconds": None,
+    "avg_business_response_seconds": None,
     "median_response_seconds": None,
     "p90_response_seconds": None,
     "avg_first_response_seconds": None,
@@ -38,9 +39,11 @@ EMPTY: dict[str, Any] = {
 
 
 def figures(**values: Any) -> dict[str, Any]:
+    """Without BUSINESS_HOURS the business-hours average is the wall-clock one."""
     unknown = set(values) - set(EMPTY)
     assert not unknown, unknown
-    return {**EMPTY, **values}
+    business = values.get("avg_response_seconds")
+    return {**EMPTY, "avg_business_response_seconds": business, **values}
 
 
 def flat(result: dict[str, Any]) -> dict[str, Any]:

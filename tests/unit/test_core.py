@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from storage import core
+from storage.business_hours import BusinessHours, parse_hours
 from storage.core import (
     REOPENED,
     ConversationPlan,
@@ -156,7 +158,9 @@ def test_answer_turn(
         "sales",
         None if last_reply is None else t(last_reply),
     )
-    assert plan.turn == (None if answer is None else TurnAnswer(t(answer[0]), answer[1], answer[2]))
+    assert plan.turn == (
+        None if answer is None else TurnAnswer(t(answer[0]), answer[1], answer[2], answer[2])
+    )
     assert plan.team == "sales"
     assert plan.conversation.values["escalated_to"] is None  # a delivered reply stops paging
 
@@ -200,7 +204,7 @@ def test_unanswer_turn(
     assert result == (
         TurnAnswer(None, None, None)
         if answer is None
-        else TurnAnswer(t(answer[0]), answer[1], answer[2])
+        else TurnAnswer(t(answer[0]), answer[1], answer[2], answer[2])
     )
 
 
@@ -283,3 +287,13 @@ def test_states_are_the_strings_stored_in_sql() -> None:
     assert [str(state) for state in core.MessageState] == ["pending", "posted", "failed"]
     assert core.ConversationStatus("resolved") is RESOLVED
     assert f"{core.MessageState.POSTED}" == "posted"
+
+
+def test_a_turn_answered_across_a_weekend_counts_business_hours_only() -> None:
+    hours = BusinessHours(parse_hours("mon-fri 09:00-18:00"), frozenset(), ZoneInfo("UTC"))
+    friday = datetime(2026, 3, 6, 17, 55, tzinfo=UTC)
+    monday = datetime(2026, 3, 9, 9, 25, tzinfo=UTC)
+    plan = core.answer_turn(TurnState(friday), Reply(7, monday), "support", None, hours)
+    assert plan.turn == TurnAnswer(monday, 7, (monday - friday).total_seconds(), 30 * 60)
+    undone = core.unanswer_turn(TurnState(friday, monday), None, [Reply(8, monday)], hours)
+    assert undone.business_response_seconds == 30 * 60
