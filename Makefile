@@ -3,6 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test workers: most of a test's time is spent waiting on sockets and subprocesses, so
+# more workers than cores pay off (see README, "Tests and benchmarks").
+TEST_WORKERS ?= 4
 
 .PHONY: run test demo bench migrate check
 
@@ -16,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/python -m bot serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 demo: $(STAMP)
 	$(BIN)/python -m bot demo

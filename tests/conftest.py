@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
 import pytest
@@ -9,6 +9,30 @@ import pytest
 from tests.harness import Bot, start_bot
 from tests.pg import fresh_postgres
 from tests.services import require_redis
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None, None, None]:
+    """`make test` spreads the tests over several workers (`--dist loadgroup`). The tests
+    that ask for one of our module- or session-scoped fixtures (a demo run, say) go to one
+    worker, so that the fixture is built once rather than once per worker.
+
+    Afterwards, fail loudly where xdist dropped the groups (pytest-xdist 3.8 does that
+    silently under pytest 9.2): the chaos lanes depend on them too."""
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        for name, definitions in item._fixtureinfo.name2fixturedefs.items():
+            shared = definitions[-1]
+            if shared.baseid and shared.scope in ("module", "session"):  # baseid "": a plugin's
+                item.add_marker(pytest.mark.xdist_group(f"{shared.baseid}::{name}"))
+    yield
+    if getattr(config.option, "loadgroup", False):  # set on xdist's workers
+        for item in items:
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+                raise pytest.UsageError(f"pytest-xdist dropped the xdist_group of {item.nodeid}")
 
 
 @pytest.fixture

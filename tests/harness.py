@@ -79,6 +79,35 @@ def base_environment(
     }
 
 
+@overload
+async def until(
+    check: Callable[[], Awaitable[T | None]], timeout: float = ..., what: str = ...
+) -> T: ...
+
+
+@overload
+async def until(check: Callable[[], T | None], timeout: float = ..., what: str = ...) -> T: ...
+
+
+async def until(
+    check: Callable[[], Awaitable[T | None]] | Callable[[], T | None],
+    timeout: float = 5.0,
+    what: str = "condition",
+) -> T:
+    """Wait for an event rather than for a while: poll `check` (awaited if async) until it
+    returns something truthy, and return that; fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value  # type: ignore[return-value]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
 @dataclass
 class Bot:
     client: TestClient[web.Request, web.Application]
@@ -291,16 +320,7 @@ class Bot:
         timeout: float = 5.0,
         what: str = "condition",
     ) -> T:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value  # type: ignore[return-value]
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.02)
+        return await until(check, timeout, what)
 
     async def root(self, channel: str = INBOX, index: int = 0) -> dict[str, Any]:
         """A conversation root as a person finds it: posted, and known to the bot in SQL

@@ -14,6 +14,29 @@ from sqlalchemy.engine import make_url
 from tests.chaos.cluster import Cluster, Fakes, RedisServer, TcpProxy
 from tests.pg import fresh_postgres
 
+# Each chaos test runs serve processes and keeps timing promises (a take-over within
+# 30 s, an exit within 10 s). Under `make test` they run in two lanes, one test at a time
+# in each, beside the rest of the suite: the modules with three-process clusters in one,
+# the others in the other, so that at most five serve processes (and their PostgreSQL
+# pools) run at once. Each lane takes about 140 s of the short suite, measured serially.
+LANES = {
+    "test_three_processes.py": "chaos-3",
+    "test_kill.py": "chaos-3",
+    "test_redis.py": "chaos-3",
+    "test_postgres_outage.py": "chaos-2",
+    "test_slack_outage.py": "chaos-2",
+    "test_sigterm.py": "chaos-2",
+    "test_burst.py": "chaos-2",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the marks into work units
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.parent == here:
+            item.add_marker(pytest.mark.xdist_group(LANES.get(item.path.name, "chaos-3")))
+
 
 @dataclass
 class Stack:

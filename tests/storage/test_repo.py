@@ -29,6 +29,7 @@ from storage.core import ReplyKind, ReplyState
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Conversation, CustomerMessage, TeamReply, Turn
 from storage.repo import DueWork, NewCustomerMessage, Repository, Stored, backoff
+from tests.harness import until
 from tests.services import require_postgres
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -66,6 +67,13 @@ async def _migrate(url: str) -> None:
         await db.migrate()
     finally:
         await db.dispose()
+
+
+# Sessions of this test's database waiting on a lock (another session's row lock).
+LOCK_WAITS = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
 
 
 @pytest.fixture(scope="module")
@@ -562,7 +570,11 @@ async def test_a_batch_cancelled_mid_statement_stores_nothing_and_harms_no_one(
             "SELECT id FROM conversation WHERE id = $1 FOR UPDATE", first.conversation_id
         )
         waiting = asyncio.create_task(store_one(repo, message("a", "a:2", T0)))
-        await asyncio.sleep(0.5)
+
+        async def blocked_or_done() -> bool:
+            return waiting.done() or bool(await blocker.fetchval(LOCK_WAITS))
+
+        await until(blocked_or_done, what="the batch to wait on the row lock")
         assert not waiting.done()  # held by the row lock
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
