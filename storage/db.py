@@ -282,11 +282,22 @@ class Database:
                     await conn.commit()
 
     async def ping(self) -> None:
+        self._check_sqlite_folder()
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (OperationalError, DBAPIError, OSError) as exc:
             raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
+
+    def _check_sqlite_folder(self) -> None:
+        """A SQLite file in a folder that does not exist cannot be opened: say so without
+        trying (aiosqlite's thread would answer a failed open after the loop is gone)."""
+        path = self.engine.url.database
+        if self.dialect != "sqlite" or path in (None, "", ":memory:") or path.startswith("file:"):
+            return
+        folder = Path(path).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise DatabaseUnavailable(f"unable to open database file: no folder {folder}")
 
     async def migrate(self) -> None:
         """Bring the schema to the newest alembic revision."""
