@@ -94,9 +94,13 @@ async def test_an_edit_updates_the_slack_copy_and_keeps_the_old_text(bot: Bot) -
     assert "My order is 42" in shown and "(edited)" in shown and "41" not in shown
     notes = [r["text"] for r in bot.slack.replies(INBOX, root["ts"]) if "Before" in r["text"]]
     assert len(notes) == 1 and "My order is 41" in notes[0]
-    messages = await _rows(bot, CustomerMessage)
+
+    async def stored() -> list[CustomerMessage] | None:
+        messages: list[CustomerMessage] = await _rows(bot, CustomerMessage)
+        return messages if messages[1].mark == Mark.EDITED else None
+
+    messages = await bot.until(stored, what="the edit stored")
     assert [m.text for m in messages] == ["Hello", "My order is 42"]  # digests read this
-    assert messages[1].mark == Mark.EDITED
     turns_after = await bot.services.repo.turns(1)
     assert [(t.started_at, t.answered_at) for t in turns_after] == [
         (t.started_at, t.answered_at) for t in turns_before
