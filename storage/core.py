@@ -46,6 +46,35 @@ class ReplyState(StrEnum):
 class ReplyKind(StrEnum):
     REPLY = "reply"  # for the customer
     NOTE = "note"  # internal: stays in Slack
+    AUTOMATED = "automated"  # sent by an automation on the business side: shown, not a reply
+
+
+class ActionKind(StrEnum):
+    """Something the customer did that is not a message (see `customer_action`)."""
+
+    REACTION = "reaction"
+    UNREACTION = "unreaction"
+    REMOVAL = "removal"  # deleted, unsent, revoked
+    EDIT = "edit"
+    NOTICE = "notice"  # a system notice about the conversation
+
+
+class ActionState(StrEnum):
+    PENDING = "pending"  # to carry out in Slack
+    DONE = "done"
+    DROPPED = "dropped"  # its target never became known: given up
+
+
+class Mark(StrEnum):
+    """What the customer did to a message after sending it, shown on its Slack copy."""
+
+    EDITED = "edited"
+    DELETED = "deleted"
+
+
+def later_mark(current: Mark | None, new: Mark) -> Mark:
+    """A message deleted by the customer stays shown as deleted, whatever comes after."""
+    return Mark.DELETED if Mark.DELETED in (current, new) else new
 
 
 class NetworkStatus(StrEnum):

@@ -24,7 +24,16 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-from storage.core import ConversationStatus, MessageState, NetworkStatus, ReplyKind, ReplyState
+from storage.core import (
+    ActionKind,
+    ActionState,
+    ConversationStatus,
+    Mark,
+    MessageState,
+    NetworkStatus,
+    ReplyKind,
+    ReplyState,
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -110,6 +119,7 @@ class Conversation(SQLModel, table=True):
     channel: str | None = Field(default=None, max_length=32)
     thread_ts: str | None = Field(default=None, max_length=32)
     root_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    root_mark: Mark | None = Field(default=None, sa_type=StrEnumType(Mark))  # its first message
     created_at: datetime = _ts(nullable=False)
     last_customer_at: datetime | None = _ts()
     last_reply_at: datetime | None = _ts()
@@ -173,6 +183,7 @@ class CustomerMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=255)
     # A post of it was started then, with no answer recorded: look before posting again.
     attempt_at: datetime | None = _ts()
+    mark: Mark | None = Field(default=None, sa_type=StrEnumType(Mark))  # edited / deleted since
 
 
 class TeamReply(SQLModel, table=True):
@@ -303,3 +314,33 @@ class SummaryPost(SQLModel, table=True):
     posted_at: datetime | None = _ts()
     channel: str | None = Field(default=None, max_length=32)
     ts: str | None = Field(default=None, max_length=32)
+
+
+class CustomerAction(SQLModel, table=True):
+    """A customer's reaction, removal, edit or a system notice, to carry out in Slack.
+
+    Stored before the webhook's 200 (unique on the network's event id, so a retried
+    delivery does nothing twice) and carried out by the dispatcher under the
+    conversation's lease. `payload` holds what the kind needs (emoji, new text) and the
+    progress made (the Slack reaction used, the ts of a note already posted).
+    """
+
+    __tablename__ = "customer_action"
+    __table_args__ = (
+        UniqueConstraint("network", "event_id"),
+        _partial("ix_customer_action_due", "conversation_id", "next_attempt_at", where=PENDING),
+        _partial("ix_customer_action_retry", "next_attempt_at", where=RETRYING),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    network: str = Field(max_length=32)
+    event_id: str = Field(max_length=255)
+    kind: ActionKind = Field(sa_type=StrEnumType(ActionKind))
+    target_id: str | None = Field(default=None, max_length=255)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    at: datetime = _ts(nullable=False)  # the network's timestamp
+    received_at: datetime = _ts(nullable=False)
+    state: ActionState = Field(default=ActionState.PENDING, sa_type=StrEnumType(ActionState))
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()

@@ -8,7 +8,7 @@ serialises writers anyway), so concurrent requests and processes agree.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from storage import core
+from storage import actions, core
 from storage.business_hours import ALWAYS_OPEN, BusinessHours
 from storage.core import (
     ConversationPlan,
@@ -48,6 +48,7 @@ from storage.models import (
     ROOTLESS,
     STALE_ROOT,
     Conversation,
+    CustomerAction,
     CustomerMessage,
     Escalation,
     Handoff,
@@ -68,6 +69,7 @@ class DueWork:
     replies: list[TeamReply]  # to send to the customer, in order
     echoes: list[TeamReply]  # inbox replies to show in Slack
     unwarned: list[TeamReply]  # failed (or in doubt), not yet explained in Slack
+    actions: list[CustomerAction] = field(default_factory=list)  # reactions, edits...
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,7 @@ class Repository:
                     )
                 ).scalars()
             )
+            pending_actions = await actions.pending(session, conversation_id)
         # In order, and a message waiting for its retry holds back all the others.
         if any(m.next_attempt_at and m.next_attempt_at > now for m in messages):
             messages = []
@@ -304,6 +307,9 @@ class Repository:
             replies=[r for r in replies if r.state == ReplyState.PENDING and due(r)],
             echoes=[r for r in replies if r.state == ReplyState.ECHO and due(r)],
             unwarned=[r for r in replies if r.state in UNWARNED],
+            actions=[
+                a for a in pending_actions if a.next_attempt_at is None or a.next_attempt_at <= now
+            ],
         )
 
     async def set_thread(
@@ -445,9 +451,13 @@ class Repository:
             return conversation, reply
 
     async def store_network_replies(
-        self, items: Sequence[NewCustomerMessage], hold_until: datetime
+        self,
+        items: Sequence[NewCustomerMessage],
+        hold_until: datetime,
+        kind: ReplyKind = ReplyKind.REPLY,
     ) -> int:
-        """Replies a colleague sent from the network's own inbox (echoes).
+        """Replies a colleague sent from the network's own inbox (echoes), or messages an
+        automation on the business side sent (`kind=AUTOMATED`: shown, never an answer).
 
         Held as `echo` until `hold_until`: an echo of our own send may arrive before
         the send returns its id, and `mark_reply_sent` then drops the echo row.
@@ -473,7 +483,7 @@ class Repository:
                     conversation_id=conversation_id,
                     network=item.network,
                     source="network",
-                    kind=ReplyKind.REPLY,
+                    kind=kind,
                     external_id=item.external_id,
                     user_id=item.author_id,
                     user_name=item.author_name,
@@ -488,7 +498,8 @@ class Repository:
         return new
 
     async def confirm_echo(self, reply_id: int, channel: str, ts: str, now: datetime) -> None:
-        """An inbox reply shown in Slack: it counts as a delivered team reply."""
+        """An inbox reply shown in Slack: it counts as a delivered team reply (an
+        automated message does not)."""
         async with self.db.session() as session:
             reply = await session.get(TeamReply, reply_id)
             assert reply is not None
@@ -499,7 +510,8 @@ class Repository:
             reply.delivered_at = now
             reply.slack_channel = channel
             reply.slack_ts = ts
-            await self._answer_turn(session, conversation, reply)
+            if reply.kind == ReplyKind.REPLY:
+                await self._answer_turn(session, conversation, reply)
 
     async def mark_reply_sent(
         self, reply_id: int, external_id: str | None, now: datetime
@@ -868,6 +880,7 @@ def _due_conversations() -> Select[int]:
     now = bindparam("now", type_=UTCDateTime)
     limit = bindparam("limit", type_=Integer)
     message_at, reply_at = col(CustomerMessage.next_attempt_at), col(TeamReply.next_attempt_at)
+    action_at = col(CustomerAction.next_attempt_at)
     kinds: list[tuple[Any, tuple[Any, ...]]] = [  # (column, conditions)
         (
             col(CustomerMessage.conversation_id),
@@ -884,6 +897,10 @@ def _due_conversations() -> Select[int]:
         (
             col(TeamReply.conversation_id),
             (col(TeamReply.state).in_(UNWARNED), col(TeamReply.warned).is_(False)),
+        ),
+        (
+            col(CustomerAction.conversation_id),
+            (text(PENDING), or_(action_at.is_(None), action_at <= now)),
         ),
         (col(Conversation.id), (text(STALE_ROOT),)),
         (col(Conversation.id), (text(ROOTLESS),)),
@@ -903,6 +920,7 @@ def _next_due_at() -> Select[Any]:
         (message_at, text(RETRYING)),
         (reply_at, col(TeamReply.state) == ReplyState.PENDING),
         (reply_at, col(TeamReply.state) == ReplyState.ECHO),
+        (col(CustomerAction.next_attempt_at), text(RETRYING)),
     ]
     return select(
         *(

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import emoji
+
 from bot.networks.registry import labels as network_labels
-from storage.models import Conversation, CustomerMessage
+from storage.core import Mark, ReplyKind
+from storage.models import Conversation, CustomerMessage, TeamReply
 
 Block = dict[str, Any]
 
@@ -110,7 +113,9 @@ def root_blocks(
     blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
     if note:
         blocks.append(context([note]))
-    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": root_quote(conversation)}})
+    blocks.append(
+        {"type": "section", "text": {"type": "mrkdwn", "text": root_message(conversation)}}
+    )
     if root_rest(conversation.root_text):
         blocks.append(context(["_The message continues in the thread._"]))
     blocks.append(context([status_line(conversation)]))
@@ -164,12 +169,44 @@ def quote(text: str) -> str:
     return "\n".join(f"> {line}" for line in body.splitlines() or [""])
 
 
+DELETED_LINE = ":wastebasket: _deleted by the customer_"
+EDITED_LINE = "_(edited)_"
+
+
+def root_message(conversation: Conversation) -> str:
+    """The first message as the root shows it, with what the customer did to it since."""
+    return _marked(root_quote(conversation), conversation.root_mark)
+
+
+def _marked(body: str, mark: Mark | None) -> str:
+    """Deleted: struck through (the team keeps the text); edited: said so."""
+    if mark == Mark.DELETED:
+        struck = "\n".join(_strike(line) for line in body.splitlines())
+        return f"{struck}\n{DELETED_LINE}"
+    if mark == Mark.EDITED:
+        return f"{body}\n{EDITED_LINE}"
+    return body
+
+
+def _strike(line: str) -> str:
+    quoted = line.startswith("> ")
+    content = line[2:] if quoted else line
+    struck = f"~{content}~" if content.strip() else content
+    return f"> {struck}" if quoted else struck
+
+
+def customer_messages_text(messages: Sequence[CustomerMessage]) -> str:
+    """Messages that share one thread post (short follow-ups that queued up), as it shows
+    them: one paragraph each."""
+    return "\n\n".join(_one_message(message) for message in messages)
+
+
 def _one_message(message: CustomerMessage) -> str:
     lines = [escape(message.text)] if message.text else []
     links = _links(message)
     if links:
         lines.append(links)
-    return "\n".join(lines) or "_(empty message)_"
+    return _marked("\n".join(lines) or "_(empty message)_", message.mark)
 
 
 def _links(message: CustomerMessage) -> str:
@@ -206,6 +243,59 @@ IN_DOUBT = (
 )
 
 
+def inbox_reply_text(conversation: Conversation, echo: TeamReply) -> str:
+    """A reply sent outside Slack (the network's inbox or app), or an automation's message."""
+    who = escape(echo.user_name or echo.user_id)
+    where = network_label(conversation)
+    if echo.kind == ReplyKind.AUTOMATED:
+        return (
+            f":robot_face: *{who}* sent an automated message on {where} "
+            f"(not counted as a reply):\n{quote(echo.text)}"
+        )
+    return f":outbox_tray: *{who}* answered from the {where} inbox:\n{quote(echo.text)}"
+
+
+def edited_note(before: str) -> str:
+    """The thread keeps what an edited message said before."""
+    return f":pencil2: The customer edited a message. Before:\n{quote(before)}"
+
+
+def notice_text(text: str) -> str:
+    return f":information_source: {escape(text)}"
+
+
+# Reactions named by the network rather than by an emoji (Messenger's `reaction`).
+NAMED_REACTIONS = {
+    "like": "thumbsup",
+    "dislike": "thumbsdown",
+    "love": "heart",
+    "smile": "smile",
+    "haha": "laughing",
+    "wow": "open_mouth",
+    "sad": "cry",
+    "angry": "angry",
+}
+# Shown when the customer's reaction has no Slack emoji of the same name.
+FALLBACK_REACTION = "heart"
+_SKIN_TONES = "".join(chr(code) for code in range(0x1F3FB, 0x1F400))
+
+
+def reaction_name(reaction: str) -> str:
+    """The Slack reaction for a customer's emoji (or a network's name for one).
+
+    Slack's names are mostly the GitHub / `alias` names `emoji.demojize` gives; skin
+    tones are dropped (the base emoji is shown). Anything else is `FALLBACK_REACTION`;
+    a name Slack does not know is replaced by it when the reaction is added.
+    """
+    named = NAMED_REACTIONS.get(reaction.strip().lower())
+    if named:
+        return named
+    base = reaction.strip().translate({ord(tone): None for tone in _SKIN_TONES})
+    if not base or not emoji.purely_emoji(base) or emoji.emoji_count(base) != 1:
+        return FALLBACK_REACTION
+    return emoji.demojize(base, language="alias").strip(":").lower() or FALLBACK_REACTION
+
+
 def handoff_note(by_user: str, team: str, note: str | None, earlier: str | None) -> str:
     text = f":arrows_counterclockwise: Handed off to *{escape(team.title())}* by <@{by_user}>"
     if earlier:
@@ -238,7 +328,7 @@ def moved_root_blocks(
         moved += f" · <{new_thread}|continue in the new thread>"
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": header}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": root_quote(conversation)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": root_message(conversation)}},
         context([moved]),
     ]
 

@@ -17,6 +17,7 @@ from typing import Any
 from bot.config import Settings
 from bot.networks.base import (
     Attachment,
+    CustomerEdit,
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
@@ -67,10 +68,31 @@ class TelegramNetwork:
             raise PayloadError("body is not JSON") from exc
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             raise PayloadError("not a Telegram update: update_id missing")
+        edited = update.get("edited_message") or update.get("edited_business_message")
+        if edited is not None:
+            return [self._edit(edited)]
         message = update.get("message") or update.get("business_message")
         if message is None:
-            return []  # edits, channel posts, callbacks...: nothing for the inbox
+            return []  # channel posts, callbacks...: nothing for the inbox
         return [self._message(message)]
+
+    def _edit(self, edited: Any) -> CustomerEdit:
+        """An edited message: the message as it now reads, keyed by its edit time."""
+        message = self._message(edited)
+        stamp = edited.get("edit_date")
+        try:
+            at = datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int) else message.sent_at
+        except (OverflowError, OSError, ValueError) as exc:
+            raise PayloadError("edited_message.edit_date is not a valid time") from exc
+        return CustomerEdit(
+            network=self.name,
+            conversation_key=message.conversation_key,
+            event_id=f"{message.message_id}:edit:{stamp if isinstance(stamp, int) else 0}",
+            target_id=message.message_id,
+            text=message.text,
+            attachments=message.attachments,
+            at=at,
+        )
 
     def _message(self, message: Any) -> InboundMessage:
         """Read the fields we use, each checked for its type: a wrong one is a 400."""

@@ -19,8 +19,10 @@ from bot.blocks import conversation as blocks
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.networks.base import DeliveryError, Network, OutboundReply
+from bot.services.actions import CustomerActions
 from bot.services.relay import WAKE_TOPIC
 from bot.slack import Slack, SlackError, SlackPermanent, SlackTemporary, SlackThreadGone
+from storage.actions import ActionRepository
 from storage.coordination import CoordinationUnavailable, Coordinator, Lease
 from storage.core import MessageState, ReplyKind, ReplyState
 from storage.db import DatabaseUnavailable
@@ -56,6 +58,9 @@ class Dispatcher:
         self._clock = clock
         self._slots = asyncio.Semaphore(concurrency)
         self._handoffs = HandoffRepository(repo)
+        self._actions = CustomerActions(
+            repo=ActionRepository(repo.db), slack=slack, clock=clock, scheduled=self._scheduled
+        )
         self._metrics = metrics or Metrics()
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()  # found due again while its worker was running
@@ -214,7 +219,17 @@ class Dispatcher:
                 await self._tell_in_doubt(reply)
             else:
                 await self._fail(reply, reply.last_error or "the network reported a failure")
-        if handed_off or work.messages or work.replies or work.echoes or work.unwarned:
+        if work.actions:  # after the posts and sends above: their targets are in Slack now
+            fresh = await self._repo.conversation(conversation_id) or conversation
+            await self._actions.run(fresh, work.actions)
+        if (
+            handed_off
+            or work.messages
+            or work.replies
+            or work.echoes
+            or work.unwarned
+            or work.actions
+        ):
             # what this pass changed (thread, version) since the work was read
             conversation = await self._repo.conversation(conversation_id) or conversation
         if conversation.thread_ts and conversation.rendered_version < conversation.version:
@@ -567,10 +582,7 @@ class Dispatcher:
         assert conversation is not None and echo.id is not None
         if not (conversation.channel and conversation.thread_ts):
             return  # no thread yet; the next pass shows it after the root
-        text = (
-            f":outbox_tray: *{blocks.escape(echo.user_name or echo.user_id)}* answered from the "
-            f"{blocks.network_label(conversation)} inbox:\n{blocks.quote(echo.text)}"
-        )
+        text = blocks.inbox_reply_text(conversation, echo)
         ts = await self._slack.post(conversation.channel, text, thread_ts=conversation.thread_ts)
         await self._repo.confirm_echo(echo.id, conversation.channel, ts, self._clock())
 

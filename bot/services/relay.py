@@ -14,8 +14,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from bot.networks.base import DeliveryStatus, InboundEvent, InboundMessage, PayloadError
+from bot.networks.base import (
+    CustomerEdit,
+    CustomerReaction,
+    CustomerRemoval,
+    DeliveryStatus,
+    InboundEvent,
+    InboundMessage,
+    Notice,
+    PayloadError,
+)
+from storage.actions import ActionRepository, NewAction
 from storage.coordination import CoordinationUnavailable, Coordinator
+from storage.core import ActionKind, ReplyKind
 from storage.models import utcnow
 from storage.repo import NewCustomerMessage, Repository, Stored
 
@@ -144,6 +155,7 @@ class Relay:
         self._coordinator = coordinator
         self._clock = clock
         self._writer = BatchWriter(repo)
+        self._actions = ActionRepository(repo.db)
         self._waker = Waker(coordinator)
         self.echo_hold = ECHO_HOLD
 
@@ -153,20 +165,25 @@ class Relay:
         inbound = [event for event in events if isinstance(event, InboundMessage)]
         rows = _rows(inbound, received_at)
         messages = [row for event, row in rows if not event.from_team]
-        echoes = [row for event, row in rows if event.from_team]
+        echoes = [row for event, row in rows if event.from_team and not event.automated]
+        automated = [row for event, row in rows if event.from_team and event.automated]
         statuses = [event for event in events if isinstance(event, DeliveryStatus)]
-        for event in events:
-            if not isinstance(event, InboundMessage | DeliveryStatus):
-                log.debug("%s %s not handled yet", event.network, type(event).__name__)
+        actions = _actions(events, received_at)
         stored = await self._writer.write(messages) if messages else []
         new_echoes = 0
+        hold = received_at + self.echo_hold
         if echoes:
-            hold = received_at + self.echo_hold
-            new_echoes = await self._repo.store_network_replies(echoes, hold)
+            new_echoes += await self._repo.store_network_replies(echoes, hold)
+        if automated:
+            new_echoes += await self._repo.store_network_replies(
+                automated, hold, kind=ReplyKind.AUTOMATED
+            )
         if statuses:
             await self._repo.apply_delivery_statuses([asdict(status) for status in statuses])
+        # After the messages: an action may refer to one delivered in the same request.
+        new_actions = await self._actions.store(actions) if actions else 0
         fresh = [item for item in stored if item.message_id is not None]
-        if fresh or statuses or new_echoes:
+        if fresh or statuses or new_echoes or new_actions:
             self._waker.wake()
         for item in fresh:
             log.info(
@@ -200,6 +217,48 @@ def _rows(
     if refused and not rows:
         raise refused[0]
     return rows
+
+
+def _actions(events: Sequence[InboundEvent], received_at: datetime) -> list[NewAction]:
+    """Rows for the customer's non-message events; one with an unusable id is skipped."""
+    actions = []
+    for event in events:
+        if isinstance(event, InboundMessage | DeliveryStatus):
+            continue
+        try:
+            actions.append(_to_action(event, received_at))
+        except PayloadError as exc:
+            log.warning("%s %s skipped: %s", event.network, type(event).__name__, exc.message)
+    return actions
+
+
+def _to_action(
+    event: CustomerReaction | CustomerRemoval | CustomerEdit | Notice, received_at: datetime
+) -> NewAction:
+    target = None if isinstance(event, Notice) else _id(event.target_id, "the target id")
+    payload: dict[str, object] = {}
+    if isinstance(event, CustomerReaction):
+        kind = ActionKind.UNREACTION if event.removed else ActionKind.REACTION
+        payload["emoji"] = _clean(event.emoji, 64)
+    elif isinstance(event, CustomerRemoval):
+        kind = ActionKind.REMOVAL
+    elif isinstance(event, CustomerEdit):
+        kind = ActionKind.EDIT
+        payload["text"] = _clean(event.text)
+        payload["attachments"] = [asdict(attachment) for attachment in event.attachments]
+    else:
+        kind = ActionKind.NOTICE
+        payload["text"] = _clean(event.text, 1000)
+    return NewAction(
+        network=event.network,
+        conversation_key=_id(event.conversation_key, "the conversation id"),
+        event_id=_id(event.event_id, "the event id"),
+        kind=kind,
+        at=min(event.at, received_at),
+        received_at=received_at,
+        target_id=target,
+        payload=payload,
+    )
 
 
 def _id(value: str, what: str) -> str:

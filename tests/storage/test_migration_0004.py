@@ -1,8 +1,9 @@
 """Migration 0004 (pending messages' partial indexes) on a database that holds data.
 
 On SQLite and PostgreSQL: messages are stored at 0003, some relayed and one waiting
-for a retry; after the upgrade the dispatcher finds the same work through the new
-indexes, and the downgrade brings the old index back.
+for a retry; after the upgrade the dispatcher finds that work through the new
+indexes, the downgrade brings the old index back, and the work survives the round
+trip. (The dispatcher's look also reads tables of later migrations, so it runs at head.)
 """
 
 from __future__ import annotations
@@ -80,17 +81,17 @@ async def test_0004_finds_the_same_work_and_is_reversible(empty: Database) -> No
             .where(col(CustomerMessage.conversation_id) == stored[1][0].conversation_id)
             .values(next_attempt_at=T0 + timedelta(hours=1))
         )
+    # The code reads tables of later migrations too: its look for work runs at head.
+    await _alembic(db, "upgrade", "head")
+    names = await _index_names(db)
+    assert NEW <= names and OLD not in names
     before = await _work(repo)
     assert a not in before[0] and b not in before[0] and c in before[0]
     assert before[1] == T0 + timedelta(hours=1)
-    assert OLD in await _index_names(db)
-
-    await _alembic(db, "upgrade", "0004")
-    names = await _index_names(db)
-    assert NEW <= names and OLD not in names
-    assert await _work(repo) == before
 
     await _alembic(db, "downgrade", "0003")
     names = await _index_names(db)
     assert OLD in names and not NEW & names
+
+    await _alembic(db, "upgrade", "head")
     assert await _work(repo) == before
