@@ -135,6 +135,11 @@ def settings_table(settings: Settings) -> list[tuple[str, str]]:
                 (BY_NAME[network].channel_setting, channel)
                 for network, channel in sorted(settings.network_channels.items())
             )
+        elif name == "tones":
+            rows.extend(
+                (BY_NAME[network].tone_setting, tone)
+                for network, tone in sorted(settings.tones.items())
+            )
         elif name == "team_channels":
             rows.extend(
                 (f"SLACK_TEAM_CHANNEL_{team.upper()}", channel)

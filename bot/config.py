@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     # Business hours (in TIMEZONE): the SLA clock runs only while open.
     business_hours: str | None = None
     holidays: str | None = None
+    out_of_hours_message: str | None = None  # sent once per conversation per closed period
+    # Filled from TONE_<NETWORK>: guidance shown on each root of that network.
+    tones: dict[str, str] = Field(default_factory=dict)
+    response_rate_target: float | None = None  # shown against each network's rate
 
     telegram_bot_token: str | None = None
     telegram_webhook_secret: str | None = None
@@ -218,7 +222,16 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a whole number of days from 1 to {MAX_ROTATION_DAYS}")
         return value
 
-    @field_validator("business_hours", "holidays", mode="before")
+    @field_validator("response_rate_target")
+    @classmethod
+    def _rate_target(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and 0 < value <= 1):
+            raise ValueError("must be a share above 0 and at most 1, e.g. 0.9")
+        return value
+
+    @field_validator(
+        "business_hours", "holidays", "out_of_hours_message", "response_rate_target", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -346,15 +359,22 @@ def load_settings(
         for network in NETWORKS
         if upper.get(network.channel_setting)
     }
+    tones = {
+        network.name: upper[network.tone_setting].strip()
+        for network in NETWORKS
+        if upper.get(network.tone_setting, "").strip()
+    }
     # Raw strings as the environment holds them: validating converts them to the fields' types.
     fields: dict[str, Any] = {
         key.lower(): value
         for key, value in upper.items()
         if key.lower() in Settings.model_fields
-        and key.lower() not in ("network_channels", "team_channels")
+        and key.lower() not in ("network_channels", "team_channels", "tones")
     }
     try:
-        return Settings(network_channels=network_channels, team_channels=team_channels, **fields)
+        return Settings(
+            network_channels=network_channels, team_channels=team_channels, tones=tones, **fields
+        )
     except ValidationError as exc:
         raise ConfigError(_humane(exc)) from None
 

@@ -79,7 +79,11 @@ class OncallListeners:
         if not words:
             now = self._services.clock()
             state = await self._escalations.on_call(now)
-            await ack(text=texts.oncall_text(state.current, state.following, state.manager, now))
+            await ack(
+                text=texts.oncall_text(
+                    state.current, state.following, state.manager, now, opens_at=state.opens_at
+                )
+            )
             return
         if words[0].lower() != "cover":
             await ack(text=ONCALL_USAGE)

@@ -58,7 +58,12 @@ class StatsListeners:
         link = report_link(settings, scope.params(), now)
         await ack(
             text=f"Social stats: {request.window.title}",
-            blocks=stats_blocks(report, settings.tz, report_url=link),
+            blocks=stats_blocks(
+                report,
+                settings.tz,
+                report_url=link,
+                business_hours=settings.business_hours is not None,
+            ),
         )
 
 

@@ -344,3 +344,33 @@ class CustomerAction(SQLModel, table=True):
     state: ActionState = Field(default=ActionState.PENDING, sa_type=StrEnumType(ActionState))
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()
+
+
+class OutOfHoursReply(SQLModel, table=True):
+    """The out-of-hours auto-reply of one conversation for one closed period.
+
+    Keyed on (conversation, the opening that ends the closed period) and inserted
+    with ON CONFLICT DO NOTHING before sending: one per closed period across
+    processes. Not a team reply: it answers no turn and counts in no figure.
+    """
+
+    __tablename__ = "out_of_hours_reply"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "opens_at"),
+        # The dispatcher's look for auto-replies to send reads only these rows.
+        _partial("ix_out_of_hours_reply_due", "next_attempt_at", "conversation_id", where=PENDING),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    opens_at: datetime = _ts(nullable=False)
+    network: str = Field(max_length=32)
+    state: ReplyState = Field(default=ReplyState.PENDING, sa_type=StrEnumType(ReplyState))
+    created_at: datetime = _ts(nullable=False)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    # A send was started then, with no outcome recorded: never resent blindly.
+    attempt_at: datetime | None = _ts()
+    sent_at: datetime | None = _ts()
+    external_id: str | None = Field(default=None, max_length=255, index=True)
+    last_error: str | None = Field(default=None, max_length=500)

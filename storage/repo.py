@@ -58,6 +58,7 @@ from storage.models import (
     UTCDateTime,
     utcnow,
 )
+from storage.out_of_hours import is_auto_reply
 
 
 @dataclass(frozen=True)
@@ -476,6 +477,8 @@ class Repository:
                 ).scalar_one_or_none()
                 if conversation_id is None:
                     continue  # not a conversation we relay
+                if await is_auto_reply(session, item.network, item.external_id):
+                    continue  # the echo of our out-of-hours auto-reply: nobody's reply
                 inserted = await insert_ignore(
                     session,
                     TeamReply,

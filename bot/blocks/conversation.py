@@ -54,7 +54,8 @@ def customer_label(conversation: Conversation) -> str:
     return name
 
 
-def status_line(conversation: Conversation) -> str:
+def status_line(conversation: Conversation, opens_at: datetime | None = None) -> str:
+    """`opens_at`: the desk is closed until then (said while the conversation is open)."""
     parts: list[str] = []
     if conversation.status == "resolved" and conversation.resolved_at is not None:
         parts.append(
@@ -84,6 +85,8 @@ def status_line(conversation: Conversation) -> str:
     )
     if window and conversation.status != "resolved":
         parts.append(f"Reply window closes {slack_date(datetime.fromisoformat(window))}")
+    if opens_at is not None and conversation.status != "resolved":
+        parts.append(f":crescent_moon: Desk closed · opens {slack_date(opens_at)}")
     return " · ".join(parts)
 
 
@@ -104,9 +107,16 @@ def root_fallback(conversation: Conversation) -> str:
 
 
 def root_blocks(
-    conversation: Conversation, teams: Sequence[str], note: str | None = None
+    conversation: Conversation,
+    teams: Sequence[str],
+    note: str | None = None,
+    *,
+    tone: str | None = None,
+    opens_at: datetime | None = None,
 ) -> list[Block]:
-    """The conversation's root: who, where, #N, the first message, status and buttons."""
+    """The conversation's root: who, where, #N, the first message, status and buttons.
+
+    `tone`: the network's TONE_<NETWORK> guidance; `opens_at`: when the closed desk opens."""
     header = (
         f"*{network_label(conversation)}* · {customer_label(conversation)} · *#{conversation.id}*"
     )
@@ -118,7 +128,9 @@ def root_blocks(
     )
     if root_rest(conversation.root_text):
         blocks.append(context(["_The message continues in the thread._"]))
-    blocks.append(context([status_line(conversation)]))
+    blocks.append(context([status_line(conversation, opens_at)]))
+    if tone:
+        blocks.append(context([f":speaking_head_in_silhouette: Tone: {escape(tone)}"]))
     blocks.extend(_actions(conversation, teams))
     return blocks
 
@@ -227,6 +239,15 @@ def not_posted(conversation: Conversation, count: int, reason: str) -> str:
         f"{network_label(conversation)}) could not be posted here: Slack refused it "
         f"({escape(reason)}). Later messages follow as usual."
     )
+
+
+def auto_reply_sent(text: str) -> str:
+    """The thread's record of the out-of-hours auto-reply (not a team reply)."""
+    return f":crescent_moon: Out-of-hours auto-reply sent to the customer:\n{quote(text)}"
+
+
+def auto_reply_failed(reason: str) -> str:
+    return f":warning: The out-of-hours auto-reply was not delivered: {escape(reason)}"
 
 
 def in_doubt_blocks(reply_id: int) -> list[Block]:

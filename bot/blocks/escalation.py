@@ -120,9 +120,15 @@ def _shift_line(shift: Shift) -> str:
 
 
 def oncall_text(
-    current: Shift | None, following: Sequence[Shift], manager: str | None, now: datetime
+    current: Shift | None,
+    following: Sequence[Shift],
+    manager: str | None,
+    now: datetime,
+    *,
+    opens_at: datetime | None = None,
 ) -> str:
-    """`/oncall`: who is on call now and until when, the next shifts, and the last level."""
+    """`/oncall`: who is on call now and until when, the next shifts, and the last level;
+    `opens_at`: the desk is closed until then."""
     if current is not None:
         cover = " (covering)" if current.override else ""
         lines = [
@@ -137,6 +143,8 @@ def oncall_text(
         lines.extend(_shift_line(shift) for shift in following)
     if manager:
         lines.append(f"Last escalation level: <@{manager}>")
+    if opens_at is not None:
+        lines.append(f":crescent_moon: The desk is closed; it opens {slack_date(opens_at)}.")
     return "\n".join(lines)
 
 

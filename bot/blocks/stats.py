@@ -64,7 +64,12 @@ def _oldest_lines(oldest: Sequence[Mapping[str, Any]], permalink_base: str | Non
     return lines
 
 
-def _figure_fields(figures: Figures, previous: Figures | None = None) -> list[dict[str, str]]:
+def _figure_fields(
+    figures: Figures, previous: Figures | None = None, business_hours: bool = False
+) -> list[dict[str, str]]:
+    """`business_hours`: BUSINESS_HOURS is set; the average counted in open time is
+    shown beside the wall-clock one."""
+
     def field(title: str, value: str, change: str = "") -> dict[str, str]:
         return {"type": "mrkdwn", "text": f"*{title}*\n{value}{change}"}
 
@@ -84,7 +89,12 @@ def _figure_fields(figures: Figures, previous: Figures | None = None) -> list[di
         ),
         field(
             "Average response",
-            _duration(figures["avg_response_seconds"]),
+            _duration(figures["avg_response_seconds"])
+            + (
+                f" ({_duration(figures['avg_business_response_seconds'])} in business hours)"
+                if business_hours
+                else ""
+            ),
             delta("avg_response_seconds", "seconds"),
         ),
         field(
@@ -174,8 +184,10 @@ def stats_blocks(
     *,
     permalink_base: str | None = None,
     report_url: str | None = None,
+    business_hours: bool = False,
 ) -> list[dict[str, Any]]:
-    """The ephemeral `/social-stats` answer; `report_url` links to the charts."""
+    """The ephemeral `/social-stats` answer; `report_url` links to the charts;
+    `business_hours`: show the response time counted in business hours too."""
     figures = report.figures
     scope = " · ".join(
         f"{label}: {escape(value)}"
@@ -194,7 +206,7 @@ def stats_blocks(
             "text": {"type": "plain_text", "text": f"Social stats: {report.window.title}"},
         },
         {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
-        {"type": "section", "fields": _figure_fields(figures)},
+        {"type": "section", "fields": _figure_fields(figures, business_hours=business_hours)},
         _unanswered_block(
             figures["unanswered"],
             figures["oldest_unanswered_seconds"],
@@ -214,10 +226,16 @@ def _report_link_block(url: str) -> list[dict[str, Any]]:
 
 
 def summary_blocks(
-    report: SummaryReport, tz: ZoneInfo, *, permalink_base: str | None = None
+    report: SummaryReport,
+    tz: ZoneInfo,
+    *,
+    permalink_base: str | None = None,
+    business_hours: bool = False,
+    rate_target: float | None = None,
 ) -> list[dict[str, Any]]:
     """The daily summary post: the day's figures, the change against the day before,
-    how many were left unanswered at midnight, and who is waiting now."""
+    how many were left unanswered at midnight, and who is waiting now; with
+    `rate_target` (RESPONSE_RATE_TARGET), each network's response rate against it."""
     figures = report.figures
     waiting_now = _oldest_lines(report.oldest, permalink_base)
     now_text = "*Waiting now*: " + (
@@ -248,11 +266,31 @@ def summary_blocks(
                 }
             ],
         },
-        {"type": "section", "fields": _figure_fields(figures, report.previous)},
+        {"type": "section", "fields": _figure_fields(figures, report.previous, business_hours)},
         {"type": "section", "text": {"type": "mrkdwn", "text": end_of_day}},
         {"type": "section", "text": {"type": "mrkdwn", "text": now_text}},
         {"type": "divider"},
         *_split_blocks(figures),
+        *(_target_blocks(figures, rate_target) if rate_target is not None else []),
+    ]
+
+
+def _target_blocks(figures: Figures, target: float) -> list[dict[str, Any]]:
+    """Each network's response rate against RESPONSE_RATE_TARGET: met or missed."""
+    lines = []
+    for name, part in list(figures.get("by_network", {}).items())[:_MAX_SPLIT_LINES]:
+        rate = part["response_rate"]
+        mark = (
+            ":grey_question:"
+            if rate is None
+            else (":white_check_mark:" if rate >= target else ":x:")
+        )
+        lines.append(f"{mark} *{escape(name)}*: {_rate(rate)}")
+    if not lines:
+        return []
+    heading = f"*Response rate against the target of {target:.0%}*"
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": heading + "\n" + "\n".join(lines)}}
     ]
 
 

@@ -187,6 +187,7 @@ class OutboundReply:
     author_name: str
     reply_id: int
     sent_at: datetime
+    automated: bool = False  # the out-of-hours auto-reply (`reply_id` is its own row's)
 
 
 @dataclass(frozen=True)

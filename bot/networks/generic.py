@@ -63,7 +63,7 @@ class GenericNetwork:
         ]
 
     async def send(self, reply: OutboundReply) -> SentReceipt:
-        message_id = f"relaydesk-{reply.reply_id}"
+        message_id = f"relaydesk-{'auto-' if reply.automated else ''}{reply.reply_id}"
         payload: dict[str, Any] = {
             "conversation_id": reply.reply_context["conversation_id"],
             "message_id": message_id,

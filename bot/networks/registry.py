@@ -51,11 +51,22 @@ class NetworkDescriptor:
     required: tuple[str, ...]
     own: tuple[str, ...]
     channel_labels: Mapping[str, str] = field(default_factory=dict)
+    # `reply_context` entries that mark a public conversation (a comment, a mention):
+    # nothing automatic is sent there (an auto-reply in public is spam).
+    public_contexts: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def channel_setting(self) -> str:
         """The environment name of this network's own inbox channel."""
         return f"SLACK_CHANNEL_{self.name.upper()}"
+
+    @property
+    def tone_setting(self) -> str:
+        """The environment name of the tone guidance shown on this network's roots."""
+        return f"TONE_{self.name.upper()}"
+
+    def is_public(self, reply_context: Mapping[str, object]) -> bool:
+        return any(reply_context.get(key) in values for key, values in self.public_contexts.items())
 
     def adapter_class(self) -> AdapterClass:
         module, _, attribute = self.adapter.partition(":")
@@ -84,6 +95,7 @@ NETWORKS: tuple[NetworkDescriptor, ...] = (
         required=("meta_app_secret", "meta_verify_token", "meta_page_token"),
         own=("meta_app_secret", "meta_verify_token", "meta_page_token"),
         channel_labels={"messenger": "Messenger", "instagram": "Instagram"},
+        public_contexts={"channel": frozenset({"facebook_comment", "instagram_comment"})},
     ),
     NetworkDescriptor(
         name="whatsapp",
@@ -113,6 +125,7 @@ NETWORKS: tuple[NetworkDescriptor, ...] = (
         secrets=("x_consumer_secret", "x_bearer_token"),
         required=("x_consumer_secret", "x_bearer_token"),
         own=("x_consumer_secret", "x_bearer_token"),
+        public_contexts={"kind": frozenset({"tweet"})},
     ),
     NetworkDescriptor(
         name="generic",

@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.metrics import Metrics
 from bot.networks.base import DeliveryError, Network, OutboundReply
 from bot.services.actions import CustomerActions
+from bot.services.out_of_hours import OutOfHours
 from bot.services.relay import WAKE_TOPIC
 from bot.slack import Slack, SlackError, SlackPermanent, SlackTemporary, SlackThreadGone
 from storage.actions import ActionRepository
@@ -62,6 +63,14 @@ class Dispatcher:
             repo=ActionRepository(repo.db), slack=slack, clock=clock, scheduled=self._scheduled
         )
         self._metrics = metrics or Metrics()
+        self._out_of_hours = OutOfHours(
+            settings=settings,
+            db=repo.db,
+            slack=slack,
+            networks=networks,
+            clock=clock,
+            metrics=self._metrics,
+        )
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()  # found due again while its worker was running
         self._draining = False
@@ -97,7 +106,10 @@ class Dispatcher:
     async def _scan(self) -> float:
         """Start a worker for each due conversation; returns how long to wait for the next."""
         try:
-            for conversation_id in await self._repo.due_conversations(self._clock()):
+            now = self._clock()
+            for conversation_id in await self._repo.due_conversations(now):
+                self._start(conversation_id)
+            for conversation_id in await self._out_of_hours.due_conversations(now):
                 self._start(conversation_id)
             return await self._idle_timeout()
         except (DatabaseUnavailable, CoordinationUnavailable) as exc:
@@ -151,7 +163,14 @@ class Dispatcher:
             await asyncio.wait(set(self._workers.values()), timeout=timeout)
 
     async def _idle_timeout(self) -> float:
-        due = await self._repo.next_due_at()
+        due = min(
+            (
+                at
+                for at in (await self._repo.next_due_at(), await self._out_of_hours.next_due_at())
+                if at is not None
+            ),
+            default=None,
+        )
         ceiling = min(self._settings.sweep_seconds, 5.0)
         if due is None:
             return ceiling
@@ -234,6 +253,16 @@ class Dispatcher:
             conversation = await self._repo.conversation(conversation_id) or conversation
         if conversation.thread_ts and conversation.rendered_version < conversation.version:
             await self._render_root(conversation)
+        await self._auto_reply(conversation, work.messages)
+
+    async def _auto_reply(
+        self, conversation: Conversation, messages: Sequence[CustomerMessage]
+    ) -> None:
+        """The out-of-hours auto-reply: decided once the new messages are in Slack."""
+        if conversation.thread_ts:
+            await self._out_of_hours.after_relay(conversation, messages)
+            if await self._out_of_hours.send_due(conversation):
+                await self._scheduled()
 
     async def _relay(self, conversation_id: int, messages: Sequence[CustomerMessage]) -> None:
         """Post the messages in order: a root first if there is none, then thread posts.
@@ -414,7 +443,7 @@ class Dispatcher:
             channel or conversation.channel or self._settings.inbox_channel(conversation.network)
         )
         text = blocks.root_fallback(conversation)
-        root = None if plain else blocks.root_blocks(conversation, self._settings.teams, note=note)
+        root = None if plain else self._root_blocks(conversation, note)
         ts = await self._root_once(conversation, channel, text, root, kind="root")
         await self._repo.set_thread(
             conversation.id, channel, ts, first.id if first is not None else None
@@ -452,6 +481,19 @@ class Dispatcher:
             channel, text, blocks=root, metadata=blocks.post_metadata(conversation.id, **match)
         )
 
+    def _root_blocks(
+        self, conversation: Conversation, note: str | None = None
+    ) -> list[blocks.Block]:
+        """The root with the network's tone guidance, and when a closed desk opens."""
+        hours, now = self._settings.hours, self._clock()
+        return blocks.root_blocks(
+            conversation,
+            self._settings.teams,
+            note=note,
+            tone=self._settings.tones.get(conversation.network),
+            opens_at=None if hours.is_open(now) else hours.next_open(now),
+        )
+
     async def _post_handoff_root(self, conversation: Conversation) -> None:
         """After a handoff: a new root in the team's channel, and the old root points to it."""
         assert conversation.id is not None and conversation.channel
@@ -461,7 +503,7 @@ class Dispatcher:
         if handoff.old_channel and handoff.old_ts:
             earlier = await self._slack.permalink(handoff.old_channel, handoff.old_ts)
         note = blocks.handoff_note(handoff.by_user, handoff.to_team, handoff.note, earlier)
-        root = blocks.root_blocks(conversation, self._settings.teams, note=note)
+        root = self._root_blocks(conversation, note)
         recent = await self._digest(conversation.id)
         if recent is not None:
             root.insert(-1, recent)
@@ -560,7 +602,7 @@ class Dispatcher:
                 conversation.channel,
                 conversation.thread_ts,
                 blocks.root_fallback(conversation),
-                blocks.root_blocks(conversation, self._settings.teams),
+                self._root_blocks(conversation),
                 patient=False,
             )
         except SlackThreadGone:

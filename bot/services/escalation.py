@@ -106,6 +106,7 @@ class OnCall:
     current: Shift | None
     following: list[Shift]
     manager: str | None
+    opens_at: datetime | None = None  # the desk is closed (BUSINESS_HOURS) until then
 
 
 class Escalations:
@@ -156,6 +157,9 @@ class Escalations:
             current=on_call_at(self._rotation, overrides, now),
             following=upcoming(self._rotation, overrides, now, count),
             manager=self._settings.escalation_manager,
+            opens_at=None
+            if self._settings.hours.is_open(now)
+            else self._settings.hours.next_open(now),
         )
 
     async def cover(

@@ -59,7 +59,15 @@ class DailySummary:
         report = await summary_report(self._db, day, tz, now)
         window = day_window(day, tz)
         pages = await self._posts.escalations(window.since, window.until)
-        blocks = [*summary_blocks(report, tz), escalations_sent(pages)]
+        blocks = [
+            *summary_blocks(
+                report,
+                tz,
+                business_hours=self._settings.business_hours is not None,
+                rate_target=self._settings.response_rate_target,
+            ),
+            escalations_sent(pages),
+        ]
         figures = report.figures
         text = (
             f"Daily summary for {day.isoformat()}: {figures['received']} messages, "

@@ -175,6 +175,8 @@ FORMATTED = {
     "ESCALATION_MANAGER": "U0BOSS001",
     "REDIS_URL": "redis://:redis-password-7d1e@127.0.0.1:1/0",
     "PUBLIC_URL": "https://desk.example.com",
+    "BUSINESS_HOURS": "mon-fri 09:00-18:00",
+    "HOLIDAYS": "2026-12-25",
 }
 PREFIXES = {"SLACK_BOT_TOKEN": "xoxb-", "SLACK_APP_TOKEN": "xapp-"}
 

@@ -358,3 +358,46 @@ async def test_command_summary_and_api_agree(db: Database) -> None:
     assert [item["conversation_id"] for item in command.oldest] == [b.ids["b"]]
     assert summary.oldest[0]["waiting_seconds"] == 22 * 3600  # as of 08:00 UTC on the 2nd
     assert "Bob &lt;b&gt;" in summary_blocks(summary, BERLIN)[4]["text"]["text"]
+
+
+def test_business_hours_response_time_beside_the_wall_clock_one_only_when_set() -> None:
+    figures = {
+        **_figures(avg_business_response_seconds=1800.0),
+        "by_network": {},
+        "by_team": {},
+    }
+    window = Window(utc(2026, 3, 2), utc(2026, 3, 2, 12), "today so far", live=True)
+    report = StatsReport(window, figures, [], utc(2026, 3, 2, 12), None, None)
+    summary = SummaryReport(date(2026, 3, 29), figures, figures, [], utc(2026, 3, 30, 7))
+    average = "*Average response*\n2 h 05 min (30 min in business hours)"
+
+    assert stats_blocks(report, BERLIN, business_hours=True)[2]["fields"][3]["text"] == average
+    assert summary_blocks(summary, BERLIN, business_hours=True)[2]["fields"][3]["text"] == (
+        average + "  (= the day before)"
+    )
+    assert stats_blocks(report, BERLIN)[2]["fields"][3]["text"] == (
+        "*Average response*\n2 h 05 min"
+    )
+
+
+def test_summary_shows_each_networks_response_rate_against_the_target() -> None:
+    figures = {
+        **_figures(),
+        "by_network": {
+            "telegram": _figures(response_rate=0.95),
+            "x": _figures(response_rate=0.5),
+            "<meta>": _figures(response_rate=None),
+        },
+        "by_team": {},
+    }
+    summary = SummaryReport(date(2026, 3, 29), figures, figures, [], utc(2026, 3, 30, 7))
+
+    blocks = summary_blocks(summary, BERLIN, rate_target=0.9)
+
+    assert blocks[-1]["text"]["text"] == (
+        "*Response rate against the target of 90%*\n"
+        ":white_check_mark: *telegram*: 95%\n"
+        ":x: *x*: 50%\n"
+        ":grey_question: *&lt;meta&gt;*: –"
+    )
+    assert "target" not in str(summary_blocks(summary, BERLIN))
