@@ -96,10 +96,9 @@ def root_blocks(
     conversation: Conversation, teams: Sequence[str], note: str | None = None
 ) -> list[Block]:
     """The conversation's root: who, where, #N, the first message, status and buttons."""
-    header = (
-        f"*{network_label(conversation)}* · {customer_label(conversation)} · *#{conversation.id}*"
-    )
-    blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
+    blocks: list[Block] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _header(conversation)}}
+    ]
     if note:
         blocks.append(context([note]))
     blocks.append(
@@ -108,6 +107,15 @@ def root_blocks(
     blocks.append(context([status_line(conversation)]))
     blocks.extend(_actions(conversation, teams))
     return blocks
+
+
+def _header(conversation: Conversation) -> str:
+    """Network, group (a Telegram group's title), customer and #N."""
+    title = conversation.reply_context.get("title") if conversation.reply_context else None
+    where = f"*{network_label(conversation)}*"
+    if isinstance(title, str) and title:
+        where += f" · *{escape(title)}*"
+    return f"{where} · {customer_label(conversation)} · *#{conversation.id}*"
 
 
 def _actions(conversation: Conversation, teams: Sequence[str]) -> list[Block]:
@@ -156,19 +164,21 @@ def quote(text: str) -> str:
     return "\n".join(f"> {line}" for line in body.splitlines() or [""])
 
 
-def customer_messages_text(messages: Sequence[CustomerMessage]) -> str:
-    """Follow-ups that queued up are posted together, one paragraph each."""
-    return "\n\n".join(_one_message(message) for message in messages)
+def customer_messages_text(
+    messages: Sequence[CustomerMessage], customer_id: str | None = None
+) -> str:
+    """Follow-ups that queued up are posted together, one paragraph each. A message by
+    someone other than the conversation's customer (a group member, another commenter)
+    names its author."""
+    return "\n\n".join(_one_message(message, customer_id) for message in messages)
 
 
-def _one_message(message: CustomerMessage) -> str:
-    lines = [escape(message.text)] if message.text else []
-    for attachment in message.attachments or []:
-        kind = escape(str(attachment.get("kind", "file")))
-        title = escape(str(attachment.get("title") or kind))
-        url = attachment.get("url")
-        lines.append(f"<{escape(str(url))}|[{title}]>" if url else f"[{title}]")
-    return "\n".join(lines) or "_(empty message)_"
+def _one_message(message: CustomerMessage, customer_id: str | None) -> str:
+    """The adapters put every part of a message (media, location...) in its text."""
+    text = escape(message.text) if message.text.strip() else "_(no content)_"
+    if customer_id is not None and message.author_id != customer_id:
+        return f"*{escape(message.author_name)}:* {text}"
+    return text
 
 
 def handoff_note(by_user: str, team: str, note: str | None, earlier: str | None) -> str:
@@ -195,9 +205,7 @@ def moved_root_blocks(
     conversation: Conversation, by_user: str, team: str, new_thread: str | None
 ) -> list[Block]:
     """An earlier root after a handoff: where the conversation went; replies here still work."""
-    header = (
-        f"*{network_label(conversation)}* · {customer_label(conversation)} · *#{conversation.id}*"
-    )
+    header = _header(conversation)
     moved = f":arrow_right: Handed off to *{escape(team.title())}* by <@{by_user}>"
     if new_thread:
         moved += f" · <{new_thread}|continue in the new thread>"

@@ -237,7 +237,7 @@ class Dispatcher:
         self, conversation: Conversation, messages: Sequence[CustomerMessage]
     ) -> None:
         assert conversation.channel and conversation.thread_ts
-        text = blocks.customer_messages_text(messages)
+        text = blocks.customer_messages_text(messages, conversation.customer_id)
         broadcast = any(message.broadcast for message in messages)
         try:
             ts = await self._slack.post(
