@@ -383,9 +383,9 @@ def _content(item: JSONObject) -> tuple[str, list[Attachment]]:
         button = get_object(item, "button")
         return tapped_line(opt_str(button, "text") or opt_str(button, "payload") or "a button"), []
     if kind == "interactive" and isinstance(item.get("interactive"), dict):
-        line = _interactive(item["interactive"])
-        if line is not None:
-            return line, []
+        answer = _interactive(item["interactive"])
+        if answer is not None:
+            return answer, []
         kind = f"interactive {_str_or_empty(item['interactive'], 'type') or 'unknown'}"
     if kind == "unsupported":
         errors = [e for e in opt_list(item, "errors") if isinstance(e, dict)]
