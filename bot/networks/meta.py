@@ -14,8 +14,13 @@ Echoes (`message.is_echo`, Messenger and Instagram) are messages the Page itself
 from Meta's own inbox by a colleague, or by this app through the Send API. The adapter
 cannot tell the two apart, so it returns every echo as `InboundMessage(from_team=True)`
 in the customer's conversation; the relay drops those whose `message_id` it already
-stored as the id of its own reply (the Send API returns it). Comments written by the
-Page / the Instagram account itself are treated the same way.
+stored as the id of its own reply (the Send API returns it). An echo of a template, or
+one in `standby` (another app holds the thread), is also `automated`. Comments written
+by the Page / the Instagram account itself are treated the same way.
+
+Edits (`message_edit`, comment `verb: edited`), unsends (`is_deleted`, comment `verb:
+remove`) and `reaction`s become `CustomerEdit` / `CustomerRemoval` / `CustomerReaction`;
+a `postback` is a message reading `tapped: <title>`; reads and deliveries are nothing.
 
 Every item of every entry is handled; an item that cannot be read is skipped and
 reported (`parse_report`), and `parse` logs it at WARNING with its ids only.
