@@ -117,10 +117,9 @@ def root_blocks(
     """The conversation's root: who, where, #N, the first message, status and buttons.
 
     `tone`: the network's TONE_<NETWORK> guidance; `opens_at`: when the closed desk opens."""
-    header = (
-        f"*{network_label(conversation)}* · {customer_label(conversation)} · *#{conversation.id}*"
-    )
-    blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
+    blocks: list[Block] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _header(conversation)}}
+    ]
     if note:
         blocks.append(context([note]))
     blocks.append(
@@ -133,6 +132,15 @@ def root_blocks(
         blocks.append(context([f":speaking_head_in_silhouette: Tone: {escape(tone)}"]))
     blocks.extend(_actions(conversation, teams))
     return blocks
+
+
+def _header(conversation: Conversation) -> str:
+    """Network, group (a Telegram group's title), customer and #N."""
+    title = conversation.reply_context.get("title") if conversation.reply_context else None
+    where = f"*{network_label(conversation)}*"
+    if isinstance(title, str) and title:
+        where += f" · *{escape(title)}*"
+    return f"{where} · {customer_label(conversation)} · *#{conversation.id}*"
 
 
 def _actions(conversation: Conversation, teams: Sequence[str]) -> list[Block]:
@@ -207,28 +215,21 @@ def _strike(line: str) -> str:
     return f"> {struck}" if quoted else struck
 
 
-def customer_messages_text(messages: Sequence[CustomerMessage]) -> str:
+def customer_messages_text(
+    messages: Sequence[CustomerMessage], customer_id: str | None = None
+) -> str:
     """Messages that share one thread post (short follow-ups that queued up), as it shows
-    them: one paragraph each."""
-    return "\n\n".join(_one_message(message) for message in messages)
+    them: one paragraph each. A message by someone other than the conversation's
+    customer (a group member, another commenter) names its author."""
+    return "\n\n".join(_one_message(message, customer_id) for message in messages)
 
 
-def _one_message(message: CustomerMessage) -> str:
-    lines = [escape(message.text)] if message.text else []
-    links = _links(message)
-    if links:
-        lines.append(links)
-    return _marked("\n".join(lines) or "_(empty message)_", message.mark)
-
-
-def _links(message: CustomerMessage) -> str:
-    lines = []
-    for attachment in message.attachments or []:
-        kind = escape(str(attachment.get("kind", "file")))
-        title = escape(str(attachment.get("title") or kind))
-        url = attachment.get("url")
-        lines.append(f"<{escape(str(url))}|[{title}]>" if url else f"[{title}]")
-    return "\n".join(lines)
+def _one_message(message: CustomerMessage, customer_id: str | None = None) -> str:
+    """The adapters put every part of a message (media, location...) in its text."""
+    text = escape(message.text) if message.text.strip() else "_(no content)_"
+    if customer_id is not None and message.author_id != customer_id:
+        text = f"*{escape(message.author_name)}:* {text}"
+    return _marked(text, message.mark)
 
 
 def not_posted(conversation: Conversation, count: int, reason: str) -> str:
@@ -341,9 +342,7 @@ def moved_root_blocks(
     conversation: Conversation, by_user: str, team: str, new_thread: str | None
 ) -> list[Block]:
     """An earlier root after a handoff: where the conversation went; replies here still work."""
-    header = (
-        f"*{network_label(conversation)}* · {customer_label(conversation)} · *#{conversation.id}*"
-    )
+    header = _header(conversation)
     moved = f":arrow_right: Handed off to *{escape(team.title())}* by <@{by_user}>"
     if new_thread:
         moved += f" · <{new_thread}|continue in the new thread>"
@@ -416,12 +415,17 @@ class Post:
         return self.message_ids[0], self.part
 
 
-def customer_posts(messages: Sequence[CustomerMessage], root_ts: str | None = None) -> list[Post]:
+def customer_posts(
+    messages: Sequence[CustomerMessage],
+    root_ts: str | None = None,
+    customer_id: str | None = None,
+) -> list[Post]:
     """Messages as thread posts within TEXT_LIMIT, in order.
 
     Short messages that queued up share a post (one paragraph each); a longer one is
     cut into parts. A message whose `slack_ts` is the root `root_ts` already shows its
-    first part in the root: only the rest of it is posted.
+    first part in the root: only the rest of it is posted. `customer_id`: messages by
+    anyone else name their author.
     """
     posts: list[Post] = []
     batch: list[tuple[int, str]] = []
@@ -442,16 +446,10 @@ def customer_posts(messages: Sequence[CustomerMessage], root_ts: str | None = No
                 for part, piece in enumerate(rest, 1)
             )
             continue
-        text = _one_message(message)
+        text = _one_message(message, customer_id)
         if units(text) > TEXT_LIMIT:
             flush()
-            pieces = chunks(message.text, TEXT_LIMIT)
-            links = _links(message)
-            if links and units(escape(pieces[-1]) + "\n" + links) > TEXT_LIMIT:
-                pieces.append("")
-            texts = [escape(piece) for piece in pieces]
-            if links:
-                texts[-1] = (texts[-1] + "\n" + links).strip("\n")
+            texts = [escape(piece) for piece in chunks(message.text, TEXT_LIMIT)]
             posts.extend(
                 Post(text, (message.id,), part, len(texts)) for part, text in enumerate(texts)
             )

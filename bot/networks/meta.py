@@ -14,8 +14,13 @@ Echoes (`message.is_echo`, Messenger and Instagram) are messages the Page itself
 from Meta's own inbox by a colleague, or by this app through the Send API. The adapter
 cannot tell the two apart, so it returns every echo as `InboundMessage(from_team=True)`
 in the customer's conversation; the relay drops those whose `message_id` it already
-stored as the id of its own reply (the Send API returns it). Comments written by the
-Page / the Instagram account itself are treated the same way.
+stored as the id of its own reply (the Send API returns it). An echo of a template, or
+one in `standby` (another app holds the thread), is also `automated`. Comments written
+by the Page / the Instagram account itself are treated the same way.
+
+Edits (`message_edit`, comment `verb: edited`), unsends (`is_deleted`, comment `verb:
+remove`) and `reaction`s become `CustomerEdit` / `CustomerRemoval` / `CustomerReaction`;
+a `postback` is a message reading `tapped: <title>`; reads and deliveries are nothing.
 
 Every item of every entry is handled; an item that cannot be read is skipped and
 reported (`parse_report`), and `parse` logs it at WARNING with its ids only.
@@ -35,6 +40,9 @@ import aiohttp
 from bot.config import ConfigError, Settings
 from bot.networks.base import (
     Attachment,
+    CustomerEdit,
+    CustomerReaction,
+    CustomerRemoval,
     DeliveryError,
     HandshakeAnswer,
     InboundEvent,
@@ -63,14 +71,20 @@ from bot.networks.payload import (
     get_object,
     item_ids,
     load_object,
+    location_line,
+    media_line,
     opt_id,
     opt_list,
     opt_object,
     opt_str,
-    summary,
+    shown,
+    tapped_line,
+    unknown_part,
 )
 
 HUMAN_AGENT_WINDOW = timedelta(days=7)
+# `messaging[]` items that are about a message; reads, deliveries, referrals, opt-ins... are not.
+HANDLED = ("message", "message_edit", "reaction", "postback")
 
 
 def entry_time(entry: Mapping[str, Any]) -> datetime:
@@ -78,6 +92,8 @@ def entry_time(entry: Mapping[str, Any]) -> datetime:
     value = entry.get("time")
     if isinstance(value, int | float) and not isinstance(value, bool):
         return epoch(value, milliseconds=value > 100_000_000_000, what="entry.time")
+    if isinstance(value, str):
+        return epoch(value, milliseconds=False, what="entry.time")
     raise PayloadError("entry.time is missing")
 
 
@@ -180,7 +196,9 @@ class MetaNetwork:
                     event = (
                         self._change(kind, entry, as_object(item, "change"))
                         if list_name == "changes"
-                        else self._messaging(kind, as_object(item, "messaging item"))
+                        else self._messaging(
+                            kind, as_object(item, "messaging item"), standby=list_name == "standby"
+                        )
                     )
                 except PayloadError as exc:
                     ids = item_ids(
@@ -197,50 +215,112 @@ class MetaNetwork:
                 if event is not None:
                     result.events.append(event)
 
-    def _messaging(self, kind: str, item: JSONObject) -> InboundMessage | None:
-        """A Messenger / Instagram `messaging[]` item; None for receipts, reactions, etc."""
-        message = opt_object(item, "message")
-        if message is None or message.get("is_deleted") is True:
+    def _messaging(self, kind: str, item: JSONObject, *, standby: bool) -> InboundEvent | None:
+        """A Messenger / Instagram `messaging[]` item: a message, an echo, an edit, a
+        deletion, a reaction or a button tap; None for reads, deliveries and the like."""
+        if not any(key in item for key in HANDLED):
             return None
         sender = get_id(get_object(item, "sender"), "id")
         recipient = get_id(get_object(item, "recipient"), "id")
         sent_at = epoch(item.get("timestamp"), milliseconds=True, what="timestamp")
-        mid = get_id(message, "mid")
-        echo = message.get("is_echo") is True
-        account, customer = (sender, recipient) if echo else (recipient, sender)
-        channel = "instagram" if kind == "instagram" else "messenger"
         prefix = "ig" if kind == "instagram" else "page"
-        attachments = _messaging_attachments(message)
-        context: dict[str, Any] = {
-            "channel": channel,
-            "page_id": account,
-            "recipient_id": customer,
-        }
-        if echo:
-            app_id = opt_id(message, "app_id")
-            if app_id is not None:
-                context["app_id"] = app_id
-        else:
-            context["window_closes_at"] = (sent_at + MESSAGING_WINDOW).isoformat()
-            context["human_agent_window_closes_at"] = (sent_at + HUMAN_AGENT_WINDOW).isoformat()
+        message = opt_object(item, "message")
+        if message is not None and message.get("is_echo") is True:
+            return self._echo(kind, sender, recipient, sent_at, message, standby=standby)
+        key = f"{prefix}:{recipient}:{sender}"
+        if message is not None:
+            mid = get_id(message, "mid")
+            if message.get("is_deleted") is True:  # unsent by the customer
+                return CustomerRemoval(self.name, key, f"{mid}:deleted", mid, sent_at)
+            text, attachments = _message_content(message)
+            return self._customer(kind, sender, recipient, sent_at, mid, text, attachments)
+        if (edit := opt_object(item, "message_edit")) is not None:
+            mid = get_id(edit, "mid")
+            number = opt_id(edit, "num_edit") or str(int(sent_at.timestamp()))
+            text = opt_str(edit, "text") or ""
+            return CustomerEdit(self.name, key, f"{mid}:edit:{number}", mid, text, (), sent_at)
+        if (reaction := opt_object(item, "reaction")) is not None:
+            target = get_id(reaction, "mid")
+            action = opt_str(reaction, "action") or "react"
+            emoji = opt_str(reaction, "emoji") or opt_str(reaction, "reaction") or ""
+            stamp = int(sent_at.timestamp() * 1000)
+            event_id = f"{target}:{sender}:{action}:{stamp}"
+            removed = action == "unreact"
+            return CustomerReaction(self.name, key, event_id, target, emoji, removed, sent_at)
+        if (postback := opt_object(item, "postback")) is not None:
+            title = opt_str(postback, "title") or opt_str(postback, "payload") or "a button"
+            mid = opt_id(postback, "mid") or f"postback:{sender}:{int(sent_at.timestamp() * 1000)}"
+            text = shown(tapped_line(title), _referral_line(opt_object(postback, "referral")))
+            return self._customer(kind, sender, recipient, sent_at, mid, text, [])
+        return None
+
+    def _customer(
+        self,
+        kind: str,
+        customer: str,
+        account: str,
+        sent_at: datetime,
+        mid: str,
+        text: str,
+        attachments: list[Attachment],
+    ) -> InboundMessage:
+        prefix = "ig" if kind == "instagram" else "page"
         return InboundMessage(
             network=self.name,
             conversation_key=f"{prefix}:{account}:{customer}",
             message_id=mid,
-            author_id=sender,
-            author_name=(
-                ("Instagram account" if kind == "instagram" else "Facebook Page")
-                if echo
-                else sender
-            ),
-            text=summary(opt_str(message, "text") or "", attachments),
+            author_id=customer,
+            author_name=customer,
+            text=text,
+            sent_at=sent_at,
+            attachments=tuple(attachments),
+            reply_context={
+                "channel": "instagram" if kind == "instagram" else "messenger",
+                "page_id": account,
+                "recipient_id": customer,
+                "window_closes_at": (sent_at + MESSAGING_WINDOW).isoformat(),
+                "human_agent_window_closes_at": (sent_at + HUMAN_AGENT_WINDOW).isoformat(),
+            },
+        )
+
+    def _echo(
+        self,
+        kind: str,
+        account: str,
+        customer: str,
+        sent_at: datetime,
+        message: JSONObject,
+        *,
+        standby: bool,
+    ) -> InboundMessage:
+        """What the Page sent: from Meta's inbox, another app, or this app's Send API (the
+        relay drops those). Another app's template, or anything sent while another app
+        holds the thread (standby), is an automated message, not a person's answer."""
+        text, attachments = _message_content(message)
+        context: dict[str, Any] = {
+            "channel": "instagram" if kind == "instagram" else "messenger",
+            "page_id": account,
+            "recipient_id": customer,
+        }
+        app_id = opt_id(message, "app_id")
+        if app_id is not None:
+            context["app_id"] = app_id
+        templates = [a for a in opt_list(message, "attachments") if _type(a) == "template"]
+        return InboundMessage(
+            network=self.name,
+            conversation_key=f"{'ig' if kind == 'instagram' else 'page'}:{account}:{customer}",
+            message_id=get_id(message, "mid"),
+            author_id=account,
+            author_name="Instagram account" if kind == "instagram" else "Facebook Page",
+            text=text,
             sent_at=sent_at,
             attachments=tuple(attachments),
             reply_context=context,
-            from_team=echo,
+            from_team=True,
+            automated=standby or bool(templates),
         )
 
-    def _change(self, kind: str, entry: JSONObject, change: JSONObject) -> InboundMessage | None:
+    def _change(self, kind: str, entry: JSONObject, change: JSONObject) -> InboundEvent | None:
         """A `changes[]` item: Page `feed` comments and Instagram `comments`."""
         field_name = change.get("field")
         value = get_object(change, "value")
@@ -250,11 +330,12 @@ class MetaNetwork:
             return self._instagram_comment(entry, value)
         return None
 
-    def _page_comment(self, entry: JSONObject, value: JSONObject) -> InboundMessage | None:
+    def _page_comment(self, entry: JSONObject, value: JSONObject) -> InboundEvent | None:
         # Shape: https://developers.facebook.com/docs/graph-api/webhooks/reference/page (feed);
         # captured examples in restfb/restfb src/test/resources/json/webhooks/feed-comment-*.
-        if value.get("item") != "comment" or value.get("verb") != "add":
-            return None  # posts, likes, reactions, edits and removals are not messages
+        if value.get("item") != "comment":
+            return None  # posts, likes and reactions are not messages
+        verb = value.get("verb")
         page_id = get_id(entry, "id")
         comment_id = get_id(value, "comment_id")
         post_id = get_id(value, "post_id")
@@ -271,18 +352,29 @@ class MetaNetwork:
             if created is None
             else epoch(created, milliseconds=False, what="created_time")
         )
-        attachments = []
-        for key, kind_name in (("photo", "image"), ("video", "video")):
-            url = opt_str(value, key)
-            if url:
-                attachments.append(Attachment(kind_name, url=url))
+        key = f"comment:{thread}"
+        attachments = [
+            Attachment(kind_name, url=url)
+            for name, kind_name in (("photo", "image"), ("video", "video"))
+            if (url := opt_str(value, name))
+        ]
+        text = shown(opt_str(value, "message"), *(media_line(a) for a in attachments))
+        if verb in ("edited", "remove") and author_id != page_id:
+            if verb == "remove":
+                return CustomerRemoval(self.name, key, f"{comment_id}:removed", comment_id, sent_at)
+            event_id = f"{comment_id}:edit:{int(sent_at.timestamp())}"
+            return CustomerEdit(
+                self.name, key, event_id, comment_id, text, tuple(attachments), sent_at
+            )
+        if verb != "add":
+            return None  # hidden comments, and the Page's own edits and removals
         return InboundMessage(
             network=self.name,
-            conversation_key=f"comment:{thread}",
+            conversation_key=key,
             message_id=comment_id,
             author_id=author_id,
             author_name=author_name or author_id,
-            text=summary(opt_str(value, "message") or "", attachments),
+            text=text,
             sent_at=sent_at,
             attachments=tuple(attachments),
             reply_context={
@@ -318,7 +410,7 @@ class MetaNetwork:
             author_id=author_id,
             author_name=username or author_id,
             author_handle=username,
-            text=summary(opt_str(value, "text") or "", []),
+            text=shown(opt_str(value, "text")) or unknown_part(self.name, "empty comment"),
             sent_at=entry_time(entry),
             reply_context=context,
             from_team=author_id == account_id,
@@ -369,30 +461,86 @@ class MetaNetwork:
         await self._http.close()
 
 
-def _messaging_attachments(message: JSONObject) -> list[Attachment]:
-    """Messenger / Instagram `message.attachments[]` (and stickers, unsupported content)."""
+# Messenger / Instagram attachments that are links, with how they are introduced.
+LINKS = {
+    "share": "shared",
+    "story_mention": "mentioned you in their story",
+    "ig_reel": "shared a reel",
+    "reel": "shared a reel",
+    "ig_post": "shared a post",
+    "fallback": "link",
+    "template": "template message",
+    "product": "product",
+}
+
+
+def _message_content(message: JSONObject) -> tuple[str, list[Attachment]]:
+    """What the team reads of a Messenger / Instagram message, and the media to download."""
+    lines, files = [], []
     if message.get("is_unsupported") is True:
-        return [Attachment("unsupported", title="unsupported message type")]
-    attachments = []
+        lines.append(unknown_part("meta", "is_unsupported"))
     for raw in opt_list(message, "attachments"):
-        item = as_object(raw, "attachment")
-        kind = opt_str(item, "type") or "unknown"
-        payload = opt_object(item, "payload") or {}
-        url = opt_str(payload, "url")
-        title = opt_str(item, "title") or opt_str(payload, "title")
-        if payload.get("sticker_id") is not None or message.get("sticker_id") is not None:
-            attachments.append(Attachment("sticker", url=url))
-        elif kind in ("image", "video", "audio", "file"):
-            attachments.append(Attachment(kind, url=url, title=title))
-        elif kind == "location":
-            coordinates = opt_object(payload, "coordinates") or {}
-            lat, lon = coordinates.get("lat"), coordinates.get("long")
-            where = f"{lat}, {lon}" if lat is not None and lon is not None else None
-            attachments.append(Attachment("location", url=url, title=title or where))
-        elif kind in ("share", "ig_post", "ig_reel", "reel", "story_mention", "fallback"):
-            attachments.append(Attachment("link", url=url, title=title or kind))
-        else:
-            attachments.append(
-                Attachment("unsupported", url=url, title=f"unsupported message type: {kind}")
-            )
-    return attachments
+        line, attachment = _attachment(raw, sticker=message.get("sticker_id") is not None)
+        lines.append(line)
+        if attachment is not None:
+            files.append(attachment)
+    text = opt_str(message, "text") or ""
+    if text and opt_object(message, "quick_reply") is not None:
+        text = tapped_line(text)
+    replied = _reply_line(opt_object(message, "reply_to"))
+    referral = _referral_line(opt_object(message, "referral"))
+    body = shown(replied, text, *lines, referral)
+    return body or unknown_part("meta", "empty message"), files
+
+
+def _attachment(raw: Any, *, sticker: bool) -> tuple[str, Attachment | None]:
+    """One attachment's line, and the file when it is media; an odd one is a placeholder."""
+    if not isinstance(raw, dict):
+        return unknown_part("meta", "attachment that is not an object"), None
+    kind = _type(raw) or "unknown"
+    payload = raw.get("payload")
+    payload = payload if isinstance(payload, dict) else {}  # fallback links send a string
+    url = opt_str(payload, "url") or opt_str(raw, "url")
+    title = opt_str(raw, "title") or opt_str(payload, "title")
+    if sticker or payload.get("sticker_id") is not None:
+        attachment = Attachment("sticker", url=url)
+        return media_line(attachment), attachment
+    if kind in ("image", "video", "audio", "file"):
+        attachment = Attachment(kind, url=url, title=title or None)
+        return media_line(attachment), attachment
+    if kind == "location":
+        coordinates = opt_object(payload, "coordinates")
+        if coordinates is not None:
+            return location_line(coordinates.get("lat"), coordinates.get("long"), title), None
+    if kind in LINKS:
+        words = " · ".join(w for w in (LINKS[kind], title) if w)
+        return shown(f"[{words}]", url).replace("\n", " "), None
+    return shown(unknown_part("meta", kind), url).replace("\n", " "), None
+
+
+def _type(raw: Any) -> str | None:
+    value = raw.get("type") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _reply_line(reply_to: JSONObject | None) -> str | None:
+    if reply_to is None:
+        return None
+    story = opt_object(reply_to, "story")
+    if story is not None:
+        return shown("[replied to your story]", opt_str(story, "url")).replace("\n", " ")
+    return "[in reply to an earlier message]"
+
+
+def _referral_line(referral: JSONObject | None) -> str | None:
+    """Where the customer came from (an ad, a m.me link), shown once with the message."""
+    if referral is None:
+        return None
+    ads = opt_object(referral, "ads_context_data") or {}
+    words = [
+        opt_str(referral, "source"),
+        opt_str(ads, "ad_title") or opt_id(referral, "ad_id"),
+        opt_str(referral, "ref"),
+        opt_str(referral, "source_url"),
+    ]
+    return f"[came from: {' · '.join(w for w in words if w) or 'a referral'}]"

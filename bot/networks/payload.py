@@ -89,7 +89,12 @@ def get_id(data: Mapping[str, Any], key: str) -> str:
 
 
 def epoch(value: Any, *, milliseconds: bool, what: str) -> datetime:
-    """A Unix timestamp (number or numeric string) as an aware UTC datetime."""
+    """A Unix timestamp (number or numeric string) as an aware UTC datetime.
+
+    An ISO-8601 string with a UTC offset is read too (some tools replay Meta payloads so).
+    """
+    if isinstance(value, str) and "T" in value:
+        return _iso(value, what)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise PayloadError(f"{what} is not a timestamp")
     try:
@@ -104,20 +109,74 @@ def epoch(value: Any, *, milliseconds: bool, what: str) -> datetime:
         raise PayloadError(f"{what} is out of range") from None
 
 
-def summary(text: str, attachments: list[Attachment]) -> str:
-    """The message text, or placeholders naming the attachments so Slack is never empty."""
-    if text.strip():
-        return text
-    labels = [attachment_label(a) for a in attachments] or ["empty message"]
-    return " ".join(f"[{label}]" for label in labels)
+def _iso(value: str, what: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PayloadError(f"{what} is not a timestamp") from None
+    if parsed.tzinfo is None:
+        raise PayloadError(f"{what} has no UTC offset")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise PayloadError(f"{what} is out of range") from None
 
 
-def attachment_label(attachment: Attachment) -> str:
-    if attachment.kind == "unsupported":
-        return attachment.title or "unsupported message type"
-    if attachment.kind == "location" and attachment.title:
-        return f"location: {attachment.title}"
-    return attachment.kind
+# -- what the team sees -------------------------------------------------------------------
+# A message's `text` is what the team reads: the customer's words, then one line per other
+# part (media, location, contact, order, button...), so the first message of a conversation
+# shows everything too. `attachments` carry what a download needs, for the media only.
+MEDIA_LABELS = {
+    "image": "photo",
+    "video": "video",
+    "audio": "audio",
+    "voice": "voice message (audio)",
+    "video_note": "video message",
+    "file": "document",
+    "sticker": "sticker",
+    "gif": "GIF",
+}
+
+
+def shown(*parts: str | None) -> str:
+    """The lines the team reads, in order, leaving out the empty ones."""
+    return "\n".join(part for part in parts if part and part.strip())
+
+
+def media_line(attachment: Attachment) -> str:
+    """`[photo]`, `[document: invoice.pdf]`, `[sticker: 🛠]`, with its link when it has one."""
+    label = MEDIA_LABELS.get(attachment.kind, attachment.kind)
+    if attachment.title:
+        label += f": {attachment.title}"
+    return f"[{label}] {attachment.url}" if attachment.url else f"[{label}]"
+
+
+def location_line(lat: Any, lon: Any, *names: str | None) -> str:
+    """Coordinates, any name/address, and a map link; raises if the coordinates are not numbers."""
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+        raise PayloadError("location has no latitude/longitude")
+    if not all(math.isfinite(v) for v in (lat, lon)):
+        raise PayloadError("location has no latitude/longitude")
+    words = [name for name in names if name]
+    words.append(f"{lat}, {lon}")
+    # Google Maps URLs (https://developers.google.com/maps/documentation/urls/get-started).
+    return f"[location: {' · '.join(words)}] https://www.google.com/maps?q={lat},{lon}"
+
+
+def contact_line(name: str | None, phones: list[str]) -> str:
+    words = [name or "no name", *phones]
+    return f"[contact: {' · '.join(words)}]"
+
+
+def tapped_line(title: str) -> str:
+    """A button, quick reply or list choice the customer tapped."""
+    return f"tapped: {title}"
+
+
+def unknown_part(network: str, kind: str) -> str:
+    """The placeholder for a part we cannot show; logged with its type, never its content."""
+    log.warning("%s: unknown message part %r shown as a placeholder", network, kind[:64])
+    return f"[unsupported message part: {kind[:64]}]"
 
 
 # -- parse results ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,16 +22,15 @@ from bot.networks.base import (
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
+    Notice,
     OutboundReply,
     PayloadError,
     SentReceipt,
     SignatureError,
     WebhookError,
 )
-from bot.networks.http import JsonHttp, status_error
-
-MEDIA = ("photo", "video", "voice", "audio", "document", "animation", "video_note")
-OTHER = ("sticker", "location", "contact", "poll", "venue", "dice")
+from bot.networks.http import JsonHttp, JSONObject, status_error
+from bot.networks.payload import contact_line, location_line, media_line, shown, unknown_part
 
 
 class TelegramNetwork:
@@ -68,64 +68,62 @@ class TelegramNetwork:
             raise PayloadError("body is not JSON") from exc
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             raise PayloadError("not a Telegram update: update_id missing")
-        edited = update.get("edited_message") or update.get("edited_business_message")
-        if edited is not None:
-            return [self._edit(edited)]
-        message = update.get("message") or update.get("business_message")
-        if message is None:
-            return []  # channel posts, callbacks...: nothing for the inbox
-        return [self._message(message)]
+        for key in ("message", "business_message"):
+            if key in update:
+                return [self._message(_object(update[key], key))]
+        for key in ("edited_message", "edited_business_message"):
+            if key in update:
+                return [self._edit(_object(update[key], key))]
+        if "my_chat_member" in update:
+            return _member_notice(update["update_id"], _object(update["my_chat_member"], "x"))
+        return []  # channel posts, callbacks, inline queries...: nothing for the inbox
 
-    def _edit(self, edited: Any) -> CustomerEdit:
-        """An edited message: the message as it now reads, keyed by its edit time."""
-        message = self._message(edited)
-        stamp = edited.get("edit_date")
-        try:
-            at = datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int) else message.sent_at
-        except (OverflowError, OSError, ValueError) as exc:
-            raise PayloadError("edited_message.edit_date is not a valid time") from exc
-        return CustomerEdit(
-            network=self.name,
-            conversation_key=message.conversation_key,
-            event_id=f"{message.message_id}:edit:{stamp if isinstance(stamp, int) else 0}",
-            target_id=message.message_id,
-            text=message.text,
-            attachments=message.attachments,
-            at=at,
-        )
-
-    def _message(self, message: Any) -> InboundMessage:
-        """Read the fields we use, each checked for its type: a wrong one is a 400."""
-        if not isinstance(message, dict) or not isinstance(message.get("chat"), dict):
-            raise PayloadError("message.chat must be an object")
-        chat = message["chat"]
-        sender = message.get("from", chat)
-        if not isinstance(sender, dict):
-            raise PayloadError("message.from must be an object")
-        chat_id = _integer(chat, "id", "message.chat.id")
-        message_id = _integer(message, "message_id", "message.message_id")
-        try:
-            sent_at = datetime.fromtimestamp(_integer(message, "date", "message.date"), UTC)
-        except (OverflowError, OSError, ValueError) as exc:
-            raise PayloadError("message.date is not a valid time") from exc
-        first, last, title = (_text(sender, key) for key in ("first_name", "last_name", "title"))
-        name = " ".join(part for part in (first, last) if part) or title or str(chat_id)
-        attachments = tuple(Attachment(kind=kind) for kind in (*MEDIA, *OTHER) if kind in message)
-        text = _text(message, "text") or _text(message, "caption") or ""
-        if not text and attachments:
-            text = " ".join(f"[{item.kind}]" for item in attachments)
-        author = sender.get("id", chat_id)
+    def _message(self, message: JSONObject) -> InboundMessage | Notice:
+        """A customer's message, or a `Notice` for a service message (member joined...)."""
+        head = _Head.read(message)
+        service = next((key for key in SERVICE if key in message), None)
+        if service is not None:
+            return Notice(
+                network=self.name,
+                conversation_key=str(head.chat_id),
+                event_id=head.message_key,
+                text=_service_text(service, message, head.name),
+                at=head.sent_at,
+            )
+        text, attachments = _content(message)
+        context: dict[str, Any] = {"chat_id": head.chat_id}
+        if head.group_title is not None:
+            context["title"] = head.group_title
+        connection = _text(message, "business_connection_id")
+        if connection:
+            context["business_connection_id"] = connection
         return InboundMessage(
             network=self.name,
-            conversation_key=str(chat_id),
-            message_id=f"{chat_id}:{message_id}",
-            author_id=str(author) if isinstance(author, int | str) else str(chat_id),
-            author_name=name,
-            author_handle=_text(sender, "username"),
+            conversation_key=str(head.chat_id),
+            message_id=head.message_key,
+            author_id=head.author_id,
+            author_name=head.name,
+            author_handle=head.handle,
+            text=shown(_forwarded(message), _replied(message), text),
+            sent_at=head.sent_at,
+            attachments=tuple(attachments),
+            reply_context=context,
+        )
+
+    def _edit(self, message: JSONObject) -> CustomerEdit:
+        """An edited text or caption: the new content, for the message already relayed."""
+        head = _Head.read(message)
+        edited = message.get("edit_date")
+        at = _time(message, "edit_date") if isinstance(edited, int) else head.sent_at
+        text, attachments = _content(message)
+        return CustomerEdit(
+            network=self.name,
+            conversation_key=str(head.chat_id),
+            event_id=f"{head.message_key}:edit:{int(at.timestamp())}",
+            target_id=head.message_key,
             text=text,
-            sent_at=sent_at,
-            attachments=attachments,
-            reply_context={"chat_id": chat_id},
+            attachments=tuple(attachments),
+            at=at,
         )
 
     async def send(self, reply: OutboundReply) -> SentReceipt:
@@ -145,14 +143,266 @@ class TelegramNetwork:
         await self._http.close()
 
 
-def _integer(data: dict[str, Any], key: str, where: str) -> int:
+# Message fields that say who, where and when, not what: never a part of the content.
+META_KEYS = frozenset(
+    {
+        "message_id", "message_thread_id", "from", "sender_chat", "sender_boost_count",
+        "sender_business_bot", "date", "business_connection_id", "chat", "forward_origin",
+        "forward_from", "forward_from_chat", "forward_from_message_id", "forward_signature",
+        "forward_sender_name", "forward_date", "is_topic_message", "is_automatic_forward",
+        "reply_to_message", "external_reply", "quote", "reply_to_story", "via_bot",
+        "edit_date", "has_protected_content", "is_from_offline", "media_group_id",
+        "author_signature", "text", "entities", "link_preview_options", "effect_id",
+        "caption", "caption_entities", "show_caption_above_media", "has_media_spoiler",
+        "reply_markup", "new_chat_participant", "new_chat_member", "paid_star_count",
+    }
+)  # fmt: skip
+# Service messages (https://core.telegram.org/bots/api#message): a note, never a message.
+SERVICE = (
+    "new_chat_members", "left_chat_member", "new_chat_title", "new_chat_photo",
+    "delete_chat_photo", "group_chat_created", "supergroup_chat_created",
+    "channel_chat_created", "message_auto_delete_timer_changed", "migrate_to_chat_id",
+    "migrate_from_chat_id", "pinned_message", "successful_payment", "refunded_payment",
+    "users_shared", "chat_shared", "connected_website", "write_access_allowed",
+    "proximity_alert_triggered", "boost_added", "chat_background_set",
+    "forum_topic_created", "forum_topic_edited", "forum_topic_closed",
+    "forum_topic_reopened", "general_forum_topic_hidden", "general_forum_topic_unhidden",
+    "giveaway_created", "giveaway_completed", "video_chat_scheduled", "video_chat_started",
+    "video_chat_ended", "video_chat_participants_invited", "passport_data",
+)  # fmt: skip
+# file kind in the message -> our attachment kind; `animation` comes with a `document` too.
+FILES = {
+    "animation": "gif",
+    "video": "video",
+    "video_note": "video_note",
+    "voice": "voice",
+    "audio": "audio",
+    "document": "file",
+    "sticker": "sticker",
+}
+# Currencies without minor units (Telegram's `total_amount` is in the smallest unit).
+WHOLE_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "PYG", "XTR"})
+
+
+@dataclass(frozen=True)
+class _Head:
+    """Who wrote a message, where and when."""
+
+    chat_id: int
+    message_key: str
+    author_id: str
+    name: str
+    handle: str | None
+    sent_at: datetime
+    group_title: str | None
+
+    @classmethod
+    def read(cls, message: JSONObject) -> _Head:
+        chat = _object(message.get("chat"), "message.chat")
+        sender = _object(message.get("from", chat), "message.from")
+        chat_id = _integer(chat, "id", "message.chat.id")
+        message_id = _integer(message, "message_id", "message.message_id")
+        author = sender.get("id", chat_id)
+        group = chat.get("type") in ("group", "supergroup")
+        return cls(
+            chat_id=chat_id,
+            message_key=f"{chat_id}:{message_id}",
+            author_id=str(author) if isinstance(author, int | str) else str(chat_id),
+            name=_name(sender) or str(chat_id),
+            handle=_text(sender, "username"),
+            sent_at=_time(message, "date"),
+            group_title=(_text(chat, "title") or str(chat_id)) if group else None,
+        )
+
+
+def _content(message: JSONObject) -> tuple[str, list[Attachment]]:
+    """The text or caption, then a line per other part; the files to download."""
+    files = [_file(message, key) for key in FILES if key in message]
+    if "animation" in message:
+        files = [f for f in files if f.kind != "file"]
+    if "photo" in message:
+        files.insert(0, _photo(message["photo"]))
+    lines = [media_line(item) for item in files]
+    lines.extend(_other_parts(message))
+    text = _text(message, "text") or _text(message, "caption") or ""
+    if not text.strip() and not lines:
+        unknown = sorted(set(message) - META_KEYS)
+        lines.append(unknown_part("telegram", unknown[0] if unknown else "empty message"))
+    return shown(text, *lines), files
+
+
+def _other_parts(message: JSONObject) -> list[str]:
+    lines = []
+    venue = _opt_object(message, "venue")
+    location = _opt_object(venue or message, "location")
+    if location is not None:
+        names = (_text(venue, "title"), _text(venue, "address")) if venue else ()
+        lines.append(location_line(location.get("latitude"), location.get("longitude"), *names))
+    contact = _opt_object(message, "contact")
+    if contact is not None:
+        phone = _text(contact, "phone_number")
+        lines.append(contact_line(_name(contact), [phone] if phone else []))
+    poll = _opt_object(message, "poll")
+    if poll is not None:
+        options = [o.get("text") for o in _list(poll, "options") if isinstance(o, dict)]
+        words = [_text(poll, "question") or "", *(o for o in options if isinstance(o, str))]
+        lines.append(f"[poll: {' · '.join(w for w in words if w)}]")
+    dice = _opt_object(message, "dice")
+    if dice is not None:
+        lines.append(f"[dice {_text(dice, 'emoji') or ''}: {dice.get('value')}]")
+    game = _opt_object(message, "game")
+    if game is not None:
+        lines.append(f"[game: {_text(game, 'title') or 'untitled'}]")
+    if "story" in message:
+        lines.append("[shared a story]")
+    invoice = _opt_object(message, "invoice")
+    if invoice is not None:
+        lines.append(f"[invoice: {_text(invoice, 'title') or ''}]")
+    return lines
+
+
+def _photo(value: Any) -> Attachment:
+    """The largest size of a photo (Telegram lists the sizes smallest first)."""
+    if not isinstance(value, list) or not value or not isinstance(value[-1], dict):
+        raise PayloadError("message.photo must be a list of sizes")
+    largest = value[-1]
+    return Attachment(
+        "image", media_id=_text(largest, "file_id"), size=_size(largest), mimetype="image/jpeg"
+    )
+
+
+def _file(message: JSONObject, key: str) -> Attachment:
+    item = _object(message.get(key), f"message.{key}")
+    if key == "sticker":
+        title = _text(item, "emoji")
+    elif key == "audio":
+        words = (_text(item, "performer"), _text(item, "title"))
+        title = " – ".join(w for w in words if w) or _text(item, "file_name")
+    else:
+        title = _text(item, "file_name")
+    return Attachment(
+        FILES[key],
+        title=title,
+        media_id=_text(item, "file_id"),
+        mimetype=_text(item, "mime_type"),
+        size=_size(item),
+    )
+
+
+def _forwarded(message: JSONObject) -> str | None:
+    """`[forwarded from ...]` from `forward_origin` (Bot API 7) or the older fields."""
+    origin = _opt_object(message, "forward_origin")
+    if origin is not None:
+        who = (
+            _opt_object(origin, "sender_user")
+            or _opt_object(origin, "sender_chat")
+            or _opt_object(origin, "chat")
+        )
+        name = _name(who) if who else _text(origin, "sender_user_name")
+        return f"[forwarded from {name or 'someone'}]"
+    who = _opt_object(message, "forward_from") or _opt_object(message, "forward_from_chat")
+    name = _name(who) if who else _text(message, "forward_sender_name")
+    if who is None and name is None and "forward_date" not in message:
+        return None
+    return f"[forwarded from {name or 'someone'}]"
+
+
+def _replied(message: JSONObject) -> str | None:
+    """`[in reply to: ...]` with the start of the message answered."""
+    replied = _opt_object(message, "reply_to_message")
+    if replied is None:
+        return None
+    words = _text(replied, "text") or _text(replied, "caption") or "an earlier message"
+    return f"[in reply to: {words[:80]}{'…' if len(words) > 80 else ''}]"
+
+
+def _service_text(key: str, message: JSONObject, who: str) -> str:
+    if key == "new_chat_members":
+        names = [_name(m) or "someone" for m in _list(message, key) if isinstance(m, dict)]
+        return f"{who} added {', '.join(names) or 'members'} to the group"
+    if key == "left_chat_member":
+        return f"{_name(_object(message.get(key), key)) or 'A member'} left the group"
+    if key == "successful_payment":
+        payment = _object(message.get(key), key)
+        currency = _text(payment, "currency") or ""
+        amount = payment.get("total_amount")
+        if isinstance(amount, int) and not isinstance(amount, bool):
+            value = str(amount) if currency in WHOLE_CURRENCIES else f"{amount / 100:.2f}"
+            return f"Payment received: {value} {currency}"
+        return "Payment received"
+    return f"Telegram service message: {key.replace('_', ' ')}"
+
+
+def _member_notice(update_id: int, change: JSONObject) -> list[InboundEvent]:
+    """`my_chat_member`: the customer blocked or unblocked the bot, or a group added it."""
+    chat = _object(change.get("chat"), "my_chat_member.chat")
+    chat_id = _integer(chat, "id", "my_chat_member.chat.id")
+    new = _object(change.get("new_chat_member"), "new_chat_member")
+    status = _text(new, "status") or "unknown"
+    private = chat.get("type") == "private"
+    if private:
+        text = (
+            "The customer blocked the bot: replies will not reach them."
+            if status == "kicked"
+            else "The customer unblocked the bot."
+        )
+    else:
+        title = _text(chat, "title") or str(chat_id)
+        text = f"The bot's membership in the group {title} is now: {status}"
+    return [
+        Notice(
+            network="telegram",
+            conversation_key=str(chat_id),
+            event_id=f"{chat_id}:update:{update_id}",
+            text=text,
+            at=_time(change, "date"),
+        )
+    ]
+
+
+def _name(person: JSONObject) -> str | None:
+    words = (_text(person, "first_name"), _text(person, "last_name"))
+    return " ".join(w for w in words if w) or _text(person, "title")
+
+
+def _time(data: JSONObject, key: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(_integer(data, key, f"message.{key}"), UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise PayloadError(f"message.{key} is not a valid time") from exc
+
+
+def _size(item: JSONObject) -> int | None:
+    size = item.get("file_size")
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def _object(value: Any, where: str) -> JSONObject:
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} must be an object")
+    return value
+
+
+def _opt_object(data: JSONObject, key: str) -> JSONObject | None:
+    value = data.get(key)
+    return None if value is None else _object(value, key)
+
+
+def _list(data: JSONObject, key: str) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise PayloadError(f"{key} must be a list")
+    return value
+
+
+def _integer(data: JSONObject, key: str, where: str) -> int:
     value = data.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
         raise PayloadError(f"{where} must be an integer")
     return value
 
 
-def _text(data: dict[str, Any], key: str) -> str | None:
+def _text(data: JSONObject, key: str) -> str | None:
     value = data.get(key)
     if value is None:
         return None

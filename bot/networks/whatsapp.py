@@ -16,6 +16,8 @@ attachment has a `url` only when the webhook includes one.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -24,11 +26,15 @@ import aiohttp
 from bot.config import ConfigError, Settings
 from bot.networks.base import (
     Attachment,
+    CustomerEdit,
+    CustomerReaction,
+    CustomerRemoval,
     DeliveryError,
     DeliveryStatus,
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
+    Notice,
     OutboundReply,
     PayloadError,
     SentReceipt,
@@ -46,17 +52,25 @@ from bot.networks.payload import (
     ParseResult,
     SkippedItem,
     as_object,
+    contact_line,
     epoch,
     get_id,
     get_list,
     get_object,
     item_ids,
     load_object,
+    location_line,
+    media_line,
+    opt_id,
     opt_list,
     opt_object,
     opt_str,
-    summary,
+    shown,
+    tapped_line,
+    unknown_part,
 )
+
+log = logging.getLogger(__name__)
 
 # Cloud API error codes (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes):
 #   131047 "Re-engagement message": more than 24 hours since the customer last replied
@@ -157,9 +171,12 @@ class WhatsAppNetwork:
                 where = f"entry[{e_index}].changes[{c_index}]"
                 try:
                     change = as_object(raw_change, "change")
-                    if change.get("field") != "messages":
-                        continue  # template, quality and account updates are not messages
-                    self._value(get_object(change, "value"), where, result)
+                    field_name = change.get("field")
+                    if field_name == "messages":
+                        self._value(get_object(change, "value"), where, result)
+                    elif field_name == "smb_message_echoes":
+                        self._echoes(get_object(change, "value"), where, result)
+                    # template, quality and account updates are not messages
                 except PayloadError as exc:
                     ids = item_ids(raw_change, ("value", "metadata", "phone_number_id"))
                     result.skipped.append(SkippedItem(where, ids, exc.message))
@@ -188,19 +205,41 @@ class WhatsAppNetwork:
 
     def _message(
         self, phone_number_id: str, names: Mapping[str, str], item: JSONObject
-    ) -> InboundMessage:
+    ) -> InboundEvent | None:
+        """A customer's message, or what it really is: a reaction, a deletion, an edit or
+        a system notice (number changed)."""
         wa_id = get_id(item, "from")
         sent_at = epoch(item.get("timestamp"), milliseconds=False, what="timestamp")
+        key = f"wa:{phone_number_id}:{wa_id}"
+        event_id = get_id(item, "id")
+        kind = _str_or_empty(item, "type")
+        if kind == "reaction":
+            reaction = get_object(item, "reaction")
+            emoji = opt_str(reaction, "emoji") or ""
+            return CustomerReaction(
+                self.name, key, event_id, get_id(reaction, "message_id"), emoji, not emoji, sent_at
+            )
+        if kind == "revoke":  # the customer deleted a message for everyone
+            target = get_id(get_object(item, "revoke"), "original_message_id")
+            return CustomerRemoval(self.name, key, event_id, target, sent_at)
+        if kind == "edit":
+            edit = get_object(item, "edit")
+            text, attachments = _content(get_object(edit, "message"))
+            target = get_id(edit, "original_message_id")
+            return CustomerEdit(self.name, key, event_id, target, text, tuple(attachments), sent_at)
+        if kind == "system":
+            system = get_object(item, "system")
+            words = opt_str(system, "body") or f"WhatsApp system message: {opt_str(system, 'type')}"
+            return Notice(self.name, key, event_id, words, sent_at)
         text, attachments = _content(item)
-        name = names.get(wa_id)
         return InboundMessage(
             network=self.name,
-            conversation_key=f"wa:{phone_number_id}:{wa_id}",
-            message_id=get_id(item, "id"),
+            conversation_key=key,
+            message_id=event_id,
             author_id=wa_id,
-            author_name=name or f"+{wa_id}",
+            author_name=names.get(wa_id) or f"+{wa_id}",
             author_handle=f"+{wa_id}",
-            text=summary(text, attachments),
+            text=shown(_context_line(item), text, _referral_line(item)),
             sent_at=sent_at,
             attachments=tuple(attachments),
             reply_context={
@@ -209,6 +248,35 @@ class WhatsAppNetwork:
                 "window_closes_at": (sent_at + MESSAGING_WINDOW).isoformat(),
             },
         )
+
+    def _echoes(self, value: JSONObject, where: str, result: ParseResult) -> None:
+        """`smb_message_echoes`: what the business sent from the WhatsApp Business app."""
+        phone_number_id = get_id(get_object(value, "metadata"), "phone_number_id")
+        for index, raw in enumerate(opt_list(value, "message_echoes")):
+            try:
+                item = as_object(raw, "message echo")
+                wa_id = get_id(item, "to")
+                text, attachments = _content(item)
+                result.events.append(
+                    InboundMessage(
+                        network=self.name,
+                        conversation_key=f"wa:{phone_number_id}:{wa_id}",
+                        message_id=get_id(item, "id"),
+                        author_id=opt_id(item, "from") or phone_number_id,
+                        author_name="WhatsApp Business app",
+                        text=text,
+                        sent_at=epoch(item.get("timestamp"), milliseconds=False, what="timestamp"),
+                        attachments=tuple(attachments),
+                        reply_context={"phone_number_id": phone_number_id, "wa_id": wa_id},
+                        from_team=True,
+                        automated=item.get("type") == "template",
+                    )
+                )
+            except PayloadError as exc:
+                ids = item_ids(raw, ("id",), ("to",))
+                result.skipped.append(
+                    SkippedItem(f"{where}.message_echoes[{index}]", ids, exc.message)
+                )
 
     def _status(self, item: JSONObject) -> DeliveryStatus | None:
         status = STATUSES.get(_str_or_empty(item, "status"))
@@ -287,36 +355,112 @@ def _contact_names(value: JSONObject) -> dict[str, str]:
 
 
 def _content(item: JSONObject) -> tuple[str, list[Attachment]]:
-    """Text and attachments of one message, by its `type`."""
+    """What the team reads of one message, by its `type`, and the media to download."""
     kind = _str_or_empty(item, "type")
     if kind == "text":
         return opt_str(get_object(item, "text"), "body") or "", []
     if kind in MEDIA_KINDS:
         media = get_object(item, kind)
-        caption = opt_str(media, "caption") or ""
-        title = opt_str(media, "filename") or opt_str(media, "mime_type")
-        return caption, [Attachment(MEDIA_KINDS[kind], url=opt_str(media, "url"), title=title)]
+        attachment = Attachment(
+            "voice" if kind == "audio" and media.get("voice") is True else MEDIA_KINDS[kind],
+            url=opt_str(media, "url"),
+            title=opt_str(media, "filename"),
+            media_id=opt_id(media, "id"),
+            mimetype=opt_str(media, "mime_type"),
+        )
+        return shown(opt_str(media, "caption"), media_line(attachment)), [attachment]
     if kind == "location":
-        return "", [_location(get_object(item, "location"))]
+        location = get_object(item, "location")
+        words = (opt_str(location, "name"), opt_str(location, "address"))
+        line = location_line(location.get("latitude"), location.get("longitude"), *words)
+        place = opt_str(location, "url")  # a business's place page, when it is one
+        return f"{line} {place}" if place else line, []
+    if kind == "contacts":
+        return shown(*(_contact(as_object(c, "contact")) for c in get_list(item, "contacts"))), []
+    if kind == "order":
+        return _order(get_object(item, "order")), []
     if kind == "button":  # a quick-reply button of a template message
-        return opt_str(get_object(item, "button"), "text") or "", []
-    if kind == "interactive":  # a reply button or list choice
-        interactive = get_object(item, "interactive")
-        choice = opt_object(interactive, "button_reply") or opt_object(interactive, "list_reply")
-        if choice is not None and (title := opt_str(choice, "title")):
-            return title, []
-    label = f"unsupported message type: {kind or 'unknown'}"
-    return "", [Attachment("unsupported", title=label)]
+        button = get_object(item, "button")
+        return tapped_line(opt_str(button, "text") or opt_str(button, "payload") or "a button"), []
+    if kind == "interactive" and isinstance(item.get("interactive"), dict):
+        answer = _interactive(item["interactive"])
+        if answer is not None:
+            return answer, []
+        kind = f"interactive {_str_or_empty(item['interactive'], 'type') or 'unknown'}"
+    if kind == "unsupported":
+        errors = [e for e in opt_list(item, "errors") if isinstance(e, dict)]
+        details = [
+            opt_str(e.get("error_data") or {}, "details") or opt_str(e, "title") for e in errors
+        ]
+        reason = "; ".join(d for d in details if d) or "not supported by WhatsApp"
+        log.warning("whatsapp: an unsupported message (%s) shown as a placeholder", reason[:100])
+        return f"[unsupported message type: {reason}]", []
+    return unknown_part("whatsapp", kind or "unknown"), []
 
 
-def _location(location: JSONObject) -> Attachment:
-    lat, lon = location.get("latitude"), location.get("longitude")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
-        raise PayloadError("location has no latitude/longitude")
-    words = [w for w in (opt_str(location, "name"), opt_str(location, "address")) if w]
-    words.append(f"{lat}, {lon}")
-    # Google Maps URLs (https://developers.google.com/maps/documentation/urls/get-started).
-    url = opt_str(location, "url") or (
-        f"https://www.google.com/maps/search/?api=1&query={lat},{lon}"
+def _interactive(interactive: JSONObject) -> str | None:
+    """A tapped reply button or list choice, or the answers of a submitted form (flow)."""
+    choice = opt_object(interactive, "button_reply") or opt_object(interactive, "list_reply")
+    if choice is not None:
+        return tapped_line(opt_str(choice, "title") or opt_str(choice, "id") or "a button")
+    form = opt_object(interactive, "nfm_reply")
+    if form is None:
+        return None
+    raw = opt_str(form, "response_json") or "{}"
+    try:
+        answers = json.loads(raw)
+    except ValueError:
+        answers = None
+    if not isinstance(answers, dict):
+        raise PayloadError("nfm_reply.response_json is not a JSON object")
+    lines = [
+        f"• {name.replace('_', ' ')}: {value}"
+        for name, value in answers.items()
+        if name != "flow_token" and isinstance(value, str | int | float | bool)
+    ]
+    title = opt_str(form, "name") or "form"
+    return shown(f"[form answers: {title}]", *lines)
+
+
+def _contact(contact: JSONObject) -> str:
+    name = opt_object(contact, "name") or {}
+    phones = [opt_str(as_object(p, "phone"), "phone") for p in opt_list(contact, "phones")]
+    full = opt_str(name, "formatted_name") or opt_str(name, "first_name")
+    return contact_line(full, [p for p in phones if p])
+
+
+def _order(order: JSONObject) -> str:
+    """A catalog order: one line per item with its quantity and price."""
+    lines = [opt_str(order, "text") or ""]
+    for raw in get_list(order, "product_items"):
+        product = as_object(raw, "product item")
+        name = opt_str(product, "product_retailer_id") or "item"
+        quantity, price = product.get("quantity"), product.get("item_price")
+        currency = opt_str(product, "currency") or ""
+        lines.append(f"• {name} × {quantity} at {price} {currency}".rstrip())
+    return shown(
+        f"[order from catalog {opt_id(order, 'catalog_id') or ''}]".replace(" ]", "]"), *lines
     )
-    return Attachment("location", url=url, title=" · ".join(words))
+
+
+def _context_line(item: JSONObject) -> str | None:
+    """`[forwarded]` and replies: what the message says about its origin."""
+    context = opt_object(item, "context")
+    if context is None:
+        return None
+    if context.get("frequently_forwarded") is True:
+        return "[forwarded many times]"
+    if context.get("forwarded") is True:
+        return "[forwarded]"
+    if context.get("id") is not None and item.get("type") not in ("button", "interactive"):
+        return "[in reply to an earlier message]"
+    return None
+
+
+def _referral_line(item: JSONObject) -> str | None:
+    """Click-to-WhatsApp ads: the ad the customer came from, once, with its message."""
+    referral = opt_object(item, "referral")
+    if referral is None:
+        return None
+    words = [opt_str(referral, key) for key in ("headline", "body", "source_url")]
+    return f"[came from an ad: {' · '.join(w for w in words if w) or 'no details'}]"

@@ -5,13 +5,16 @@ Inbound (https://docs.x.com/x-api/account-activity/introduction, .../webhooks/qu
   the consumer secret; POSTs carry `x-twitter-webhooks-signature: sha256=<base64>` over
   the raw body.
 - `direct_message_events` (`message_create`): conversation `dm:<for_user_id>:<other user>`,
-  `message_id` = the DM event id. DMs the account itself sent (sender = `for_user_id`)
-  are ignored.
+  `message_id` = the DM event id. A DM the account itself sent (sender = `for_user_id`:
+  from the X app, or by us) is `from_team`; the relay drops those it sent itself.
 - `tweet_create_events` (mentions and replies): conversation `tweet:<conversation id>`
   when the payload has one, else `tweet:<tweet id>`; `message_id` = the tweet id. Tweets by
-  the account itself and retweets are ignored. The v1.1 tweet objects of this API carry no
+  the account itself are `from_team` (in the conversation of the tweet they answer);
+  retweets are ignored. The v1.1 tweet objects of this API carry no
   conversation root, so `reply_context.in_reply_to_tweet_id` lets the relay attach a reply
   to the conversation that holds that tweet (a customer's or one of ours).
+- `tweet_delete_events`: a customer's deleted tweet is a `CustomerRemoval`.
+- Favorites, follows, typing and read events are not messages.
 
 Outbound (bearer token with DM / tweet write access): a DM via
 `POST /2/dm_conversations/with/{participant_id}/messages`, a reply post via `POST /2/tweets`
@@ -33,6 +36,7 @@ import aiohttp
 from bot.config import ConfigError, Settings
 from bot.networks.base import (
     Attachment,
+    CustomerRemoval,
     DeliveryError,
     HandshakeAnswer,
     InboundEvent,
@@ -54,11 +58,13 @@ from bot.networks.payload import (
     get_object,
     item_ids,
     load_object,
+    media_line,
     opt_id,
     opt_list,
     opt_object,
     opt_str,
-    summary,
+    shown,
+    unknown_part,
 )
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
@@ -145,7 +151,32 @@ class XNetwork:
                     continue
                 if event is not None:
                     result.events.append(event)
+        for index, raw in enumerate(opt_list(data, "tweet_delete_events")):
+            try:
+                removal = self._tweet_deleted(account, as_object(raw, "delete event"))
+                if removal is not None:
+                    result.events.append(removal)
+            except PayloadError as exc:
+                ids = item_ids(raw, ("status", "id"), ("status", "user_id"))
+                result.skipped.append(
+                    SkippedItem(f"tweet_delete_events[{index}]", ids, exc.message)
+                )
         return result
+
+    def _tweet_deleted(self, account: str, item: JSONObject) -> CustomerRemoval | None:
+        """A customer deleted a tweet. The event names only the tweet, not its conversation:
+        the `conversation_key` is empty and the tweet is found by its id (`target_id`)."""
+        status = get_object(item, "status")
+        tweet_id = get_id(status, "id")
+        if opt_id(status, "user_id") == account:
+            return None  # the account's own tweet
+        return CustomerRemoval(
+            network=self.name,
+            conversation_key="",
+            event_id=f"{tweet_id}:deleted",
+            target_id=tweet_id,
+            at=epoch(item.get("timestamp_ms"), milliseconds=True, what="timestamp_ms"),
+        )
 
     def _direct_message(
         self, account: str, users: Mapping[str, Any], item: JSONObject
@@ -154,38 +185,39 @@ class XNetwork:
             return None
         create = get_object(item, "message_create")
         sender = get_id(create, "sender_id")
-        if sender == account:
-            return None  # the account's own DM (sent from X or by us)
+        ours = sender == account  # sent from the X app (or by us: the relay drops those)
+        other = get_id(get_object(create, "target"), "recipient_id") if ours else sender
         data = get_object(create, "message_data")
-        text = _expand_urls(opt_str(data, "text") or "", opt_object(data, "entities"))
         attachments = []
         attachment = opt_object(data, "attachment")
         media = opt_object(attachment, "media") if attachment else None
         if media is not None:
             attachments.append(_media(media))
+        text = _expand_urls(_without_media_link(data, media), opt_object(data, "entities"))
         user = users.get(sender)
         profile = user if isinstance(user, dict) else {}
         handle = opt_str(profile, "screen_name")
         return InboundMessage(
             network=self.name,
-            conversation_key=f"dm:{account}:{sender}",
+            conversation_key=f"dm:{account}:{other}",
             message_id=get_id(item, "id"),
             author_id=sender,
             author_name=opt_str(profile, "name") or handle or sender,
             author_handle=handle,
-            text=summary(text, attachments),
+            text=shown(text, *(media_line(a) for a in attachments)),
             sent_at=epoch(
                 item.get("created_timestamp"), milliseconds=True, what="created_timestamp"
             ),
             attachments=tuple(attachments),
-            reply_context={"kind": "dm", "for_user_id": account, "participant_id": sender},
+            reply_context={"kind": "dm", "for_user_id": account, "participant_id": other},
+            from_team=ours,
         )
 
     def _tweet(self, account: str, tweet: JSONObject) -> InboundMessage | None:
         user = get_object(tweet, "user")
         author = opt_id(user, "id_str") or get_id(user, "id")
-        if author == account or tweet.get("retweeted_status") is not None:
-            return None  # our own tweets, and retweets, are not customer messages
+        if tweet.get("retweeted_status") is not None:
+            return None  # retweets are not messages
         tweet_id = opt_id(tweet, "id_str") or get_id(tweet, "id")
         extended = opt_object(tweet, "extended_tweet")
         source = extended or tweet
@@ -199,18 +231,21 @@ class XNetwork:
         in_reply_to = opt_id(tweet, "in_reply_to_status_id_str")
         if in_reply_to is not None:
             context["in_reply_to_tweet_id"] = in_reply_to
+        ours = author == account  # posted from the X app (or by us: the relay drops those)
         return InboundMessage(
             network=self.name,
-            conversation_key=f"tweet:{root or tweet_id}",
+            conversation_key=f"tweet:{root or (in_reply_to if ours else None) or tweet_id}",
             message_id=tweet_id,
             author_id=author,
             author_name=opt_str(user, "name") or handle or author,
             author_handle=handle,
-            text=summary(text, attachments),
+            text=shown(text, *(media_line(a) for a in attachments))
+            or unknown_part(self.name, "empty tweet"),
             sent_at=_tweet_time(tweet),
             attachments=tuple(attachments),
             reply_context=context,
             in_reply_to=in_reply_to,
+            from_team=ours,
         )
 
     # -- outbound -------------------------------------------------------------------
@@ -290,13 +325,43 @@ def _expand_urls(text: str, entities: JSONObject | None) -> str:
 
 
 def _media(media: JSONObject) -> Attachment:
+    """A photo, or a video / GIF as its best MP4 (`video_info.variants`)."""
     kind = opt_str(media, "type")
+    media_id = opt_id(media, "id_str") or opt_id(media, "id")
     if kind == "photo":
-        return Attachment("image", url=opt_str(media, "media_url_https"))
+        return Attachment("image", url=opt_str(media, "media_url_https"), media_id=media_id)
     if kind in ("video", "animated_gif"):
-        url = opt_str(media, "expanded_url") or opt_str(media, "media_url_https")
-        return Attachment("video", url=url)
-    return Attachment("unsupported", title=f"unsupported message type: {kind or 'media'}")
+        url, mimetype = _best_variant(opt_object(media, "video_info") or {})
+        return Attachment(
+            "gif" if kind == "animated_gif" else "video",
+            url=url or opt_str(media, "expanded_url") or opt_str(media, "media_url_https"),
+            media_id=media_id,
+            mimetype=mimetype,
+        )
+    return Attachment(kind or "media", title=unknown_part("x", kind or "media"))
+
+
+def _best_variant(video_info: JSONObject) -> tuple[str | None, str | None]:
+    """The MP4 variant with the highest bitrate (X lists an HLS playlist too)."""
+    best: tuple[float, str, str] | None = None
+    for raw in opt_list(video_info, "variants"):
+        if not isinstance(raw, dict):
+            continue
+        url, content_type = raw.get("url"), raw.get("content_type")
+        bitrate = raw.get("bitrate", 0)
+        if not (isinstance(url, str) and content_type == "video/mp4"):
+            continue
+        rate = float(bitrate) if isinstance(bitrate, int | float) else 0.0
+        if best is None or rate > best[0]:
+            best = (rate, url, content_type)
+    return (best[1], best[2]) if best else (None, None)
+
+
+def _without_media_link(data: JSONObject, media: JSONObject | None) -> str:
+    """A DM's text without the t.co link X appends for its media."""
+    text = opt_str(data, "text") or ""
+    link = opt_str(media, "url") if media else None
+    return text.replace(link, "").strip() if link else text
 
 
 def _tweet_time(tweet: JSONObject) -> datetime:

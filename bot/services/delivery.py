@@ -320,7 +320,7 @@ class Dispatcher:
         pending = [m for m in pending if m.id not in done]
         by_id = {m.id: m for m in pending}
         broadcast = any(message.broadcast for message in pending)
-        posts = blocks.customer_posts(pending, conversation.thread_ts)
+        posts = blocks.customer_posts(pending, conversation.thread_ts, conversation.customer_id)
         first_ts = {m.id: m.slack_ts for m in pending if m.slack_ts == conversation.thread_ts}
         failed: set[int] = set()
         for index, post in enumerate(posts):

@@ -95,7 +95,11 @@ async def test_a_refused_message_fails_alone_and_later_ones_arrive(bot: Bot) -> 
     )
     await bot.from_telegram(503, "third")
     await bot.until(lambda: "third" in thread_text(bot, root), what="the third message")
-    assert await states(bot) == ["posted", "failed", "posted"]
+
+    async def settled() -> bool:  # the post lands in Slack a moment before SQL records it
+        return await states(bot) == ["posted", "failed", "posted"]
+
+    await bot.until(settled, what="the third recorded as posted")
     said = thread_text(bot, root)
     assert "could not be posted here" in said and "invalid_blocks" in said
     health = await (await bot.client.get("/healthz")).json()

@@ -16,6 +16,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from bot.config import ConfigError, Settings
 from bot.networks.base import (
     Attachment,
+    CustomerRemoval,
     DeliveryError,
     ForbiddenError,
     InboundMessage,
@@ -135,7 +136,7 @@ def test_metas_official_message_item_in_an_envelope() -> None:
     body = dumps({"object": "page", "entry": [{"id": "<PAGE_ID>", "time": 1, "messaging": [item]}]})
     [message] = messages(body)
     assert message.conversation_key == "page:<PAGE_ID>:<PSID>"
-    assert message.text == "hello, world!"
+    assert message.text == "tapped: hello, world!"  # a quick reply
     assert message.sent_at == datetime.fromtimestamp(1458692752.478, tz=UTC)
 
 
@@ -155,10 +156,10 @@ def test_sticker_and_unsupported_content_say_what_they_are() -> None:
     assert sticker.attachments == (
         Attachment("sticker", url="https://scontent.xx.fbcdn.net/sticker.png"),
     )
-    assert sticker.text == "[sticker]"
+    assert sticker.text == "[sticker] https://scontent.xx.fbcdn.net/sticker.png"
     [unsupported] = messages(payload_bytes("messenger_unsupported.json"))
-    assert unsupported.text == "[unsupported message type]"
-    assert unsupported.attachments[0].kind == "unsupported"
+    assert unsupported.text == "[unsupported message part: is_unsupported]"
+    assert unsupported.attachments == ()
     assert unsupported.conversation_key == "page:12345654332:987654321432"  # numeric ids
 
 
@@ -172,12 +173,15 @@ def test_media_attachments_keep_their_urls_and_unknown_types_are_named() -> None
         {"type": "hologram", "payload": {}},
     ]
     [parsed] = messages(dumps(data))
-    assert [a.kind for a in parsed.attachments] == ["image", "file", "unsupported"]
+    assert [a.kind for a in parsed.attachments] == ["image", "file"]
     assert parsed.attachments[0].url == "https://cdn.example/a.jpg"
-    assert parsed.text == "[image] [file] [unsupported message type: hologram]"
+    assert parsed.text == (
+        "[photo] https://cdn.example/a.jpg\n[document] https://cdn.example/b.pdf\n"
+        "[unsupported message part: hologram]"
+    )
 
 
-def test_receipts_reads_and_deleted_messages_are_not_messages() -> None:
+def test_receipts_and_reads_are_nothing_and_a_deletion_is_a_removal() -> None:
     data = ref_json("social/messenger_message.json")
     item = data["entry"][0]["messaging"][0]
     delivery = {
@@ -189,7 +193,9 @@ def test_receipts_reads_and_deleted_messages_are_not_messages() -> None:
     deleted = copy.deepcopy(item)
     deleted["message"] = {"mid": "gone", "is_deleted": True}
     data["entry"][0]["messaging"] = [delivery, read, deleted]
-    assert network().parse(dumps(data)) == []
+    [removal] = network().parse(dumps(data))
+    assert isinstance(removal, CustomerRemoval)
+    assert (removal.target_id, removal.conversation_key) == ("gone", f"page:{PAGE}:{PSID}")
 
 
 def test_every_item_of_every_entry_and_a_bad_item_is_skipped_and_logged(
@@ -249,9 +255,11 @@ def test_instagram_dm_with_a_shared_post() -> None:
     assert message.conversation_key == "ig:17841400000000001:6543210987654321"
     assert message.reply_context["channel"] == "instagram"
     assert message.reply_context["recipient_id"] == "6543210987654321"
-    assert message.attachments[0].kind == "link"
-    assert message.attachments[0].url is not None
-    assert message.text == "[link]"
+    assert message.attachments == ()
+    assert message.text.startswith("[shared a post · Build a workspace")
+    assert message.text.endswith(
+        "] https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=18139494541428835&signature=EXAMPLE"
+    )
     assert message.sent_at == datetime.fromtimestamp(1761287294.014, tz=UTC)
 
 
@@ -342,8 +350,7 @@ def test_older_comment_shape_with_sender_fields_and_a_photo() -> None:
 @pytest.mark.parametrize(
     ("item", "verb"),
     [
-        ("comment", "edited"),
-        ("comment", "remove"),
+        ("comment", "hide"),
         ("like", "add"),
         ("status", "add"),
         ("reaction", "add"),

@@ -14,7 +14,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from bot.config import ConfigError, Settings
 from bot.networks.base import (
-    Attachment,
+    CustomerReaction,
     DeliveryError,
     DeliveryStatus,
     ForbiddenError,
@@ -124,23 +124,26 @@ def test_delivered_and_read_statuses(state: str) -> None:
 
 def test_image_without_caption_gets_a_placeholder() -> None:
     message = single(payload_bytes("whatsapp_image.json"))
-    assert message.attachments == (Attachment("image", url=None, title="image/jpeg"),)
-    assert message.text == "[image]"
+    [image] = message.attachments
+    assert (image.kind, image.mimetype, image.title) == ("image", "image/jpeg", None)
+    assert image.media_id is not None
+    assert message.text == "[photo]"
 
 
 def test_document_keeps_its_caption_and_file_name() -> None:
     message = single(payload_bytes("whatsapp_document.json"))
-    assert message.attachments == (Attachment("file", url=None, title="filename.pdf"),)
-    assert message.text == "caption"
+    [document] = message.attachments
+    assert (document.kind, document.title) == ("file", "filename.pdf")
+    assert document.media_id is not None
+    assert message.text == "[forwarded]\ncaption\n[document: filename.pdf]"
 
 
 def test_location_becomes_a_map_link_with_its_name() -> None:
     message = single(payload_bytes("whatsapp_location.json"))
-    [location] = message.attachments
-    assert location.kind == "location"
-    assert location.url == "https://maps.google.com/?cid=2000000000000000000"
-    assert location.title is not None and location.title.startswith("Facebook HQ")
-    assert message.text.startswith("[location: Facebook HQ")
+    assert message.attachments == ()
+    assert message.text.startswith("[forwarded]\n[location: Facebook HQ · 1 Hacker Way")
+    assert "https://www.google.com/maps?q=37.4611978,-122.2164385" in message.text
+    assert message.text.endswith(" https://maps.google.com/?cid=2000000000000000000")
 
 
 def test_location_without_url_links_to_its_coordinates() -> None:
@@ -149,30 +152,38 @@ def test_location_without_url_links_to_its_coordinates() -> None:
         "latitude": 12.25089,
         "longitude": 43.90539,
     }
-    [location] = single(dumps(data)).attachments
-    assert location.url == "https://www.google.com/maps/search/?api=1&query=12.25089,43.90539"
+    assert single(dumps(data)).text == (
+        "[forwarded]\n[location: 12.25089, 43.90539] https://www.google.com/maps?q=12.25089,43.90539"
+    )
 
 
 def test_sticker_and_reaction_say_what_they_are() -> None:
     sticker = single(payload_bytes("whatsapp_sticker.json"))
     assert (sticker.attachments[0].kind, sticker.text) == ("sticker", "[sticker]")
     reaction = single(payload_bytes("whatsapp_reaction.json"))
-    assert reaction.attachments[0].kind == "unsupported"
-    assert reaction.text == "[unsupported message type: reaction]"
+    assert isinstance(reaction, CustomerReaction)
+    assert reaction.emoji and not reaction.removed
 
 
 @pytest.mark.parametrize(
     ("kind", "content", "text"),
     [
         ("audio", {"id": "1", "mime_type": "audio/ogg"}, "[audio]"),
-        ("video", {"id": "1", "caption": "look"}, "look"),
-        ("button", {"text": "Yes please", "payload": "YES"}, "Yes please"),
+        ("audio", {"id": "1", "voice": True}, "[voice message (audio)]"),
+        ("video", {"id": "1", "caption": "look"}, "look\n[video]"),
+        ("document", {"id": "1", "filename": "a.pdf"}, "[document: a.pdf]"),
+        ("button", {"text": "Yes please", "payload": "YES"}, "tapped: Yes please"),
         (
             "interactive",
             {"type": "button_reply", "button_reply": {"id": "a", "title": "Track"}},
-            "Track",
+            "tapped: Track",
         ),
-        ("contacts", [{"name": {"formatted_name": "X"}}], "[unsupported message type: contacts]"),
+        (
+            "contacts",
+            [{"name": {"formatted_name": "X"}, "phones": [{"phone": "+1 555"}]}],
+            "[contact: X · +1 555]",
+        ),
+        ("hologram", {"id": "1"}, "[unsupported message part: hologram]"),
     ],
 )
 def test_other_message_types(kind: str, content: Any, text: str) -> None:

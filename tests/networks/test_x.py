@@ -128,9 +128,14 @@ def test_direct_message_from_xs_documentation() -> None:
     }
 
 
-def test_the_accounts_own_dm_is_ignored() -> None:
+def test_the_accounts_own_dm_is_a_team_message() -> None:
     # zammad's capture: sender 123 is the subscribed account (for_user_id 123).
-    assert network().parse(ref_bytes("social/sig_twitter_dm_body.json")) == []
+    [own] = messages(ref_bytes("social/sig_twitter_dm_body.json"))
+    assert own.from_team is True
+    recipient = ref_json("social/sig_twitter_dm_body.json")["direct_message_events"][0][
+        "message_create"
+    ]["target"]["recipient_id"]
+    assert own.conversation_key == f"dm:123:{recipient}"
 
 
 def test_dm_links_are_expanded_and_media_attached() -> None:
@@ -145,7 +150,10 @@ def test_dm_links_are_expanded_and_media_attached() -> None:
         "media": {"type": "photo", "media_url_https": "https://pbs.twimg.com/dm_img/1.jpg"},
     }
     [message] = messages(dumps(data))
-    assert message.text == "see https://example.com/order/7"
+    assert (
+        message.text
+        == "see https://example.com/order/7\n[photo] https://pbs.twimg.com/dm_img/1.jpg"
+    )
     assert message.attachments[0].kind == "image"
     assert message.attachments[0].url == "https://pbs.twimg.com/dm_img/1.jpg"
 
@@ -183,12 +191,15 @@ def test_reply_tweet_points_at_what_it_answers_and_its_conversation() -> None:
     assert reply.sent_at == datetime(2018, 11, 21, 0, 13, 13, tzinfo=UTC)  # created_at
 
 
-def test_own_tweets_and_retweets_are_ignored() -> None:
+def test_own_tweets_are_team_messages_and_retweets_are_ignored() -> None:
     own = mention_data()
     own["tweet_create_events"][0]["user"]["id_str"] = "123"
+    own["tweet_create_events"][0]["in_reply_to_status_id_str"] = "1065000000000000000"
     retweet = mention_data()
     retweet["tweet_create_events"][0]["retweeted_status"] = {"id_str": "1"}
-    assert network().parse(dumps(own)) == []
+    [tweet] = messages(dumps(own))
+    assert tweet.from_team is True
+    assert tweet.conversation_key == "tweet:1065000000000000000"
     assert network().parse(dumps(retweet)) == []
 
 
