@@ -202,6 +202,10 @@ class TeamReply(SQLModel, table=True):
     next_attempt_at: datetime | None = _ts()
     last_error: str | None = Field(default=None, max_length=500)
     warned: bool = False  # the thread was told about a failure
+    # the Slack message as JSON (text, blocks, files): converted per network when sent
+    slack_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # JSON list of the network's ids of the messages sent so far (a long reply is several)
+    sent_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Turn(SQLModel, table=True):

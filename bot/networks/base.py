@@ -178,7 +178,9 @@ InboundEvent = InboundMessage | DeliveryStatus | CustomerAction
 
 @dataclass(frozen=True)
 class OutboundReply:
-    """A team reply to send: the conversation's stored `reply_context` plus text."""
+    """One message of a team reply: the conversation's stored `reply_context` plus text
+    already converted for the network (`bot.markup`); `entities` are Telegram's
+    formatting ranges for `text`."""
 
     conversation_key: str
     reply_context: Mapping[str, Any]
@@ -187,6 +189,7 @@ class OutboundReply:
     author_name: str
     reply_id: int
     sent_at: datetime
+    entities: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,10 @@ class Network(Protocol):
 
     def parse(self, body: bytes) -> list[InboundEvent]:
         """Turn a verified body into events; raise `PayloadError` if malformed."""
+
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        """The `bot.markup.TARGETS` name replies in this conversation are prepared for
+        (formatting, length limit, public or private)."""
 
     async def send(self, reply: OutboundReply) -> SentReceipt:
         """Deliver a team reply; raise `DeliveryError`."""

@@ -62,6 +62,9 @@ class GenericNetwork:
             )
         ]
 
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        return "generic"
+
     async def send(self, reply: OutboundReply) -> SentReceipt:
         message_id = f"relaydesk-{reply.reply_id}"
         payload: dict[str, Any] = {

@@ -325,6 +325,10 @@ class MetaNetwork:
         )
 
     # -- outbound -------------------------------------------------------------------
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        """Messenger, Instagram, or a public comment reply (`channel` names them alike)."""
+        return str(reply_context.get("channel") or "messenger")
+
     async def send(self, reply: OutboundReply) -> SentReceipt:
         context = reply.reply_context
         channel = context.get("channel")

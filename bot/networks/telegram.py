@@ -106,9 +106,15 @@ class TelegramNetwork:
             reply_context={"chat_id": chat_id},
         )
 
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        return "telegram"
+
     async def send(self, reply: OutboundReply) -> SentReceipt:
+        """Plain `text` with `entities`, never `parse_mode` (see `bot.markup.telegram`)."""
         url = f"{self._api_url}/bot{self._token}/sendMessage"
-        payload = {"chat_id": reply.reply_context["chat_id"], "text": reply.text}
+        payload: dict[str, Any] = {"chat_id": reply.reply_context["chat_id"], "text": reply.text}
+        if reply.entities:
+            payload["entities"] = list(reply.entities)
         answer = await self._http.post(url, payload)
         body = answer.data or {}
         if answer.status == 200 and body.get("ok"):

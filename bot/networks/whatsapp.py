@@ -231,6 +231,9 @@ class WhatsAppNetwork:
         )
 
     # -- outbound -------------------------------------------------------------------
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        return "whatsapp"
+
     async def send(self, reply: OutboundReply) -> SentReceipt:
         """POST /{phone-number-id}/messages with a text message; returns the `wamid`."""
         context = reply.reply_context

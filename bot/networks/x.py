@@ -214,6 +214,9 @@ class XNetwork:
         )
 
     # -- outbound -------------------------------------------------------------------
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        return "x_reply" if reply_context.get("kind") == "tweet" else "x_dm"
+
     async def send(self, reply: OutboundReply) -> SentReceipt:
         context = reply.reply_context
         kind = context.get("kind")

@@ -10,15 +10,19 @@ Slack's Retry-After) lives in `bot.slack`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from bot.blocks import conversation as blocks
 from bot.config import Settings
+from bot.markup import TARGETS, InternalNote, OverLimit, prepare_reply
+from bot.markup.telegram import TelegramText, telegram_text
 from bot.metrics import Metrics
 from bot.networks.base import DeliveryError, Network, OutboundReply
 from bot.services.relay import WAKE_TOPIC
+from bot.services.replies import UNDO_REACTION, slack_message
 from bot.slack import Slack, SlackError, SlackTemporary, SlackThreadGone
 from storage.coordination import CoordinationUnavailable, Coordinator, Lease
 from storage.core import ReplyKind, ReplyState
@@ -370,30 +374,56 @@ class Dispatcher:
 
     # -- replies to the customer ----------------------------------------------
     async def _deliver(self, reply: TeamReply, conversation: Conversation) -> None:
+        """Convert the reply for its network and send it, as several messages when it is
+        long; a failure midway is retried from the first message not yet sent."""
         assert reply.id is not None
         network = self._networks.get(conversation.network)
         if network is None:
             await self._fail(reply, f"the {conversation.network} network is not configured here")
             return
-        outbound = OutboundReply(
-            conversation_key=conversation.external_key,
-            reply_context=conversation.reply_context,
-            text=reply.text,
-            author_id=reply.user_id,
-            author_name=await self._slack.user_name(reply.user_id),
-            reply_id=reply.id,
-            sent_at=reply.sent_at,
-        )
-        try:
-            receipt = await network.send(outbound)
-        except DeliveryError as exc:
-            too_old = self._clock() - reply.sent_at > GIVE_UP_AFTER
-            if exc.temporary and not too_old:
-                await self._retry_reply(reply, exc)
-            else:
-                await self._fail(reply, exc.message)
+        target = TARGETS.get(network.reply_target(conversation.reply_context), TARGETS["generic"])
+        prepared = await prepare_reply(slack_message(reply), target, self._slack.user_name)
+        if isinstance(prepared, InternalNote):  # edited into a note before it was sent
+            await self._repo.mark_reply_internal(reply.id)
             return
-        await self._repo.mark_reply_sent(reply.id, receipt.message_id, self._clock())
+        if isinstance(prepared, OverLimit):
+            await self._fail(reply, prepared.sentence)
+            return
+        if not prepared.texts:
+            await self._fail(reply, "the reply has no text the customer could read")
+            return
+        sent: list[str] = json.loads(reply.sent_ids or "[]")
+        author_name = await self._slack.user_name(reply.user_id)
+        for text in prepared.texts[len(sent) :]:
+            message = telegram_text(text) if prepared.parse_mode == "HTML" else TelegramText(text)
+            outbound = OutboundReply(
+                conversation_key=conversation.external_key,
+                reply_context=conversation.reply_context,
+                text=message.text,
+                entities=message.entities,
+                author_id=reply.user_id,
+                author_name=author_name,
+                reply_id=reply.id,
+                sent_at=reply.sent_at,
+            )
+            try:
+                receipt = await network.send(outbound)
+            except DeliveryError as exc:
+                if sent:
+                    exc.message = (
+                        f"{exc.message} (after {len(sent)} of {len(prepared.texts)} messages)"
+                    )
+                too_old = self._clock() - reply.sent_at > GIVE_UP_AFTER
+                if exc.temporary and not too_old:
+                    await self._retry_reply(reply, exc)
+                else:
+                    await self._fail(reply, exc.message)
+                return
+            sent.append(receipt.message_id or "")
+            if len(sent) < len(prepared.texts):
+                await self._repo.record_reply_parts(reply.id, sent)
+        ids = [message_id for message_id in sent if message_id]
+        await self._repo.mark_reply_sent(reply.id, sent[0] or None, self._clock(), ids)
         log.info("reply %s delivered in conversation %s", reply.id, conversation.id)
         await self._mark(reply, add="white_check_mark", remove="warning" if reply.warned else None)
 
@@ -423,12 +453,16 @@ class Dispatcher:
             await self._slack.post(reply.slack_channel, text, thread_ts=reply.slack_thread_ts)
 
     async def _mark(self, reply: TeamReply, add: str, remove: str | None = None) -> None:
-        """Reactions are a courtesy: the delivery state is already in SQL."""
+        """Reactions are a courtesy: the delivery state is already in SQL. The undo
+        window's hourglass goes with the first outcome."""
         if not (reply.slack_channel and reply.slack_ts):
             return
+        removed = [name for name in (remove,) if name]
+        if self._settings.undo_seconds and not reply.warned:
+            removed.append(UNDO_REACTION)
         try:
-            if remove:
-                await self._slack.unreact(reply.slack_channel, reply.slack_ts, remove)
+            for name in removed:
+                await self._slack.unreact(reply.slack_channel, reply.slack_ts, name)
             await self._slack.react(reply.slack_channel, reply.slack_ts, add)
         except SlackError as exc:
             log.warning("reaction %s on reply %s failed: %s", add, reply.id, exc.code)

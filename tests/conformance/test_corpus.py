@@ -49,7 +49,6 @@ KNOWN_GAPS: dict[str, str] = {
     "wa_edit_image_caption": "issue 16: edits are an unsupported message",
     "x_dm_with_gif": "issue 16: a DM's GIF is not linked",
     "slack_file_share": "issue 15: files from the team are dropped",
-    "slack_thread_reply_escaped": "issue 15: Slack markup reaches the customer raw",
 }
 
 IGNORING = {"ignore", "team_or_ignore", "edit"}  # never a customer message

@@ -80,6 +80,7 @@ class Fault:
     retry_after: float | None = None
     body: dict[str, Any] | str | bytes | None = None
     until: float | None = None
+    skip: int = 0  # matching calls answered normally before the fault starts
 
     def active(self, now: float) -> bool:
         if self.until is not None and now >= self.until:
@@ -237,9 +238,11 @@ class FakeServer:
         count: int | None = 1,
         retry_after: float | None = None,
         body: dict[str, Any] | str | bytes | None = None,
+        skip: int = 0,
     ) -> Fault:
-        """The next `count` matching calls (None: every one until cleared) answer `status`."""
-        fault = Fault(method, status, count, retry_after, body)
+        """The next `count` matching calls (None: every one until cleared) answer `status`,
+        after `skip` matching calls answered normally."""
+        fault = Fault(method, status, count, retry_after, body, skip=skip)
         self._faults.append(fault)
         return fault
 
@@ -263,6 +266,9 @@ class FakeServer:
         now = time.monotonic()
         for fault in self._faults:
             if fault.active(now) and fnmatchcase(method, fault.pattern):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    return None
                 if fault.remaining is not None:
                     fault.remaining -= 1
                 return fault

@@ -1,0 +1,94 @@
+"""What the team writes is what the customer gets (issue 15), through the real app."""
+
+from __future__ import annotations
+
+import json
+
+from tests.harness import INBOX, Bot
+from tests.integration.test_x_whatsapp_relay import explanations, post_whatsapp, post_x
+from tests.refs import ref_json
+
+
+async def answered(bot: Bot, chat_id: int, text: str) -> str:
+    """A Telegram customer writes, a person answers `text`; the reply's ts."""
+    await bot.from_telegram(chat_id, "Hello?")
+    root = await bot.root()
+    _, ts = await bot.thread_reply(INBOX, root["ts"], text)
+    return ts
+
+
+async def test_telegram_gets_plain_text_with_entities_never_slack_markup(bot: Bot) -> None:
+    bot.slack.add_user("U0123456", "Alice Martin", "Alice")
+    ts = await answered(
+        bot,
+        6001,
+        "<!here> Under &lt;$50 &amp; free shipping: <https://shop.example/x|our shop> :smile: "
+        "*ask* <@U0123456> in <#C0123|general>",
+    )
+    (sent,) = await bot.telegram.wait_for("sendMessage")
+    assert sent.params["text"] == ("Under <$50 & free shipping: our shop 😄 ask Alice in #general")
+    assert "parse_mode" not in sent.params
+    assert sent.params["entities"] == [
+        {"type": "text_link", "offset": 28, "length": 8, "url": "https://shop.example/x"},
+        {"type": "bold", "offset": 40, "length": 3},  # 😄 is 2 UTF-16 units,
+    ]
+    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
+
+
+async def test_unformatted_text_goes_exactly_as_typed(bot: Bot) -> None:
+    await answered(bot, 6002, "Hello &amp; &lt;world&gt; 1 &lt; 2")
+    (sent,) = await bot.telegram.wait_for("sendMessage")
+    assert sent.params["text"] == "Hello & <world> 1 < 2"
+    assert "entities" not in sent.params and "parse_mode" not in sent.params
+
+
+async def test_a_formatted_note_stays_internal(bot: Bot) -> None:
+    await bot.from_telegram(6003, "Hello?")
+    root = await bot.root()
+    await bot.thread_reply(INBOX, root["ts"], "&gt; *Note:* refund approved")
+    await bot.thread_reply(INBOX, root["ts"], "_`private:` VIP_")
+    _, ts = await bot.thread_reply(INBOX, root["ts"], "On it")
+    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
+    assert [m["text"] for m in bot.telegram.messages()] == ["On it"]
+
+
+async def test_a_long_private_reply_goes_as_ordered_messages_and_a_failure_resends_the_rest(
+    bot: Bot,
+) -> None:
+    await bot.from_telegram(6004, "Hello?")
+    root = await bot.root()
+    long = "\n\n".join(f"Part {n}. " + "word " * 600 for n in range(3))  # 3,000+ each
+    sends_before = len(bot.telegram.calls_to("sendMessage"))
+    bot.telegram.fail("sendMessage", status=502, skip=1)  # the second message, once
+    _, ts = await bot.thread_reply(INBOX, root["ts"], long)
+    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts), timeout=15)
+    calls = bot.telegram.calls_to("sendMessage")[sends_before:]
+    assert [c.status for c in calls] == [200, 502, 200, 200]
+    texts = [m["text"] for m in bot.telegram.messages(6004)]
+    assert [t.split(".")[0] for t in texts] == ["Part 0", "Part 1", "Part 2"]
+    assert all(len(text) <= 4096 for text in texts)
+    (reply,) = await bot.services.repo.replies(1)
+    assert reply.state == "sent" and reply.external_id is not None
+    assert reply.sent_ids is not None and len(json.loads(reply.sent_ids)) == 3
+
+
+async def test_a_public_reply_over_the_limit_is_not_sent_and_the_thread_says_by_how_much(
+    bot: Bot,
+) -> None:
+    assert await post_x(bot, ref_json("social/twitter_mention.json")["params"]) == 200
+    root = await bot.root()
+    _, ts = await bot.thread_reply(INBOX, root["ts"], "a" * 300)
+    await bot.until(lambda: "warning" in bot.slack.reactions(INBOX, ts), what="warning")
+    said = await bot.until(lambda: explanations(bot, root["ts"]), what="the explanation")
+    assert (
+        "X public replies are limited to 280 characters; this reply is 300 (20 over)" in (said[-1])
+    )
+    assert not bot.x.tweets
+
+
+async def test_whatsapp_gets_its_own_formatting(bot: Bot) -> None:
+    assert await post_whatsapp(bot, ref_json("social/whatsapp_text.json")) == 200
+    root = await bot.root()
+    await bot.thread_reply(INBOX, root["ts"], "*Done* ~old~ <https://shop.example|shop>")
+    await bot.until(lambda: bot.graph.sent, what="WhatsApp send")
+    assert bot.graph.sent[0]["text"]["body"] == "*Done* ~old~ shop (https://shop.example)"
