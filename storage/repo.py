@@ -496,6 +496,38 @@ class Repository:
             turn.team = plan.team
         _carry_out(conversation, plan.conversation)
 
+    async def slack_reply(self, channel: str, ts: str) -> TeamReply | None:
+        async with self.db.read() as session:
+            return (
+                await session.execute(
+                    select(TeamReply).where(
+                        col(TeamReply.slack_channel) == channel, col(TeamReply.slack_ts) == ts
+                    )
+                )
+            ).scalar_one_or_none()
+
+    async def cancel_pending_reply(self, reply_id: int) -> bool:
+        """Forget a reply not sent yet (deleted in Slack); False when it was sent meanwhile."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                delete(TeamReply).where(
+                    col(TeamReply.id) == reply_id, col(TeamReply.state) == ReplyState.PENDING
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def rewrite_reply(
+        self, reply_id: int, text: str, message: str, state: ReplyState
+    ) -> bool:
+        """A reply edited in Slack, if it is still in `state`; whether it was."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(TeamReply)
+                .where(col(TeamReply.id) == reply_id, col(TeamReply.state) == state)
+                .values(text=text, slack_message=message)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def mark_reply_internal(self, reply_id: int) -> None:
         """A pending reply became a note (edited before it was sent): never sent."""
         async with self.db.session() as session:

@@ -62,6 +62,13 @@ class DeliveryError(Exception):
         self.window_closed = window_closed
 
 
+class NotSupported(DeliveryError):
+    """The network has no API for this (editing or deleting a sent message)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, temporary=False)
+
+
 @dataclass(frozen=True)
 class Attachment:
     """A part of a message that is not its text.
@@ -223,8 +230,31 @@ class Network(Protocol):
     async def send(self, reply: OutboundReply) -> SentReceipt:
         """Deliver a team reply; raise `DeliveryError`."""
 
+    async def edit(self, reply: OutboundReply, message_id: str) -> None:
+        """Replace the text of a message we sent; raise `DeliveryError` (`NotSupported`
+        where the network cannot)."""
+
+    async def delete(
+        self, reply_context: Mapping[str, Any], message_id: str, sent: datetime
+    ) -> None:
+        """Delete a message we sent at `sent`; raise `DeliveryError` (`NotSupported`)."""
+
     async def close(self) -> None:
         """Release HTTP sessions."""
+
+
+class SentMessagesFixed:
+    """For adapters whose network cannot edit or delete what the bot sent."""
+
+    label: str
+
+    async def edit(self, reply: OutboundReply, message_id: str) -> None:
+        raise NotSupported(f"{self.label} does not let a sent message be edited")
+
+    async def delete(
+        self, reply_context: Mapping[str, Any], message_id: str, sent: datetime
+    ) -> None:
+        raise NotSupported(f"{self.label} does not let a sent message be deleted")
 
 
 def hmac_sha256_hex(secret: str, body: bytes) -> str:

@@ -18,6 +18,7 @@ from bot.networks.base import (
     InboundMessage,
     OutboundReply,
     PayloadError,
+    SentMessagesFixed,
     SentReceipt,
     WebhookError,
     check_hex_signature,
@@ -28,7 +29,8 @@ from bot.networks.http import JsonHttp, status_error
 SIGNATURE_HEADER = "X-Relaydesk-Signature"
 
 
-class GenericNetwork:
+class GenericNetwork(SentMessagesFixed):
+    label = "The generic webhook"
     name = "generic"
 
     def __init__(self, *, secret: str, reply_url: str) -> None:

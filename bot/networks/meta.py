@@ -41,6 +41,7 @@ from bot.networks.base import (
     InboundMessage,
     OutboundReply,
     PayloadError,
+    SentMessagesFixed,
     SentReceipt,
     check_hex_signature,
 )
@@ -102,7 +103,8 @@ META_WINDOW_MESSAGE = (
 )
 
 
-class MetaNetwork:
+class MetaNetwork(SentMessagesFixed):
+    label = "Messenger and Instagram"
     """Messenger, Instagram DMs, Page comments and Instagram comments (network `meta`)."""
 
     name = "meta"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config import Settings
@@ -20,6 +20,7 @@ from bot.networks.base import (
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
+    NotSupported,
     OutboundReply,
     PayloadError,
     SentReceipt,
@@ -28,6 +29,7 @@ from bot.networks.base import (
 )
 from bot.networks.http import JsonHttp, status_error
 
+DELETE_WITHIN = timedelta(hours=48)
 MEDIA = ("photo", "video", "voice", "audio", "document", "animation", "video_note")
 OTHER = ("sticker", "location", "contact", "poll", "venue", "dice")
 
@@ -111,16 +113,41 @@ class TelegramNetwork:
 
     async def send(self, reply: OutboundReply) -> SentReceipt:
         """Plain `text` with `entities`, never `parse_mode` (see `bot.markup.telegram`)."""
-        url = f"{self._api_url}/bot{self._token}/sendMessage"
         payload: dict[str, Any] = {"chat_id": reply.reply_context["chat_id"], "text": reply.text}
         if reply.entities:
             payload["entities"] = list(reply.entities)
-        answer = await self._http.post(url, payload)
+        result = await self._call("sendMessage", payload, "the message")
+        return SentReceipt(str(result["message_id"]) if isinstance(result, dict) else None)
+
+    async def edit(self, reply: OutboundReply, message_id: str) -> None:
+        payload: dict[str, Any] = {
+            "chat_id": reply.reply_context["chat_id"],
+            "message_id": int(message_id),
+            "text": reply.text,
+            "entities": list(reply.entities),
+        }
+        await self._call("editMessageText", payload, "the edit")
+
+    async def delete(
+        self, reply_context: Mapping[str, Any], message_id: str, sent: datetime
+    ) -> None:
+        """deleteMessage: a bot may delete its own messages for 48 hours."""
+        if datetime.now(UTC) - sent > DELETE_WITHIN:
+            raise NotSupported("Telegram lets a bot delete its messages for 48 hours only")
+        payload: dict[str, Any] = {
+            "chat_id": reply_context["chat_id"],
+            "message_id": int(message_id),
+        }
+        await self._call("deleteMessage", payload, "the deletion")
+
+    async def _call(self, method: str, payload: dict[str, Any], what: str) -> Any:
+        """A Bot API call's `result`; `DeliveryError` with Telegram's reason otherwise."""
+        answer = await self._http.post(f"{self._api_url}/bot{self._token}/{method}", payload)
         body = answer.data or {}
         if answer.status == 200 and body.get("ok"):
-            return SentReceipt(str(body["result"]["message_id"]))
+            return body.get("result")
         description = body.get("description") or f"HTTP {answer.status}"
-        error = status_error(answer, f"Telegram refused the message: {description}")
+        error = status_error(answer, f"Telegram refused {what}: {description}")
         # Telegram gives the wait in the body, not in a Retry-After header.
         error.retry_after = (body.get("parameters") or {}).get("retry_after") or error.retry_after
         raise error

@@ -31,6 +31,7 @@ from bot.networks.base import (
     InboundMessage,
     OutboundReply,
     PayloadError,
+    SentMessagesFixed,
     SentReceipt,
     check_hex_signature,
 )
@@ -86,7 +87,8 @@ STATUSES: dict[str, Literal["sent", "delivered", "read", "failed"]] = {
 }
 
 
-class WhatsAppNetwork:
+class WhatsAppNetwork(SentMessagesFixed):
+    label = "WhatsApp"
     """WhatsApp Cloud API: one business phone number (network `whatsapp`)."""
 
     name = "whatsapp"

@@ -39,6 +39,7 @@ from bot.networks.base import (
     InboundMessage,
     OutboundReply,
     PayloadError,
+    SentMessagesFixed,
     SentReceipt,
     SignatureError,
     WebhookError,
@@ -71,7 +72,8 @@ def x_signature(secret: str, data: bytes) -> str:
     return "sha256=" + base64.b64encode(digest).decode()
 
 
-class XNetwork:
+class XNetwork(SentMessagesFixed):
+    label = "X"
     """X direct messages and mentions of one account (network `x`)."""
 
     name = "x"

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 
 from bot.blocks import conversation as blocks
 from bot.config import Settings
-from bot.markup import TARGETS, InternalNote, OverLimit, prepare_reply
-from bot.markup.telegram import TelegramText, telegram_text
+from bot.markup import InternalNote, OverLimit
 from bot.metrics import Metrics
-from bot.networks.base import DeliveryError, Network, OutboundReply
+from bot.networks.base import DeliveryError, Network
+from bot.services.outbound import outbound_messages, prepare_for
 from bot.services.relay import WAKE_TOPIC
 from bot.services.replies import UNDO_REACTION, slack_message
 from bot.slack import Slack, SlackError, SlackTemporary, SlackThreadGone
@@ -381,8 +381,9 @@ class Dispatcher:
         if network is None:
             await self._fail(reply, f"the {conversation.network} network is not configured here")
             return
-        target = TARGETS.get(network.reply_target(conversation.reply_context), TARGETS["generic"])
-        prepared = await prepare_reply(slack_message(reply), target, self._slack.user_name)
+        prepared = await prepare_for(
+            network, conversation, slack_message(reply), self._slack.user_name
+        )
         if isinstance(prepared, InternalNote):  # edited into a note before it was sent
             await self._repo.mark_reply_internal(reply.id)
             return
@@ -394,25 +395,13 @@ class Dispatcher:
             return
         sent: list[str] = json.loads(reply.sent_ids or "[]")
         author_name = await self._slack.user_name(reply.user_id)
-        for text in prepared.texts[len(sent) :]:
-            message = telegram_text(text) if prepared.parse_mode == "HTML" else TelegramText(text)
-            outbound = OutboundReply(
-                conversation_key=conversation.external_key,
-                reply_context=conversation.reply_context,
-                text=message.text,
-                entities=message.entities,
-                author_id=reply.user_id,
-                author_name=author_name,
-                reply_id=reply.id,
-                sent_at=reply.sent_at,
-            )
+        messages = outbound_messages(prepared, conversation, reply, author_name)
+        for outbound in messages[len(sent) :]:
             try:
                 receipt = await network.send(outbound)
             except DeliveryError as exc:
                 if sent:
-                    exc.message = (
-                        f"{exc.message} (after {len(sent)} of {len(prepared.texts)} messages)"
-                    )
+                    exc.message = f"{exc.message} (after {len(sent)} of {len(messages)} messages)"
                 too_old = self._clock() - reply.sent_at > GIVE_UP_AFTER
                 if exc.temporary and not too_old:
                     await self._retry_reply(reply, exc)
@@ -420,7 +409,7 @@ class Dispatcher:
                     await self._fail(reply, exc.message)
                 return
             sent.append(receipt.message_id or "")
-            if len(sent) < len(prepared.texts):
+            if len(sent) < len(messages):
                 await self._repo.record_reply_parts(reply.id, sent)
         ids = [message_id for message_id in sent if message_id]
         await self._repo.mark_reply_sent(reply.id, sent[0] or None, self._clock(), ids)

@@ -48,6 +48,8 @@ class FakeTelegram(FakeServer):
         self.blocked_chats: set[int | str] = set()
         self.webhook: Answer = {}
         self.sent: list[Answer] = []
+        self.edited: list[Answer] = []  # editMessageText parameters, in order
+        self.deleted: list[tuple[int | str, int]] = []  # (chat id, message id)
         self._next_message_id = 1
 
     def routes(self) -> list[web.RouteDef]:
@@ -78,6 +80,10 @@ class FakeTelegram(FakeServer):
         method = request.match_info["method"].lower()
         if method == "sendmessage":
             return self._send_message(params)
+        if method == "editmessagetext":
+            return self._edit_message(params)
+        if method == "deletemessage":
+            return self._delete_message(params)
         if method == "getme":
             return _ok(
                 {
@@ -121,6 +127,31 @@ class FakeTelegram(FakeServer):
         self._next_message_id += 1
         self.sent.append(message)
         return _ok(message)
+
+    def _find(self, params: Answer) -> Answer | None:
+        chat_id, message_id = _chat_id(params.get("chat_id", "")), params.get("message_id")
+        for message in self.sent:
+            if message["chat"]["id"] == chat_id and message["message_id"] == message_id:
+                return message
+        return None
+
+    def _edit_message(self, params: Answer) -> web.StreamResponse:
+        message = self._find(params)
+        if message is None:
+            return _error(400, "Bad Request: message to edit not found")
+        if message["text"] == params.get("text"):
+            return _error(400, "Bad Request: message is not modified")
+        message["text"] = params.get("text")
+        self.edited.append(params)
+        return _ok(message)
+
+    def _delete_message(self, params: Answer) -> web.StreamResponse:
+        message = self._find(params)
+        if message is None:
+            return _error(400, "Bad Request: message to delete not found")
+        self.sent.remove(message)
+        self.deleted.append((message["chat"]["id"], message["message_id"]))
+        return _ok(True)
 
 
 def _chat_id(value: int | str) -> int | str:

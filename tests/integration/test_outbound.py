@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
-from tests.harness import INBOX, Bot
+from tests.harness import AGENT, INBOX, Bot, start_bot
 from tests.integration.test_x_whatsapp_relay import explanations, post_whatsapp, post_x
 from tests.refs import ref_json
 
@@ -92,3 +94,95 @@ async def test_whatsapp_gets_its_own_formatting(bot: Bot) -> None:
     await bot.thread_reply(INBOX, root["ts"], "*Done* ~old~ <https://shop.example|shop>")
     await bot.until(lambda: bot.graph.sent, what="WhatsApp send")
     assert bot.graph.sent[0]["text"]["body"] == "*Done* ~old~ shop (https://shop.example)"
+
+
+def thread_says(bot: Bot, root_ts: str, needle: str) -> list[str]:
+    return [m["text"] for m in bot.slack.replies(INBOX, root_ts) if needle in m["text"]]
+
+
+def changed(ts: str, text: str, old: str) -> dict[str, object]:
+    """Slack's `message_changed` for a thread reply (as in the conformance corpus)."""
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": INBOX,
+        "hidden": True,
+        "message": {"type": "message", "user": AGENT, "text": text, "ts": ts, "edited": {}},
+        "previous_message": {"type": "message", "user": AGENT, "text": old, "ts": ts},
+        "ts": f"{time.time():.6f}",
+    }
+
+
+def deleted(ts: str, old: str) -> dict[str, object]:
+    return {
+        "type": "message",
+        "subtype": "message_deleted",
+        "channel": INBOX,
+        "hidden": True,
+        "deleted_ts": ts,
+        "previous_message": {"type": "message", "user": AGENT, "text": old, "ts": ts},
+        "ts": f"{time.time():.6f}",
+    }
+
+
+async def test_editing_a_sent_telegram_reply_edits_the_customers_copy(bot: Bot) -> None:
+    ts = await answered(bot, 6101, "It ships *today*")
+    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
+    await bot.slack_event(changed(ts, "It ships *tomorrow*", "It ships *today*"))
+    await bot.until(lambda: bot.telegram.edited, what="editMessageText")
+    (edit,) = bot.telegram.edited
+    assert edit["text"] == "It ships tomorrow"
+    assert edit["entities"] == [{"type": "bold", "offset": 9, "length": 8}]
+    assert [m["text"] for m in bot.telegram.messages(6101)] == ["It ships tomorrow"]
+    assert len(bot.telegram.calls_to("sendMessage")) == 1  # never sent again
+    await bot.until(lambda: "pencil2" in bot.slack.reactions(INBOX, ts), what="edited mark")
+    (reply,) = await bot.services.repo.replies(1)
+    assert reply.text == "It ships *tomorrow*"
+
+
+async def test_deleting_a_sent_telegram_reply_deletes_the_customers_copy(bot: Bot) -> None:
+    ts = await answered(bot, 6102, "Wrong customer, sorry")
+    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
+    await bot.slack_event(deleted(ts, "Wrong customer, sorry"))
+    await bot.until(lambda: bot.telegram.deleted, what="deleteMessage")
+    assert bot.telegram.messages(6102) == []
+    root = await bot.root()
+    said = await bot.until(lambda: thread_says(bot, root["ts"], "deleted too"))
+    assert "The customer's copy was deleted too" in said[0]
+
+
+async def test_a_network_without_edits_says_the_customer_kept_the_original(bot: Bot) -> None:
+    assert await post_whatsapp(bot, ref_json("social/whatsapp_text.json")) == 200
+    root = await bot.root()
+    _, ts = await bot.thread_reply(INBOX, root["ts"], "Hello from the team")
+    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
+    await bot.slack_event(changed(ts, "Hello again", "Hello from the team"))
+    await bot.slack_event(deleted(ts, "Hello again"))
+    said = await bot.until(lambda: thread_says(bot, root["ts"], "Deleted in Slack only"))
+    assert "WhatsApp does not let a sent message be deleted" in said[0]
+    kept = thread_says(bot, root["ts"], "Edited in Slack only")
+    assert "the customer kept the original: WhatsApp does not let" in kept[0]
+    assert len(bot.graph.sent) == 1
+
+
+async def test_undo_window_holds_a_reply_and_a_deletion_or_an_edit_in_it_counts(
+    tmp_path: Path,
+) -> None:
+    bot, stop = await start_bot(tmp_path, env={"UNDO_SECONDS": "2"})
+    try:
+        await bot.from_telegram(6103, "Hello?")
+        root = await bot.root()
+        _, withdrawn = await bot.thread_reply(INBOX, root["ts"], "Oops, wrong thread")
+        _, corrected = await bot.thread_reply(INBOX, root["ts"], "Price: 10 EUR")
+        assert "hourglass" in bot.slack.reactions(INBOX, withdrawn)
+        await bot.slack_event(deleted(withdrawn, "Oops, wrong thread"))
+        await bot.slack_event(changed(corrected, "Price: 12 EUR", "Price: 10 EUR"))
+        assert bot.telegram.messages(6103) == []  # still held
+        await bot.until(
+            lambda: "white_check_mark" in bot.slack.reactions(INBOX, corrected), timeout=10
+        )
+        assert [m["text"] for m in bot.telegram.messages(6103)] == ["Price: 12 EUR"]
+        assert "hourglass" not in bot.slack.reactions(INBOX, corrected)
+        assert [r.text for r in await bot.services.repo.replies(1)] == ["Price: 12 EUR"]
+    finally:
+        await stop()
