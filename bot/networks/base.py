@@ -200,6 +200,16 @@ class OutboundReply:
 
 
 @dataclass(frozen=True)
+class OutgoingFile:
+    """A file from the team, downloaded to `path` (spooled to disk, never held in memory)."""
+
+    name: str
+    mimetype: str
+    size: int
+    path: str
+
+
+@dataclass(frozen=True)
 class SentReceipt:
     message_id: str | None
 
@@ -230,6 +240,12 @@ class Network(Protocol):
     async def send(self, reply: OutboundReply) -> SentReceipt:
         """Deliver a team reply; raise `DeliveryError`."""
 
+    def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
+        """The largest file (bytes) `send_file` takes here; 0 when files cannot be sent."""
+
+    async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
+        """Send one file with the network's media API; raise `DeliveryError`."""
+
     async def edit(self, reply: OutboundReply, message_id: str) -> None:
         """Replace the text of a message we sent; raise `DeliveryError` (`NotSupported`
         where the network cannot)."""
@@ -244,9 +260,16 @@ class Network(Protocol):
 
 
 class SentMessagesFixed:
-    """For adapters whose network cannot edit or delete what the bot sent."""
+    """For adapters whose network cannot edit or delete what the bot sent, and that
+    send no files (yet)."""
 
     label: str
+
+    def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
+        return 0
+
+    async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
+        raise NotSupported(f"files are not sent to {self.label} from Slack yet")
 
     async def edit(self, reply: OutboundReply, message_id: str) -> None:
         raise NotSupported(f"{self.label} does not let a sent message be edited")

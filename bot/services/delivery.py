@@ -12,18 +12,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 from bot.blocks import conversation as blocks
 from bot.config import Settings
 from bot.markup import InternalNote, OverLimit
 from bot.metrics import Metrics
-from bot.networks.base import DeliveryError, Network
-from bot.services.outbound import outbound_messages, prepare_for
+from bot.networks.base import DeliveryError, Network, NotSupported, OutboundReply, OutgoingFile
+from bot.services.outbound import (
+    SharedFile,
+    megabytes,
+    outbound_messages,
+    prepare_for,
+    shared_files,
+)
 from bot.services.relay import WAKE_TOPIC
 from bot.services.replies import UNDO_REACTION, slack_message
-from bot.slack import Slack, SlackError, SlackTemporary, SlackThreadGone
+from bot.slack import Slack, SlackError, SlackPermanent, SlackTemporary, SlackThreadGone
 from storage.coordination import CoordinationUnavailable, Coordinator, Lease
 from storage.core import ReplyKind, ReplyState
 from storage.db import DatabaseUnavailable
@@ -381,40 +389,84 @@ class Dispatcher:
         if network is None:
             await self._fail(reply, f"the {conversation.network} network is not configured here")
             return
-        prepared = await prepare_for(
-            network, conversation, slack_message(reply), self._slack.user_name
-        )
+        message = slack_message(reply)
+        prepared = await prepare_for(network, conversation, message, self._slack.user_name)
         if isinstance(prepared, InternalNote):  # edited into a note before it was sent
             await self._repo.mark_reply_internal(reply.id)
             return
         if isinstance(prepared, OverLimit):
             await self._fail(reply, prepared.sentence)
             return
-        if not prepared.texts:
+        files = shared_files(message)
+        if not prepared.texts and not files:
             await self._fail(reply, "the reply has no text the customer could read")
             return
         sent: list[str] = json.loads(reply.sent_ids or "[]")
         author_name = await self._slack.user_name(reply.user_id)
         messages = outbound_messages(prepared, conversation, reply, author_name)
-        for outbound in messages[len(sent) :]:
+        parts: list[Callable[[], Awaitable[str | None]]] = [
+            *(partial(self._send_text, network, outbound) for outbound in messages),
+            *(partial(self._send_file, network, conversation, reply, f) for f in files),
+        ]
+        for part in parts[len(sent) :]:
             try:
-                receipt = await network.send(outbound)
+                sent_id = await part()
             except DeliveryError as exc:
                 if sent:
-                    exc.message = f"{exc.message} (after {len(sent)} of {len(messages)} messages)"
+                    exc.message = f"{exc.message} (after {len(sent)} of {len(parts)} messages)"
                 too_old = self._clock() - reply.sent_at > GIVE_UP_AFTER
                 if exc.temporary and not too_old:
                     await self._retry_reply(reply, exc)
                 else:
                     await self._fail(reply, exc.message)
                 return
-            sent.append(receipt.message_id or "")
-            if len(sent) < len(messages):
+            sent.append(sent_id or "")
+            if len(sent) < len(parts):
                 await self._repo.record_reply_parts(reply.id, sent)
+        if not any(sent):
+            await self._fail(reply, "none of its files could be sent")
+            return
         ids = [message_id for message_id in sent if message_id]
         await self._repo.mark_reply_sent(reply.id, sent[0] or None, self._clock(), ids)
         log.info("reply %s delivered in conversation %s", reply.id, conversation.id)
         await self._mark(reply, add="white_check_mark", remove="warning" if reply.warned else None)
+
+    async def _send_text(self, network: Network, outbound: OutboundReply) -> str | None:
+        return (await network.send(outbound)).message_id
+
+    async def _send_file(
+        self, network: Network, conversation: Conversation, reply: TeamReply, shared: SharedFile
+    ) -> str | None:
+        """Download one file from Slack (streamed to a spool file) and send it. A file the
+        network cannot take is refused in the thread (None); the rest still goes."""
+        context = conversation.reply_context
+        label = blocks.network_label(conversation)
+        limit = network.file_limit(context, shared.mimetype)
+        try:
+            if not shared.url:
+                raise NotSupported("Slack does not offer it for download")
+            if limit == 0:
+                raise NotSupported(f"{label} takes no files from Slack yet")
+            if shared.size > limit:
+                over = f"it is {megabytes(shared.size)}, over {label}'s limit of"
+                raise NotSupported(f"{over} {megabytes(limit)}")
+            with tempfile.NamedTemporaryFile(prefix="relaydesk-file-") as spool:
+                try:
+                    size = await self._slack.download(shared.url, spool, limit)
+                except SlackTemporary as exc:
+                    raise DeliveryError(
+                        f"Slack did not give the file {shared.name} ({exc.code})", temporary=True
+                    ) from None
+                except SlackPermanent as exc:
+                    raise NotSupported(f"Slack would not give it ({exc.code})") from None
+                outgoing = OutgoingFile(shared.name, shared.mimetype, size, spool.name)
+                return (await network.send_file(context, outgoing)).message_id
+        except NotSupported as exc:
+            await self._tell(
+                reply,
+                f":warning: The file {blocks.escape(shared.name)} was not sent: {exc.message}.",
+            )
+            return None
 
     async def _retry_reply(self, reply: TeamReply, exc: DeliveryError) -> None:
         assert reply.id is not None

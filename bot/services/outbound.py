@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bot.markup import TARGETS, InternalNote, OverLimit, PreparedReply, ResolveUser, prepare_reply
@@ -44,3 +45,37 @@ def outbound_messages(
             )
         )
     return messages
+
+
+@dataclass(frozen=True, slots=True)
+class SharedFile:
+    """A file of a Slack message (`files[]`); `url` is its `url_private_download`."""
+
+    name: str
+    mimetype: str
+    size: int
+    url: str | None
+
+
+def shared_files(message: Mapping[str, Any]) -> list[SharedFile]:
+    """The files of a stored Slack message, in order (a tombstoned file has no URL)."""
+    files = message.get("files")
+    found = []
+    for item in files if isinstance(files, list) else ():
+        if not isinstance(item, dict):
+            continue
+        size = item.get("size")
+        url = item.get("url_private_download") or item.get("url_private")
+        found.append(
+            SharedFile(
+                name=str(item.get("name") or item.get("title") or "file"),
+                mimetype=str(item.get("mimetype") or "application/octet-stream"),
+                size=size if isinstance(size, int) and size >= 0 else 0,
+                url=url if isinstance(url, str) else None,
+            )
+        )
+    return found
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB"

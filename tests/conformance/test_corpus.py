@@ -48,7 +48,6 @@ KNOWN_GAPS: dict[str, str] = {
     "wa_revoke": "issue 16: a deleted message opens a conversation",
     "wa_edit_image_caption": "issue 16: edits are an unsupported message",
     "x_dm_with_gif": "issue 16: a DM's GIF is not linked",
-    "slack_file_share": "issue 15: files from the team are dropped",
 }
 
 IGNORING = {"ignore", "team_or_ignore", "edit"}  # never a customer message

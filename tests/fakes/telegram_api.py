@@ -40,6 +40,14 @@ def telegram_error(status: int, description: str, retry_after: float | None = No
     return body
 
 
+MEDIA_METHODS = {
+    "sendphoto": "photo",
+    "senddocument": "document",
+    "sendvideo": "video",
+    "sendaudio": "audio",
+}
+
+
 class FakeTelegram(FakeServer):
     def __init__(self, *, port: int = 0, token: str | None = None, bot_id: int = 7000001) -> None:
         super().__init__(port=port)
@@ -80,6 +88,8 @@ class FakeTelegram(FakeServer):
         method = request.match_info["method"].lower()
         if method == "sendmessage":
             return self._send_message(params)
+        if method in MEDIA_METHODS:
+            return self._send_media(MEDIA_METHODS[method], params)
         if method == "editmessagetext":
             return self._edit_message(params)
         if method == "deletemessage":
@@ -127,6 +137,25 @@ class FakeTelegram(FakeServer):
         self._next_message_id += 1
         self.sent.append(message)
         return _ok(message)
+
+    def _send_media(self, field: str, params: Answer) -> web.StreamResponse:
+        """sendPhoto and its kin, as multipart uploads: the file is kept on the message."""
+        upload = params.get(field)
+        if not isinstance(upload, dict):
+            return _error(400, f"Bad Request: there is no {field} in the request")
+        chat_id = _chat_id(params.get("chat_id", ""))
+        message: Answer = {
+            "message_id": self._next_message_id,
+            "chat": {"id": chat_id, "type": "private"},
+            "date": int(time.time()),
+            field: {"file_name": upload["filename"], "file_size": upload["size"]},
+            "upload": upload,
+        }
+        if params.get("caption"):
+            message["caption"] = params["caption"]
+        self._next_message_id += 1
+        self.sent.append(message)
+        return _ok({k: v for k, v in message.items() if k != "upload"})
 
     def _find(self, params: Answer) -> Answer | None:
         chat_id, message_id = _chat_id(params.get("chat_id", "")), params.get("message_id")

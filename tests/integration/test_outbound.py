@@ -186,3 +186,77 @@ async def test_undo_window_holds_a_reply_and_a_deletion_or_an_edit_in_it_counts(
         assert [r.text for r in await bot.services.repo.replies(1)] == ["Price: 12 EUR"]
     finally:
         await stop()
+
+
+def file_share(bot: Bot, name: str, mimetype: str, content: bytes, size: int | None = None) -> dict:  # type: ignore[type-arg]
+    """A `file_share` message's `files[]` entry, the file served by the fake Slack."""
+    url = bot.slack.add_file(f"T0001-F{len(bot.slack.files)}/download/{name}", content)
+    return {
+        "id": f"F{len(bot.slack.files)}",
+        "name": name,
+        "mimetype": mimetype,
+        "size": len(content) if size is None else size,
+        "url_private_download": url,
+        "mode": "hosted",
+    }
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+
+
+async def test_files_from_the_team_reach_telegram_as_uploads(bot: Bot) -> None:
+    await bot.from_telegram(6201, "Hello?")
+    root = await bot.root()
+    photo = file_share(bot, "label.png", "image/png", PNG)
+    manual = file_share(bot, "manual.pdf", "application/pdf", b"%PDF-1.4 tiny")
+    _, ts = await bot.thread_reply(
+        INBOX, root["ts"], "Here you go", subtype="file_share", files=[photo, manual]
+    )
+    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
+    sent = bot.telegram.messages(6201)
+    assert sent[0]["text"] == "Here you go"
+    assert sent[1]["upload"]["data"] == PNG and sent[1]["upload"]["filename"] == "label.png"
+    assert sent[1]["upload"]["content_type"] == "image/png"
+    assert sent[2]["upload"]["data"] == b"%PDF-1.4 tiny"
+    assert [c.method for c in bot.telegram.calls_to("send*")][-3:] == [
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+    ]
+
+
+async def test_a_file_only_reply_sends_no_empty_text(bot: Bot) -> None:
+    await bot.from_telegram(6202, "Hello?")
+    root = await bot.root()
+    photo = file_share(bot, "label.png", "image/png", PNG)
+    _, ts = await bot.thread_reply(INBOX, root["ts"], "", subtype="file_share", files=[photo])
+    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
+    assert bot.telegram.calls_to("sendMessage") == []
+    assert len(bot.telegram.calls_to("sendPhoto")) == 1
+
+
+async def test_a_file_over_the_limit_is_refused_in_the_thread_and_the_text_still_goes(
+    bot: Bot,
+) -> None:
+    await bot.from_telegram(6203, "Hello?")
+    root = await bot.root()
+    huge = file_share(bot, "video.mov", "video/quicktime", b"x", size=60 * 1024 * 1024)
+    _, ts = await bot.thread_reply(
+        INBOX, root["ts"], "See video", subtype="file_share", files=[huge]
+    )
+    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
+    assert [m["text"] for m in bot.telegram.messages(6203)] == ["See video"]
+    said = thread_says(bot, root["ts"], "was not sent")
+    assert "video.mov was not sent: it is 60.0 MB, over Telegram's limit of 50.0 MB" in said[0]
+    assert bot.slack.calls_to("/files-pri/*") == []  # not even downloaded
+
+
+async def test_a_network_without_file_sending_says_so_and_sends_the_text(bot: Bot) -> None:
+    assert await post_whatsapp(bot, ref_json("social/whatsapp_text.json")) == 200
+    root = await bot.root()
+    photo = file_share(bot, "label.png", "image/png", PNG)
+    _, ts = await bot.thread_reply(INBOX, root["ts"], "Label", subtype="file_share", files=[photo])
+    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
+    assert bot.graph.sent[0]["text"]["body"] == "Label"
+    said = thread_says(bot, root["ts"], "was not sent")
+    assert "label.png was not sent: WhatsApp takes no files from Slack yet" in said[0]
