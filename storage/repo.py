@@ -496,6 +496,24 @@ class Repository:
             turn.team = plan.team
         _carry_out(conversation, plan.conversation)
 
+    async def latest_customer_message_id(
+        self, conversation_id: int, before: datetime
+    ) -> str | None:
+        """The network id of the customer's latest message up to `before` (the one a
+        reply answers)."""
+        async with self.db.read() as session:
+            return (
+                await session.execute(
+                    select(col(CustomerMessage.external_id))
+                    .where(
+                        col(CustomerMessage.conversation_id) == conversation_id,
+                        col(CustomerMessage.sent_at) <= before,
+                    )
+                    .order_by(col(CustomerMessage.sent_at).desc(), col(CustomerMessage.id).desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+
     async def slack_reply(self, channel: str, ts: str) -> TeamReply | None:
         async with self.db.read() as session:
             return (

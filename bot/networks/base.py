@@ -187,7 +187,8 @@ InboundEvent = InboundMessage | DeliveryStatus | CustomerAction
 class OutboundReply:
     """One message of a team reply: the conversation's stored `reply_context` plus text
     already converted for the network (`bot.markup`); `entities` are Telegram's
-    formatting ranges for `text`."""
+    formatting ranges for `text`. `answers` is the network id of the customer message
+    being answered (Telegram quotes it in groups)."""
 
     conversation_key: str
     reply_context: Mapping[str, Any]
@@ -197,6 +198,7 @@ class OutboundReply:
     reply_id: int
     sent_at: datetime
     entities: tuple[Mapping[str, Any], ...] = ()
+    answers: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,10 @@ class Network(Protocol):
     async def send(self, reply: OutboundReply) -> SentReceipt:
         """Deliver a team reply; raise `DeliveryError`."""
 
+    def public_link(self, reply_context: Mapping[str, Any], message_id: str) -> str | None:
+        """Where anyone can see a public reply we sent (a comment, a post); None for a
+        private message or when the network's id gives no address."""
+
     def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
         """The largest file (bytes) `send_file` takes here; 0 when files cannot be sent."""
 
@@ -264,6 +270,9 @@ class SentMessagesFixed:
     send no files (yet)."""
 
     label: str
+
+    def public_link(self, reply_context: Mapping[str, Any], message_id: str) -> str | None:
+        return None
 
     def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
         return 0

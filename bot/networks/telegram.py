@@ -122,8 +122,14 @@ class TelegramNetwork:
         payload: dict[str, Any] = {"chat_id": reply.reply_context["chat_id"], "text": reply.text}
         if reply.entities:
             payload["entities"] = list(reply.entities)
+        quoted = _group_quote(reply)
+        if quoted is not None:
+            payload["reply_parameters"] = quoted
         result = await self._call("sendMessage", payload, "the message")
         return SentReceipt(str(result["message_id"]) if isinstance(result, dict) else None)
+
+    def public_link(self, reply_context: Mapping[str, Any], message_id: str) -> str | None:
+        return None  # chats are private to their members
 
     def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
         """The Bot API takes uploads of up to 50 MB (a photo up to 10 MB: a bigger
@@ -182,6 +188,18 @@ class TelegramNetwork:
 
     async def close(self) -> None:
         await self._http.close()
+
+
+def _group_quote(reply: OutboundReply) -> dict[str, Any] | None:
+    """In a group (Telegram's group and supergroup ids are negative) a reply quotes the
+    message it answers, so the group sees whom it is for; never fails the send."""
+    chat_id, answers = reply.reply_context.get("chat_id"), reply.answers
+    if not (isinstance(chat_id, int) and chat_id < 0 and answers):
+        return None
+    chat, _, message_id = answers.rpartition(":")
+    if chat != str(chat_id) or not message_id.isdigit():
+        return None
+    return {"message_id": int(message_id), "allow_sending_without_reply": True}
 
 
 def _media_method(file: OutgoingFile) -> tuple[str, str]:

@@ -403,7 +403,8 @@ class Dispatcher:
             return
         sent: list[str] = json.loads(reply.sent_ids or "[]")
         author_name = await self._slack.user_name(reply.user_id)
-        messages = outbound_messages(prepared, conversation, reply, author_name)
+        answers = await self._repo.latest_customer_message_id(reply.conversation_id, reply.sent_at)
+        messages = outbound_messages(prepared, conversation, reply, author_name, answers)
         parts: list[Callable[[], Awaitable[str | None]]] = [
             *(partial(self._send_text, network, outbound) for outbound in messages),
             *(partial(self._send_file, network, conversation, reply, f) for f in files),
@@ -430,6 +431,14 @@ class Dispatcher:
         await self._repo.mark_reply_sent(reply.id, sent[0] or None, self._clock(), ids)
         log.info("reply %s delivered in conversation %s", reply.id, conversation.id)
         await self._mark(reply, add="white_check_mark", remove="warning" if reply.warned else None)
+        link = network.public_link(conversation.reply_context, sent[0]) if sent[0] else None
+        if link and reply.slack_channel and reply.slack_thread_ts:
+            await self._slack.post(
+                reply.slack_channel,
+                f":globe_with_meridians: Public reply: <{link}|see it on "
+                f"{blocks.network_label(conversation)}>",
+                thread_ts=reply.slack_thread_ts,
+            )
 
     async def _send_text(self, network: Network, outbound: OutboundReply) -> str | None:
         return (await network.send(outbound)).message_id

@@ -25,11 +25,16 @@ async def prepare_for(
 
 
 def outbound_messages(
-    prepared: PreparedReply, conversation: Conversation, reply: TeamReply, author_name: str
+    prepared: PreparedReply,
+    conversation: Conversation,
+    reply: TeamReply,
+    author_name: str,
+    answers: str | None = None,
 ) -> list[OutboundReply]:
-    """One `OutboundReply` per prepared text; Telegram's HTML becomes text + entities."""
+    """One `OutboundReply` per prepared text; Telegram's HTML becomes text + entities.
+    The first answers the customer message `answers` (a network id)."""
     assert reply.id is not None
-    messages = []
+    messages: list[OutboundReply] = []
     for text in prepared.texts:
         shown = telegram_text(text) if prepared.parse_mode == "HTML" else TelegramText(text)
         messages.append(
@@ -42,6 +47,7 @@ def outbound_messages(
                 author_name=author_name,
                 reply_id=reply.id,
                 sent_at=reply.sent_at,
+                answers=answers if not messages else None,
             )
         )
     return messages

@@ -260,3 +260,39 @@ async def test_a_network_without_file_sending_says_so_and_sends_the_text(bot: Bo
     assert bot.graph.sent[0]["text"]["body"] == "Label"
     said = thread_says(bot, root["ts"], "was not sent")
     assert "label.png was not sent: WhatsApp takes no files from Slack yet" in said[0]
+
+
+async def test_a_reply_in_a_telegram_group_quotes_the_customers_latest_message(bot: Bot) -> None:
+    await bot.from_telegram(-100777, "Anyone there?", message_id=41)
+    await bot.from_telegram(-100777, "Order 42 is late", message_id=42)
+    root = await bot.root()
+    await bot.thread_reply(INBOX, root["ts"], "Looking now")
+    (sent,) = await bot.telegram.wait_for("sendMessage")
+    assert sent.params["reply_parameters"] == {
+        "message_id": 42,
+        "allow_sending_without_reply": True,
+    }
+    assert bot.telegram.messages(-100777)[0]["reply_to_message"] == {"message_id": 42}
+
+
+async def test_a_private_chat_reply_quotes_nothing(bot: Bot) -> None:
+    await answered(bot, 6301, "Hi")
+    (sent,) = await bot.telegram.wait_for("sendMessage")
+    assert "reply_parameters" not in sent.params
+
+
+async def test_public_conversations_say_so_and_a_public_reply_links_to_itself(bot: Bot) -> None:
+    assert await post_x(bot, ref_json("social/twitter_mention.json")["params"]) == 200
+    root = await bot.root()
+    assert "*public*" in root["blocks"][0]["text"]["text"]
+    _, ts = await bot.thread_reply(INBOX, root["ts"], "Thanks, we're on it")
+    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
+    tweet_id = bot.x.tweets[0]["id"]
+    said = await bot.until(lambda: thread_says(bot, root["ts"], "Public reply"))
+    assert f"<https://x.com/i/web/status/{tweet_id}|see it on X>" in said[0]
+
+
+async def test_a_private_conversation_is_not_marked_public(bot: Bot) -> None:
+    await bot.from_telegram(6302, "Hello?")
+    root = await bot.root()
+    assert "public" not in root["blocks"][0]["text"]["text"]
