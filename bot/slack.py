@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -251,10 +252,19 @@ class Slack:
         return urlunsplit((api.scheme, api.netloc, parts.path, parts.query, ""))
 
     async def download(self, url: str, into: IO[bytes], limit: int) -> int:
-        """Stream a shared file (`url_private_download`) into `into`, chunk by chunk, with
-        the bot token (scope `files:read`); returns its size. `SlackPermanent` for a URL
-        that is not Slack's or a file over `limit` bytes, `SlackTemporary` for a failure
-        worth retrying."""
+        """Stream a shared file (`url_private_download`) into `into`, chunk by chunk;
+        returns its size."""
+        size = 0
+        async for chunk in self.file_chunks(url, limit):
+            size += len(chunk)
+            into.write(chunk)
+        into.flush()
+        return size
+
+    async def file_chunks(self, url: str, limit: int) -> AsyncIterator[bytes]:
+        """A shared file's bytes as Slack sends them, fetched with the bot token (scope
+        `files:read`). `SlackPermanent` for a URL that is not Slack's or a file over
+        `limit` bytes, `SlackTemporary` for a failure worth retrying."""
         source = self.file_url(url)
         if source is None:
             raise SlackPermanent("not_a_slack_file", "files.download")
@@ -273,11 +283,9 @@ class Slack:
                     size += len(chunk)
                     if size > limit:
                         raise SlackPermanent("file_too_large", "files.download")
-                    into.write(chunk)
+                    yield chunk
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise SlackTemporary(type(exc).__name__, "files.download") from None
-        into.flush()
-        return size
 
     async def user_name(self, user: str) -> str:
         """A display name for attribution (cached); the ID if Slack will not say."""

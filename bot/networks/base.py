@@ -199,6 +199,7 @@ class OutboundReply:
     sent_at: datetime
     entities: tuple[Mapping[str, Any], ...] = ()
     answers: str | None = None
+    files: tuple[Mapping[str, Any], ...] = ()  # links, for networks that take them
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,9 @@ class HandshakeAnswer:
 
 class Network(Protocol):
     name: str
+    # True: files go as signed download links in the reply (`OutboundReply.files`)
+    # rather than through `send_file`
+    sends_file_links: bool
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         """Raise `SignatureError` unless the request is signed by the network."""
@@ -270,6 +274,7 @@ class SentMessagesFixed:
     send no files (yet)."""
 
     label: str
+    sends_file_links = False
 
     def public_link(self, reply_context: Mapping[str, Any], message_id: str) -> str | None:
         return None

@@ -31,6 +31,7 @@ SIGNATURE_HEADER = "X-Relaydesk-Signature"
 
 class GenericNetwork(SentMessagesFixed):
     label = "The generic webhook"
+    sends_file_links = True
     name = "generic"
 
     def __init__(self, *, secret: str, reply_url: str) -> None:
@@ -76,6 +77,8 @@ class GenericNetwork(SentMessagesFixed):
             "author": {"id": reply.author_id, "name": reply.author_name},
             "sent_at": reply.sent_at.isoformat(),
         }
+        if reply.files:
+            payload["files"] = list(reply.files)
         body = json.dumps(payload).encode()
         headers = {
             "Content-Type": "application/json",

@@ -42,6 +42,7 @@ OTHER = ("sticker", "location", "contact", "poll", "venue", "dice")
 
 class TelegramNetwork:
     name = "telegram"
+    sends_file_links = False
 
     def __init__(self, *, token: str, secret: str, api_url: str) -> None:
         self._token = token

@@ -14,14 +14,16 @@ import json
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 
 from bot.blocks import conversation as blocks
 from bot.config import Settings
-from bot.markup import InternalNote, OverLimit
+from bot.markup import InternalNote, OverLimit, PreparedReply
 from bot.metrics import Metrics
 from bot.networks.base import DeliveryError, Network, NotSupported, OutboundReply, OutgoingFile
+from bot.services.file_links import file_link
 from bot.services.outbound import (
     SharedFile,
     megabytes,
@@ -405,6 +407,9 @@ class Dispatcher:
         author_name = await self._slack.user_name(reply.user_id)
         answers = await self._repo.latest_customer_message_id(reply.conversation_id, reply.sent_at)
         messages = outbound_messages(prepared, conversation, reply, author_name, answers)
+        if network.sends_file_links and files:
+            messages = await self._with_links(messages, files, conversation, reply, author_name)
+            files = []
         parts: list[Callable[[], Awaitable[str | None]]] = [
             *(partial(self._send_text, network, outbound) for outbound in messages),
             *(partial(self._send_file, network, conversation, reply, f) for f in files),
@@ -439,6 +444,38 @@ class Dispatcher:
                 f"{blocks.network_label(conversation)}>",
                 thread_ts=reply.slack_thread_ts,
             )
+
+    async def _with_links(
+        self,
+        messages: list[OutboundReply],
+        files: list[SharedFile],
+        conversation: Conversation,
+        reply: TeamReply,
+        author_name: str,
+    ) -> list[OutboundReply]:
+        """Files as signed download links on the reply's last message (or a message of
+        their own when the reply has no text)."""
+        links = []
+        for shared in files:
+            link = file_link(self._settings, shared, self._clock())
+            if link is None:
+                name = blocks.escape(shared.name)
+                await self._tell(
+                    reply,
+                    f":warning: The file {name} was not sent: it goes as a download link, "
+                    "which needs PUBLIC_URL (and SLACK_SIGNING_SECRET or API_TOKEN to sign it).",
+                )
+                continue
+            links.append(
+                {"name": shared.name, "mimetype": shared.mimetype, "size": shared.size, "url": link}
+            )
+        if not links:
+            return messages
+        if not messages:
+            messages = outbound_messages(
+                PreparedReply(("",), None), conversation, reply, author_name
+            )
+        return [*messages[:-1], replace(messages[-1], files=tuple(links))]
 
     async def _send_text(self, network: Network, outbound: OutboundReply) -> str | None:
         return (await network.send(outbound)).message_id

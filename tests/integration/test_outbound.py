@@ -296,3 +296,28 @@ async def test_a_private_conversation_is_not_marked_public(bot: Bot) -> None:
     await bot.from_telegram(6302, "Hello?")
     root = await bot.root()
     assert "public" not in root["blocks"][0]["text"]["text"]
+
+
+async def test_generic_replies_carry_signed_download_links_served_by_the_bot(
+    tmp_path: Path,
+) -> None:
+    bot, stop = await start_bot(tmp_path, env={"PUBLIC_URL": "https://desk.example"})
+    try:
+        await bot.from_generic("web-1", "m1", "Hello?")
+        root = await bot.root()
+        photo = file_share(bot, "label.png", "image/png", PNG)
+        _, ts = await bot.thread_reply(INBOX, root["ts"], "", subtype="file_share", files=[photo])
+        await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
+        (body,) = [c.json for c in bot.sink.calls_to("*replies")]
+        (linked,) = body["files"]
+        assert linked["name"] == "label.png" and linked["size"] == len(PNG)
+        assert linked["url"].startswith("https://desk.example/files/")
+        path = linked["url"].removeprefix("https://desk.example")
+        answer = await bot.client.get(path)
+        assert answer.status == 200 and await answer.read() == PNG
+        assert answer.headers["Content-Type"] == "image/png"
+        tampered = path[:-1] + ("0" if path[-1] != "0" else "1")
+        assert (await bot.client.get(tampered)).status == 404
+        assert (await bot.client.get("/files/nonsense")).status == 404
+    finally:
+        await stop()
