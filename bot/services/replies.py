@@ -18,6 +18,7 @@ from storage.repo import Repository
 
 log = logging.getLogger(__name__)
 
+FILE_FIELDS = ("id", "name", "title", "mimetype", "size", "url_private_download", "url_private")
 UNDO_REACTION = "hourglass"  # on a reply held for UNDO_SECONDS
 # Message subtypes a person produces when writing in a thread; all others
 # (edits, deletions, joins, bot messages...) are not replies.
@@ -45,7 +46,14 @@ def slack_time(ts: str) -> datetime:
 
 def message_json(event: Mapping[str, Any]) -> str:
     """What is kept of a Slack message to send it later: its text, blocks and files."""
-    kept = {key: event[key] for key in ("text", "blocks", "files") if event.get(key)}
+    kept: dict[str, Any] = {key: event[key] for key in ("text", "blocks") if event.get(key)}
+    files = event.get("files")
+    if isinstance(files, list) and files:  # only what sending reads (not thumbnails...)
+        kept["files"] = [
+            {key: item[key] for key in FILE_FIELDS if key in item}
+            for item in files
+            if isinstance(item, dict)
+        ]
     return json.dumps(kept, separators=(",", ":"))
 
 
