@@ -11,6 +11,7 @@ from bot.metrics import Metrics
 from bot.networks import build_networks
 from bot.networks.base import Network
 from bot.services.conversations import Conversations
+from bot.services.corrections import Corrections
 from bot.services.delivery import Dispatcher
 from bot.services.escalation import Escalations
 from bot.services.handoff import Handoffs
@@ -37,6 +38,7 @@ class Services:
     relay: Relay
     dispatcher: Dispatcher
     replies: Replies
+    corrections: Corrections
     conversations: Conversations
     handoffs: Handoffs
     escalations: Escalations
@@ -87,6 +89,7 @@ def build_services(
         relay=Relay(repo, coordinator, clock=clock),
         dispatcher=dispatcher,
         replies=Replies(settings, repo, slack, coordinator, dispatcher.kick),
+        corrections=Corrections(repo, slack, networks, coordinator),
         conversations=conversations,
         handoffs=Handoffs(settings, repo, coordinator, conversations, clock),
         escalations=Escalations(

@@ -264,6 +264,22 @@ def listen_findings(settings: Settings) -> list[Finding]:
 
 
 # -- Slack --------------------------------------------------------------------------
+# The bot scopes of manifest.yml and manifest.socket.yml (tests/cli/test_manifest.py
+# keeps the three lists equal).
+BOT_SCOPES = (
+    "channels:history",
+    "groups:history",
+    "chat:write",
+    "reactions:write",
+    "users:read",
+    "channels:read",
+    "groups:read",
+    "im:write",
+    "files:read",
+    "commands",
+)
+
+
 async def slack_findings(settings: Settings, report: Report) -> None:
     """Token, app token, channels and people; adds one section each."""
     try:
@@ -311,6 +327,7 @@ async def slack_findings(settings: Settings, report: Report) -> None:
             f"({identity.get('team_id')})",
         )
     ]
+    found.append(await _scopes_finding(slack))
     if settings.slack_app_token:
         found.append(await _app_token_finding(settings))
     report.add("Slack", found)
@@ -321,6 +338,26 @@ async def slack_findings(settings: Settings, report: Report) -> None:
     people = _people(settings)
     if people:
         report.add("People", [await _user_finding(slack, u, r) for u, r in people])
+
+
+async def _scopes_finding(slack: Slack) -> Finding:
+    """Every bot scope of the manifests is granted (Slack lists them on each answer)."""
+    try:
+        granted = await slack.granted_scopes()
+    except SlackError as exc:
+        return Finding("info", "scopes", f"could not read the token's scopes ({exc.code})")
+    if granted is None:
+        return Finding("info", "scopes", "Slack did not list the token's scopes")
+    missing = sorted(set(BOT_SCOPES) - granted)
+    if missing:
+        return Finding(
+            "fail",
+            "scopes",
+            f"the token lacks {', '.join(missing)}",
+            "add them (OAuth & Permissions > Bot Token Scopes, or paste manifest.yml again) "
+            "and reinstall the app",
+        )
+    return Finding("ok", "scopes", f"all {len(BOT_SCOPES)} bot scopes granted")
 
 
 async def _app_token_finding(settings: Settings) -> Finding:

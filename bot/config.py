@@ -31,6 +31,7 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
 MAX_MINUTES = 525_600  # SLA_MINUTES, ESCALATION_REPEAT_MINUTES: a year
 # Timers are checked at least hourly, or the daily summary and pages run late.
 MAX_SWEEP_SECONDS = 3_600
+MAX_UNDO_SECONDS = 300  # an undo window, not a schedule
 # A shift longer than a year is no rotation (likely hours typed as days), and
 # dates stay far from the calendar's end.
 MAX_ROTATION_DAYS = 365
@@ -94,6 +95,7 @@ class Settings(BaseSettings):
     oncall_handoff: time = time(9, 0)
     oncall_start: date = date(2026, 1, 5)
     sweep_seconds: float = 15.0
+    undo_seconds: int = 0  # a team reply waits this long; deleting or editing it meanwhile counts
 
     # Business hours (in TIMEZONE): the SLA clock runs only while open.
     business_hours: str | None = None
@@ -213,6 +215,13 @@ class Settings(BaseSettings):
     def _sweep(cls, value: float) -> float:
         if not (math.isfinite(value) and 0 < value <= MAX_SWEEP_SECONDS):
             raise ValueError(f"must be a number of seconds above 0 and at most {MAX_SWEEP_SECONDS}")
+        return value
+
+    @field_validator("undo_seconds")
+    @classmethod
+    def _undo(cls, value: int) -> int:
+        if not 0 <= value <= MAX_UNDO_SECONDS:
+            raise ValueError(f"must be a whole number of seconds from 0 to {MAX_UNDO_SECONDS}")
         return value
 
     @field_validator("oncall_rotation_days")

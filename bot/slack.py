@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -51,6 +53,9 @@ FIXABLE = frozenset(
     }
 )
 LOOK_BACK = 200  # messages read when looking for a post that may have been made
+
+FILES_HOST = "files.slack.com"  # where Slack serves shared files; the token goes nowhere else
+DOWNLOAD_CHUNK = 256 * 1024
 POST_RATE = 1.0  # Slack: about one message per second per channel
 POST_BURST = 3
 SERVER_ERROR_PAUSE = 1.0  # before the one retry of a call Slack answered with 5xx
@@ -273,6 +278,71 @@ class Slack:
     async def permalink(self, channel: str, ts: str) -> str:
         data = await self.call("chat.getPermalink", channel=channel, message_ts=ts)
         return str(data["permalink"])
+
+    async def granted_scopes(self) -> set[str] | None:
+        """The token's scopes, from the `x-oauth-scopes` header Slack puts on Web API
+        answers (here auth.test's); None when the header is absent."""
+        try:
+            response = await self.client.api_call("auth.test")
+        except SlackApiError as exc:
+            raise _typed(exc, "auth.test") from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise SlackTemporary(type(exc).__name__, "auth.test") from exc
+        headers = {str(k).lower(): v for k, v in (response.headers or {}).items()}
+        value = headers.get("x-oauth-scopes")
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        if not isinstance(value, str):
+            return None
+        return {scope.strip() for scope in value.split(",") if scope.strip()}
+
+    def file_url(self, url: str) -> str | None:
+        """Where to download a shared file from: only Slack's own files host receives the
+        bot token (None for anything else). Against a stand-in Slack (a SLACK_API_URL
+        other than slack.com, as in tests and the demo) the same path on its host."""
+        parts = urlsplit(url)
+        if parts.scheme != "https" or parts.hostname != FILES_HOST:
+            return None
+        api = urlsplit(str(self.client.base_url))
+        if api.hostname == "slack.com":
+            return url
+        return urlunsplit((api.scheme, api.netloc, parts.path, parts.query, ""))
+
+    async def download(self, url: str, into: IO[bytes], limit: int) -> int:
+        """Stream a shared file (`url_private_download`) into `into`, chunk by chunk;
+        returns its size."""
+        size = 0
+        async for chunk in self.file_chunks(url, limit):
+            size += len(chunk)
+            into.write(chunk)
+        into.flush()
+        return size
+
+    async def file_chunks(self, url: str, limit: int) -> AsyncIterator[bytes]:
+        """A shared file's bytes as Slack sends them, fetched with the bot token (scope
+        `files:read`). `SlackPermanent` for a URL that is not Slack's or a file over
+        `limit` bytes, `SlackTemporary` for a failure worth retrying."""
+        source = self.file_url(url)
+        if source is None:
+            raise SlackPermanent("not_a_slack_file", "files.download")
+        headers = {"Authorization": f"Bearer {self.client.token}"}
+        size = 0
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session,
+                session.get(source, headers=headers, allow_redirects=False) as response,
+            ):
+                if response.status >= 500 or response.status == 429:
+                    raise SlackTemporary(f"http_{response.status}", "files.download")
+                if response.status != 200:
+                    raise SlackPermanent(f"http_{response.status}", "files.download")
+                async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        raise SlackPermanent("file_too_large", "files.download")
+                    yield chunk
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise SlackTemporary(type(exc).__name__, "files.download") from None
 
     async def user_name(self, user: str) -> str:
         """A display name for attribution (cached); the ID if Slack will not say."""

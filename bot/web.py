@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.scheduler import Scheduler
 from bot.socket_mode import SocketMode, start_socket_mode
 from handlers import webhooks
+from handlers.files import download as file_download
 from handlers.health import healthz, metrics
 from handlers.reports import page as reports_page
 from handlers.slack import build_bolt_app, malformed
@@ -85,6 +86,7 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/stats", stats_api)
     app.router.add_get("/reports", reports_page)
+    app.router.add_get("/files/{token}", file_download)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if settings.auto_migrate:

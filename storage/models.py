@@ -222,6 +222,10 @@ class TeamReply(SQLModel, table=True):
     warned: bool = False  # the thread was told about a failure
     # A send to the network was started then, with no outcome recorded.
     attempt_at: datetime | None = _ts()
+    # the Slack message as JSON (text, blocks, files): converted per network when sent
+    slack_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # JSON list of the network's ids of the messages sent so far (a long reply is several)
+    sent_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Turn(SQLModel, table=True):

@@ -7,6 +7,7 @@ serialises writers anyway), so concurrent requests and processes agree.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -404,8 +405,13 @@ class Repository:
         sent_at: datetime,
         kind: ReplyKind,
         state: ReplyState,
+        message: str | None = None,
+        not_before: datetime | None = None,
     ) -> tuple[Conversation, TeamReply] | None:
-        """Store a thread message; None if the thread is no conversation's or a duplicate."""
+        """Store a thread message; None if the thread is no conversation's or a duplicate.
+
+        `message` is the Slack message as JSON (what is converted when sending);
+        `not_before` holds a pending reply back (the undo window)."""
         async with self.db.session() as session:
             conversation = (
                 await session.execute(
@@ -437,6 +443,8 @@ class Repository:
                 state=state,
                 attempts=0,
                 warned=False,
+                slack_message=message,
+                next_attempt_at=not_before,
             )
             if reply_id is None:
                 return None
@@ -517,23 +525,29 @@ class Repository:
                 await self._answer_turn(session, conversation, reply)
 
     async def mark_reply_sent(
-        self, reply_id: int, external_id: str | None, now: datetime
+        self, reply_id: int, external_id: str | None, now: datetime, sent_ids: Sequence[str] = ()
     ) -> Conversation:
-        """A reply reached the customer: it answers the turn it was written in."""
+        """A reply reached the customer: it answers the turn it was written in.
+
+        `sent_ids` are the network ids of every message it was sent as (a long reply
+        is several; `external_id` is the first)."""
         async with self.db.session() as session:
             reply = await session.get(TeamReply, reply_id)
             assert reply is not None
             conversation = await self._conversation_for_update(
                 session, Conversation.id == reply.conversation_id
             )
-            if external_id is not None:  # our own echo, held back: not a colleague's reply
+            ours = {*sent_ids, *([external_id] if external_id is not None else [])}
+            if ours:  # our own echoes, held back: not a colleague's replies
                 await session.execute(
                     delete(TeamReply).where(
                         col(TeamReply.network) == reply.network,
-                        col(TeamReply.external_id) == external_id,
+                        col(TeamReply.external_id).in_(sorted(ours)),
                         col(TeamReply.state) == ReplyState.ECHO,
                     )
                 )
+            if sent_ids:
+                reply.sent_ids = json.dumps(list(sent_ids))
             reply.state = ReplyState.SENT
             reply.delivered_at = now
             reply.external_id = external_id
@@ -567,6 +581,75 @@ class Repository:
             _set_answer(turn, plan.turn)
             turn.team = plan.team
         _carry_out(conversation, plan.conversation)
+
+    async def latest_customer_message_id(
+        self, conversation_id: int, before: datetime
+    ) -> str | None:
+        """The network id of the customer's latest message up to `before` (the one a
+        reply answers)."""
+        async with self.db.read() as session:
+            return (
+                await session.execute(
+                    select(col(CustomerMessage.external_id))
+                    .where(
+                        col(CustomerMessage.conversation_id) == conversation_id,
+                        col(CustomerMessage.sent_at) <= before,
+                    )
+                    .order_by(col(CustomerMessage.sent_at).desc(), col(CustomerMessage.id).desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+
+    async def slack_reply(self, channel: str, ts: str) -> TeamReply | None:
+        async with self.db.read() as session:
+            return (
+                await session.execute(
+                    select(TeamReply).where(
+                        col(TeamReply.slack_channel) == channel, col(TeamReply.slack_ts) == ts
+                    )
+                )
+            ).scalar_one_or_none()
+
+    async def cancel_pending_reply(self, reply_id: int) -> bool:
+        """Forget a reply not sent yet (deleted in Slack); False when it was sent meanwhile."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                delete(TeamReply).where(
+                    col(TeamReply.id) == reply_id, col(TeamReply.state) == ReplyState.PENDING
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def rewrite_reply(
+        self, reply_id: int, text: str, message: str, state: ReplyState
+    ) -> bool:
+        """A reply edited in Slack, if it is still in `state`; whether it was."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(TeamReply)
+                .where(col(TeamReply.id) == reply_id, col(TeamReply.state) == state)
+                .values(text=text, slack_message=message)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_reply_internal(self, reply_id: int) -> None:
+        """A pending reply became a note (edited before it was sent): never sent."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(TeamReply)
+                .where(col(TeamReply.id) == reply_id, col(TeamReply.state) == ReplyState.PENDING)
+                .values(kind=ReplyKind.NOTE, state=ReplyState.INTERNAL)
+            )
+
+    async def record_reply_parts(self, reply_id: int, sent_ids: Sequence[str]) -> None:
+        """Part of a long reply was sent: a retry starts after these (and no send is in
+        flight until the next part begins)."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(TeamReply)
+                .where(col(TeamReply.id) == reply_id)
+                .values(sent_ids=json.dumps(list(sent_ids)), attempt_at=None)
+            )
 
     async def retry_reply_later(
         self, reply_id: int, at: datetime, error: str, warned: bool

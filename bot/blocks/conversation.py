@@ -39,6 +39,14 @@ def network_label(conversation: Conversation) -> str:
     return NETWORK_LABELS.get(str(channel or conversation.network), conversation.network)
 
 
+def is_public(conversation: Conversation) -> bool:
+    """Page and Instagram comments and X mentions: everyone sees the answers."""
+    context = conversation.reply_context or {}
+    return context.get("channel") in ("facebook_comment", "instagram_comment") or (
+        conversation.network == "x" and context.get("kind") == "tweet"
+    )
+
+
 def slack_date(at: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
     """Slack renders this in each reader's own time zone."""
     fallback = at.strftime("%Y-%m-%d %H:%M UTC")
@@ -117,9 +125,10 @@ def root_blocks(
     """The conversation's root: who, where, #N, the first message, status and buttons.
 
     `tone`: the network's TONE_<NETWORK> guidance; `opens_at`: when the closed desk opens."""
-    blocks: list[Block] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _header(conversation)}}
-    ]
+    header = _header(conversation)
+    if is_public(conversation):
+        header += " · :globe_with_meridians: *public*: replies here are seen by everyone"
+    blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
     if note:
         blocks.append(context([note]))
     blocks.append(

@@ -46,6 +46,9 @@ WHATSAPP = Target("WhatsApp messages", Markup.WHATSAPP, 4096)
 MESSENGER = Target("Messenger messages", Markup.PLAIN, 2000)
 INSTAGRAM = Target("Instagram messages", Markup.PLAIN, 1000)
 X_DM = Target("X direct messages", Markup.PLAIN, 10_000)
+# Meta's reference for POST /{ig-comment-id}/replies states no limit; 2,200 characters
+# is Instagram's documented limit for a comment (and a caption).
+INSTAGRAM_COMMENT = Target("Instagram comment replies", Markup.PLAIN, 2200, public=True)
 FACEBOOK_COMMENT = Target("Facebook comment replies", Markup.PLAIN, 8000, public=True)
 X_REPLY = Target("X public replies", Markup.PLAIN, 280, public=True, counter=_x_weighted)
 GENERIC = Target("generic webhook replies", Markup.PLAIN, None)
@@ -57,6 +60,7 @@ TARGETS: dict[str, Target] = {
     "instagram": INSTAGRAM,
     "x_dm": X_DM,
     "facebook_comment": FACEBOOK_COMMENT,
+    "instagram_comment": INSTAGRAM_COMMENT,
     "x_reply": X_REPLY,
     "generic": GENERIC,
 }

@@ -62,6 +62,13 @@ class DeliveryError(Exception):
         self.window_closed = window_closed
 
 
+class NotSupported(DeliveryError):
+    """The network has no API for this (editing or deleting a sent message)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, temporary=False)
+
+
 @dataclass(frozen=True)
 class Attachment:
     """A part of a message that is not its text.
@@ -178,7 +185,10 @@ InboundEvent = InboundMessage | DeliveryStatus | CustomerAction
 
 @dataclass(frozen=True)
 class OutboundReply:
-    """A team reply to send: the conversation's stored `reply_context` plus text."""
+    """One message of a team reply: the conversation's stored `reply_context` plus text
+    already converted for the network (`bot.markup`); `entities` are Telegram's
+    formatting ranges for `text`. `answers` is the network id of the customer message
+    being answered (Telegram quotes it in groups)."""
 
     conversation_key: str
     reply_context: Mapping[str, Any]
@@ -188,6 +198,19 @@ class OutboundReply:
     reply_id: int
     sent_at: datetime
     automated: bool = False  # the out-of-hours auto-reply (`reply_id` is its own row's)
+    entities: tuple[Mapping[str, Any], ...] = ()
+    answers: str | None = None
+    files: tuple[Mapping[str, Any], ...] = ()  # links, for networks that take them
+
+
+@dataclass(frozen=True)
+class OutgoingFile:
+    """A file from the team, downloaded to `path` (spooled to disk, never held in memory)."""
+
+    name: str
+    mimetype: str
+    size: int
+    path: str
 
 
 @dataclass(frozen=True)
@@ -204,6 +227,9 @@ class HandshakeAnswer:
 
 class Network(Protocol):
     name: str
+    # True: files go as signed download links in the reply (`OutboundReply.files`)
+    # rather than through `send_file`
+    sends_file_links: bool
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         """Raise `SignatureError` unless the request is signed by the network."""
@@ -214,11 +240,59 @@ class Network(Protocol):
     def parse(self, body: bytes) -> list[InboundEvent]:
         """Turn a verified body into events; raise `PayloadError` if malformed."""
 
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        """The `bot.markup.TARGETS` name replies in this conversation are prepared for
+        (formatting, length limit, public or private)."""
+
     async def send(self, reply: OutboundReply) -> SentReceipt:
         """Deliver a team reply; raise `DeliveryError`."""
 
+    def public_link(self, reply_context: Mapping[str, Any], message_id: str) -> str | None:
+        """Where anyone can see a public reply we sent (a comment, a post); None for a
+        private message or when the network's id gives no address."""
+
+    def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
+        """The largest file (bytes) `send_file` takes here; 0 when files cannot be sent."""
+
+    async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
+        """Send one file with the network's media API; raise `DeliveryError`."""
+
+    async def edit(self, reply: OutboundReply, message_id: str) -> None:
+        """Replace the text of a message we sent; raise `DeliveryError` (`NotSupported`
+        where the network cannot)."""
+
+    async def delete(
+        self, reply_context: Mapping[str, Any], message_id: str, sent: datetime
+    ) -> None:
+        """Delete a message we sent at `sent`; raise `DeliveryError` (`NotSupported`)."""
+
     async def close(self) -> None:
         """Release HTTP sessions."""
+
+
+class SentMessagesFixed:
+    """For adapters whose network cannot edit or delete what the bot sent, and that
+    send no files (yet)."""
+
+    label: str
+    sends_file_links = False
+
+    def public_link(self, reply_context: Mapping[str, Any], message_id: str) -> str | None:
+        return None
+
+    def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
+        return 0
+
+    async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
+        raise NotSupported(f"files are not sent to {self.label} from Slack yet")
+
+    async def edit(self, reply: OutboundReply, message_id: str) -> None:
+        raise NotSupported(f"{self.label} does not let a sent message be edited")
+
+    async def delete(
+        self, reply_context: Mapping[str, Any], message_id: str, sent: datetime
+    ) -> None:
+        raise NotSupported(f"{self.label} does not let a sent message be deleted")
 
 
 def hmac_sha256_hex(secret: str, body: bytes) -> str:

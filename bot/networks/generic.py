@@ -18,6 +18,7 @@ from bot.networks.base import (
     InboundMessage,
     OutboundReply,
     PayloadError,
+    SentMessagesFixed,
     SentReceipt,
     WebhookError,
     check_hex_signature,
@@ -28,7 +29,9 @@ from bot.networks.http import JsonHttp, status_error
 SIGNATURE_HEADER = "X-Relaydesk-Signature"
 
 
-class GenericNetwork:
+class GenericNetwork(SentMessagesFixed):
+    label = "The generic webhook"
+    sends_file_links = True
     name = "generic"
 
     def __init__(self, *, secret: str, reply_url: str) -> None:
@@ -62,6 +65,9 @@ class GenericNetwork:
             )
         ]
 
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        return "generic"
+
     async def send(self, reply: OutboundReply) -> SentReceipt:
         message_id = f"relaydesk-{'auto-' if reply.automated else ''}{reply.reply_id}"
         payload: dict[str, Any] = {
@@ -71,6 +77,8 @@ class GenericNetwork:
             "author": {"id": reply.author_id, "name": reply.author_name},
             "sent_at": reply.sent_at.isoformat(),
         }
+        if reply.files:
+            payload["files"] = list(reply.files)
         body = json.dumps(payload).encode()
         headers = {
             "Content-Type": "application/json",

@@ -42,8 +42,12 @@ class JsonHttp:
         headers: Mapping[str, str] | None = None,
         *,
         data: bytes | None = None,
+        form: aiohttp.FormData | None = None,
+        timeout: float | None = None,
     ) -> HttpAnswer:
-        """POST `payload` as JSON (or raw `data`, e.g. a signed body).
+        """POST `payload` as JSON (or raw `data`, e.g. a signed body, or a multipart
+        `form`, whose open files aiohttp streams). `timeout` overrides the session's
+        (uploads take longer).
 
         Network failures and timeouts become temporary `DeliveryError`s.
         """
@@ -52,8 +56,13 @@ class JsonHttp:
                 timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)
             )
         try:
+            body: bytes | aiohttp.FormData | None = form if form is not None else data
             async with self._session.post(
-                url, json=payload if data is None else None, data=data, headers=dict(headers or {})
+                url,
+                json=payload if body is None else None,
+                data=body,
+                headers=dict(headers or {}),
+                timeout=aiohttp.ClientTimeout(total=timeout) if timeout else self._session.timeout,
             ) as response:
                 raw = await response.read()
                 status, answer_headers = response.status, response.headers

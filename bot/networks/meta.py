@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -49,6 +50,7 @@ from bot.networks.base import (
     InboundMessage,
     OutboundReply,
     PayloadError,
+    SentMessagesFixed,
     SentReceipt,
     check_hex_signature,
 )
@@ -118,7 +120,8 @@ META_WINDOW_MESSAGE = (
 )
 
 
-class MetaNetwork:
+class MetaNetwork(SentMessagesFixed):
+    label = "Messenger and Instagram"
     """Messenger, Instagram DMs, Page comments and Instagram comments (network `meta`)."""
 
     name = "meta"
@@ -417,6 +420,17 @@ class MetaNetwork:
         )
 
     # -- outbound -------------------------------------------------------------------
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        """Messenger, Instagram, or a public comment reply (`channel` names them alike)."""
+        return str(reply_context.get("channel") or "messenger")
+
+    def public_link(self, reply_context: Mapping[str, Any], message_id: str) -> str | None:
+        """A Page comment's id opens it at facebook.com/<id>; an Instagram comment id
+        gives no public address (only its media's permalink does)."""
+        if reply_context.get("channel") != "facebook_comment" or not message_id:
+            return None
+        return f"https://www.facebook.com/{quote(message_id, safe='_')}"
+
     async def send(self, reply: OutboundReply) -> SentReceipt:
         context = reply.reply_context
         channel = context.get("channel")

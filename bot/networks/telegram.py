@@ -12,8 +12,10 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import aiohttp
 
 from bot.config import Settings
 from bot.networks.base import (
@@ -23,7 +25,9 @@ from bot.networks.base import (
     InboundEvent,
     InboundMessage,
     Notice,
+    NotSupported,
     OutboundReply,
+    OutgoingFile,
     PayloadError,
     SentReceipt,
     SignatureError,
@@ -32,9 +36,15 @@ from bot.networks.base import (
 from bot.networks.http import JsonHttp, JSONObject, status_error
 from bot.networks.payload import contact_line, location_line, media_line, shown, unknown_part
 
+DELETE_WITHIN = timedelta(hours=48)
+UPLOAD_LIMIT = 50 * 1024 * 1024
+PHOTO_LIMIT = 10 * 1024 * 1024
+UPLOAD_TIMEOUT = 600.0
+
 
 class TelegramNetwork:
     name = "telegram"
+    sends_file_links = False
 
     def __init__(self, *, token: str, secret: str, api_url: str) -> None:
         self._token = token
@@ -126,15 +136,74 @@ class TelegramNetwork:
             at=at,
         )
 
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        return "telegram"
+
     async def send(self, reply: OutboundReply) -> SentReceipt:
-        url = f"{self._api_url}/bot{self._token}/sendMessage"
-        payload = {"chat_id": reply.reply_context["chat_id"], "text": reply.text}
-        answer = await self._http.post(url, payload)
+        """Plain `text` with `entities`, never `parse_mode` (see `bot.markup.telegram`)."""
+        payload: dict[str, Any] = {"chat_id": reply.reply_context["chat_id"], "text": reply.text}
+        if reply.entities:
+            payload["entities"] = list(reply.entities)
+        quoted = _group_quote(reply)
+        if quoted is not None:
+            payload["reply_parameters"] = quoted
+        result = await self._call("sendMessage", payload, "the message")
+        return SentReceipt(str(result["message_id"]) if isinstance(result, dict) else None)
+
+    def public_link(self, reply_context: Mapping[str, Any], message_id: str) -> str | None:
+        return None  # chats are private to their members
+
+    def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
+        """The Bot API takes uploads of up to 50 MB (a photo up to 10 MB: a bigger
+        image goes as a document)."""
+        return UPLOAD_LIMIT
+
+    async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
+        """sendPhoto / sendVideo / sendAudio / sendDocument as multipart, streamed from disk."""
+        method, field = _media_method(file)
+        # aiohttp reads the open file in its executor, a chunk at a time
+        with open(file.path, "rb") as content:  # noqa: ASYNC230
+            form = aiohttp.FormData()
+            form.add_field("chat_id", str(reply_context["chat_id"]))
+            form.add_field(field, content, filename=file.name, content_type=file.mimetype)
+            result = await self._call(method, form, "the file")
+        return SentReceipt(str(result["message_id"]) if isinstance(result, dict) else None)
+
+    async def edit(self, reply: OutboundReply, message_id: str) -> None:
+        payload: dict[str, Any] = {
+            "chat_id": reply.reply_context["chat_id"],
+            "message_id": int(message_id),
+            "text": reply.text,
+            "entities": list(reply.entities),
+        }
+        await self._call("editMessageText", payload, "the edit")
+
+    async def delete(
+        self, reply_context: Mapping[str, Any], message_id: str, sent: datetime
+    ) -> None:
+        """deleteMessage: a bot may delete its own messages for 48 hours."""
+        if datetime.now(UTC) - sent > DELETE_WITHIN:
+            raise NotSupported("Telegram lets a bot delete its messages for 48 hours only")
+        payload: dict[str, Any] = {
+            "chat_id": reply_context["chat_id"],
+            "message_id": int(message_id),
+        }
+        await self._call("deleteMessage", payload, "the deletion")
+
+    async def _call(
+        self, method: str, payload: dict[str, Any] | aiohttp.FormData, what: str
+    ) -> Any:
+        """A Bot API call's `result`; `DeliveryError` with Telegram's reason otherwise."""
+        url = f"{self._api_url}/bot{self._token}/{method}"
+        if isinstance(payload, aiohttp.FormData):
+            answer = await self._http.post(url, form=payload, timeout=UPLOAD_TIMEOUT)
+        else:
+            answer = await self._http.post(url, payload)
         body = answer.data or {}
         if answer.status == 200 and body.get("ok"):
-            return SentReceipt(str(body["result"]["message_id"]))
+            return body.get("result")
         description = body.get("description") or f"HTTP {answer.status}"
-        error = status_error(answer, f"Telegram refused the message: {description}")
+        error = status_error(answer, f"Telegram refused {what}: {description}")
         # Telegram gives the wait in the body, not in a Retry-After header.
         error.retry_after = (body.get("parameters") or {}).get("retry_after") or error.retry_after
         raise error
@@ -182,6 +251,30 @@ FILES = {
 }
 # Currencies without minor units (Telegram's `total_amount` is in the smallest unit).
 WHOLE_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "PYG", "XTR"})
+
+
+def _group_quote(reply: OutboundReply) -> dict[str, Any] | None:
+    """In a group (Telegram's group and supergroup ids are negative) a reply quotes the
+    message it answers, so the group sees whom it is for; never fails the send."""
+    chat_id, answers = reply.reply_context.get("chat_id"), reply.answers
+    if not (isinstance(chat_id, int) and chat_id < 0 and answers):
+        return None
+    chat, _, message_id = answers.rpartition(":")
+    if chat != str(chat_id) or not message_id.isdigit():
+        return None
+    return {"message_id": int(message_id), "allow_sending_without_reply": True}
+
+
+def _media_method(file: OutgoingFile) -> tuple[str, str]:
+    """The Bot API method and its file field for a file's type."""
+    kind = file.mimetype.partition("/")[0]
+    if kind == "image" and file.mimetype != "image/gif" and file.size <= PHOTO_LIMIT:
+        return "sendPhoto", "photo"
+    if file.mimetype in ("video/mp4", "video/quicktime"):
+        return "sendVideo", "video"
+    if file.mimetype in ("audio/mpeg", "audio/mp4", "audio/m4a", "audio/x-m4a"):
+        return "sendAudio", "audio"
+    return "sendDocument", "document"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from bot.networks.base import (
     Notice,
     OutboundReply,
     PayloadError,
+    SentMessagesFixed,
     SentReceipt,
     check_hex_signature,
 )
@@ -100,7 +101,8 @@ STATUSES: dict[str, Literal["sent", "delivered", "read", "failed"]] = {
 }
 
 
-class WhatsAppNetwork:
+class WhatsAppNetwork(SentMessagesFixed):
+    label = "WhatsApp"
     """WhatsApp Cloud API: one business phone number (network `whatsapp`)."""
 
     name = "whatsapp"
@@ -299,6 +301,9 @@ class WhatsAppNetwork:
         )
 
     # -- outbound -------------------------------------------------------------------
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        return "whatsapp"
+
     async def send(self, reply: OutboundReply) -> SentReceipt:
         """POST /{phone-number-id}/messages with a text message; returns the `wamid`."""
         context = reply.reply_context

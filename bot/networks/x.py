@@ -43,6 +43,7 @@ from bot.networks.base import (
     InboundMessage,
     OutboundReply,
     PayloadError,
+    SentMessagesFixed,
     SentReceipt,
     SignatureError,
     WebhookError,
@@ -77,7 +78,8 @@ def x_signature(secret: str, data: bytes) -> str:
     return "sha256=" + base64.b64encode(digest).decode()
 
 
-class XNetwork:
+class XNetwork(SentMessagesFixed):
+    label = "X"
     """X direct messages and mentions of one account (network `x`)."""
 
     name = "x"
@@ -249,6 +251,15 @@ class XNetwork:
         )
 
     # -- outbound -------------------------------------------------------------------
+    def reply_target(self, reply_context: Mapping[str, Any]) -> str:
+        return "x_reply" if reply_context.get("kind") == "tweet" else "x_dm"
+
+    def public_link(self, reply_context: Mapping[str, Any], message_id: str) -> str | None:
+        """A reply to a mention is a post: X serves any post at /i/web/status/<id>."""
+        if reply_context.get("kind") != "tweet" or not message_id.isdigit():
+            return None
+        return f"https://x.com/i/web/status/{message_id}"
+
     async def send(self, reply: OutboundReply) -> SentReceipt:
         context = reply.reply_context
         kind = context.get("kind")

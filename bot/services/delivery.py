@@ -10,18 +10,32 @@ Slack's Retry-After) lives in `bot.slack`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from bot.blocks import conversation as blocks
 from bot.config import Settings
+from bot.markup import InternalNote, OverLimit, PreparedReply
 from bot.metrics import Metrics
-from bot.networks.base import DeliveryError, Network, OutboundReply
+from bot.networks.base import DeliveryError, Network, NotSupported, OutboundReply, OutgoingFile
 from bot.services.actions import CustomerActions
+from bot.services.file_links import file_link
 from bot.services.out_of_hours import OutOfHours
+from bot.services.outbound import (
+    SharedFile,
+    megabytes,
+    outbound_messages,
+    prepare_for,
+    shared_files,
+)
 from bot.services.relay import WAKE_TOPIC
+from bot.services.replies import UNDO_REACTION, slack_message
 from bot.slack import Slack, SlackError, SlackPermanent, SlackTemporary, SlackThreadGone
 from storage.actions import ActionRepository
 from storage.coordination import CoordinationUnavailable, Coordinator, Lease
@@ -630,6 +644,8 @@ class Dispatcher:
 
     # -- replies to the customer ----------------------------------------------
     async def _deliver(self, reply: TeamReply, conversation: Conversation) -> None:
+        """Convert the reply for its network and send it, as several messages when it is
+        long; a failure midway is retried from the first message not yet sent."""
         assert reply.id is not None
         if reply.attempt_at is not None:
             # A send was started and its outcome never recorded (the process died):
@@ -641,28 +657,129 @@ class Dispatcher:
         if network is None:
             await self._fail(reply, f"the {conversation.network} network is not configured here")
             return
-        outbound = OutboundReply(
-            conversation_key=conversation.external_key,
-            reply_context=conversation.reply_context,
-            text=reply.text,
-            author_id=reply.user_id,
-            author_name=await self._slack.user_name(reply.user_id),
-            reply_id=reply.id,
-            sent_at=reply.sent_at,
-        )
-        await self._repo.begin_send(reply.id, self._clock())
-        try:
-            receipt = await network.send(outbound)
-        except DeliveryError as exc:
-            too_old = self._clock() - reply.sent_at > GIVE_UP_AFTER
-            if exc.temporary and not too_old:
-                await self._retry_reply(reply, exc)
-            else:
-                await self._fail(reply, exc.message)
+        message = slack_message(reply)
+        prepared = await prepare_for(network, conversation, message, self._slack.user_name)
+        if isinstance(prepared, InternalNote):  # edited into a note before it was sent
+            await self._repo.mark_reply_internal(reply.id)
             return
-        await self._repo.mark_reply_sent(reply.id, receipt.message_id, self._clock())
+        if isinstance(prepared, OverLimit):
+            await self._fail(reply, prepared.sentence)
+            return
+        files = shared_files(message)
+        if not prepared.texts and not files:
+            await self._fail(reply, "the reply has no text the customer could read")
+            return
+        sent: list[str] = json.loads(reply.sent_ids or "[]")
+        author_name = await self._slack.user_name(reply.user_id)
+        answers = await self._repo.latest_customer_message_id(reply.conversation_id, reply.sent_at)
+        messages = outbound_messages(prepared, conversation, reply, author_name, answers)
+        if network.sends_file_links and files:
+            messages = await self._with_links(messages, files, conversation, reply, author_name)
+            files = []
+        parts: list[Callable[[], Awaitable[str | None]]] = [
+            *(partial(self._send_text, network, outbound) for outbound in messages),
+            *(partial(self._send_file, network, conversation, reply, f) for f in files),
+        ]
+        for part in parts[len(sent) :]:
+            await self._repo.begin_send(reply.id, self._clock())
+            try:
+                sent_id = await part()
+            except DeliveryError as exc:
+                if sent:
+                    exc.message = f"{exc.message} (after {len(sent)} of {len(parts)} messages)"
+                too_old = self._clock() - reply.sent_at > GIVE_UP_AFTER
+                if exc.temporary and not too_old:
+                    await self._retry_reply(reply, exc)
+                else:
+                    await self._fail(reply, exc.message)
+                return
+            sent.append(sent_id or "")
+            if len(sent) < len(parts):
+                await self._repo.record_reply_parts(reply.id, sent)
+        if not any(sent):
+            await self._fail(reply, "none of its files could be sent")
+            return
+        ids = [message_id for message_id in sent if message_id]
+        await self._repo.mark_reply_sent(reply.id, sent[0] or None, self._clock(), ids)
         log.info("reply %s delivered in conversation %s", reply.id, conversation.id)
         await self._mark(reply, add="white_check_mark", remove="warning" if reply.warned else None)
+        link = network.public_link(conversation.reply_context, sent[0]) if sent[0] else None
+        if link and reply.slack_channel and reply.slack_thread_ts:
+            await self._slack.post(
+                reply.slack_channel,
+                f":globe_with_meridians: Public reply: <{link}|see it on "
+                f"{blocks.network_label(conversation)}>",
+                thread_ts=reply.slack_thread_ts,
+            )
+
+    async def _with_links(
+        self,
+        messages: list[OutboundReply],
+        files: list[SharedFile],
+        conversation: Conversation,
+        reply: TeamReply,
+        author_name: str,
+    ) -> list[OutboundReply]:
+        """Files as signed download links on the reply's last message (or a message of
+        their own when the reply has no text)."""
+        links = []
+        for shared in files:
+            link = file_link(self._settings, shared, self._clock())
+            if link is None:
+                name = blocks.escape(shared.name)
+                await self._tell(
+                    reply,
+                    f":warning: The file {name} was not sent: it goes as a download link, "
+                    "which needs PUBLIC_URL (and SLACK_SIGNING_SECRET or API_TOKEN to sign it).",
+                )
+                continue
+            links.append(
+                {"name": shared.name, "mimetype": shared.mimetype, "size": shared.size, "url": link}
+            )
+        if not links:
+            return messages
+        if not messages:
+            messages = outbound_messages(
+                PreparedReply(("",), None), conversation, reply, author_name
+            )
+        return [*messages[:-1], replace(messages[-1], files=tuple(links))]
+
+    async def _send_text(self, network: Network, outbound: OutboundReply) -> str | None:
+        return (await network.send(outbound)).message_id
+
+    async def _send_file(
+        self, network: Network, conversation: Conversation, reply: TeamReply, shared: SharedFile
+    ) -> str | None:
+        """Download one file from Slack (streamed to a spool file) and send it. A file the
+        network cannot take is refused in the thread (None); the rest still goes."""
+        context = conversation.reply_context
+        label = blocks.network_label(conversation)
+        limit = network.file_limit(context, shared.mimetype)
+        try:
+            if not shared.url:
+                raise NotSupported("Slack does not offer it for download")
+            if limit == 0:
+                raise NotSupported(f"{label} takes no files from Slack yet")
+            if shared.size > limit:
+                over = f"it is {megabytes(shared.size)}, over {label}'s limit of"
+                raise NotSupported(f"{over} {megabytes(limit)}")
+            with tempfile.NamedTemporaryFile(prefix="relaydesk-file-") as spool:
+                try:
+                    size = await self._slack.download(shared.url, spool, limit)
+                except SlackTemporary as exc:
+                    raise DeliveryError(
+                        f"Slack did not give the file {shared.name} ({exc.code})", temporary=True
+                    ) from None
+                except SlackPermanent as exc:
+                    raise NotSupported(f"Slack would not give it ({exc.code})") from None
+                outgoing = OutgoingFile(shared.name, shared.mimetype, size, spool.name)
+                return (await network.send_file(context, outgoing)).message_id
+        except NotSupported as exc:
+            await self._tell(
+                reply,
+                f":warning: The file {blocks.escape(shared.name)} was not sent: {exc.message}.",
+            )
+            return None
 
     async def _retry_reply(self, reply: TeamReply, exc: DeliveryError) -> None:
         assert reply.id is not None
@@ -704,12 +821,16 @@ class Dispatcher:
             await self._slack.post(reply.slack_channel, text, thread_ts=reply.slack_thread_ts)
 
     async def _mark(self, reply: TeamReply, add: str, remove: str | None = None) -> None:
-        """Reactions are a courtesy: the delivery state is already in SQL."""
+        """Reactions are a courtesy: the delivery state is already in SQL. The undo
+        window's hourglass goes with the first outcome."""
         if not (reply.slack_channel and reply.slack_ts):
             return
+        removed = [name for name in (remove,) if name]
+        if self._settings.undo_seconds and not reply.warned:
+            removed.append(UNDO_REACTION)
         try:
-            if remove:
-                await self._slack.unreact(reply.slack_channel, reply.slack_ts, remove)
+            for name in removed:
+                await self._slack.unreact(reply.slack_channel, reply.slack_ts, name)
             await self._slack.react(reply.slack_channel, reply.slack_ts, add)
         except SlackError as exc:
             log.warning("reaction %s on reply %s failed: %s", add, reply.id, exc.code)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import TypedDict
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypedDict
 
 from bot.config import Settings
+from bot.markup import is_note, parse_slack_message
 from bot.slack import Slack, SlackError
 from storage.coordination import Coordinator
 from storage.core import ReplyKind, ReplyState
@@ -16,7 +18,8 @@ from storage.repo import Repository
 
 log = logging.getLogger(__name__)
 
-NOTE_PREFIXES = ("note:", "private:")
+FILE_FIELDS = ("id", "name", "title", "mimetype", "size", "url_private_download", "url_private")
+UNDO_REACTION = "hourglass"  # on a reply held for UNDO_SECONDS
 # Message subtypes a person produces when writing in a thread; all others
 # (edits, deletions, joins, bot messages...) are not replies.
 HUMAN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
@@ -33,14 +36,34 @@ class MessageEvent(TypedDict, total=False):
     text: str
     ts: str
     thread_ts: str
+    blocks: list[Any]
+    files: list[Any]
 
 
 def slack_time(ts: str) -> datetime:
     return datetime.fromtimestamp(float(ts), UTC)
 
 
-def is_note(text: str) -> bool:
-    return text.lstrip().lower().startswith(NOTE_PREFIXES)
+def message_json(event: Mapping[str, Any]) -> str:
+    """What is kept of a Slack message to send it later: its text, blocks and files."""
+    kept: dict[str, Any] = {key: event[key] for key in ("text", "blocks") if event.get(key)}
+    files = event.get("files")
+    if isinstance(files, list) and files:  # only what sending reads (not thumbnails...)
+        kept["files"] = [
+            {key: item[key] for key in FILE_FIELDS if key in item}
+            for item in files
+            if isinstance(item, dict)
+        ]
+    return json.dumps(kept, separators=(",", ":"))
+
+
+def slack_message(reply: TeamReply) -> dict[str, Any]:
+    """The stored Slack message of a reply (rows stored before it was kept: the text)."""
+    if reply.slack_message:
+        loaded = json.loads(reply.slack_message)
+        if isinstance(loaded, dict):
+            return loaded
+    return {"text": reply.text}
 
 
 class Replies:
@@ -77,11 +100,12 @@ class Replies:
             return None
         text = str(event.get("text") or "")
         allowed = not self._settings.allowed_users or user in self._settings.allowed_users
-        kind = ReplyKind.NOTE if is_note(text) else ReplyKind.REPLY
+        kind = ReplyKind.NOTE if is_note(parse_slack_message(event)) else ReplyKind.REPLY
         if kind == ReplyKind.NOTE:
             state = ReplyState.INTERNAL
         else:
             state = ReplyState.PENDING if allowed else ReplyState.REFUSED
+        undo = self._settings.undo_seconds if state == ReplyState.PENDING else 0
         stored = await self._repo.store_slack_reply(
             channel=channel,
             thread_ts=thread_ts,
@@ -91,16 +115,27 @@ class Replies:
             sent_at=slack_time(ts),
             kind=kind,
             state=state,
+            message=message_json(event),
+            not_before=slack_time(ts) + timedelta(seconds=undo) if undo else None,
         )
         if stored is None:
             return None
         conversation, reply = stored
         log.info("conversation %s: %s %s from %s", conversation.id, kind, reply.id, user)
+        if state == ReplyState.PENDING and undo:
+            await self._hold(channel, ts)
         if state == ReplyState.PENDING:
             await self._deliver(conversation.id or 0)
         elif state == ReplyState.REFUSED:
             await self._refuse(channel, thread_ts, ts, user)
         return reply
+
+    async def _hold(self, channel: str, ts: str) -> None:
+        """Show that the reply waits UNDO_SECONDS; a courtesy, the hold is in SQL."""
+        try:
+            await self._slack.react(channel, ts, UNDO_REACTION)
+        except SlackError as exc:
+            log.warning("could not mark a held reply: %s", exc.code)
 
     async def _refuse(self, channel: str, thread_ts: str, ts: str, user: str) -> None:
         """Mark the message, and explain once per person per thread."""

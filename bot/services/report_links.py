@@ -32,12 +32,13 @@ SIGNED = ("period", "since", "until", "network", "team")
 _LABEL = b"relaydesk reports link v1"
 
 
-def link_key(settings: Settings) -> bytes | None:
-    """The key links are signed with; None when neither secret is set."""
+def link_key(settings: Settings, label: bytes = _LABEL) -> bytes | None:
+    """The key links are signed with (one per `label`, i.e. per use); None when neither
+    secret is set."""
     secret = settings.slack_signing_secret or settings.api_token
     if not secret:
         return None
-    return hmac.new(secret.encode(), _LABEL, hashlib.sha256).digest()
+    return hmac.new(secret.encode(), label, hashlib.sha256).digest()
 
 
 def _signature(key: bytes, params: Mapping[str, str], expires: int) -> str:

@@ -202,3 +202,13 @@ async def test_check_masks_every_secret_setting(fakes: Fakes) -> None:
         value = env[name.upper()]
         assert value not in out + err, name
         assert setting(out, name.upper()) == mask(value)
+
+
+async def test_a_missing_scope_is_a_problem_with_its_fix(fakes: Fakes) -> None:
+    fakes.slack.scopes.remove("files:read")
+
+    code, out = await check(fakes.environment())
+
+    assert code == 1
+    assert "the token lacks files:read" in out
+    assert "and reinstall the app" in out

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.check import BOT_SCOPES
+
 ROOT = Path(__file__).resolve().parents[2]
 URL = "https://YOUR-HOST/slack/events"
 
@@ -85,6 +87,17 @@ def test_manifest_matches_the_contract(name: str) -> None:
         "message.groups",
     }
     assert settings["interactivity"]["is_enabled"] is True
+
+
+@pytest.mark.parametrize("name", ["manifest.yml", "manifest.socket.yml"])
+def test_check_knows_the_manifests_scopes(name: str) -> None:
+    assert list(BOT_SCOPES) == load(name)["oauth_config"]["scopes"]["bot"]
+
+
+def test_downloading_shared_files_needs_files_read() -> None:
+    """Team files are fetched from Slack's files host with the bot token."""
+    assert "FILES_HOST" in (ROOT / "bot" / "slack.py").read_text()
+    assert "files:read" in load("manifest.yml")["oauth_config"]["scopes"]["bot"]
 
 
 def test_scopes_cover_every_method_the_code_calls() -> None:

@@ -36,6 +36,8 @@ _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}")
 _X_DATE_KEYS = frozenset({"created_at"})
 # The Slack conversation the corpus's Slack events are pointed at (SOURCES.md).
 SLACK_BASE = "tg_photo_caption"
+# Calls that change or remove a message already sent: never a new message.
+CORRECTIONS = frozenset({"editMessageText", "editMessageCaption", "deleteMessage"})
 
 
 def manifest() -> list[dict[str, Any]]:
@@ -133,7 +135,9 @@ class Replay:
         """What reached any network fake (Telegram, Graph, X, the generic sink)."""
         sends: list[dict[str, Any]] = []
         for fake in (self.bot.telegram, self.bot.graph, self.bot.x, self.bot.sink):
-            sends.extend(c.params for c in fake.calls if c.status == 200)
+            sends.extend(
+                c.params for c in fake.calls if c.status == 200 and c.method not in CORRECTIONS
+            )
         return sends
 
     async def settle(self) -> None:

@@ -24,8 +24,6 @@ NAMES = [e["name"] for e in manifest()] or [ABSENT]
 # name -> why it does not meet its expectation yet.
 KNOWN_GAPS: dict[str, str] = {
     "fb_echo_colleague_text": "issue 16: an echo shows only in a conversation already open",
-    "slack_file_share": "issue 15: files from the team are dropped",
-    "slack_thread_reply_escaped": "issue 15: Slack markup reaches the customer raw",
 }
 
 IGNORING = {"ignore", "team_or_ignore", "edit"}  # never a customer message

@@ -80,8 +80,10 @@ class Morning:
         ts = await self.stage.reply(
             self.maya,
             root["ts"],
-            "Sorry Ada! It is with the courier and arrives tomorrow "
-            "before noon. Here is a working link: https://track.example/4411",
+            "Sorry Ada! It is with the courier and arrives *tomorrow before noon* :truck: "
+            "Here is a working link: <https://track.example/4411|track parcel 4411>, "
+            "and the delivery note is attached.",
+            files={"delivery-note.pdf": b"%PDF-1.4 delivery note for order 4411"},
         )
         await self.stage.reaction(ts, "white_check_mark")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mimetypes
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -138,9 +139,34 @@ class Stage:
             raise RuntimeError(f"{customer.network} webhook answered {response.status}")
 
     # -- the team, through Slack -----------------------------------------------
-    async def reply(self, person: Person, root_ts: str, text: str, channel: str = INBOX) -> str:
-        """A thread reply as Slack delivers it; returns its ts."""
-        response, ts = await self.bot.thread_reply(channel, root_ts, text, user=person.user_id)
+    async def reply(
+        self,
+        person: Person,
+        root_ts: str,
+        text: str,
+        channel: str = INBOX,
+        files: dict[str, bytes] | None = None,
+    ) -> str:
+        """A thread reply as Slack delivers it (with `files`, name -> content, shared
+        with it as a `file_share`); returns its ts."""
+        extra: dict[str, Any] = {}
+        if files:
+            shared = [
+                {
+                    "id": f"F{n:04d}",
+                    "name": name,
+                    "mimetype": mimetypes.guess_type(name)[0] or "application/octet-stream",
+                    "size": len(content),
+                    "url_private_download": self.bot.slack.add_file(
+                        f"T0001-F{n:04d}/{name}", content
+                    ),
+                }
+                for n, (name, content) in enumerate(files.items())
+            ]
+            extra = {"subtype": "file_share", "files": shared}
+        response, ts = await self.bot.thread_reply(
+            channel, root_ts, text, user=person.user_id, **extra
+        )
         if response.status != 200:
             raise RuntimeError(f"Slack event answered {response.status}")
         return ts

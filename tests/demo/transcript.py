@@ -286,10 +286,20 @@ async def figures(stage: Stage, style: Style) -> str:
     return "\n".join(lines)
 
 
+def _telegram_shown(message: dict[str, Any]) -> str:
+    """A text message's text; a file as its kind and name."""
+    if "text" in message:
+        return str(message["text"])
+    for kind in ("photo", "document", "video", "audio"):
+        if kind in message:
+            return f"[{kind}: {message[kind]['file_name']}]"
+    return "[message]"
+
+
 def customer_side(stage: Stage, style: Style) -> str:
     """What reached the customers' apps (the networks' stand-ins recorded it)."""
     bot = stage.bot
-    sent = [("Telegram", str(m["chat"]["id"]), m["text"]) for m in bot.telegram.sent]
+    sent = [("Telegram", str(m["chat"]["id"]), _telegram_shown(m)) for m in bot.telegram.sent]
     for item in bot.graph.sent:
         network = "WhatsApp" if item["kind"] == "whatsapp" else "Messenger"
         text = item["text"]["body"] if item["kind"] == "whatsapp" else item["message"]["text"]

@@ -17,6 +17,8 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
 from fnmatch import fnmatchcase
 from types import TracebackType
 from typing import Any, Self
@@ -80,6 +82,7 @@ class Fault:
     retry_after: float | None = None
     body: dict[str, Any] | str | bytes | None = None
     until: float | None = None
+    skip: int = 0  # matching calls answered normally before the fault starts
 
     def active(self, now: float) -> bool:
         if self.until is not None and now >= self.until:
@@ -94,10 +97,17 @@ class _Delay:
 
 
 def parse_params(query: Mapping[str, str], body: bytes, content_type: str) -> dict[str, Any]:
-    """Query string merged with a JSON or form-urlencoded body (the body wins)."""
+    """Query string merged with a JSON, form-urlencoded or multipart body (the body wins).
+
+    A multipart file part becomes `{"filename", "content_type", "size", "data"}`.
+    """
     params: dict[str, Any] = dict(query)
     if not body:
         return params
+    if content_type.startswith("multipart/form-data"):
+        params.update(_multipart(body, content_type))
+        return params
+    content_type = content_type.partition(";")[0].strip()
     if content_type == "application/json" or body.lstrip()[:1] == b"{":
         try:
             data = json.loads(body)
@@ -110,6 +120,29 @@ def parse_params(query: Mapping[str, str], body: bytes, content_type: str) -> di
         for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
             params[key] = _maybe_json(key, value)
     return params
+
+
+def _multipart(body: bytes, content_type: str) -> dict[str, Any]:
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    )
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(data, bytes):
+            continue
+        filename = part.get_filename()
+        if filename is None:
+            fields[name] = data.decode("utf-8", "replace")
+        else:
+            fields[name] = {
+                "filename": filename,
+                "content_type": part.get_content_type(),
+                "size": len(data),
+                "data": data,
+            }
+    return fields
 
 
 def _maybe_json(key: str, value: str) -> Any:
@@ -237,9 +270,11 @@ class FakeServer:
         count: int | None = 1,
         retry_after: float | None = None,
         body: dict[str, Any] | str | bytes | None = None,
+        skip: int = 0,
     ) -> Fault:
-        """The next `count` matching calls (None: every one until cleared) answer `status`."""
-        fault = Fault(method, status, count, retry_after, body)
+        """The next `count` matching calls (None: every one until cleared) answer `status`,
+        after `skip` matching calls answered normally."""
+        fault = Fault(method, status, count, retry_after, body, skip=skip)
         self._faults.append(fault)
         return fault
 
@@ -263,6 +298,9 @@ class FakeServer:
         now = time.monotonic()
         for fault in self._faults:
             if fault.active(now) and fnmatchcase(method, fault.pattern):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    return None
                 if fault.remaining is not None:
                     fault.remaining -= 1
                 return fault
@@ -288,7 +326,9 @@ class FakeServer:
         body = await request.read()
         call = Call(
             method=self.method_name(request),
-            params=parse_params(request.query, body, request.content_type),
+            params=parse_params(
+                request.query, body, request.headers.get("Content-Type", request.content_type)
+            ),
             headers=CIMultiDict(request.headers),
             body=body,
             at=time.monotonic(),

@@ -19,10 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from bot.check import BOT_SCOPES
 from tests.fakes.base import Call, FakeServer, call_of, retry_after_header
 
 Answer = dict[str, Any]
@@ -75,6 +77,10 @@ class FakeSlack(FakeServer):
         self.views: dict[str, Answer] = {}
         self.home_views: dict[str, Answer] = {}
         self._messages: dict[str, dict[str, Answer]] = {}
+        self.files: dict[str, bytes | Path] = {}
+        self.scopes = list(
+            BOT_SCOPES
+        )  # granted to the token (x-oauth-scopes)  # path on files.slack.com -> content
         self._ephemerals: list[Answer] = []
         self._dms: dict[str, str] = {}
         self._last_micros = 0
@@ -104,7 +110,10 @@ class FakeSlack(FakeServer):
     # FakeServer hooks
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.route("*", "/api/{method}", self._handle)]
+        return [
+            web.route("*", "/api/{method}", self._handle),
+            web.get("/files-pri/{path:.+}", self._file),
+        ]
 
     def method_name(self, request: web.Request) -> str:
         return request.match_info.get("method", request.path)
@@ -159,6 +168,24 @@ class FakeSlack(FakeServer):
         """Remove a message, e.g. a thread root someone deleted."""
         self._messages.get(channel, {}).pop(ts, None)
 
+    def add_file(self, path: str, content: bytes | Path) -> str:
+        """Serve a shared file; returns its `url_private_download` (on files.slack.com,
+        which the bot maps to this server's host, see `bot.slack.Slack.file_url`)."""
+        self.files["/files-pri/" + path.lstrip("/")] = content
+        return f"https://files.slack.com/files-pri/{path.lstrip('/')}"
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        """Like Slack: the bot token as a Bearer header, else no file."""
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not token or (self.token is not None and token != self.token):
+            return web.Response(status=302, headers={"Location": "https://slack.com/signin"})
+        content = self.files.get(request.path)
+        if content is None:
+            return web.Response(status=404)
+        if isinstance(content, Path):
+            return web.FileResponse(content)
+        return web.Response(body=content, content_type="application/octet-stream")
+
     def add_user(self, user_id: str, real_name: str, display_name: str = "") -> None:
         self.users[user_id] = _user(user_id, real_name, display_name)
 
@@ -197,7 +224,9 @@ class FakeSlack(FakeServer):
             answer = handler(call.params)
         except SlackError as exc:
             return web.json_response({"ok": False, "error": exc.code})
-        return web.json_response({"ok": True, **answer})
+        return web.json_response(
+            {"ok": True, **answer}, headers={"x-oauth-scopes": ",".join(self.scopes)}
+        )
 
     def _take_token(self, channel: str) -> float | None:
         """None when a post may go; otherwise the seconds until it may."""

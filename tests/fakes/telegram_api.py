@@ -40,6 +40,14 @@ def telegram_error(status: int, description: str, retry_after: float | None = No
     return body
 
 
+MEDIA_METHODS = {
+    "sendphoto": "photo",
+    "senddocument": "document",
+    "sendvideo": "video",
+    "sendaudio": "audio",
+}
+
+
 class FakeTelegram(FakeServer):
     def __init__(self, *, port: int = 0, token: str | None = None, bot_id: int = 7000001) -> None:
         super().__init__(port=port)
@@ -48,6 +56,8 @@ class FakeTelegram(FakeServer):
         self.blocked_chats: set[int | str] = set()
         self.webhook: Answer = {}
         self.sent: list[Answer] = []
+        self.edited: list[Answer] = []  # editMessageText parameters, in order
+        self.deleted: list[tuple[int | str, int]] = []  # (chat id, message id)
         self._next_message_id = 1
 
     def routes(self) -> list[web.RouteDef]:
@@ -78,6 +88,12 @@ class FakeTelegram(FakeServer):
         method = request.match_info["method"].lower()
         if method == "sendmessage":
             return self._send_message(params)
+        if method in MEDIA_METHODS:
+            return self._send_media(MEDIA_METHODS[method], params)
+        if method == "editmessagetext":
+            return self._edit_message(params)
+        if method == "deletemessage":
+            return self._delete_message(params)
         if method == "getme":
             return _ok(
                 {
@@ -121,6 +137,50 @@ class FakeTelegram(FakeServer):
         self._next_message_id += 1
         self.sent.append(message)
         return _ok(message)
+
+    def _send_media(self, field: str, params: Answer) -> web.StreamResponse:
+        """sendPhoto and its kin, as multipart uploads: the file is kept on the message."""
+        upload = params.get(field)
+        if not isinstance(upload, dict):
+            return _error(400, f"Bad Request: there is no {field} in the request")
+        chat_id = _chat_id(params.get("chat_id", ""))
+        message: Answer = {
+            "message_id": self._next_message_id,
+            "chat": {"id": chat_id, "type": "private"},
+            "date": int(time.time()),
+            field: {"file_name": upload["filename"], "file_size": upload["size"]},
+            "upload": upload,
+        }
+        if params.get("caption"):
+            message["caption"] = params["caption"]
+        self._next_message_id += 1
+        self.sent.append(message)
+        return _ok({k: v for k, v in message.items() if k != "upload"})
+
+    def _find(self, params: Answer) -> Answer | None:
+        chat_id, message_id = _chat_id(params.get("chat_id", "")), params.get("message_id")
+        for message in self.sent:
+            if message["chat"]["id"] == chat_id and message["message_id"] == message_id:
+                return message
+        return None
+
+    def _edit_message(self, params: Answer) -> web.StreamResponse:
+        message = self._find(params)
+        if message is None:
+            return _error(400, "Bad Request: message to edit not found")
+        if message["text"] == params.get("text"):
+            return _error(400, "Bad Request: message is not modified")
+        message["text"] = params.get("text")
+        self.edited.append(params)
+        return _ok(message)
+
+    def _delete_message(self, params: Answer) -> web.StreamResponse:
+        message = self._find(params)
+        if message is None:
+            return _error(400, "Bad Request: message to delete not found")
+        self.sent.remove(message)
+        self.deleted.append((message["chat"]["id"], message["message_id"]))
+        return _ok(True)
 
 
 def _chat_id(value: int | str) -> int | str:

@@ -1,0 +1,150 @@
+"""A team reply edited or deleted in Slack: the customer's copy follows where it can.
+
+Before it is sent (the UNDO_SECONDS window, or a retry still waiting) an edit changes
+what will be sent and a deletion cancels it. Once sent, an edit updates the customer's
+copy where the network has an API for it (Telegram), a deletion deletes it (Telegram,
+within 48 hours); elsewhere the thread says the customer kept the original. An edit is
+never sent as a new message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from bot.markup import InternalNote, OverLimit
+from bot.networks.base import DeliveryError, Network
+from bot.services.outbound import outbound_messages, prepare_for
+from bot.services.replies import EVENT_TTL, message_json
+from bot.slack import Slack, SlackError
+from storage.coordination import Coordinator
+from storage.core import ReplyKind, ReplyState
+from storage.models import TeamReply
+from storage.repo import Repository
+
+log = logging.getLogger(__name__)
+
+EDITED_REACTION = "pencil2"
+
+
+class Corrections:
+    def __init__(
+        self,
+        repo: Repository,
+        slack: Slack,
+        networks: Mapping[str, Network],
+        coordinator: Coordinator,
+    ) -> None:
+        self._repo = repo
+        self._slack = slack
+        self._networks = networks
+        self._coordinator = coordinator
+
+    async def on_change(self, event: Mapping[str, Any], event_id: str | None) -> None:
+        """A `message_changed` or `message_deleted` event in a channel the bot is in."""
+        channel = event.get("channel")
+        new = _object(event.get("message"))
+        old = _object(event.get("previous_message"))
+        ts = event.get("deleted_ts") or new.get("ts") or old.get("ts")
+        if not (isinstance(channel, str) and isinstance(ts, str)):
+            return
+        if event_id and not await self._coordinator.first_seen(
+            f"slack-event:{event_id}", EVENT_TTL
+        ):
+            return
+        reply = await self._repo.slack_reply(channel, ts)
+        if reply is None or reply.kind != ReplyKind.REPLY or reply.id is None:
+            return  # not a team reply (a note, a customer message posted by the bot...)
+        if event.get("subtype") == "message_deleted":
+            await self._deleted(reply)
+        elif str(new.get("text") or "") != reply.text:  # not an unfurl or other re-render
+            await self._edited(reply, new)
+
+    async def _deleted(self, reply: TeamReply) -> None:
+        assert reply.id is not None
+        if reply.state == ReplyState.PENDING and await self._repo.cancel_pending_reply(reply.id):
+            log.info("reply %s deleted before it was sent: cancelled", reply.id)
+            return
+        if reply.state != ReplyState.SENT:
+            return
+        try:
+            network, conversation = await self._network_of(reply)
+            for message_id in _sent_ids(reply):
+                await network.delete(
+                    conversation.reply_context, message_id, reply.delivered_at or reply.sent_at
+                )
+        except DeliveryError as exc:
+            await self._say(
+                reply, f":warning: Deleted in Slack only, the customer still has it: {exc.message}."
+            )
+            return
+        await self._say(reply, ":wastebasket: The customer's copy was deleted too.")
+
+    async def _edited(self, reply: TeamReply, message: Mapping[str, Any]) -> None:
+        assert reply.id is not None
+        text, stored = str(message.get("text") or ""), message_json(message)
+        if reply.state == ReplyState.PENDING and await self._repo.rewrite_reply(
+            reply.id, text, stored, ReplyState.PENDING
+        ):
+            log.info("reply %s edited before it was sent", reply.id)
+            return
+        if reply.state != ReplyState.SENT:
+            return
+        ids = _sent_ids(reply)
+        try:
+            network, conversation = await self._network_of(reply)
+            prepared = await prepare_for(network, conversation, message, self._slack.user_name)
+            if isinstance(prepared, InternalNote | OverLimit) or len(prepared.texts) != len(ids):
+                why = prepared.sentence if isinstance(prepared, OverLimit) else None
+                raise DeliveryError(
+                    why or "the edit does not fit the messages sent", temporary=False
+                )
+            author = await self._slack.user_name(reply.user_id)
+            for outbound, message_id in zip(
+                outbound_messages(prepared, conversation, reply, author), ids, strict=True
+            ):
+                await network.edit(outbound, message_id)
+        except DeliveryError as exc:
+            await self._say(
+                reply,
+                f":warning: Edited in Slack only, the customer kept the original: {exc.message}.",
+            )
+            return
+        await self._repo.rewrite_reply(reply.id, text, stored, ReplyState.SENT)
+        await self._react(reply, EDITED_REACTION)
+
+    async def _network_of(self, reply: TeamReply) -> tuple[Network, Any]:
+        conversation = await self._repo.conversation(reply.conversation_id)
+        assert conversation is not None
+        network = self._networks.get(conversation.network)
+        if network is None:
+            raise DeliveryError(
+                f"the {conversation.network} network is not configured here", temporary=False
+            )
+        return network, conversation
+
+    async def _say(self, reply: TeamReply, text: str) -> None:
+        if reply.slack_channel and reply.slack_thread_ts:
+            try:
+                await self._slack.post(reply.slack_channel, text, thread_ts=reply.slack_thread_ts)
+            except SlackError as exc:
+                log.warning("could not tell the thread about reply %s: %s", reply.id, exc.code)
+
+    async def _react(self, reply: TeamReply, name: str) -> None:
+        if reply.slack_channel and reply.slack_ts:
+            try:
+                await self._slack.react(reply.slack_channel, reply.slack_ts, name)
+            except SlackError as exc:
+                log.warning("reaction %s on reply %s failed: %s", name, reply.id, exc.code)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _sent_ids(reply: TeamReply) -> list[str]:
+    """The network ids of the messages a sent reply went as."""
+    ids = [i for i in json.loads(reply.sent_ids or "[]") if i]
+    return ids or ([reply.external_id] if reply.external_id else [])
