@@ -33,6 +33,19 @@ from storage.coordination import CoordinationUnavailable, Coordinator, make_coor
 from storage.db import Database, DatabaseUnavailable, alembic_config
 
 TIMEOUT = 5.0
+# The bot scopes the code calls for (manifest.yml lists them, with why in the README).
+REQUIRED_SCOPES = (
+    "channels:history",
+    "groups:history",
+    "chat:write",
+    "reactions:write",
+    "users:read",
+    "channels:read",
+    "groups:read",
+    "im:write",
+    "commands",
+    "files:write",
+)
 USER_SETTINGS = ("oncall_users", "escalation_manager", "stats_users", "allowed_users")
 
 State = Literal["ok", "fail", "info"]
@@ -306,6 +319,7 @@ async def slack_findings(settings: Settings, report: Report) -> None:
             f"({identity.get('team_id')})",
         )
     ]
+    found.append(await _scopes_finding(slack))
     if settings.slack_app_token:
         found.append(await _app_token_finding(settings))
     report.add("Slack", found)
@@ -316,6 +330,26 @@ async def slack_findings(settings: Settings, report: Report) -> None:
     people = _people(settings)
     if people:
         report.add("People", [await _user_finding(slack, u, r) for u, r in people])
+
+
+async def _scopes_finding(slack: Slack) -> Finding:
+    """Every bot scope the code needs is granted (Slack lists them in a response header)."""
+    try:
+        granted = await slack.granted_scopes()
+    except SlackError as exc:
+        return Finding("fail", "scopes", f"auth.test failed: {exc.code}", "run check again")
+    if granted is None:
+        return Finding("info", "scopes", "Slack did not list the token's scopes")
+    missing = [scope for scope in REQUIRED_SCOPES if scope not in granted]
+    if not missing:
+        return Finding("ok", "scopes", "all granted: " + ", ".join(REQUIRED_SCOPES))
+    return Finding(
+        "fail",
+        "scopes",
+        "missing: " + ", ".join(missing),
+        "add them under OAuth & Permissions > Bot Token Scopes (they are in manifest.yml), "
+        "then reinstall the app",
+    )
 
 
 async def _app_token_finding(settings: Settings) -> Finding:

@@ -48,6 +48,7 @@ from storage.models import (
     ROOTLESS,
     STALE_ROOT,
     Conversation,
+    CustomerMedia,
     CustomerMessage,
     Escalation,
     Handoff,
@@ -868,6 +869,7 @@ def _due_conversations() -> Select[int]:
     now = bindparam("now", type_=UTCDateTime)
     limit = bindparam("limit", type_=Integer)
     message_at, reply_at = col(CustomerMessage.next_attempt_at), col(TeamReply.next_attempt_at)
+    media_at = col(CustomerMedia.next_attempt_at)
     kinds: list[tuple[Any, tuple[Any, ...]]] = [  # (column, conditions)
         (
             col(CustomerMessage.conversation_id),
@@ -887,6 +889,10 @@ def _due_conversations() -> Select[int]:
         ),
         (col(Conversation.id), (text(STALE_ROOT),)),
         (col(Conversation.id), (text(ROOTLESS),)),
+        (
+            col(CustomerMedia.conversation_id),
+            (text(PENDING), or_(media_at.is_(None), media_at <= now)),
+        ),
     ]
     firsts = [
         select(column).where(*where).distinct().order_by(column).limit(limit).subquery()
@@ -903,6 +909,7 @@ def _next_due_at() -> Select[Any]:
         (message_at, text(RETRYING)),
         (reply_at, col(TeamReply.state) == ReplyState.PENDING),
         (reply_at, col(TeamReply.state) == ReplyState.ECHO),
+        (col(CustomerMedia.next_attempt_at), text(RETRYING)),
     ]
     return select(
         *(

@@ -17,9 +17,12 @@ from typing import Any
 from bot.config import Settings
 from bot.networks.base import (
     Attachment,
+    DeliveryError,
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
+    MediaStream,
+    MediaUnavailable,
     OutboundReply,
     PayloadError,
     SentReceipt,
@@ -27,6 +30,7 @@ from bot.networks.base import (
     WebhookError,
 )
 from bot.networks.http import JsonHttp, status_error
+from bot.networks.media import download
 
 MEDIA = ("photo", "video", "voice", "audio", "document", "animation", "video_note")
 OTHER = ("sticker", "location", "contact", "poll", "venue", "dice")
@@ -88,7 +92,9 @@ class TelegramNetwork:
             raise PayloadError("message.date is not a valid time") from exc
         first, last, title = (_text(sender, key) for key in ("first_name", "last_name", "title"))
         name = " ".join(part for part in (first, last) if part) or title or str(chat_id)
-        attachments = tuple(Attachment(kind=kind) for kind in (*MEDIA, *OTHER) if kind in message)
+        attachments = tuple(
+            _attachment(kind, message[kind]) for kind in (*MEDIA, *OTHER) if kind in message
+        )
         text = _text(message, "text") or _text(message, "caption") or ""
         if not text and attachments:
             text = " ".join(f"[{item.kind}]" for item in attachments)
@@ -121,6 +127,45 @@ class TelegramNetwork:
 
     async def close(self) -> None:
         await self._http.close()
+
+    async def open_media(self, attachment: Attachment) -> MediaStream:
+        """`getFile`, then the file from `/file/bot<token>/<path>` (bots get at most 20 MB)."""
+        if not attachment.media_id:
+            raise MediaUnavailable("Telegram gave no file id for it", temporary=False)
+        try:
+            answer = await self._http.post(
+                f"{self._api_url}/bot{self._token}/getFile", {"file_id": attachment.media_id}
+            )
+        except DeliveryError as exc:
+            raise MediaUnavailable(exc.message, temporary=True) from None
+        body = answer.data or {}
+        path = (body.get("result") or {}).get("file_path") if body.get("ok") else None
+        if not isinstance(path, str) or not path:
+            description = str(body.get("description") or f"HTTP {answer.status}")
+            if "too big" in description:
+                description = "Telegram lets bots download files of up to 20 MB only"
+            temporary = answer.status == 429 or answer.status >= 500
+            raise MediaUnavailable(description, temporary=temporary)
+        # The file URL carries the bot token: never shown as a link.
+        return await download(
+            "Telegram", f"{self._api_url}/file/bot{self._token}/{path}", attachment
+        )
+
+
+def _attachment(kind: str, value: Any) -> Attachment:
+    """A media part with its file id, name, type and size (a photo: its largest size)."""
+    if kind == "photo" and isinstance(value, list) and value:
+        value = value[-1]
+    if not isinstance(value, dict) or not isinstance(value.get("file_id"), str):
+        return Attachment(kind=kind)
+    size = value.get("file_size")
+    return Attachment(
+        kind=kind,
+        media_id=value["file_id"],
+        title=value.get("file_name") if isinstance(value.get("file_name"), str) else None,
+        mimetype=value.get("mime_type") if isinstance(value.get("mime_type"), str) else None,
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+    )
 
 
 def _integer(data: dict[str, Any], key: str, where: str) -> int:

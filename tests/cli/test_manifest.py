@@ -37,11 +37,15 @@ SCOPES: dict[str, tuple[str, ...] | None] = {
     "views.open": None,
     "views.update": None,
     "views.publish": None,
+    "files.getUploadURLExternal": ("files:write",),
+    "files.completeUploadExternal": ("files:write",),
 }
 _QUOTED = re.compile(
-    r"[\"']((?:apps|auth|chat|conversations|reactions|users|views)\.[a-zA-Z.]+)[\"']"
+    r"[\"']((?:apps|auth|chat|conversations|files|reactions|users|views)\.[a-zA-Z.]+)[\"']"
 )
-_SDK_CALL = re.compile(r"\.(apps|auth|chat|conversations|reactions|users|views)_([a-zA-Z_]+)\(")
+_SDK_CALL = re.compile(
+    r"\.(apps|auth|chat|conversations|files|reactions|users|views)_([a-zA-Z_]+)\("
+)
 
 
 def load(name: str) -> dict[str, Any]:
@@ -122,3 +126,11 @@ def test_socket_manifest_is_the_http_one_without_urls() -> None:
     http["settings"]["socket_mode_enabled"] = True
     assert socket == http
     assert "YOUR-HOST" not in (ROOT / "manifest.socket.yml").read_text()
+
+
+def test_check_requires_every_scope_of_the_manifests() -> None:
+    """`python -m bot check` verifies the token has what the manifests ask for."""
+    from bot.check import REQUIRED_SCOPES
+
+    for name in ("manifest.yml", "manifest.socket.yml"):
+        assert set(REQUIRED_SCOPES) == set(load(name)["oauth_config"]["scopes"]["bot"])

@@ -124,13 +124,19 @@ def test_delivered_and_read_statuses(state: str) -> None:
 
 def test_image_without_caption_gets_a_placeholder() -> None:
     message = single(payload_bytes("whatsapp_image.json"))
-    assert message.attachments == (Attachment("image", url=None, title="image/jpeg"),)
+    assert message.attachments == (
+        Attachment("image", title="image/jpeg", media_id="65463453", mimetype="image/jpeg"),
+    )
     assert message.text == "[image]"
 
 
 def test_document_keeps_its_caption_and_file_name() -> None:
     message = single(payload_bytes("whatsapp_document.json"))
-    assert message.attachments == (Attachment("file", url=None, title="filename.pdf"),)
+    assert message.attachments == (
+        Attachment(
+            "file", title="filename.pdf", media_id="1234567890987654321", mimetype="application/pdf"
+        ),
+    )
     assert message.text == "caption"
 
 

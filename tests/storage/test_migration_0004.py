@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import col
 
 from storage.db import Database
-from storage.models import CustomerMessage
+from storage.models import CustomerMedia, CustomerMessage
 from storage.repo import NewCustomerMessage, Repository
 from tests.stats.test_migration import _alembic, empty  # noqa: F401 - the fixture
 
@@ -64,6 +64,8 @@ async def _work(repo: Repository) -> tuple[list[int], datetime | None, list[int]
 async def test_0004_finds_the_same_work_and_is_reversible(empty: Database) -> None:  # noqa: F811
     db = empty
     await _alembic(db, "upgrade", "0003")
+    async with db.engine.begin() as connection:  # today's dispatcher also reads files
+        await connection.run_sync(CustomerMedia.__table__.create)  # type: ignore[attr-defined]
     repo = Repository(db)
     stored = [
         await repo.store_customer_messages([_message(c, n) for n in range(3)]) for c in "abcd"
