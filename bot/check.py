@@ -277,6 +277,7 @@ BOT_SCOPES = (
     "im:write",
     "files:read",
     "commands",
+    "files:write",
 )
 
 

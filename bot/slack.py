@@ -14,8 +14,9 @@ call Slack refused with 429 or 5xx is tried once more here, in its turn.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -119,30 +120,36 @@ class Slack:
         self._coordinator = coordinator or MemoryCoordinator()
         self._names: dict[str, str] = {}
 
-    async def call(self, method: str, *, patient: bool = True, **params: Any) -> dict[str, Any]:
+    async def call(
+        self, method: str, *, patient: bool = True, form: bool = False, **params: Any
+    ) -> dict[str, Any]:
         """Call a Web API method in its turn; raise a typed `SlackError` on failure.
 
         A call Slack answers with 429 or 5xx is tried once more (after Retry-After, or
         a short pause). `patient=False`: raise `SlackTemporary` at once instead of
-        waiting out a pause, for work the caller can simply do later.
+        waiting out a pause, for work the caller can simply do later. `form`: send the
+        arguments as a form, as slack_sdk does for the file methods.
         """
         clean = {key: value for key, value in params.items() if value is not None}
         key = _pace_key(method, clean)
         try:
-            return await self._attempt(method, key, clean, patient)
+            return await self._attempt(method, key, clean, patient, form)
         except SlackTemporary as exc:
             if exc.status != 429 and exc.status < 500:
                 raise
             if exc.status != 429:
                 await asyncio.sleep(SERVER_ERROR_PAUSE)
-        return await self._attempt(method, key, clean, patient)
+        return await self._attempt(method, key, clean, patient, form)
 
     async def _attempt(
-        self, method: str, key: str, params: dict[str, Any], patient: bool
+        self, method: str, key: str, params: dict[str, Any], patient: bool, form: bool = False
     ) -> dict[str, Any]:
         await self._turn(method, key, patient)
         try:
-            response = await self.client.api_call(method, json=params)
+            if form:
+                response = await self.client.api_call(method, params=params)
+            else:
+                response = await self.client.api_call(method, json=params)
         except SlackApiError as exc:
             error = _typed(exc, method)
             self._count(method, error.code)
@@ -194,6 +201,90 @@ class Slack:
             metadata=metadata,
         )
         return str(data["ts"])
+
+    async def upload_file(
+        self,
+        channel: str,
+        thread_ts: str,
+        filename: str,
+        stream: AsyncIterable[bytes],
+        length: int,
+        title: str,
+        *,
+        before_share: Callable[[str], Awaitable[None]] | None = None,
+    ) -> str:
+        """Upload `length` bytes into a thread (files.getUploadURLExternal, the bytes,
+        files.completeUploadExternal), streamed: never held whole in memory.
+
+        `before_share(file_id)` runs once the bytes are with Slack and before they are
+        shared, so a caller can look for the file after a share with no answer.
+        Returns Slack's file id."""
+        data = await self.call(
+            "files.getUploadURLExternal", form=True, filename=filename, length=length
+        )
+        file_id, upload_url = str(data["file_id"]), str(data["upload_url"])
+        await self._send_bytes(upload_url, stream, length)
+        if before_share is not None:
+            await before_share(file_id)
+        await self.share_file(channel, thread_ts, file_id, title)
+        return file_id
+
+    async def share_file(self, channel: str, thread_ts: str, file_id: str, title: str) -> None:
+        await self.call(
+            "files.completeUploadExternal",
+            form=True,
+            files=json.dumps([{"id": file_id, "title": title}]),
+            channel_id=channel,
+            thread_ts=thread_ts,
+        )
+
+    async def _send_bytes(self, url: str, stream: AsyncIterable[bytes], length: int) -> None:
+        """POST the raw bytes to the upload URL (no token: the URL is signed)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
+        headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(url, data=stream, headers=headers) as response,
+            ):
+                await response.read()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self._count("upload", "unreachable")
+            raise SlackTemporary(type(exc).__name__, "upload") from exc
+        self._count("upload", str(status))
+        if status == 429 or status >= 500:
+            raise SlackTemporary(f"http_{status}", "upload", status=status)
+        if status != 200:
+            raise SlackPermanent(f"http_{status}", "upload")
+
+    async def file_in_thread(self, channel: str, thread_ts: str, file_id: str) -> bool:
+        """Whether a file was shared into the thread (a share whose answer was lost)."""
+        data = await self.call(
+            "conversations.replies", channel=channel, ts=thread_ts, limit=LOOK_BACK
+        )
+        return any(
+            item.get("id") == file_id
+            for message in data.get("messages", [])
+            for item in message.get("files", [])
+        )
+
+    async def granted_scopes(self) -> set[str] | None:
+        """The bot token's scopes, from auth.test's `x-oauth-scopes` header (None: not
+        sent, e.g. by a stand-in)."""
+        try:
+            response = await self.client.api_call("auth.test")
+        except SlackApiError as exc:
+            raise _typed(exc, "auth.test") from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise SlackTemporary(type(exc).__name__, "auth.test") from exc
+        headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+        value = headers.get("x-oauth-scopes")
+        if isinstance(value, list):
+            value = ",".join(value)
+        if value is None:
+            return None
+        return {scope.strip() for scope in str(value).split(",") if scope.strip()}
 
     async def find_posts(
         self,
@@ -279,23 +370,6 @@ class Slack:
         data = await self.call("chat.getPermalink", channel=channel, message_ts=ts)
         return str(data["permalink"])
 
-    async def granted_scopes(self) -> set[str] | None:
-        """The token's scopes, from the `x-oauth-scopes` header Slack puts on Web API
-        answers (here auth.test's); None when the header is absent."""
-        try:
-            response = await self.client.api_call("auth.test")
-        except SlackApiError as exc:
-            raise _typed(exc, "auth.test") from exc
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise SlackTemporary(type(exc).__name__, "auth.test") from exc
-        headers = {str(k).lower(): v for k, v in (response.headers or {}).items()}
-        value = headers.get("x-oauth-scopes")
-        if isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        if not isinstance(value, str):
-            return None
-        return {scope.strip() for scope in value.split(",") if scope.strip()}
-
     def file_url(self, url: str) -> str | None:
         """Where to download a shared file from: only Slack's own files host receives the
         bot token (None for anything else). Against a stand-in Slack (a SLACK_API_URL
@@ -324,7 +398,7 @@ class Slack:
         `limit` bytes, `SlackTemporary` for a failure worth retrying."""
         source = self.file_url(url)
         if source is None:
-            raise SlackPermanent("not_a_slack_file", "files.download")
+            raise SlackPermanent("not_a_slack_file", "file download")
         headers = {"Authorization": f"Bearer {self.client.token}"}
         size = 0
         try:
@@ -333,16 +407,16 @@ class Slack:
                 session.get(source, headers=headers, allow_redirects=False) as response,
             ):
                 if response.status >= 500 or response.status == 429:
-                    raise SlackTemporary(f"http_{response.status}", "files.download")
+                    raise SlackTemporary(f"http_{response.status}", "file download")
                 if response.status != 200:
-                    raise SlackPermanent(f"http_{response.status}", "files.download")
+                    raise SlackPermanent(f"http_{response.status}", "file download")
                 async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
                     size += len(chunk)
                     if size > limit:
-                        raise SlackPermanent("file_too_large", "files.download")
+                        raise SlackPermanent("file_too_large", "file download")
                     yield chunk
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise SlackTemporary(type(exc).__name__, "files.download") from None
+            raise SlackTemporary(type(exc).__name__, "file download") from None
 
     async def user_name(self, user: str) -> str:
         """A display name for attribution (cached); the ID if Slack will not say."""

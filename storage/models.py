@@ -378,3 +378,31 @@ class OutOfHoursReply(SQLModel, table=True):
     sent_at: datetime | None = _ts()
     external_id: str | None = Field(default=None, max_length=255, index=True)
     last_error: str | None = Field(default=None, max_length=500)
+
+
+class CustomerMedia(SQLModel, table=True):
+    """One file of a customer message, to upload into its Slack thread once.
+
+    Created (idempotently) when its message is posted, uploaded by the dispatcher under
+    the conversation's lease, retried on its own: it never holds back other messages.
+    `slack_file_id`: an upload Slack was asked to share, so a retry first looks for it.
+    """
+
+    __tablename__ = "customer_media"
+    __table_args__ = (
+        UniqueConstraint("message_id", "position"),
+        _partial("ix_customer_media_due", "conversation_id", "next_attempt_at", where=PENDING),
+        _partial("ix_customer_media_retry", "next_attempt_at", where=RETRYING),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="customer_message.id")
+    position: int  # the attachment's index in its message
+    conversation_id: int = Field(foreign_key="conversation.id")
+    attachment: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    state: MessageState = Field(default=MessageState.PENDING, sa_type=StrEnumType(MessageState))
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    slack_file_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts(nullable=False)

@@ -50,6 +50,7 @@ from storage.models import (
     STALE_ROOT,
     Conversation,
     CustomerAction,
+    CustomerMedia,
     CustomerMessage,
     Escalation,
     Handoff,
@@ -967,6 +968,7 @@ def _due_conversations() -> Select[int]:
     limit = bindparam("limit", type_=Integer)
     message_at, reply_at = col(CustomerMessage.next_attempt_at), col(TeamReply.next_attempt_at)
     action_at = col(CustomerAction.next_attempt_at)
+    media_at = col(CustomerMedia.next_attempt_at)
     kinds: list[tuple[Any, tuple[Any, ...]]] = [  # (column, conditions)
         (
             col(CustomerMessage.conversation_id),
@@ -990,6 +992,10 @@ def _due_conversations() -> Select[int]:
         ),
         (col(Conversation.id), (text(STALE_ROOT),)),
         (col(Conversation.id), (text(ROOTLESS),)),
+        (
+            col(CustomerMedia.conversation_id),
+            (text(PENDING), or_(media_at.is_(None), media_at <= now)),
+        ),
     ]
     firsts = [
         select(column).where(*where).distinct().order_by(column).limit(limit).subquery()
@@ -1007,6 +1013,7 @@ def _next_due_at() -> Select[Any]:
         (reply_at, col(TeamReply.state) == ReplyState.PENDING),
         (reply_at, col(TeamReply.state) == ReplyState.ECHO),
         (col(CustomerAction.next_attempt_at), text(RETRYING)),
+        (col(CustomerMedia.next_attempt_at), text(RETRYING)),
     ]
     return select(
         *(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -218,6 +218,35 @@ class SentReceipt:
     message_id: str | None
 
 
+class MediaUnavailable(Exception):
+    """A file cannot be fetched from the network.
+
+    `temporary`: worth another try later (timeouts, 429, 5xx); otherwise the reason
+    is shown in the thread, with `link` when a person can still open the file.
+    """
+
+    def __init__(self, reason: str, *, temporary: bool, link: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.temporary = temporary
+        self.link = link
+
+
+@dataclass
+class MediaStream:
+    """A file being downloaded from a network: its bytes are read once, in chunks.
+
+    `size` is the length the network announced (None: unknown until read);
+    `close()` releases the download whether or not it was read to the end.
+    """
+
+    chunks: AsyncIterator[bytes]
+    size: int | None
+    mimetype: str | None
+    filename: str
+    close: Callable[[], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class HandshakeAnswer:
     status: int
@@ -268,6 +297,9 @@ class Network(Protocol):
 
     async def close(self) -> None:
         """Release HTTP sessions."""
+
+    async def open_media(self, attachment: Attachment) -> MediaStream:
+        """Start downloading an attachment's bytes; raise `MediaUnavailable`."""
 
 
 class SentMessagesFixed:

@@ -13,9 +13,12 @@ from typing import Any, TypedDict, cast
 
 from bot.config import Settings
 from bot.networks.base import (
+    Attachment,
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
+    MediaStream,
+    MediaUnavailable,
     OutboundReply,
     PayloadError,
     SentMessagesFixed,
@@ -25,6 +28,7 @@ from bot.networks.base import (
     hmac_sha256_hex,
 )
 from bot.networks.http import JsonHttp, status_error
+from bot.networks.media import download
 
 SIGNATURE_HEADER = "X-Relaydesk-Signature"
 
@@ -91,6 +95,12 @@ class GenericNetwork(SentMessagesFixed):
 
     async def close(self) -> None:
         await self._http.close()
+
+    async def open_media(self, attachment: Attachment) -> MediaStream:
+        """The sender's own attachment URL, fetched as is."""
+        if not attachment.url:
+            raise MediaUnavailable("no URL was given for it", temporary=False)
+        return await download("The sender", attachment.url, attachment, link=attachment.url)
 
 
 class GenericAuthor(TypedDict):

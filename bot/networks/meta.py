@@ -48,6 +48,8 @@ from bot.networks.base import (
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
+    MediaStream,
+    MediaUnavailable,
     OutboundReply,
     PayloadError,
     SentMessagesFixed,
@@ -62,6 +64,7 @@ from bot.networks.graph import (
     signature_header,
 )
 from bot.networks.http import JsonHttp, JSONObject
+from bot.networks.media import download
 from bot.networks.payload import (
     ParseResult,
     SkippedItem,
@@ -473,6 +476,12 @@ class MetaNetwork(SentMessagesFixed):
 
     async def close(self) -> None:
         await self._http.close()
+
+    async def open_media(self, attachment: Attachment) -> MediaStream:
+        """Messenger and Instagram give each attachment a signed CDN URL (`payload.url`)."""
+        if not attachment.url:
+            raise MediaUnavailable("Meta gave no URL for it", temporary=False)
+        return await download("Meta", attachment.url, attachment, link=attachment.url)
 
 
 # Messenger / Instagram attachments that are links, with how they are introduced.

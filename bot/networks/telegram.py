@@ -21,9 +21,12 @@ from bot.config import Settings
 from bot.networks.base import (
     Attachment,
     CustomerEdit,
+    DeliveryError,
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
+    MediaStream,
+    MediaUnavailable,
     Notice,
     NotSupported,
     OutboundReply,
@@ -34,6 +37,7 @@ from bot.networks.base import (
     WebhookError,
 )
 from bot.networks.http import JsonHttp, JSONObject, status_error
+from bot.networks.media import download
 from bot.networks.payload import contact_line, location_line, media_line, shown, unknown_part
 
 DELETE_WITHIN = timedelta(hours=48)
@@ -211,6 +215,53 @@ class TelegramNetwork:
     async def close(self) -> None:
         await self._http.close()
 
+    async def open_media(self, attachment: Attachment) -> MediaStream:
+        """`getFile`, then the file from `/file/bot<token>/<path>` (bots get at most 20 MB)."""
+        if not attachment.media_id:
+            raise MediaUnavailable("Telegram gave no file id for it", temporary=False)
+        try:
+            answer = await self._http.post(
+                f"{self._api_url}/bot{self._token}/getFile", {"file_id": attachment.media_id}
+            )
+        except DeliveryError as exc:
+            raise MediaUnavailable(exc.message, temporary=True) from None
+        body = answer.data or {}
+        path = (body.get("result") or {}).get("file_path") if body.get("ok") else None
+        if not isinstance(path, str) or not path:
+            description = str(body.get("description") or f"HTTP {answer.status}")
+            if "too big" in description:
+                description = "Telegram lets bots download files of up to 20 MB only"
+            temporary = answer.status == 429 or answer.status >= 500
+            raise MediaUnavailable(description, temporary=temporary)
+        # The file URL carries the bot token: never shown as a link.
+        return await download(
+            "Telegram", f"{self._api_url}/file/bot{self._token}/{path}", attachment
+        )
+
+
+def _group_quote(reply: OutboundReply) -> dict[str, Any] | None:
+    """In a group (Telegram's group and supergroup ids are negative) a reply quotes the
+    message it answers, so the group sees whom it is for; never fails the send."""
+    chat_id, answers = reply.reply_context.get("chat_id"), reply.answers
+    if not (isinstance(chat_id, int) and chat_id < 0 and answers):
+        return None
+    chat, _, message_id = answers.rpartition(":")
+    if chat != str(chat_id) or not message_id.isdigit():
+        return None
+    return {"message_id": int(message_id), "allow_sending_without_reply": True}
+
+
+def _media_method(file: OutgoingFile) -> tuple[str, str]:
+    """The Bot API method and its file field for a file's type."""
+    kind = file.mimetype.partition("/")[0]
+    if kind == "image" and file.mimetype != "image/gif" and file.size <= PHOTO_LIMIT:
+        return "sendPhoto", "photo"
+    if file.mimetype in ("video/mp4", "video/quicktime"):
+        return "sendVideo", "video"
+    if file.mimetype in ("audio/mpeg", "audio/mp4", "audio/m4a", "audio/x-m4a"):
+        return "sendAudio", "audio"
+    return "sendDocument", "document"
+
 
 # Message fields that say who, where and when, not what: never a part of the content.
 META_KEYS = frozenset(
@@ -251,30 +302,6 @@ FILES = {
 }
 # Currencies without minor units (Telegram's `total_amount` is in the smallest unit).
 WHOLE_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "PYG", "XTR"})
-
-
-def _group_quote(reply: OutboundReply) -> dict[str, Any] | None:
-    """In a group (Telegram's group and supergroup ids are negative) a reply quotes the
-    message it answers, so the group sees whom it is for; never fails the send."""
-    chat_id, answers = reply.reply_context.get("chat_id"), reply.answers
-    if not (isinstance(chat_id, int) and chat_id < 0 and answers):
-        return None
-    chat, _, message_id = answers.rpartition(":")
-    if chat != str(chat_id) or not message_id.isdigit():
-        return None
-    return {"message_id": int(message_id), "allow_sending_without_reply": True}
-
-
-def _media_method(file: OutgoingFile) -> tuple[str, str]:
-    """The Bot API method and its file field for a file's type."""
-    kind = file.mimetype.partition("/")[0]
-    if kind == "image" and file.mimetype != "image/gif" and file.size <= PHOTO_LIMIT:
-        return "sendPhoto", "photo"
-    if file.mimetype in ("video/mp4", "video/quicktime"):
-        return "sendVideo", "video"
-    if file.mimetype in ("audio/mpeg", "audio/mp4", "audio/m4a", "audio/x-m4a"):
-        return "sendAudio", "audio"
-    return "sendDocument", "document"
 
 
 @dataclass(frozen=True)

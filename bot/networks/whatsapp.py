@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 import aiohttp
@@ -34,6 +35,8 @@ from bot.networks.base import (
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
+    MediaStream,
+    MediaUnavailable,
     Notice,
     OutboundReply,
     PayloadError,
@@ -49,6 +52,7 @@ from bot.networks.graph import (
     signature_header,
 )
 from bot.networks.http import JsonHttp, JSONObject
+from bot.networks.media import download, get_json
 from bot.networks.payload import (
     ParseResult,
     SkippedItem,
@@ -340,6 +344,28 @@ class WhatsAppNetwork(SentMessagesFixed):
 
     async def close(self) -> None:
         await self._http.close()
+
+    async def open_media(self, attachment: Attachment) -> MediaStream:
+        """GET /{media-id} gives a short-lived URL; both calls carry the token."""
+        if not attachment.media_id:
+            raise MediaUnavailable("WhatsApp gave no media id for it", temporary=False)
+        auth = {"Authorization": f"Bearer {self._token}"}
+        found = await get_json("WhatsApp", f"{self._graph_url}/{attachment.media_id}", auth)
+        url = found.get("url")
+        if not isinstance(url, str) or not url:
+            raise MediaUnavailable("WhatsApp gave no URL for the media id", temporary=False)
+        size = found.get("file_size")
+        known = replace(
+            attachment,
+            mimetype=attachment.mimetype or _str_or_none(found, "mime_type"),
+            size=int(size) if isinstance(size, int | str) and str(size).isdigit() else None,
+        )
+        return await download("WhatsApp", url, known, headers=auth)
+
+
+def _str_or_none(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None
 
 
 def _str_or_empty(data: Mapping[str, Any], key: str) -> str:

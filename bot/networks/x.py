@@ -41,6 +41,8 @@ from bot.networks.base import (
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
+    MediaStream,
+    MediaUnavailable,
     OutboundReply,
     PayloadError,
     SentMessagesFixed,
@@ -49,6 +51,7 @@ from bot.networks.base import (
     WebhookError,
 )
 from bot.networks.http import HttpAnswer, JsonHttp, JSONObject, retry_after
+from bot.networks.media import download
 from bot.networks.payload import (
     ParseResult,
     SkippedItem,
@@ -291,6 +294,13 @@ class XNetwork(SentMessagesFixed):
     async def close(self) -> None:
         await self._http.close()
 
+    async def open_media(self, attachment: Attachment) -> MediaStream:
+        """DM media are served to the account's token holders only (`ton.x.com`)."""
+        if not attachment.url:
+            raise MediaUnavailable("X gave no URL for it", temporary=False)
+        auth = {"Authorization": f"Bearer {self._bearer_token}"}
+        return await download("X", attachment.url, attachment, headers=auth)
+
 
 def _delivery_error(answer: HttpAnswer, now: datetime | None = None) -> DeliveryError:
     """429 / 5xx are temporary (wait until `x-rate-limit-reset`); other errors are final."""
@@ -373,6 +383,15 @@ def _without_media_link(data: JSONObject, media: JSONObject | None) -> str:
     text = opt_str(data, "text") or ""
     link = opt_str(media, "url") if media else None
     return text.replace(link, "").strip() if link else text
+
+
+def _mp4(media: JSONObject) -> str | None:
+    """The best mp4 of `video_info.variants` (a GIF is an mp4 too)."""
+    info = opt_object(media, "video_info") or {}
+    variants = [v for v in opt_list(info, "variants") if isinstance(v, dict)]
+    mp4 = [v for v in variants if v.get("content_type") == "video/mp4" and opt_str(v, "url")]
+    best = max(mp4, key=lambda v: v.get("bitrate") or 0, default=None)
+    return opt_str(best, "url") if best else None
 
 
 def _tweet_time(tweet: JSONObject) -> datetime:

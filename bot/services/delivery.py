@@ -13,8 +13,8 @@ import asyncio
 import json
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -23,7 +23,17 @@ from bot.blocks import conversation as blocks
 from bot.config import Settings
 from bot.markup import InternalNote, OverLimit, PreparedReply
 from bot.metrics import Metrics
-from bot.networks.base import DeliveryError, Network, NotSupported, OutboundReply, OutgoingFile
+from bot.networks.base import (
+    Attachment,
+    DeliveryError,
+    MediaStream,
+    MediaUnavailable,
+    Network,
+    NotSupported,
+    OutboundReply,
+    OutgoingFile,
+)
+from bot.networks.media import is_media
 from bot.services.actions import CustomerActions
 from bot.services.file_links import file_link
 from bot.services.out_of_hours import OutOfHours
@@ -41,7 +51,8 @@ from storage.actions import ActionRepository
 from storage.coordination import CoordinationUnavailable, Coordinator, Lease
 from storage.core import MessageState, ReplyKind, ReplyState
 from storage.db import DatabaseUnavailable
-from storage.models import Conversation, CustomerMessage, TeamReply, utcnow
+from storage.media import MediaRepository, NewMedia
+from storage.models import Conversation, CustomerMedia, CustomerMessage, TeamReply, utcnow
 from storage.repo import HandoffRepository, Repository, backoff
 
 log = logging.getLogger(__name__)
@@ -50,6 +61,11 @@ LEASE_SECONDS = 15.0  # renewed while working; a dead worker's expires soon
 SCAN_EVERY = 0.1  # seconds: at most one scan for due work per this interval
 GIVE_UP_AFTER = timedelta(hours=24)
 LOOK_SINCE = timedelta(minutes=5)  # a post in doubt is looked for from this before its try
+# Slack takes files of up to 1 GB; ours stop well below, as an upload holds the
+# conversation's worker while it runs.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+MEDIA_TRIES = 5  # a file that cannot be fetched or uploaded after these is reported
+SPOOL_CHUNK = 256 * 1024
 
 
 class Dispatcher:
@@ -76,6 +92,7 @@ class Dispatcher:
         self._actions = CustomerActions(
             repo=ActionRepository(repo.db), slack=slack, clock=clock, scheduled=self._scheduled
         )
+        self._media = MediaRepository(repo.db)
         self._metrics = metrics or Metrics()
         self._out_of_hours = OutOfHours(
             settings=settings,
@@ -252,6 +269,7 @@ class Dispatcher:
                 await self._tell_in_doubt(reply)
             else:
                 await self._fail(reply, reply.last_error or "the network reported a failure")
+        await self._relay_media(conversation_id)
         if work.actions:  # after the posts and sends above: their targets are in Slack now
             fresh = await self._repo.conversation(conversation_id) or conversation
             await self._actions.run(fresh, work.actions)
@@ -558,6 +576,7 @@ class Dispatcher:
         return blocks.digest(lines)
 
     async def _posted(self, messages: Sequence[CustomerMessage], channel: str, ts: str) -> None:
+        await self._record_media(messages)
         await self._repo.mark_posted([m.id or 0 for m in messages], channel, ts)
         now = self._clock()
         for message in messages:
@@ -834,6 +853,176 @@ class Dispatcher:
             await self._slack.react(reply.slack_channel, reply.slack_ts, add)
         except SlackError as exc:
             log.warning("reaction %s on reply %s failed: %s", add, reply.id, exc.code)
+
+    # -- customer files into the thread ------------------------------------------------
+    async def _record_media(self, messages: Sequence[CustomerMessage]) -> None:
+        """Files of messages about to be marked posted: recorded first, so none is lost."""
+        await self._media.add(
+            [
+                NewMedia(message.id or 0, position, message.conversation_id, raw)
+                for message in messages
+                for position, raw in enumerate(message.attachments or [])
+                if is_media(_attachment(raw))
+            ]
+        )
+
+    async def _relay_media(self, conversation_id: int) -> None:
+        """Upload the conversation's due files in message order, each on its own: one
+        that fails waits for its retry without holding back the others."""
+        due = await self._media.due(conversation_id, self._clock())
+        if not due:
+            return
+        conversation = await self._repo.conversation(conversation_id)
+        if conversation is None or not (conversation.channel and conversation.thread_ts):
+            return
+        for media in due:
+            await self._relay_file(conversation, media)
+
+    async def _relay_file(self, conversation: Conversation, media: CustomerMedia) -> None:
+        assert media.id is not None and conversation.channel and conversation.thread_ts
+        attachment = _attachment(media.attachment)
+        network = self._networks.get(conversation.network)
+        if network is None:
+            await self._media_failed(conversation, media, attachment, "its network is off here")
+            return
+        if media.slack_file_id and await self._slack.file_in_thread(
+            conversation.channel, conversation.thread_ts, media.slack_file_id
+        ):
+            await self._media.posted(media.id)  # shared before; its answer was lost
+            return
+        try:
+            stream = await network.open_media(attachment)
+            try:
+                await self._upload(conversation, media, stream, attachment)
+            finally:
+                await stream.close()
+        except MediaUnavailable as exc:
+            if exc.temporary and media.attempts + 1 < MEDIA_TRIES:
+                await self._media_later(media, exc.reason, None)
+            else:
+                await self._media_failed(conversation, media, attachment, exc.reason, exc.link)
+            return
+        except SlackTemporary as exc:
+            if media.attempts + 1 < MEDIA_TRIES:
+                await self._media_later(media, str(exc), exc.retry_after)
+            else:
+                await self._media_failed(conversation, media, attachment, f"Slack: {exc.code}")
+            return
+        except SlackPermanent as exc:
+            if exc.fixable:
+                await self._media_later(media, str(exc), None)
+            else:
+                reason = f"Slack refused the upload ({exc.code})"
+                await self._media_failed(conversation, media, attachment, reason, attachment.url)
+            return
+        await self._media.posted(media.id)
+        log.info("conversation %s: file %s uploaded", conversation.id, media.id)
+
+    async def _upload(
+        self,
+        conversation: Conversation,
+        media: CustomerMedia,
+        stream: MediaStream,
+        attachment: Attachment,
+    ) -> None:
+        """Stream the download into Slack; with no announced size, spool it to disk first."""
+        assert media.id is not None and conversation.channel and conversation.thread_ts
+        media_id = media.id
+        too_large = MediaUnavailable(
+            f"it is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB",
+            temporary=False,
+            link=attachment.url if attachment.url and "/bot" not in attachment.url else None,
+        )
+        if stream.size is not None and stream.size > MAX_FILE_BYTES:
+            raise too_large
+        broken: list[MediaUnavailable] = []  # a download that broke off mid-upload
+
+        async def watched(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            except MediaUnavailable as exc:
+                broken.append(exc)
+                raise
+
+        async def before_share(file_id: str) -> None:
+            await self._media.begin_share(media_id, file_id)
+
+        with tempfile.TemporaryFile() as spool:
+            chunks, length = stream.chunks, stream.size
+            if length is None:
+                length = await _spool(stream.chunks, spool, MAX_FILE_BYTES, too_large)
+                chunks = _unspool(spool)
+            title = attachment.title if attachment.title and "/" not in attachment.title else None
+            try:
+                await self._slack.upload_file(
+                    conversation.channel,
+                    conversation.thread_ts,
+                    stream.filename,
+                    watched(chunks),
+                    length,
+                    title or stream.filename,
+                    before_share=before_share,
+                )
+            except SlackError:
+                if broken:
+                    raise broken[0] from None
+                raise
+
+    async def _media_later(
+        self, media: CustomerMedia, error: str, retry_after: float | None
+    ) -> None:
+        self._metrics.retries.labels("media").inc()
+        at = self._clock() + backoff(media.attempts + 1, retry_after)
+        await self._media.retry_later(media, at, error)
+        await self._scheduled()
+
+    async def _media_failed(
+        self,
+        conversation: Conversation,
+        media: CustomerMedia,
+        attachment: Attachment,
+        reason: str,
+        link: str | None = None,
+    ) -> None:
+        """Never silence: the thread says which file could not be shown, why, and where
+        it is when a link exists."""
+        assert media.id is not None and conversation.channel
+        log.warning("conversation %s: file %s not uploaded: %s", conversation.id, media.id, reason)
+        text = (
+            f":paperclip: The customer's {attachment.kind} could not be shown here: "
+            f"{blocks.escape(reason)}."
+        )
+        if link:
+            text += f" <{link}|Open it>"
+        await self._slack.post(conversation.channel, text, thread_ts=conversation.thread_ts)
+        await self._media.failed(media.id, reason)
+
+
+def _attachment(raw: Mapping[str, object]) -> Attachment:
+    """A stored attachment dict back as the type (keys it does not know are ignored)."""
+    known = {f.name for f in fields(Attachment)}
+    values = {k: v for k, v in raw.items() if k in known}
+    return Attachment(**values)  # type: ignore[arg-type]
+
+
+async def _spool(
+    chunks: AsyncIterator[bytes], spool: Any, limit: int, too_large: MediaUnavailable
+) -> int:
+    """Write a download of unknown size to a temporary file; its length."""
+    length = 0
+    async for chunk in chunks:
+        length += len(chunk)
+        if length > limit:
+            raise too_large
+        await asyncio.to_thread(spool.write, chunk)
+    spool.seek(0)
+    return length
+
+
+async def _unspool(spool: Any) -> AsyncIterator[bytes]:
+    while chunk := await asyncio.to_thread(spool.read, SPOOL_CHUNK):
+        yield chunk
 
 
 def _slack_ts(at: datetime) -> str:

@@ -321,9 +321,13 @@ class FakeServer:
             body=fault.body, status=fault.status, headers=headers, content_type="text/plain"
         )
 
+    def streams(self, request: web.Request) -> bool:
+        """True for requests whose handler reads the body itself (large uploads)."""
+        return False
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        body = await request.read()
+        body = b"" if self.streams(request) else await request.read()
         call = Call(
             method=self.method_name(request),
             params=parse_params(

@@ -16,6 +16,9 @@ rate limiting: HTTP 429, `Retry-After` in whole seconds, `{"ok": false,
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,15 +80,15 @@ class FakeSlack(FakeServer):
         self.views: dict[str, Answer] = {}
         self.home_views: dict[str, Answer] = {}
         self._messages: dict[str, dict[str, Answer]] = {}
-        self.files: dict[str, bytes | Path] = {}
-        self.scopes = list(
-            BOT_SCOPES
-        )  # granted to the token (x-oauth-scopes)  # path on files.slack.com -> content
+        self.files: dict[str, bytes | Path] = {}  # path on files.slack.com -> content
+        self.scopes = list(BOT_SCOPES)  # granted to the token (x-oauth-scopes)
         self._ephemerals: list[Answer] = []
         self._dms: dict[str, str] = {}
         self._last_micros = 0
         self._rate: tuple[float, int] | None = None
         self._buckets: dict[str, _Bucket] = {}
+        self.uploads: dict[str, Answer] = {}  # file id -> filename, length, bytes received
+        self._file_ids = itertools.count(1)
         self._methods: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -104,6 +107,8 @@ class FakeSlack(FakeServer):
             "views.open": self._views_open,
             "views.update": self._views_update,
             "views.publish": self._views_publish,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
             "apps.connections.open": self._connections_open,
         }
 
@@ -113,7 +118,11 @@ class FakeSlack(FakeServer):
         return [
             web.route("*", "/api/{method}", self._handle),
             web.get("/files-pri/{path:.+}", self._file),
+            web.post("/upload/{file_id}", self._upload),
         ]
+
+    def streams(self, request: web.Request) -> bool:
+        return request.path.startswith("/upload/")
 
     def method_name(self, request: web.Request) -> str:
         return request.match_info.get("method", request.path)
@@ -228,6 +237,20 @@ class FakeSlack(FakeServer):
             {"ok": True, **answer}, headers={"x-oauth-scopes": ",".join(self.scopes)}
         )
 
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        """The upload URL: the raw bytes, counted (and kept when small) as they stream in."""
+        upload = self.uploads.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="unknown upload")
+        digest, received, kept = hashlib.sha256(), 0, bytearray()
+        async for chunk in request.content.iter_chunked(256 * 1024):
+            digest.update(chunk)
+            received += len(chunk)
+            if received <= 1024 * 1024:
+                kept += chunk
+        upload.update(received=received, sha256=digest.hexdigest(), data=bytes(kept))
+        return web.Response(text="OK - " + str(received))
+
     def _take_token(self, channel: str) -> float | None:
         """None when a post may go; otherwise the seconds until it may."""
         if self._rate is None:
@@ -283,6 +306,48 @@ class FakeSlack(FakeServer):
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
         }
+
+    def _get_upload_url(self, params: dict[str, Any]) -> Answer:
+        filename, length = params.get("filename"), str(params.get("length", ""))
+        if not filename or not length.isdigit():
+            raise SlackError("invalid_arguments")
+        file_id = f"F{next(self._file_ids):08d}"
+        self.uploads[file_id] = {"filename": filename, "length": int(length), "received": None}
+        return {"upload_url": f"{self.origin}/upload/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, params: dict[str, Any]) -> Answer:
+        """Shares the uploaded files as one message in the thread (or channel)."""
+        files = params.get("files")
+        items = json.loads(files) if isinstance(files, str) else files
+        channel = self._channel({"channel": params.get("channel_id")}, post=True)
+        shared = []
+        for item in items or []:
+            upload = self.uploads.get(str(item.get("id")))
+            if upload is None or upload["received"] != upload["length"]:
+                raise SlackError("file_not_found" if upload is None else "upload_incomplete")
+            shared.append(
+                {
+                    "id": item["id"],
+                    "name": upload["filename"],
+                    "title": item.get("title"),
+                    "size": upload["length"],
+                }
+            )
+        if not shared:
+            raise SlackError("invalid_arguments")
+        ts = self._next_ts()
+        message: Answer = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "ts": ts,
+            "text": "",
+            "files": shared,
+        }
+        if params.get("thread_ts"):
+            message["thread_ts"] = str(params["thread_ts"])
+        self._messages.setdefault(channel, {})[ts] = message
+        return {"files": [{"id": f["id"], "title": f["title"]} for f in shared]}
 
     def _post_message(self, params: dict[str, Any]) -> Answer:
         channel = self._channel(params, post=True)

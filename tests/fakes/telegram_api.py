@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.base import FakeServer, call_of
+from tests.fakes.files import FileStore
 
 Answer = dict[str, Any]
 
@@ -59,9 +60,13 @@ class FakeTelegram(FakeServer):
         self.edited: list[Answer] = []  # editMessageText parameters, in order
         self.deleted: list[tuple[int | str, int]] = []  # (chat id, message id)
         self._next_message_id = 1
+        self.files = FileStore()  # by file_id; served at /file/bot<token>/<file_id>
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.route("*", "/bot{token}/{method}", self._handle)]
+        return [
+            web.route("*", "/bot{token}/{method}", self._handle),
+            web.get("/file/bot{token}/{path:.+}", self._file),
+        ]
 
     def method_name(self, request: web.Request) -> str:
         return request.match_info.get("method", request.path)
@@ -103,6 +108,8 @@ class FakeTelegram(FakeServer):
                     "username": "relaydesk_bot",
                 }
             )
+        if method == "getfile":
+            return self._get_file(params)
         if method == "setwebhook":
             self.webhook = {k: params[k] for k in ("url", "secret_token") if k in params}
             return _ok(True, description="Webhook was set")
@@ -110,6 +117,21 @@ class FakeTelegram(FakeServer):
             self.webhook = {}
             return _ok(True, description="Webhook was deleted")
         return _error(404, "Not Found")
+
+    def _get_file(self, params: Answer) -> web.StreamResponse:
+        """Bots may download files of up to 20 MB (https://core.telegram.org/bots/api#getfile)."""
+        file_id = str(params.get("file_id", ""))
+        served = self.files.files.get(file_id)
+        if served is None:
+            return _error(400, "Bad Request: invalid file_id")
+        if served.size > 20 * 1024 * 1024:
+            return _error(400, "Bad Request: file is too big")
+        return _ok({"file_id": file_id, "file_size": served.size, "file_path": f"f/{file_id}"})
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        if self.token is not None and request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        return await self.files.serve(request, request.match_info["path"].removeprefix("f/"))
 
     def _send_message(self, params: Answer) -> web.StreamResponse:
         if "chat_id" not in params or params["chat_id"] in ("", None):
