@@ -9,7 +9,6 @@ de-duplication key is `<chat id>:<message id>` (re-sent updates repeat both).
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +26,7 @@ from bot.networks.base import (
     WebhookError,
 )
 from bot.networks.http import JsonHttp, status_error
+from bot.networks.payload import load_object
 
 MEDIA = ("photo", "video", "voice", "audio", "document", "animation", "video_note")
 OTHER = ("sticker", "location", "contact", "poll", "venue", "dice")
@@ -61,11 +61,8 @@ class TelegramNetwork:
         raise WebhookError("Telegram webhooks are POST only")
 
     def parse(self, body: bytes) -> list[InboundEvent]:
-        try:
-            update = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadError("body is not JSON") from exc
-        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+        update = load_object(body)
+        if not isinstance(update.get("update_id"), int):
             raise PayloadError("not a Telegram update: update_id missing")
         message = update.get("message") or update.get("business_message")
         if message is None:
