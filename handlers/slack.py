@@ -7,14 +7,21 @@ lazy listeners) and are easy to put on an app of their own in a test.
 
 from __future__ import annotations
 
+import json
+import logging
 from urllib.parse import parse_qs
 
+from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import Services
 from bot.networks.base import PayloadError
 from bot.networks.payload import load_object
 from handlers import actions, handoff, oncall, slack_events, stats
+from storage.coordination import CoordinationUnavailable
+from storage.db import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def build_bolt_app(services: Services) -> AsyncApp:
@@ -27,7 +34,31 @@ def build_bolt_app(services: Services) -> AsyncApp:
     )
     for module in (slack_events, actions, handoff, oncall, stats):
         module.register(app, services)
+    app.error(listener_error)
     return app
+
+
+async def listener_error(error: Exception) -> BoltResponse | None:
+    """The answer to Slack when a listener raised before the ack (bolt's default is 500).
+
+    An unavailable store is a 503 (Slack retries, and nothing was marked seen); a payload
+    of the wrong shape is a 400; anything else stays bolt's 500, logged by bolt.
+    """
+    if isinstance(error, DatabaseUnavailable | CoordinationUnavailable):
+        log.warning("Slack request refused, storage unavailable: %s", error)
+        return _json_answer(503, "temporarily unable to store this; retry later")
+    if isinstance(error, KeyError | TypeError | ValueError | AttributeError | IndexError):
+        log.warning("malformed Slack payload: %r", error)
+        return _json_answer(400, "malformed Slack payload")
+    return None
+
+
+def _json_answer(status: int, message: str) -> BoltResponse:
+    return BoltResponse(
+        status=status,
+        body=json.dumps({"error": message}),
+        headers={"content-type": "application/json"},
+    )
 
 
 def malformed(body: bytes, content_type: str) -> str | None:

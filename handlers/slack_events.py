@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import Services
@@ -11,8 +9,9 @@ from bot.services.replies import MessageEvent
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_message(event: MessageEvent, body: dict[str, Any]) -> None:
-        """Stored before bolt answers Slack (process_before_response), so nothing is lost."""
-        await services.replies.on_message(event, body.get("event_id"))
+    async def on_message(event: MessageEvent) -> None:
+        """Stored before bolt answers Slack (process_before_response), so nothing is lost;
+        a store that cannot write makes it a 503 (`handlers.slack.listener_error`)."""
+        await services.replies.on_message(event)
 
     app.event("message")(on_message)

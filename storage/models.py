@@ -292,3 +292,12 @@ class SummaryPost(SQLModel, table=True):
     posted_at: datetime | None = _ts()
     channel: str | None = Field(default=None, max_length=32)
     ts: str | None = Field(default=None, max_length=32)
+
+
+class HealthProbe(SQLModel, table=True):
+    """One row rewritten by `/healthz` (rate-limited): does the store still take writes?"""
+
+    __tablename__ = "health_probe"
+
+    id: int = Field(primary_key=True)
+    probed_at: datetime = _ts(nullable=False)
