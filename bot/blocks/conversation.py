@@ -1,7 +1,8 @@
 """Pure Block Kit builders: no I/O, easy to test.
 
 Everything a customer wrote passes through `escape` so that `<!channel>`,
-`<@U123>` or `<http://x|y>` in it render as text and ping or link nobody.
+`<@U123>` or `<http://x|y>` in it render as text and ping or link nobody; a URL a
+network or a customer supplied goes through `link` (http(s) only, %-encoded).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote as percent_encode
+from urllib.parse import urlsplit
 
 from bot.networks.registry import labels as network_labels
 from storage.models import Conversation, CustomerMessage
@@ -16,11 +19,37 @@ from storage.models import Conversation, CustomerMessage
 Block = dict[str, Any]
 
 NETWORK_LABELS = network_labels()
+MAX_URL = 2000
 
 
 def escape(text: str) -> str:
     """Slack's control characters as entities: the text can no longer mention or link."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Characters a URL may keep as they are inside `<url|label>`: `<`, `>` and `|` end or split
+# the link, and spaces and control characters are no URL's; all of those are %-encoded.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~-._"
+
+
+def link(url: object, label: str) -> str:
+    """`<url|label>` for an http(s) URL, else the label alone: a customer-supplied URL
+    such as `!here` or `@U123` must neither ping nor link anywhere but the web.
+
+    `label` is plain text (escaped here); the URL is %-encoded where Slack would read
+    markup, and `&` is written as `&amp;` as Slack expects.
+    """
+    text = escape(label)
+    if not isinstance(url, str) or len(url) > MAX_URL:
+        return text
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return text
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return text
+    safe = percent_encode(parts.geturl(), safe=_URL_SAFE)
+    return f"<{escape(safe)}|{text}>"
 
 
 def network_label(conversation: Conversation) -> str:
@@ -164,10 +193,9 @@ def customer_messages_text(messages: Sequence[CustomerMessage]) -> str:
 def _one_message(message: CustomerMessage) -> str:
     lines = [escape(message.text)] if message.text else []
     for attachment in message.attachments or []:
-        kind = escape(str(attachment.get("kind", "file")))
-        title = escape(str(attachment.get("title") or kind))
-        url = attachment.get("url")
-        lines.append(f"<{escape(str(url))}|[{title}]>" if url else f"[{title}]")
+        kind = str(attachment.get("kind", "file"))
+        title = str(attachment.get("title") or kind)
+        lines.append(link(attachment.get("url"), f"[{title}]"))
     return "\n".join(lines) or "_(empty message)_"
 
 
