@@ -99,7 +99,11 @@ class OncallListeners:
         except ValueError as exc:
             await ack(text=f"{str(exc).capitalize()}. {texts.COVER_USAGE}")
             return
-        row = await self._escalations.cover(user, duration, command["user_id"])
+        try:
+            row = await self._escalations.cover(user, duration, command["user_id"])
+        except Refusal as exc:
+            await ack(text=exc.sentence)
+            return
         await ack(
             text=texts.cover_text(row.user_id, row.starts_at, row.ends_at),
             response_type="in_channel",

@@ -275,7 +275,7 @@ async def test_oncall_shows_now_until_when_and_the_next_three_shifts(bolt: Bolt)
 
 @pytest.mark.parametrize("mention", [f"<@{B}|bob>", f"<@{B}>", B])
 async def test_oncall_cover_records_an_override_that_wins(bolt: Bolt, mention: str) -> None:
-    response = await bolt.command("/oncall", f"cover {mention} 2h 30m")
+    response = await bolt.command("/oncall", f"cover {mention} 2h 30m", user=A)
     assert response.status == 200
     body = json.loads(response.body)
     assert body == {
@@ -286,7 +286,7 @@ async def test_oncall_cover_records_an_override_that_wins(bolt: Bolt, mention: s
     async with bolt.env.services.db.session() as session:
         rows = list((await session.execute(select(OncallOverride))).scalars())
     assert [(r.user_id, r.starts_at, r.ends_at, r.created_by, r.created_at) for r in rows] == [
-        (B, T0, T0 + timedelta(hours=2, minutes=30), AGENT, T0)
+        (B, T0, T0 + timedelta(hours=2, minutes=30), A, T0)
     ]
     end = date_tag(T0 + timedelta(hours=2, minutes=30))
     assert answer(await bolt.command("/oncall", "")) == (
@@ -330,3 +330,61 @@ async def test_oncall_with_nobody_configured(tmp_path: Path) -> None:
         oncall.register(app, env.services)
         text = answer(await Bolt(env, app).command("/oncall", ""))
     assert text == f":pager: Nobody is on call right now ({date_tag(T0)}).\n{NOBODY_HOW_TO}"
+
+
+# -- authority --------------------------------------------------------------------
+
+
+async def _overrides(bolt: Bolt) -> list[OncallOverride]:
+    async with bolt.env.services.db.session() as session:
+        return list((await session.execute(select(OncallOverride))).scalars())
+
+
+async def test_oncall_cover_only_by_the_rotations_keepers(bolt: Bolt) -> None:
+    refused = answer(await bolt.command("/oncall", f"cover <@{B}> 30d", user=AGENT))
+    assert refused == (
+        "Only the people in ONCALL_USERS, ESCALATION_MANAGER or ONCALL_ADMINS may change "
+        f"the rotation (<@{A}>, <@{B}>, <@{C}>, <@{MANAGER}>). Ask one of them, or an admin "
+        "to add you to ONCALL_ADMINS."
+    )
+    assert await _overrides(bolt) == []
+    by_manager = json.loads((await bolt.command("/oncall", f"cover <@{B}> 1h", user=MANAGER)).body)
+    assert by_manager["response_type"] == "in_channel"
+    assert [r.created_by for r in await _overrides(bolt)] == [MANAGER]
+
+
+async def test_oncall_admins_may_cover_too(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'esc.db'}"
+    async with running(url, {"ONCALL_ADMINS": AGENT}) as env:
+        app = AsyncApp(
+            client=env.services.slack.client, signing_secret=SECRET, process_before_response=True
+        )
+        oncall.register(app, env.services)
+        bolt = Bolt(env, app)
+        text = answer(await bolt.command("/oncall", f"cover <@{C}> 2h", user=AGENT))
+        assert text.startswith(f":pager: <@{C}> is on call from ")
+        assert [(r.user_id, r.created_by) for r in await _overrides(bolt)] == [(C, AGENT)]
+
+
+async def test_oncall_cover_only_for_a_person_slack_knows(bolt: Bolt) -> None:
+    bolt.env.slack.unknown_users.add("U0NOBODY1")
+    text = answer(await bolt.command("/oncall", "cover U0NOBODY1 30d", user=A))
+    assert text == "`U0NOBODY1` is not an active person in this workspace: nobody to put on call."
+    assert await _overrides(bolt) == []
+
+
+async def test_ack_only_by_the_paged_person_oncall_users_or_the_manager(bolt: Bolt) -> None:
+    await bolt.env.conversation()
+    assert await bolt.env.tick(minutes(31)) == 1
+    await bolt.click("relaydesk.ack", "1", user=AGENT, channel=INBOX)
+    [refusal] = await bolt.ephemerals(1)
+    assert refusal["text"] == (
+        f"Only the person paged for #1 (<@{A}>), the people in ONCALL_USERS or the "
+        "ESCALATION_MANAGER may acknowledge it."
+    )
+    rows = await bolt.env.escalations.store.pages_of(1)
+    assert [r.acked_by for r in rows] == [None]
+    await bolt.click("relaydesk.ack", "1", user=MANAGER, channel=INBOX)
+    await bolt.ephemerals(2)
+    rows = await bolt.env.escalations.store.pages_of(1)
+    assert [r.acked_by for r in rows] == [MANAGER]
