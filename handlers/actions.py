@@ -7,7 +7,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import Services
 from bot.services.refusal import Refusal
 from handlers.answer import NOT_OURS, ack_only, tell
-from handlers.payloads import BlockActions, click_channel
+from handlers.payloads import BlockActions, click_channel, clicked_ts
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -35,7 +35,9 @@ class ActionListeners:
         user = body["user"]["id"]
         channel = click_channel(body)
         try:
-            conversation_id = int(body["actions"][0]["value"])
+            conversation_id = await services.lookup.clicked(
+                int(body["actions"][0]["value"]), channel, clicked_ts(body)
+            )
             if verb == "claim" and channel and channel.startswith("D"):
                 message = await self._claim_page(conversation_id, user)
             else:

@@ -14,7 +14,7 @@ from bot.services.refs import split_ref
 from bot.services.refusal import Refusal
 from bot.services.rotation import parse_duration
 from handlers.answer import NOT_OURS, ack_only, tell
-from handlers.payloads import BlockActions, SlashCommand, click_channel
+from handlers.payloads import BlockActions, SlashCommand, click_channel, clicked_ts
 
 ESCALATE_USAGE = "Usage: `/escalate <#N|link> [reason]`, e.g. `/escalate #42 angry VIP customer`."
 ONCALL_USAGE = (
@@ -128,7 +128,7 @@ class OncallListeners:
             message = NOT_OURS
         else:
             try:
-                await self._services.lookup.number(conversation_id)
+                await self._services.lookup.clicked(conversation_id, channel, clicked_ts(body))
                 message = await run(conversation_id, user)
             except Refusal as exc:
                 message = exc.sentence

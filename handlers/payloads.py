@@ -86,3 +86,10 @@ def click_channel(body: BlockActions) -> str | None:
     """Where a button was clicked: a channel, or a DM for a page's buttons."""
     channel = body.get("channel")
     return (channel.get("id") if channel else None) or body["container"].get("channel_id")
+
+
+def clicked_ts(body: BlockActions) -> str:
+    """The ts of the message whose button was clicked ('' when Slack did not say)."""
+    container = body.get("container")
+    ts = container.get("message_ts") if isinstance(container, dict) else None
+    return ts if isinstance(ts, str) else ""

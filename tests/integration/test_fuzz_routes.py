@@ -304,3 +304,14 @@ async def test_out_of_range_stats_windows_are_a_400(
         "/api/stats", params=params, headers={"Authorization": f"Bearer {API_TOKEN}"}
     )
     assert response.status in (200, 400), await response.text()
+
+
+@pytest.mark.parametrize("action", ["relaydesk.claim", "relaydesk.resolve", "relaydesk.escalate"])
+async def test_a_button_naming_a_missing_conversation_is_answered(bot: Bot, action: str) -> None:
+    response = await bot.click(action, "999999")
+    assert response.status == 200
+    told = await bot.until(
+        lambda: [t for t in bot.ephemerals_for() if "no longer exists" in t],
+        what="the clicker told",
+    )
+    assert told == ["Conversation #999999 no longer exists."]
