@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.app import Services
 from bot.networks.base import PayloadError
@@ -35,7 +38,39 @@ def build_bolt_app(services: Services) -> AsyncApp:
     for module in (slack_events, actions, handoff, oncall, stats):
         module.register(app, services)
     app.error(listener_error)
+    app.middleware(own_team_only)
     return app
+
+
+# Payloads a person produces by clicking, typing or submitting in our app's surfaces.
+INTERACTIVE = frozenset(
+    {"block_actions", "view_submission", "view_closed", "message_action", "shortcut"}
+)
+
+
+async def own_team_only(
+    body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+) -> BoltResponse | None:
+    """Interactivity from another workspace than the token's is refused (403).
+
+    Only interactivity: Events API envelopes are not checked (an app installed in an
+    organisation receives events whose team_id is another workspace's; the shared
+    conformance corpus sends T111 events to a fake whose auth.test says T0001). The
+    app's own workspace is the one bolt's authorization learnt from `auth.test`; while
+    it is unknown, nothing is refused here.
+    """
+    if body.get("type") in INTERACTIVE:
+        team = body.get("team")
+        sender = team.get("id") if isinstance(team, dict) else None
+        authorized = context.authorize_result
+        own = authorized.team_id if authorized is not None else None
+        if sender and own and sender != own:
+            log.warning("interactivity from workspace %s refused (ours: %s)", sender, own)
+            return _json_answer(
+                403, f"this app serves workspace {own} only; ask its admins to install it"
+            )
+    await next()
+    return None
 
 
 async def listener_error(error: Exception) -> BoltResponse | None:

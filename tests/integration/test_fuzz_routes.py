@@ -315,3 +315,26 @@ async def test_a_button_naming_a_missing_conversation_is_answered(bot: Bot, acti
         what="the clicker told",
     )
     assert told == ["Conversation #999999 no longer exists."]
+
+
+def _claim_from(team: str, conversation: str) -> dict[str, Any]:
+    return {
+        "type": "block_actions",
+        "team": {"id": team, "domain": "elsewhere"},
+        "user": {"id": "U0AGENT01", "team_id": team},
+        "api_app_id": "A0001",
+        "container": {"type": "message", "message_ts": "1.0", "channel_id": "C0INBOX01"},
+        "channel": {"id": "C0INBOX01"},
+        "actions": [{"action_id": "relaydesk.claim", "value": conversation, "type": "button"}],
+    }
+
+
+async def test_interactivity_from_another_workspace_is_refused(bot: Bot) -> None:
+    response = await bot.interact(_claim_from("T0ELSEWHERE", "424242"))
+    assert response.status == 403
+    assert "T0001" in (await response.json())["error"]
+    await asyncio.sleep(0.3)
+    assert bot.ephemerals_for() == []  # nothing ran
+    ours = await bot.interact(_claim_from("T0001", "424242"))
+    assert ours.status == 200
+    await bot.until(lambda: bot.ephemerals_for(), what="our own workspace's click answered")
