@@ -338,3 +338,39 @@ async def test_interactivity_from_another_workspace_is_refused(bot: Bot) -> None
     ours = await bot.interact(_claim_from("T0001", "424242"))
     assert ours.status == 200
     await bot.until(lambda: bot.ephemerals_for(), what="our own workspace's click answered")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "[]",
+        "{}",
+        '{"conversation": "x"}',
+        '{"conversation": 1e400}',
+        "[" * 5000 + "]" * 5000,
+        '{"conversation": 99999999999999999999, "channel": 5}',
+        "not json",
+    ],
+)
+async def test_a_handoff_form_with_odd_metadata_is_refused_on_the_form(
+    bot: Bot, metadata: str
+) -> None:
+    response = await bot.interact(
+        {
+            "type": "view_submission",
+            "team": {"id": "T0001"},
+            "user": {"id": "U0AGENT01", "team_id": "T0001"},
+            "view": {
+                "id": "V0001",
+                "type": "modal",
+                "callback_id": "relaydesk.handoff_modal",
+                "private_metadata": metadata,
+                "state": {"values": {"team": {"team": {"selected_option": {"value": "sales"}}}}},
+            },
+        }
+    )
+    assert response.status == 200, await response.text()
+    assert await response.json() == {
+        "response_action": "errors",
+        "errors": {"team": "This form is not ours."},
+    }
