@@ -89,7 +89,7 @@ def build_services(
         relay=Relay(repo, coordinator, clock=clock),
         dispatcher=dispatcher,
         replies=Replies(settings, repo, slack, coordinator, dispatcher.kick),
-        corrections=Corrections(repo, slack, networks, coordinator),
+        corrections=Corrections(repo, slack, networks),
         conversations=conversations,
         handoffs=Handoffs(settings, repo, coordinator, conversations, clock),
         escalations=Escalations(

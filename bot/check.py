@@ -33,7 +33,13 @@ from storage.coordination import CoordinationUnavailable, Coordinator, make_coor
 from storage.db import Database, DatabaseUnavailable, alembic_config
 
 TIMEOUT = 5.0
-USER_SETTINGS = ("oncall_users", "escalation_manager", "stats_users", "allowed_users")
+USER_SETTINGS = (
+    "oncall_users",
+    "escalation_manager",
+    "oncall_admins",
+    "stats_users",
+    "allowed_users",
+)
 
 State = Literal["ok", "fail", "info"]
 MARKS: dict[State, str] = {"ok": "ok", "fail": "FAIL", "info": "--"}

@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     escalation_repeat_minutes: Decimal = Decimal(15)
     escalation_manager: str | None = None
     oncall_users: list[str] = Field(default_factory=list)
+    oncall_admins: list[str] = Field(default_factory=list)
     oncall_rotation_days: int = 7
     oncall_handoff: time = time(9, 0)
     oncall_start: date = date(2026, 1, 5)
@@ -133,7 +134,9 @@ class Settings(BaseSettings):
         # prefixed SLACK_CHANNEL_* / SLACK_TEAM_CHANNEL_* names), so only init values count.
         return (init_settings,)
 
-    @field_validator("teams", "stats_users", "allowed_users", "oncall_users", mode="before")
+    @field_validator(
+        "teams", "stats_users", "allowed_users", "oncall_users", "oncall_admins", mode="before"
+    )
     @classmethod
     def _lists(cls, value: Any) -> list[str]:
         return _split_ids(value)
@@ -273,7 +276,7 @@ class Settings(BaseSettings):
             _check_channel(BY_NAME[network].channel_setting, channel)
         for team, channel in self.team_channels.items():
             _check_channel(f"slack_team_channel_{team}", channel)
-        for name in ("stats_users", "allowed_users", "oncall_users"):
+        for name in ("stats_users", "allowed_users", "oncall_users", "oncall_admins"):
             for user in getattr(self, name):
                 _check_user(name, user)
         if self.escalation_manager:
@@ -285,6 +288,12 @@ class Settings(BaseSettings):
         return self
 
     # -- derived -------------------------------------------------------------
+    @property
+    def rotation_keepers(self) -> list[str]:
+        """Who may change the rotation (`/oncall cover`)."""
+        manager = [self.escalation_manager] if self.escalation_manager else []
+        return [*self.oncall_users, *manager, *self.oncall_admins]
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)

@@ -418,6 +418,21 @@ class Slack:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise SlackTemporary(type(exc).__name__, "file download") from None
 
+    async def is_person(self, user: str) -> bool:
+        """Whether `user` is an active, human member of the workspace (`users.info`).
+
+        False when Slack does not know them, or they are deactivated or a bot; any other
+        failure raises `SlackError` (we could not tell).
+        """
+        try:
+            data = await self.call("users.info", user=user)
+        except SlackError as exc:
+            if exc.code in ("user_not_found", "user_not_visible"):
+                return False
+            raise
+        info = data.get("user") or {}
+        return not (info.get("deleted") or info.get("is_bot"))
+
     async def user_name(self, user: str) -> str:
         """A display name for attribution (cached); the ID if Slack will not say."""
         if user not in self._names:

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import Services
 from bot.services.refusal import Refusal
 from handlers.answer import NOT_OURS, ack_only, tell
-from handlers.payloads import BlockActions, click_channel
+from handlers.payloads import BlockActions, click_channel, clicked_thread_ts, clicked_ts
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -35,14 +35,28 @@ class ActionListeners:
         await self._run(body, "reopen")
 
     async def resend(self, body: BlockActions) -> None:
-        await self._run(body, "resend")
+        """The button's value is a reply; it acts only in the thread it was posted in."""
+        services = self._services
+        user = body["user"]["id"]
+        channel = click_channel(body)
+        try:
+            reply_id = int(body["actions"][0]["value"])
+            conversation = await services.lookup.thread(channel or "", clicked_thread_ts(body))
+            message = await services.conversations.resend(reply_id, conversation.id or 0, user)
+        except Refusal as exc:
+            message = exc.sentence
+        except ValueError:
+            message = NOT_OURS
+        await tell(services.slack, channel, user, message)
 
     async def _run(self, body: BlockActions, verb: str) -> None:
         services = self._services
         user = body["user"]["id"]
         channel = click_channel(body)
         try:
-            conversation_id = int(body["actions"][0]["value"])
+            conversation_id = await services.lookup.clicked(
+                int(body["actions"][0]["value"]), channel, clicked_ts(body)
+            )
             if verb == "claim" and channel and channel.startswith("D"):
                 message = await self._claim_page(conversation_id, user)
             else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from slack_bolt.async_app import AsyncApp
@@ -10,6 +9,9 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
 from bot.blocks.handoff import MODAL, handoff_modal
+from bot.networks.base import PayloadError
+from bot.networks.payload import load_object
+from bot.services.refs import MAX_ID
 from bot.services.refusal import Refusal
 from bot.slack import SlackError
 from handlers.answer import ack_only, tell
@@ -70,18 +72,26 @@ class HandoffListeners:
         services = self._services
         user = body["user"]["id"]
         view = body["view"]
-        meta = json.loads(view.get("private_metadata") or "{}")
+        try:
+            meta = load_object(view.get("private_metadata") or "{}")
+            conversation_id = int(meta["conversation"])
+            if not 0 < conversation_id <= MAX_ID:
+                raise ValueError("no conversation id")
+        except (PayloadError, KeyError, TypeError, ValueError):
+            await ack(response_action="errors", errors={"team": "This form is not ours."})
+            return
         values = view["state"]["values"]
         selected = values["team"]["team"].get("selected_option")
         team = selected.get("value", "") if selected else ""
         note = values.get("note", {}).get("note", {}).get("value")
         try:
-            text = await services.handoffs.hand_off(int(meta["conversation"]), team, user, note)
+            text = await services.handoffs.hand_off(conversation_id, team, user, note)
         except Refusal as exc:
             await ack(response_action="errors", errors={"team": exc.sentence})
             return
         await ack()
-        await tell(services.slack, meta.get("channel"), user, text)
+        channel = meta.get("channel")
+        await tell(services.slack, channel if isinstance(channel, str) else None, user, text)
 
     async def command(self, ack: AsyncAck, command: SlashCommand) -> None:
         """`/handoff <team> <#N|link> [note]`: the answer is the ephemeral command response."""

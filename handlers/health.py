@@ -17,6 +17,7 @@ async def healthz(request: web.Request) -> web.Response:
     status: dict[str, str] = {}
     try:
         await asyncio.wait_for(services.db.ping(), 2)
+        await asyncio.wait_for(services.db.check_writes(), 2)
         status["sql"] = "ok"
     except (DatabaseUnavailable, TimeoutError) as exc:
         status["sql"] = f"down: {exc or 'timeout'}"

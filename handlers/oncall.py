@@ -14,7 +14,7 @@ from bot.services.refs import split_ref
 from bot.services.refusal import Refusal
 from bot.services.rotation import parse_duration
 from handlers.answer import NOT_OURS, ack_only, tell
-from handlers.payloads import BlockActions, SlashCommand, click_channel
+from handlers.payloads import BlockActions, SlashCommand, click_channel, clicked_ts
 
 ESCALATE_USAGE = "Usage: `/escalate <#N|link> [reason]`, e.g. `/escalate #42 angry VIP customer`."
 ONCALL_USAGE = (
@@ -103,7 +103,11 @@ class OncallListeners:
         except ValueError as exc:
             await ack(text=f"{str(exc).capitalize()}. {texts.COVER_USAGE}")
             return
-        row = await self._escalations.cover(user, duration, command["user_id"])
+        try:
+            row = await self._escalations.cover(user, duration, command["user_id"])
+        except Refusal as exc:
+            await ack(text=exc.sentence)
+            return
         await ack(
             text=texts.cover_text(row.user_id, row.starts_at, row.ends_at),
             response_type="in_channel",
@@ -128,7 +132,7 @@ class OncallListeners:
             message = NOT_OURS
         else:
             try:
-                await self._services.lookup.number(conversation_id)
+                await self._services.lookup.clicked(conversation_id, channel, clicked_ts(body))
                 message = await run(conversation_id, user)
             except Refusal as exc:
                 message = exc.sentence

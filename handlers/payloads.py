@@ -21,6 +21,7 @@ class Channel(TypedDict):
 class Container(TypedDict):
     channel_id: NotRequired[str]
     message_ts: NotRequired[str]
+    thread_ts: NotRequired[str]  # a message in a thread
 
 
 class Action(TypedDict):
@@ -86,3 +87,19 @@ def click_channel(body: BlockActions) -> str | None:
     """Where a button was clicked: a channel, or a DM for a page's buttons."""
     channel = body.get("channel")
     return (channel.get("id") if channel else None) or body["container"].get("channel_id")
+
+
+def clicked_ts(body: BlockActions) -> str:
+    """The ts of the message whose button was clicked ('' when Slack did not say)."""
+    container = body.get("container")
+    ts = container.get("message_ts") if isinstance(container, dict) else None
+    return ts if isinstance(ts, str) else ""
+
+
+def clicked_thread_ts(body: BlockActions) -> str:
+    """The thread of the message whose button was clicked (its own ts for a root)."""
+    container = body.get("container")
+    if not isinstance(container, dict):
+        return ""
+    ts = container.get("thread_ts") or container.get("message_ts")
+    return ts if isinstance(ts, str) else ""

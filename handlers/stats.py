@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
+import json
+from datetime import datetime
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
@@ -12,7 +13,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot.app import Services
 from bot.blocks.stats import stats_blocks
 from bot.services.report_links import report_link
-from bot.services.reports import ReportFilters
+from bot.services.reports import ReportFilters, parse_instant
 from bot.services.stats import parse_stats_command, stats_report
 from handlers.payloads import SlashCommand
 from handlers.webhooks import SERVICES, error
@@ -72,17 +73,11 @@ def _time(request: web.Request, name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parse_instant(value, name)
+    except ValueError as exc:
         raise web.HTTPBadRequest(
-            text=f'{{"error": "{name} must be an ISO-8601 time"}}', content_type="application/json"
+            text=json.dumps({"error": str(exc)}), content_type="application/json"
         ) from None
-    if parsed.tzinfo is None:
-        raise web.HTTPBadRequest(
-            text=f'{{"error": "{name} must include a UTC offset, e.g. 2026-11-01T00:00:00Z"}}',
-            content_type="application/json",
-        )
-    return parsed.astimezone(UTC)
 
 
 async def api(request: web.Request) -> web.Response:

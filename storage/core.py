@@ -84,6 +84,7 @@ class NetworkStatus(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+    DELETED = "deleted"  # we deleted the customer's copy (a team reply deleted in Slack)
 
 
 # Replies that end a turn: delivered ones answer it, pending ones will once delivered,

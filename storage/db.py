@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
@@ -147,6 +149,14 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# How often `/healthz` may rewrite the probe row (per process).
+PROBE_SECONDS = 5.0
+_PROBE = text(
+    "INSERT INTO health_probe (id, probed_at) VALUES (1, :at)"
+    " ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at"
+)
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -168,6 +178,8 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._write_failure: str | None = None
+        self._probed_at = -PROBE_SECONDS
         self._sync_engine: Engine | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
         self._writer: ThreadPoolExecutor | None = None
@@ -193,7 +205,7 @@ class Database:
                 yield session
         except (OperationalError, DBAPIError, OSError) as exc:
             if _is_connection_error(exc):
-                raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
+                raise self._write_failed(exc) from exc
             raise
 
     def _writing(self) -> AbstractAsyncContextManager[object]:
@@ -209,18 +221,49 @@ class Database:
         PostgreSQL in a greenlet on the pooled asyncpg connection itself.
         """
         try:
-            if self.dialect == "postgresql":
-                return await self._run_on_asyncpg(work)
-            if self._sync_sessions is None or self._writer is None:
-                async with self.sessions() as session, session.begin():
-                    return await session.run_sync(lambda sync: work(_SessionExecute(sync)))
-            async with self._writing():
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._writer, self._in_writer, work)
+            result = await self._run_unit(work)
+        except DatabaseUnavailable as exc:
+            raise self._write_failed(exc) from exc
         except Exception as exc:
             if _is_connection_error(exc):
-                raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
+                raise self._write_failed(exc) from exc
             raise
+        return result
+
+    async def _run_unit(self, work: Callable[[Execute], T]) -> T:
+        if self.dialect == "postgresql":
+            return await self._run_on_asyncpg(work)
+        if self._sync_sessions is None or self._writer is None:
+            async with self.sessions() as session, session.begin():
+                return await session.run_sync(lambda sync: work(_SessionExecute(sync)))
+        async with self._writing():
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._writer, self._in_writer, work)
+
+    def _write_failed(self, exc: BaseException) -> DatabaseUnavailable:
+        """Remember that a write failed (`check_writes` reports it) and say why."""
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self._write_failure = reason
+        return DatabaseUnavailable(reason)
+
+    async def check_writes(self) -> None:
+        """Raise `DatabaseUnavailable` while the store refuses writes.
+
+        The last write's outcome, refreshed by rewriting the `health_probe` row at most
+        every PROBE_SECONDS: a ping answers while the disk is full or the database is
+        read-only, and a failed write is only seen by whoever made it.
+        """
+        now = time.monotonic()
+        if self._write_failure is not None or now - self._probed_at >= PROBE_SECONDS:
+            self._probed_at = now
+            # session() records an unavailable store; any other error (the table not
+            # migrated yet) says nothing about writes.
+            with suppress(DatabaseUnavailable, DBAPIError):
+                async with self.session() as session:
+                    await session.execute(_PROBE, {"at": datetime.now(UTC)})
+                self._write_failure = None
+        if self._write_failure is not None:
+            raise DatabaseUnavailable(f"writes fail: {self._write_failure}")
 
     def _in_writer(self, work: Callable[[Execute], T]) -> T:
         assert self._sync_sessions is not None
@@ -326,14 +369,26 @@ async def _live_driver(connection: AsyncConnection) -> Any:
     return driver
 
 
-# SQLSTATEs that mean "the database is not there right now", not "this statement is wrong":
-# connection exceptions (08), shutdown / cannot connect now (57P01-57P03), too many
-# connections (53300), and 55000 as raised for "database is not accepting connections".
-_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "55000")
+# SQLSTATEs that mean "the database cannot take this now", not "this statement is wrong":
+# connection exceptions (08), shutdown / cannot connect now (57P01-57P03), 55000 as raised
+# for "database is not accepting connections", a read-only transaction (25006), lacking
+# privileges (42501: a REVOKE), insufficient resources (53: disk full, out of memory, too
+# many connections) and system I/O errors (58).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "55000", "25006", "42501", "53", "58")
+# SQLite's equivalents: a read-only file, a full disk, an I/O error, a lock held too long.
+_UNAVAILABLE_SQLITE = (
+    "SQLITE_READONLY",
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+)
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    """Walk the cause chain for a network error or an "unavailable" SQLSTATE."""
+    """Walk the cause chain for a network error or an "unavailable" SQLSTATE or SQLite
+    code: the store cannot take the work now, and a retry later may succeed (503)."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     seen: BaseException | None = exc
@@ -344,6 +399,9 @@ def _is_connection_error(exc: BaseException) -> bool:
             return True
         state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
         if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
+            return True
+        code = getattr(seen, "sqlite_errorname", None)
+        if isinstance(code, str) and code.startswith(_UNAVAILABLE_SQLITE):
             return True
         name = type(seen).__name__
         if "CannotConnect" in name or "ConnectionDoesNotExist" in name:

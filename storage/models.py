@@ -406,3 +406,12 @@ class CustomerMedia(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     slack_file_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = _ts(nullable=False)
+
+
+class HealthProbe(SQLModel, table=True):
+    """One row rewritten by `/healthz` (rate-limited): does the store still take writes?"""
+
+    __tablename__ = "health_probe"
+
+    id: int = Field(primary_key=True)
+    probed_at: datetime = _ts(nullable=False)

@@ -611,6 +611,13 @@ class Repository:
                 )
             ).scalar_one_or_none()
 
+    async def set_network_status(self, reply_id: int, status: NetworkStatus) -> None:
+        """What became of the customer's copy of a reply (e.g. we deleted it)."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(TeamReply).where(col(TeamReply.id) == reply_id).values(network_status=status)
+            )
+
     async def cancel_pending_reply(self, reply_id: int) -> bool:
         """Forget a reply not sent yet (deleted in Slack); False when it was sent meanwhile."""
         async with self.db.session() as session:
@@ -810,11 +817,16 @@ class Repository:
                 .values(state=ReplyState.UNCERTAIN, warned=False, attempt_at=None)
             )
 
-    async def resend(self, reply_id: int) -> TeamReply | None:
-        """Send an uncertain reply again; None if it is not (or no longer) uncertain."""
+    async def resend(self, reply_id: int, conversation_id: int) -> TeamReply | None:
+        """Send an uncertain reply of the conversation again; None if it is not (or no
+        longer) uncertain, or belongs to another conversation."""
         async with self.db.session() as session:
             reply = await session.get(TeamReply, reply_id)
-            if reply is None or reply.state != ReplyState.UNCERTAIN:
+            if (
+                reply is None
+                or reply.conversation_id != conversation_id
+                or reply.state != ReplyState.UNCERTAIN
+            ):
                 return None
             reply.state = ReplyState.PENDING
             reply.next_attempt_at = None

@@ -239,7 +239,9 @@ class Bot:
         user: str = AGENT,
         channel: str = INBOX,
         message_ts: str = "1.0",
+        thread_ts: str | None = None,
     ) -> ClientResponse:
+        """`thread_ts`: the button is on a message in that thread (not on a root)."""
         payload = {
             "type": "block_actions",
             "user": {"id": user, "username": "agent", "team_id": "T0001"},
@@ -250,6 +252,7 @@ class Bot:
                 "message_ts": message_ts,
                 "channel_id": channel,
                 "is_ephemeral": False,
+                **({"thread_ts": thread_ts} if thread_ts else {}),
             },
             "trigger_id": "1.2.3",
             "team": {"id": "T0001", "domain": "example"},

@@ -1,7 +1,8 @@
 """Pure Block Kit builders: no I/O, easy to test.
 
 Everything a customer wrote passes through `escape` so that `<!channel>`,
-`<@U123>` or `<http://x|y>` in it render as text and ping or link nobody.
+`<@U123>` or `<http://x|y>` in it render as text and ping or link nobody; a URL a
+network or a customer supplied goes through `link` (http(s) only, %-encoded).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from bot.networks.base import (
 )
 from bot.networks.http import JsonHttp, status_error
 from bot.networks.media import download
+from bot.networks.payload import load_object
 
 SIGNATURE_HEADER = "X-Relaydesk-Signature"
 
@@ -120,12 +121,7 @@ class GenericInbound(TypedDict):
 
 def _read(body: bytes) -> GenericInbound:
     """The body as a `GenericInbound`, or `PayloadError` naming what is wrong."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError("body is not JSON") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("body must be a JSON object")
+    data = load_object(body)
     author = data.get("author")
     if not isinstance(author, dict):
         raise PayloadError("author must be an object with id and name")

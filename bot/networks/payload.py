@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.networks.base import Attachment, DeliveryError, InboundEvent, PayloadError
 from bot.networks.http import JSONObject
@@ -21,14 +23,48 @@ log = logging.getLogger(__name__)
 
 
 # -- reading JSON -------------------------------------------------------------------------
-def load_object(body: bytes) -> JSONObject:
-    """Decode a webhook body that must be a JSON object."""
+MAX_DEPTH = 64
+# A lone surrogate cannot be encoded (SQL, Slack, logs). NULs are the relay's to strip.
+_UNPAIRED = re.compile("[\ud800-\udfff]")
+
+
+def load_object(body: bytes | str) -> JSONObject:
+    """Decode a body that must be a JSON object: the one JSON reader of every route.
+
+    Refused (`PayloadError`, a 400): undecodable bytes, nesting deeper than `MAX_DEPTH`,
+    NaN, infinities and numbers out of range, a lone surrogate in any string or key.
+    """
+
+    def finite(text: str) -> float:
+        number = float(text)
+        if not math.isfinite(number):
+            raise ValueError("number out of range")
+        return number
+
+    def no_constant(text: str) -> float:
+        raise ValueError(f"{text} is not JSON")
+
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_float=finite, parse_constant=no_constant)
+    except RecursionError:
+        raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError):
         raise PayloadError("body is not JSON") from None
     if not isinstance(data, dict):
         raise PayloadError("body is not a JSON object")
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str) and _UNPAIRED.search(key):
+                raise PayloadError("a key holds an unpaired surrogate")
+            if isinstance(item, str) and _UNPAIRED.search(item):
+                raise PayloadError("a string holds an unpaired surrogate")
+            if isinstance(item, dict | list):
+                stack.append((item, depth + 1))
     return data
 
 
@@ -144,11 +180,23 @@ def shown(*parts: str | None) -> str:
 
 
 def media_line(attachment: Attachment) -> str:
-    """`[photo]`, `[document: invoice.pdf]`, `[sticker: 🛠]`, with its link when it has one."""
+    """`[photo]`, `[document: invoice.pdf]`, `[sticker: 🛠]`, with its link when it has a
+    web one (a customer-supplied `javascript:` or `!here` is no link to show)."""
     label = MEDIA_LABELS.get(attachment.kind, attachment.kind)
     if attachment.title:
         label += f": {attachment.title}"
-    return f"[{label}] {attachment.url}" if attachment.url else f"[{label}]"
+    return f"[{label}] {attachment.url}" if web_url(attachment.url) else f"[{label}]"
+
+
+def web_url(url: str | None) -> bool:
+    """An http(s) URL with a host: the only kind shown to the team as a link."""
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 def location_line(lat: Any, lon: Any, *names: str | None) -> str:

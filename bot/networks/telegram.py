@@ -9,7 +9,6 @@ de-duplication key is `<chat id>:<message id>` (re-sent updates repeat both).
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,7 +37,14 @@ from bot.networks.base import (
 )
 from bot.networks.http import JsonHttp, JSONObject, status_error
 from bot.networks.media import download
-from bot.networks.payload import contact_line, location_line, media_line, shown, unknown_part
+from bot.networks.payload import (
+    contact_line,
+    load_object,
+    location_line,
+    media_line,
+    shown,
+    unknown_part,
+)
 
 DELETE_WITHIN = timedelta(hours=48)
 UPLOAD_LIMIT = 50 * 1024 * 1024
@@ -76,11 +82,8 @@ class TelegramNetwork:
         raise WebhookError("Telegram webhooks are POST only")
 
     def parse(self, body: bytes) -> list[InboundEvent]:
-        try:
-            update = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadError("body is not JSON") from exc
-        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+        update = load_object(body)
+        if not isinstance(update.get("update_id"), int):
             raise PayloadError("not a Telegram update: update_id missing")
         for key in ("message", "business_message"):
             if key in update:

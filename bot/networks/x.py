@@ -27,6 +27,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +73,10 @@ from bot.networks.payload import (
 )
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
+# X's crc_token is a random URL-safe token (base64url or a UUID). Only such tokens are
+# signed: the CRC answer is the very HMAC that signs webhook POSTs, so signing anything
+# else (a JSON body) would forge a webhook signature. A JSON object cannot match this.
+CRC_TOKEN = re.compile(r"[A-Za-z0-9_=-]{8,256}")
 CREATED_AT_FORMAT = "%a %b %d %H:%M:%S %z %Y"  # "Wed Nov 21 00:13:13 +0000 2018"
 
 
@@ -128,6 +133,8 @@ class XNetwork(SentMessagesFixed):
         token = query.get("crc_token")
         if not token:
             raise WebhookError("missing crc_token")
+        if not CRC_TOKEN.fullmatch(token):
+            raise WebhookError("crc_token is not shaped like X's (8-256 URL-safe characters)")
         answer = {"response_token": x_signature(self._consumer_secret, token.encode())}
         return HandshakeAnswer(200, json.dumps(answer), content_type="application/json")
 

@@ -53,10 +53,11 @@ class Conversations:
             raise Refusal(f"#{conversation_id} is already open.")
         return await self._done(result, f"#{conversation_id} is open again.")
 
-    async def resend(self, reply_id: int, user: str) -> str:
-        """Send again a reply whose first send was cut short (the Resend button)."""
+    async def resend(self, reply_id: int, conversation_id: int, user: str) -> str:
+        """Send again a reply whose first send was cut short (the Resend button, shown in
+        the conversation's thread)."""
         self.check_allowed(user)
-        reply = await self._repo.resend(reply_id)
+        reply = await self._repo.resend(reply_id, conversation_id)
         if reply is None:
             raise Refusal("This reply was already resent, or its delivery is settled.")
         log.info("reply %s: resend asked by %s", reply_id, user)

@@ -17,10 +17,9 @@ from typing import Any
 from bot.markup import InternalNote, OverLimit
 from bot.networks.base import DeliveryError, Network
 from bot.services.outbound import outbound_messages, prepare_for
-from bot.services.replies import EVENT_TTL, message_json
+from bot.services.replies import message_json
 from bot.slack import Slack, SlackError
-from storage.coordination import Coordinator
-from storage.core import ReplyKind, ReplyState
+from storage.core import NetworkStatus, ReplyKind, ReplyState
 from storage.models import TeamReply
 from storage.repo import Repository
 
@@ -35,24 +34,23 @@ class Corrections:
         repo: Repository,
         slack: Slack,
         networks: Mapping[str, Network],
-        coordinator: Coordinator,
     ) -> None:
         self._repo = repo
         self._slack = slack
         self._networks = networks
-        self._coordinator = coordinator
 
-    async def on_change(self, event: Mapping[str, Any], event_id: str | None) -> None:
-        """A `message_changed` or `message_deleted` event in a channel the bot is in."""
+    async def on_change(self, event: Mapping[str, Any]) -> None:
+        """A `message_changed` or `message_deleted` event in a channel the bot is in.
+
+        Idempotent, so Slack's retries need no de-duplication mark (which, set before the
+        work, would lose the work when it fails): an edit compares with the stored text,
+        which changes only once the customer's copy is edited; a deletion is recorded
+        (`NetworkStatus.DELETED`) once the customer's copy is gone."""
         channel = event.get("channel")
         new = _object(event.get("message"))
         old = _object(event.get("previous_message"))
         ts = event.get("deleted_ts") or new.get("ts") or old.get("ts")
         if not (isinstance(channel, str) and isinstance(ts, str)):
-            return
-        if event_id and not await self._coordinator.first_seen(
-            f"slack-event:{event_id}", EVENT_TTL
-        ):
             return
         reply = await self._repo.slack_reply(channel, ts)
         if reply is None or reply.kind != ReplyKind.REPLY or reply.id is None:
@@ -67,7 +65,7 @@ class Corrections:
         if reply.state == ReplyState.PENDING and await self._repo.cancel_pending_reply(reply.id):
             log.info("reply %s deleted before it was sent: cancelled", reply.id)
             return
-        if reply.state != ReplyState.SENT:
+        if reply.state != ReplyState.SENT or reply.network_status == NetworkStatus.DELETED:
             return
         try:
             network, conversation = await self._network_of(reply)
@@ -80,6 +78,7 @@ class Corrections:
                 reply, f":warning: Deleted in Slack only, the customer still has it: {exc.message}."
             )
             return
+        await self._repo.set_network_status(reply.id, NetworkStatus.DELETED)
         await self._say(reply, ":wastebasket: The customer's copy was deleted too.")
 
     async def _edited(self, reply: TeamReply, message: Mapping[str, Any]) -> None:

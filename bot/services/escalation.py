@@ -165,7 +165,28 @@ class Escalations:
     async def cover(
         self, user: str, duration: timedelta, by_user: str, now: datetime | None = None
     ) -> OncallOverride:
-        """`user` is on call from now for `duration`, over the rotation (newest cover wins)."""
+        """`user` is on call from now for `duration`, over the rotation (newest cover wins).
+
+        Only the rotation's keepers (ONCALL_USERS, ESCALATION_MANAGER, ONCALL_ADMINS) may,
+        and only for a person Slack knows: `Refusal` otherwise.
+        """
+        keepers = self._settings.rotation_keepers
+        if by_user not in keepers:
+            raise Refusal(
+                "Only the people in ONCALL_USERS, ESCALATION_MANAGER or ONCALL_ADMINS may "
+                f"change the rotation{_naming(keepers)}. Ask one of them, or an admin to "
+                "add you to ONCALL_ADMINS."
+            )
+        try:
+            person = await self._slack.is_person(user)
+        except SlackError as exc:
+            raise Refusal(
+                f"Could not check <@{user}> with Slack ({exc.code}); try again in a minute."
+            ) from exc
+        if not person:
+            raise Refusal(
+                f"`{user}` is not an active person in this workspace: nobody to put on call."
+            )
         now = now or self._clock()
         row = await self._store.add_override(user, now, now + duration, by_user, now)
         log.info("on-call cover: %s until %s (by %s)", user, row.ends_at.isoformat(), by_user)
@@ -267,6 +288,15 @@ class Escalations:
             state = locked.state
             if not state.pages:
                 raise Refusal(f"#{conversation_id} has no escalation to acknowledge.")
+            paged = [p.target_user for p in state.pages if p.target_user]
+            manager = (
+                [self._settings.escalation_manager] if self._settings.escalation_manager else []
+            )
+            if user not in {*paged, *self._settings.oncall_users, *manager}:
+                raise Refusal(
+                    f"Only the person paged for #{conversation_id}{_naming(paged)}, the people "
+                    "in ONCALL_USERS or the ESCALATION_MANAGER may acknowledge it."
+                )
             earlier = next((p for p in state.pages if p.acked_at is not None), None)
             if earlier is None:
                 await locked.ack(user, now)
@@ -390,3 +420,9 @@ def _already_escalated(conversation_id: int, page: Escalation) -> str:
         f"#{conversation_id} was already escalated to {target} by <@{page.by_user}> "
         f"{slack_date(page.created_at)}."
     )
+
+
+def _naming(users: list[str]) -> str:
+    """` (<@U1>, <@U2>)`: who may, for a refusal; empty when nobody is configured."""
+    named = list(dict.fromkeys(users))
+    return f" ({', '.join(f'<@{u}>' for u in named)})" if named else ""

@@ -62,6 +62,9 @@ def split_ref(text: str) -> tuple[str, str]:
     return parts[0], parts[1].strip() if len(parts) > 1 else ""
 
 
+MAX_ID = 2**31 - 1  # conversation ids are INTEGER columns
+
+
 class Lookup:
     """Which conversation a command, a button or a shortcut is about; `Refusal` when none.
 
@@ -72,7 +75,7 @@ class Lookup:
         self._repo = repo
 
     async def number(self, conversation_id: int) -> Conversation:
-        found = await self._repo.conversation(conversation_id)
+        found = await self._find(conversation_id)
         if found is None:
             raise Refusal(f"There is no conversation #{conversation_id}.")
         return found
@@ -95,6 +98,39 @@ class Lookup:
                 "That message is not part of a Relaydesk conversation. Link the conversation's "
                 "root or a message in its thread, or use #N."
             )
+        return found
+
+    async def clicked(self, conversation_id: int, channel: str | None, message_ts: str) -> int:
+        """The conversation a button names, checked against the message it was clicked on.
+
+        A button acts only on the conversation of its own message: one of the
+        conversation's thread roots, or (a page) a direct message, which carries its
+        conversation. `Refusal` when the conversation no longer exists or the button's
+        value names another conversation than its message's.
+        """
+        if await self._find(conversation_id) is None:
+            raise Refusal(f"Conversation #{conversation_id} no longer exists.")
+        if channel and channel.startswith("D"):
+            return conversation_id
+        root = await self._repo.conversation_by_thread(channel or "", message_ts)
+        if root is None or root.id != conversation_id:
+            raise Refusal(
+                f"This button does not belong to #{conversation_id}: use the buttons on that "
+                "conversation's own root."
+            )
+        return conversation_id
+
+    async def _find(self, conversation_id: int) -> Conversation | None:
+        """None also for a number no id column can hold (PostgreSQL would refuse it)."""
+        if not 0 < conversation_id <= MAX_ID:
+            return None
+        return await self._repo.conversation(conversation_id)
+
+    async def thread(self, channel: str, thread_ts: str) -> Conversation:
+        """The conversation whose thread holds a message a button was clicked on."""
+        found = await self._repo.conversation_by_thread(channel, thread_ts)
+        if found is None:
+            raise Refusal("This message is not part of a Relaydesk conversation.")
         return found
 
     async def root(self, channel: str, ts: str) -> Conversation:

@@ -82,21 +82,20 @@ class Replies:
         self._coordinator = coordinator
         self._deliver = deliver
 
-    async def on_message(self, event: MessageEvent, event_id: str | None) -> TeamReply | None:
+    async def on_message(self, event: MessageEvent) -> TeamReply | None:
         """Store a person's thread message as a reply or a note, and start sending a reply.
 
         Returns the stored row; None when the event is ignored: not a person's message,
-        not a reply in a conversation thread, or a delivery seen before.
+        not a reply in a conversation thread, or a delivery seen before. Slack's retries
+        are recognised by the reply's UNIQUE(slack_channel, slack_ts) in the same
+        transaction that stores it, never by a mark set before: a retry of an event whose
+        storing failed is processed in full.
         """
         if event.get("subtype") not in HUMAN_SUBTYPES or event.get("bot_id"):
             return None
         thread_ts, ts, user = event.get("thread_ts"), event.get("ts"), event.get("user")
         channel = event.get("channel")
         if not (thread_ts and ts and user and channel) or thread_ts == ts:
-            return None
-        if event_id and not await self._coordinator.first_seen(
-            f"slack-event:{event_id}", EVENT_TTL
-        ):
             return None
         text = str(event.get("text") or "")
         allowed = not self._settings.allowed_users or user in self._settings.allowed_users
@@ -138,12 +137,12 @@ class Replies:
             log.warning("could not mark a held reply: %s", exc.code)
 
     async def _refuse(self, channel: str, thread_ts: str, ts: str, user: str) -> None:
-        """Mark the message, and explain once per person per thread."""
+        """Mark the message, and explain once per person per thread (the mark is dropped
+        again when the explanation could not be posted)."""
+        explained = f"refused:{channel}:{thread_ts}:{user}"
         try:
             await self._slack.react(channel, ts, "no_entry_sign")
-            if await self._coordinator.first_seen(
-                f"refused:{channel}:{thread_ts}:{user}", EVENT_TTL
-            ):
+            if await self._coordinator.first_seen(explained, EVENT_TTL):
                 await self._slack.ephemeral(
                     channel,
                     user,
@@ -154,3 +153,4 @@ class Replies:
                 )
         except SlackError as exc:
             log.warning("could not explain a refused reply to %s: %s", user, exc.code)
+            await self._coordinator.forget(explained)

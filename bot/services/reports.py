@@ -88,20 +88,41 @@ def parse_filters(query: Mapping[str, str], tz: ZoneInfo) -> ReportFilters:
     return ReportFilters(None, since, until, network, team)
 
 
+# The times a window may name: beyond them date arithmetic overflows, and nothing is stored.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _instant(text: str, tz: ZoneInfo, name: str, *, end_of_day: bool) -> datetime:
     try:
         day = date.fromisoformat(text)
     except ValueError:
         pass
     else:
+        if not EARLIEST.date() < day < LATEST.date():
+            raise ValueError(f"{name} must be between {EARLIEST:%Y} and {LATEST:%Y}")
         return local_midnight(day + timedelta(days=1) if end_of_day else day, tz)
+    return parse_instant(text, name)
+
+
+def parse_instant(text: str, name: str) -> datetime:
+    """An ISO-8601 time with its offset, in UTC, between EARLIEST and LATEST.
+
+    Raises ValueError with a sentence for the reader.
+    """
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 time") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{name} must include a UTC offset, e.g. 2026-11-01T00:00:00Z")
-    return parsed.astimezone(UTC)
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError:
+        instant = EARLIEST - timedelta(days=1)
+    if not EARLIEST <= instant <= LATEST:
+        raise ValueError(f"{name} must be between {EARLIEST:%Y} and {LATEST:%Y}")
+    return instant
 
 
 def _local(instant: datetime, tz: ZoneInfo) -> str:

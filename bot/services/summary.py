@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import date, datetime, timedelta
 
 from bot.blocks.stats import escalations_sent, summary_blocks
 from bot.config import Settings
 from bot.services.stats import day_window, summary_report
-from bot.slack import Slack, SlackError
-from storage.db import Database
+from bot.slack import Slack
+from storage.db import Database, DatabaseUnavailable
 from storage.models import utcnow
 from storage.summaries import SummaryRepository
 
@@ -45,8 +46,11 @@ class DailySummary:
             return False
         try:
             channel, ts = await self.post(day, now)
-        except SlackError:
-            await self._posts.release(day)
+        except Exception:
+            # Slack or SQL failed before anything was posted: the next tick tries again
+            # (a claim left behind when even the release fails goes stale in 10 minutes).
+            with suppress(DatabaseUnavailable):
+                await self._posts.release(day)
             raise
         await self._posts.posted(day, channel, ts, now)
         return True

@@ -52,17 +52,19 @@ class Bolt:
         body = slack_command_body(command=name, text=text, user_id=user, channel_id=INBOX)
         return await self._dispatch(body, "application/x-www-form-urlencoded")
 
-    async def click(self, action_id: str, value: str, *, user: str, channel: str) -> BoltResponse:
+    async def click(
+        self, action_id: str, value: str, *, user: str, channel: str, message_ts: str = "1.000001"
+    ) -> BoltResponse:
         payload = {
             "type": "block_actions",
             "user": {"id": user, "username": user.lower(), "team_id": "T0001"},
             "api_app_id": "A0001",
             "token": "verification-token",
-            "container": {"type": "message", "message_ts": "1.000001", "channel_id": channel},
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
             "trigger_id": "1.2.3",
             "team": {"id": "T0001", "domain": "example"},
             "channel": {"id": channel, "name": "dm"},
-            "message": {"type": "message", "ts": "1.000001", "text": "page"},
+            "message": {"type": "message", "ts": message_ts, "text": "page"},
             "response_url": "https://hooks.slack.com/actions/T0001/1/fake",
             "actions": [
                 {
@@ -197,8 +199,10 @@ async def test_escalate_twice_tells_who_escalated_first(bolt: Bolt) -> None:
 
 
 async def test_escalate_button_on_the_root(bolt: Bolt) -> None:
-    await bolt.env.conversation()
-    response = await bolt.click("relaydesk.escalate", "1", user=AGENT, channel=INBOX)
+    root = (await bolt.env.conversation()).thread_ts or ""
+    response = await bolt.click(
+        "relaydesk.escalate", "1", user=AGENT, channel=INBOX, message_ts=root
+    )
     assert response.status == 200
     ephemerals = await bolt.ephemerals(1)
     assert [(e["user"], e["text"]) for e in ephemerals] == [(AGENT, f"Paged <@{A}> for #1.")]
@@ -224,7 +228,9 @@ async def test_ack_records_once_and_tells_later_clickers_who_acked(bolt: Bolt) -
     assert retried.status == 200
     await bolt.ephemerals(2)
     bolt.env.clock.now = minutes(40)
-    await bolt.click("relaydesk.ack", "1", user=B, channel=INBOX)
+    await bolt.click(
+        "relaydesk.ack", "1", user=B, channel=INBOX, message_ts=conversation.thread_ts or ""
+    )
     ephemerals = await bolt.ephemerals(3)
 
     assert [(e["channel"], e["user"], e["text"]) for e in ephemerals] == [
@@ -243,14 +249,16 @@ async def test_ack_records_once_and_tells_later_clickers_who_acked(bolt: Bolt) -
 
 
 async def test_ack_without_an_escalation_says_so(bolt: Bolt) -> None:
-    await bolt.env.conversation()
-    await bolt.click("relaydesk.ack", "1", user=A, channel=INBOX)
-    await bolt.click("relaydesk.ack", "7", user=A, channel=INBOX)
-    await bolt.click("relaydesk.ack", "x", user=A, channel=INBOX)
-    ephemerals = await bolt.ephemerals(3)
+    root = (await bolt.env.conversation()).thread_ts or ""
+    await bolt.click("relaydesk.ack", "1", user=A, channel=INBOX, message_ts=root)
+    await bolt.click("relaydesk.ack", "7", user=A, channel=INBOX, message_ts=root)
+    await bolt.click("relaydesk.ack", "x", user=A, channel=INBOX, message_ts=root)
+    await bolt.click("relaydesk.ack", "9" * 30, user=A, channel=INBOX, message_ts=root)
+    ephemerals = await bolt.ephemerals(4)
     assert sorted(e["text"] for e in ephemerals) == [
         "#1 has no escalation to acknowledge.",
-        "There is no conversation #7.",
+        "Conversation #7 no longer exists.",
+        f"Conversation #{'9' * 30} no longer exists.",
         "This button does not belong to a Relaydesk conversation.",
     ]
 
@@ -275,7 +283,7 @@ async def test_oncall_shows_now_until_when_and_the_next_three_shifts(bolt: Bolt)
 
 @pytest.mark.parametrize("mention", [f"<@{B}|bob>", f"<@{B}>", B])
 async def test_oncall_cover_records_an_override_that_wins(bolt: Bolt, mention: str) -> None:
-    response = await bolt.command("/oncall", f"cover {mention} 2h 30m")
+    response = await bolt.command("/oncall", f"cover {mention} 2h 30m", user=A)
     assert response.status == 200
     body = json.loads(response.body)
     assert body == {
@@ -286,7 +294,7 @@ async def test_oncall_cover_records_an_override_that_wins(bolt: Bolt, mention: s
     async with bolt.env.services.db.session() as session:
         rows = list((await session.execute(select(OncallOverride))).scalars())
     assert [(r.user_id, r.starts_at, r.ends_at, r.created_by, r.created_at) for r in rows] == [
-        (B, T0, T0 + timedelta(hours=2, minutes=30), AGENT, T0)
+        (B, T0, T0 + timedelta(hours=2, minutes=30), A, T0)
     ]
     end = date_tag(T0 + timedelta(hours=2, minutes=30))
     assert answer(await bolt.command("/oncall", "")) == (
@@ -330,3 +338,80 @@ async def test_oncall_with_nobody_configured(tmp_path: Path) -> None:
         oncall.register(app, env.services)
         text = answer(await Bolt(env, app).command("/oncall", ""))
     assert text == f":pager: Nobody is on call right now ({date_tag(T0)}).\n{NOBODY_HOW_TO}"
+
+
+# -- authority --------------------------------------------------------------------
+
+
+async def _overrides(bolt: Bolt) -> list[OncallOverride]:
+    async with bolt.env.services.db.session() as session:
+        return list((await session.execute(select(OncallOverride))).scalars())
+
+
+async def test_oncall_cover_only_by_the_rotations_keepers(bolt: Bolt) -> None:
+    refused = answer(await bolt.command("/oncall", f"cover <@{B}> 30d", user=AGENT))
+    assert refused == (
+        "Only the people in ONCALL_USERS, ESCALATION_MANAGER or ONCALL_ADMINS may change "
+        f"the rotation (<@{A}>, <@{B}>, <@{C}>, <@{MANAGER}>). Ask one of them, or an admin "
+        "to add you to ONCALL_ADMINS."
+    )
+    assert await _overrides(bolt) == []
+    by_manager = json.loads((await bolt.command("/oncall", f"cover <@{B}> 1h", user=MANAGER)).body)
+    assert by_manager["response_type"] == "in_channel"
+    assert [r.created_by for r in await _overrides(bolt)] == [MANAGER]
+
+
+async def test_oncall_admins_may_cover_too(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'esc.db'}"
+    async with running(url, {"ONCALL_ADMINS": AGENT}) as env:
+        app = AsyncApp(
+            client=env.services.slack.client, signing_secret=SECRET, process_before_response=True
+        )
+        oncall.register(app, env.services)
+        bolt = Bolt(env, app)
+        text = answer(await bolt.command("/oncall", f"cover <@{C}> 2h", user=AGENT))
+        assert text.startswith(f":pager: <@{C}> is on call from ")
+        assert [(r.user_id, r.created_by) for r in await _overrides(bolt)] == [(C, AGENT)]
+
+
+async def test_oncall_cover_only_for_a_person_slack_knows(bolt: Bolt) -> None:
+    bolt.env.slack.unknown_users.add("U0NOBODY1")
+    text = answer(await bolt.command("/oncall", "cover U0NOBODY1 30d", user=A))
+    assert text == "`U0NOBODY1` is not an active person in this workspace: nobody to put on call."
+    assert await _overrides(bolt) == []
+
+
+async def test_ack_only_by_the_paged_person_oncall_users_or_the_manager(bolt: Bolt) -> None:
+    root = (await bolt.env.conversation()).thread_ts or ""
+    assert await bolt.env.tick(minutes(31)) == 1
+    await bolt.click("relaydesk.ack", "1", user=AGENT, channel=INBOX, message_ts=root)
+    [refusal] = await bolt.ephemerals(1)
+    assert refusal["text"] == (
+        f"Only the person paged for #1 (<@{A}>), the people in ONCALL_USERS or the "
+        "ESCALATION_MANAGER may acknowledge it."
+    )
+    rows = await bolt.env.escalations.store.pages_of(1)
+    assert [r.acked_by for r in rows] == [None]
+    await bolt.click("relaydesk.ack", "1", user=MANAGER, channel=INBOX, message_ts=root)
+    await bolt.ephemerals(2)
+    rows = await bolt.env.escalations.store.pages_of(1)
+    assert [r.acked_by for r in rows] == [MANAGER]
+
+
+async def test_a_button_acts_only_on_the_conversation_of_its_message(bolt: Bolt) -> None:
+    first = await bolt.env.conversation("c1")
+    second = await bolt.env.conversation("c2")
+    # A value naming #2, clicked on the root of #1: refused, nothing paged.
+    await bolt.click(
+        "relaydesk.escalate",
+        str(second.id),
+        user=AGENT,
+        channel=INBOX,
+        message_ts=first.thread_ts or "",
+    )
+    [refusal] = await bolt.ephemerals(1)
+    assert refusal["text"] == (
+        f"This button does not belong to #{second.id}: use the buttons on that "
+        "conversation's own root."
+    )
+    assert await bolt.env.escalations.store.pages_of(second.id or 0) == []

@@ -198,7 +198,7 @@ async def test_without_a_rotation_the_manager_is_paged_once(tmp_path: Path) -> N
 
 
 async def test_a_cover_wins_level_one_and_level_two_skips_the_same_person(env: Env) -> None:
-    await env.escalations.cover(B, timedelta(hours=8), AGENT, now=T0)
+    await env.escalations.cover(B, timedelta(hours=8), A, now=T0)
     await env.conversation()
     assert await env.tick(minutes(30)) == 1
     assert await env.tick(minutes(45)) == 0  # level 2 would be B again: skipped

@@ -73,6 +73,7 @@ class FakeSlack(FakeServer):
         self.bot_id = bot_id
         self.team_id = team_id
         self.missing_channels: set[str] = set()
+        self.unknown_users: set[str] = set()  # users.info answers user_not_found
         self.not_in_channels: set[str] = set()
         self.socket_mode_url = "ws://127.0.0.1:9/socket-mode"
         self.users: dict[str, Answer] = {}
@@ -490,7 +491,7 @@ class FakeSlack(FakeServer):
 
     def _users_info(self, params: dict[str, Any]) -> Answer:
         user_id = str(params.get("user", ""))
-        if not user_id:
+        if not user_id or user_id in self.unknown_users:
             raise SlackError("user_not_found")
         return {"user": self.users.get(user_id) or _user(user_id, f"User {user_id}", "")}
 

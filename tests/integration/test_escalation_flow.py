@@ -93,7 +93,7 @@ async def test_oncall_answers_with_the_injected_clock(tmp_path: Path) -> None:
             answer.splitlines()[0]
             == f":pager: On call now: <@{ONCALL_A}> until {date_tag(shift_ends)}"
         )
-        cover = await bot.command_text(f"/oncall cover <@{ONCALL_B}> 4h")
+        cover = await bot.command_text(f"/oncall cover <@{ONCALL_B}> 4h", user=ONCALL_A)
         assert cover == (
             f":pager: <@{ONCALL_B}> is on call from {date_tag(fixed)} "
             f"until {date_tag(fixed + timedelta(hours=4))} (cover)."

@@ -83,3 +83,27 @@ async def test_meta_handshake_and_signature(bot: Bot) -> None:
     unsigned = await bot.post_raw("/webhooks/meta", body, {})
     assert unsigned.status == 401
     assert await bot.services.repo.conversation(1) is None
+
+
+async def test_customer_attachment_urls_neither_ping_nor_break_the_link(bot: Bot) -> None:
+    """A URL from a network is customer-supplied: only http(s), %-encoded inside `<url|…>`."""
+    assert await post_meta(bot, ref_json("social/messenger_message.json")) == 200
+    root = await bot.root()
+    follow_up = with_mid(ref_json("social/messenger_message.json"), "mid.urls1", "see these")
+    message = follow_up["entry"][0]["messaging"][0]["message"]
+    message["attachments"] = [
+        {"type": "image", "payload": {"url": "!here"}},
+        {"type": "file", "payload": {"url": "<!channel>"}},
+        {"type": "video", "payload": {"url": "javascript:alert(1)"}},
+        {"type": "audio", "payload": {"url": "https://cdn.example/a.mp3?x=1&y=<b>|@c"}},
+    ]
+    assert await post_meta(bot, follow_up) == 200
+    [shown] = await bot.until(
+        lambda: [m for m in bot.slack.replies(INBOX, root["ts"]) if "see these" in m["text"]],
+        what="the follow-up in the thread",
+    )
+    text = shown["text"]
+    assert "<!" not in text and "javascript" not in text and "channel" not in text
+    # a web URL is shown as escaped text (Slack links it; nothing in it is markup)
+    assert "[audio] https://cdn.example/a.mp3?x=1&amp;y=&lt;b&gt;|@c" in text
+    assert "[photo]" in text and "[document]" in text and "[video]" in text

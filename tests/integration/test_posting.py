@@ -156,10 +156,14 @@ async def test_a_reply_whose_send_was_cut_short_is_not_resent_blindly(bot: Bot) 
     assert not bot.telegram.calls_to("sendMessage")
     doubted = await _reply(bot)
     assert doubted is not None and doubted.state == ReplyState.UNCERTAIN
-    await bot.click("relaydesk.resend", str(reply.id), message_ts=warning[0]["ts"])
+    await bot.click(
+        "relaydesk.resend", str(reply.id), message_ts=warning[0]["ts"], thread_ts=root["ts"]
+    )
     await bot.telegram.wait_for("sendMessage")
     await bot.until(lambda: _sent(bot), what="delivered after Resend")
-    await bot.click("relaydesk.resend", str(reply.id), message_ts=warning[0]["ts"])
+    await bot.click(
+        "relaydesk.resend", str(reply.id), message_ts=warning[0]["ts"], thread_ts=root["ts"]
+    )
     await bot.until(lambda: any("already resent" in e for e in bot.ephemerals_for()), what="no")
     assert len(bot.telegram.calls_to("sendMessage")) == 1
 

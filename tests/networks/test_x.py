@@ -51,6 +51,24 @@ def test_crc_answers_the_published_vector() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "token",
+    [
+        '{"for_user_id": "1", "direct_message_events": []}',  # a webhook body to forge
+        "short",
+        "x" * 257,
+        "a b c d e f",
+        "abc/def+ghi",
+    ],
+)
+def test_crc_signs_only_tokens_shaped_like_x(token: str) -> None:
+    """The CRC answer is the webhook signature: signing a body would forge a webhook."""
+    with pytest.raises(WebhookError) as caught:
+        network().handshake({"crc_token": token})
+    assert caught.value.status == 400
+    assert network().handshake({"crc_token": "9b4507b3-9040-4669-9ca3-6b94edb50553"}).status == 200
+
+
 def test_crc_without_token_is_a_400() -> None:
     with pytest.raises(WebhookError) as caught:
         network().handshake({})
