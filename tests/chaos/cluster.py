@@ -837,11 +837,12 @@ async def deliver_event(
     body: bytes,
     give_up: float,
     statuses: Counter[int] | None = None,
+    retry: int | None = None,
 ) -> bool:
     """Send a Slack event like Slack does: to a live process, again (marked as a retry)
-    until it is answered 200 or `give_up` seconds have passed. True once accepted."""
+    until it is answered 200 or `give_up` seconds have passed. True once accepted.
+    `retry`: the number of this delivery when Slack already tried it before."""
     deadline = time.monotonic() + give_up
-    retry: int | None = None
     while time.monotonic() < deadline:
         node = cluster.next_node()
         status = 0 if node is None else await post_slack_event(session, node, body, retry)
