@@ -14,6 +14,7 @@ call Slack refused with 429 or 5xx is tried once more here, in its turn.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -121,35 +122,54 @@ class Slack:
         self._names: dict[str, str] = {}
 
     async def call(
-        self, method: str, *, patient: bool = True, form: bool = False, **params: Any
+        self,
+        method: str,
+        *,
+        patient: bool = True,
+        form: bool = False,
+        once: bool = False,
+        **params: Any,
     ) -> dict[str, Any]:
         """Call a Web API method in its turn; raise a typed `SlackError` on failure.
 
         A call Slack answers with 429 or 5xx is tried once more (after Retry-After, or
         a short pause). `patient=False`: raise `SlackTemporary` at once instead of
         waiting out a pause, for work the caller can simply do later. `form`: send the
-        arguments as a form, as slack_sdk does for the file methods.
+        arguments as a form, as slack_sdk does for the file methods. `once`: a call whose
+        outcome may be looked for instead (a post carrying metadata) is never repeated
+        when that outcome is unknown (a 5xx, a dropped connection); only a 429, which
+        Slack did not carry out, is tried again.
         """
         clean = {key: value for key, value in params.items() if value is not None}
         key = _pace_key(method, clean)
         try:
-            return await self._attempt(method, key, clean, patient, form)
+            return await self._attempt(method, key, clean, patient, form, once)
         except SlackTemporary as exc:
-            if exc.status != 429 and exc.status < 500:
+            if exc.status != 429 and (exc.status < 500 or once):
                 raise
             if exc.status != 429:
                 await asyncio.sleep(SERVER_ERROR_PAUSE)
-        return await self._attempt(method, key, clean, patient, form)
+        return await self._attempt(method, key, clean, patient, form, once)
 
     async def _attempt(
-        self, method: str, key: str, params: dict[str, Any], patient: bool, form: bool = False
+        self,
+        method: str,
+        key: str,
+        params: dict[str, Any],
+        patient: bool,
+        form: bool = False,
+        once: bool = False,
     ) -> dict[str, Any]:
         await self._turn(method, key, patient)
+        client = self.client
+        if once:  # without the retry of a dropped connection: the call may have landed
+            client = copy.copy(client)
+            client.retry_handlers = []
         try:
             if form:
-                response = await self.client.api_call(method, params=params)
+                response = await client.api_call(method, params=params)
             else:
-                response = await self.client.api_call(method, json=params)
+                response = await client.api_call(method, json=params)
         except SlackApiError as exc:
             error = _typed(exc, method)
             self._count(method, error.code)
@@ -199,6 +219,7 @@ class Slack:
             unfurl_links=False,
             unfurl_media=False,
             metadata=metadata,
+            once=metadata is not None,  # findable by its metadata: looked for, not resent
         )
         return str(data["ts"])
 

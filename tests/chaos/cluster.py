@@ -34,7 +34,7 @@ import asyncpg
 from aiohttp import web
 
 from tests.fakes import FakeGraph, FakeSink, FakeSlack, FakeTelegram, FakeX
-from tests.fakes.base import call_of
+from tests.fakes.base import Call, call_of
 from tests.harness import (
     GENERIC_SECRET,
     SIGNING_SECRET,
@@ -214,6 +214,10 @@ class ChaosSlack(FakeSlack):
     `hold(token)`: a held call is never stored; once released it is answered 503, so a
     process killed while it waits has posted nothing. `hold(token, land=True)`: a slow
     Slack; once released the call is carried out (the message lands) and answered.
+    `swallow(token)`: the call is carried out at once (the message lands) but its answer
+    never comes back: held until released, then the connection is dropped (`hang=False`:
+    dropped at once). From the caller's side, a post that timed out yet succeeded;
+    `count`: only that many posts are swallowed, the next ones are answered.
     """
 
     def __init__(self) -> None:
@@ -221,6 +225,10 @@ class ChaosSlack(FakeSlack):
         self.held_token: str | None = None
         self.land = False
         self.held: list[str] = []  # texts of the calls held so far
+        self.swallowed_token: str | None = None
+        self.hang = True
+        self.swallow_count: int | None = None
+        self.swallowed: list[Call] = []  # the posts that landed unanswered
         self._release = asyncio.Event()
 
     def hold(self, token: str, *, land: bool = False) -> None:
@@ -228,8 +236,15 @@ class ChaosSlack(FakeSlack):
         self.land = land
         self._release.clear()
 
+    def swallow(self, token: str, *, hang: bool = True, count: int | None = None) -> None:
+        self.swallowed_token = token
+        self.hang = hang
+        self.swallow_count = None if count is None else len(self.swallowed) + count
+        self._release.clear()
+
     def release(self) -> None:
         self.held_token = None
+        self.swallowed_token = None
         self._release.set()
 
     def routes(self) -> list[web.RouteDef]:
@@ -247,6 +262,21 @@ class ChaosSlack(FakeSlack):
             await self._release.wait()
             if not land:
                 return web.json_response({"ok": False, "error": "service_unavailable"}, status=503)
+        if (
+            self.swallowed_token is not None
+            and token == self.swallowed_token
+            and request.match_info["method"] == "chat.postMessage"
+        ):
+            hang = self.hang
+            response = await self._handle(request)  # the message lands now
+            self.swallowed.append(call_of(request))
+            if self.swallow_count is not None and len(self.swallowed) >= self.swallow_count:
+                self.swallowed_token = None  # the next posts are answered
+            if hang:
+                await self._release.wait()
+            if request.transport is not None:
+                request.transport.abort()  # no answer reaches the caller
+            return response
         return await self._handle(request)
 
     async def stop(self) -> None:
@@ -259,11 +289,46 @@ class ChaosSlack(FakeSlack):
         ]
 
 
+class ChaosSink(FakeSink):
+    """FakeSink (the generic network's reply URL) that can withhold its answers.
+
+    `hold(prefix)`: a request whose path starts with `prefix` is received at once (the
+    customer has the reply) but answered only after `release()`: a sender killed
+    meanwhile never learns that its send succeeded.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held_prefix: str | None = None
+        self.held: list[Call] = []
+        self._release = asyncio.Event()
+
+    def hold(self, prefix: str) -> None:
+        self.held_prefix = prefix
+        self._release.clear()
+
+    def release(self) -> None:
+        self.held_prefix = None
+        self._release.set()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self.held_prefix is not None and request.path.startswith(self.held_prefix):
+            call = call_of(request)
+            call.status = 200  # received: what the customer sees
+            self.held.append(call)
+            await self._release.wait()
+        return await super()._handle(request)
+
+    async def stop(self) -> None:
+        self.release()
+        await super().stop()
+
+
 @dataclass
 class Fakes:
     slack: ChaosSlack
     telegram: FakeTelegram
-    sink: FakeSink
+    sink: ChaosSink
     graph: FakeGraph
     x: FakeX
 
@@ -272,7 +337,7 @@ class Fakes:
         return cls(
             await ChaosSlack().start(),
             await FakeTelegram().start(),
-            await FakeSink().start(),
+            await ChaosSink().start(),
             await FakeGraph().start(),
             await FakeX().start(),
         )
@@ -293,6 +358,7 @@ class Node:
     token: str
     process: asyncio.subprocess.Process | None = None
     accepting: bool = False  # the load generator may send to it
+    env: dict[str, str] = field(default_factory=dict)  # this node's own settings
 
     @property
     def url(self) -> str:
@@ -351,7 +417,7 @@ class Cluster:
         await asyncio.gather(*(self.wait_healthy(node, timeout) for node in rest))
 
     async def spawn(self, node: Node) -> None:
-        env = {**self.env, "PORT": str(node.port), "SLACK_BOT_TOKEN": node.token}
+        env = {**self.env, "PORT": str(node.port), "SLACK_BOT_TOKEN": node.token, **node.env}
         with node.log.open("ab") as log:
             log.write(f"--- start {datetime.now(UTC).isoformat()}\n".encode())
             log.flush()
@@ -736,3 +802,64 @@ def delivered_replies(fakes: Fakes) -> Counter[str]:
         body = call.json if isinstance(call.json, dict) else {}
         found.update(m.group(0) for m in REPLY_RE.finditer(str(body.get("text", ""))))
     return found
+
+
+def root_counts(slack: FakeSlack, channels: Iterable[str] = INBOXES) -> Counter[int]:
+    """Roots posted per conversation id, read from the posts' own metadata."""
+    found: Counter[int] = Counter()
+    for channel in channels:
+        for root in slack.roots(channel):
+            payload = (root.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("kind") == "root":
+                found[int(payload["conversation_id"])] += 1
+    return found
+
+
+def reply_event(slack: FakeSlack, thread: Thread, text: str, event_id: str) -> bytes:
+    """An agent's reply `text` in `thread`: added to the fake Slack, and the event about it."""
+    message = slack.add_message(thread.channel, text, user=AGENT, thread_ts=thread.ts)
+    event = {
+        "type": "message",
+        "channel": thread.channel,
+        "user": AGENT,
+        "text": text,
+        "ts": message["ts"],
+        "thread_ts": thread.ts,
+        "channel_type": "channel",
+        "event_ts": message["ts"],
+    }
+    return slack_event_body(event, event_id)
+
+
+async def deliver_event(
+    session: aiohttp.ClientSession,
+    cluster: Cluster,
+    body: bytes,
+    give_up: float,
+    statuses: Counter[int] | None = None,
+    retry: int | None = None,
+) -> bool:
+    """Send a Slack event like Slack does: to a live process, again (marked as a retry)
+    until it is answered 200 or `give_up` seconds have passed. True once accepted.
+    `retry`: the number of this delivery when Slack already tried it before."""
+    deadline = time.monotonic() + give_up
+    while time.monotonic() < deadline:
+        node = cluster.next_node()
+        status = 0 if node is None else await post_slack_event(session, node, body, retry)
+        if statuses is not None:
+            statuses[status] += 1
+        if status == 200:
+            return True
+        retry = (retry or 0) + 1
+        await asyncio.sleep(0.3)
+    return False
+
+
+async def reply_states(database_url: str) -> dict[str, str]:
+    """Reply token -> the state SQL holds for that team reply."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        rows = await connection.fetch("SELECT text, state FROM team_reply")
+    finally:
+        await connection.close()
+    return {m.group(0): str(row["state"]) for row in rows for m in REPLY_RE.finditer(row["text"])}

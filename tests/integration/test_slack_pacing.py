@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from bot.slack import Slack, SlackTemporary, make_web_client
 from storage.coordination import MemoryCoordinator
@@ -71,3 +72,42 @@ async def test_an_impatient_call_is_refused_at_once_while_its_method_is_paused(
     assert len(fake.calls_to("chat.update")) == 2  # the deferred call never reached Slack
     await two.update("C1", ts, "after the pause")
     assert fake.message("C1", ts)["text"] == "after the pause"
+
+
+class AnswerLost(FakeSlack):
+    """Carries out the next `drop` posts, then drops the connection instead of answering."""
+
+    drop = 0
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        response = await super()._handle(request)
+        if self.drop and request.match_info["method"] == "chat.postMessage":
+            self.drop -= 1
+            assert request.transport is not None
+            request.transport.abort()
+        return response
+
+
+METADATA = {"event_type": "relaydesk_message", "event_payload": {"conversation_id": 1}}
+
+
+async def test_a_findable_post_whose_answer_is_lost_is_not_resent() -> None:
+    async with AnswerLost() as fake:
+        one = Slack(make_web_client("xoxb-one", fake.url))
+        fake.drop = 1
+        with pytest.raises(SlackTemporary) as unknown:
+            await one.post("C1", "landed, unanswered", metadata=METADATA)
+        assert unknown.value.status == 0
+        fake.fail("chat.postMessage", 500, count=1)
+        with pytest.raises(SlackTemporary):
+            await one.post("C1", "a 500: maybe landed", metadata=METADATA)
+        # the caller looks for them (by their metadata) before posting again
+        assert [m["text"] for m in fake.messages("C1")] == ["landed, unanswered"]
+        assert len(fake.calls_to("chat.postMessage")) == 2
+
+
+async def test_a_findable_post_refused_with_429_is_still_tried_again(fake: FakeSlack) -> None:
+    one, _ = processes(fake)
+    fake.fail("chat.postMessage", 429, count=1, retry_after=0)
+    await one.post("C1", "after one 429", metadata=METADATA)
+    assert [c.status for c in fake.calls_to("chat.postMessage")] == [429, 200]
