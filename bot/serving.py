@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import faulthandler
 import logging
 import resource
 import signal
@@ -35,6 +36,8 @@ MAX_CONNECTIONS = 4096  # per process; run more processes for more
 # Slack and network clients, logs, the event loop's own.
 RESERVED_DESCRIPTORS = 256
 BACKLOG = 128
+# After SIGTERM: requests (4 s) and the dispatcher (4 s) have had their time by then.
+HANG_SECONDS = 12
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -249,6 +252,10 @@ async def _serve(app: web.Application, sockets: list[socket.socket], shutdown: f
             listeners.append(await loop.create_server(guard, sock=sock, backlog=BACKLOG))
         log.info("listening (at most %d connections)", guard.limit)
         await stop.wait()
+        log.info("stopping: finishing requests in flight")
+        # A shutdown that hangs says where, then ends: platforms kill a process that
+        # outlives its grace period anyway, and this one has left a trace of why.
+        faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
     finally:
         for listener in listeners:
             listener.close()
