@@ -19,7 +19,14 @@ from sqlmodel import col
 
 from storage.core import ActionKind, ActionState, Mark, later_mark
 from storage.db import Database, insert_ignore
-from storage.models import PENDING, Conversation, CustomerAction, CustomerMessage, TeamReply
+from storage.models import (
+    PENDING,
+    Conversation,
+    CustomerAction,
+    CustomerMessage,
+    TeamReply,
+    conversation_by_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +72,7 @@ class ActionRepository:
         async with self.db.session() as session:
             for item in items:
                 conversation_id = (
-                    await session.execute(
-                        select(col(Conversation.id)).where(
-                            col(Conversation.network) == item.network,
-                            col(Conversation.external_key) == item.conversation_key,
-                        )
-                    )
+                    await session.execute(conversation_by_key(item.network, item.conversation_key))
                 ).scalar_one_or_none()
                 if conversation_id is None:
                     log.info("%s %s: no such conversation; ignored", item.network, item.kind)

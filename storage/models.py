@@ -22,7 +22,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.core import (
     ActionKind,
@@ -415,3 +416,10 @@ class HealthProbe(SQLModel, table=True):
 
     id: int = Field(primary_key=True)
     probed_at: datetime = _ts(nullable=False)
+
+
+def conversation_by_key(network: str, key: str) -> SelectOfScalar[int | None]:
+    """The id of the conversation a network's own key names."""
+    return select(col(Conversation.id)).where(
+        col(Conversation.network) == network, col(Conversation.external_key) == key
+    )

@@ -58,6 +58,7 @@ from storage.models import (
     TeamReply,
     Turn,
     UTCDateTime,
+    conversation_by_key,
     utcnow,
 )
 from storage.out_of_hours import is_auto_reply
@@ -477,12 +478,7 @@ class Repository:
         async with self.db.session() as session:
             for item in items:
                 conversation_id = (
-                    await session.execute(
-                        select(col(Conversation.id)).where(
-                            col(Conversation.network) == item.network,
-                            col(Conversation.external_key) == item.conversation_key,
-                        )
-                    )
+                    await session.execute(conversation_by_key(item.network, item.conversation_key))
                 ).scalar_one_or_none()
                 if conversation_id is None:
                     continue  # not a conversation we relay
