@@ -120,6 +120,7 @@ class Slack:
         self._metrics = metrics
         self._coordinator = coordinator or MemoryCoordinator()
         self._names: dict[str, str] = {}
+        self._app_ids: dict[str, str | None] = {}
 
     async def call(
         self,
@@ -438,6 +439,19 @@ class Slack:
                     yield chunk
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise SlackTemporary(type(exc).__name__, "file download") from None
+
+    async def app_id(self, bot_id: str) -> str | None:
+        """The app a bot user belongs to (`bots.info`), cached; None when Slack will not
+        say (then nothing is refused on it)."""
+        if bot_id not in self._app_ids:
+            try:
+                data = await self.call("bots.info", bot=bot_id)
+            except SlackError as exc:
+                log.warning("bots.info failed for %s: %s", bot_id, exc.code)
+                return None
+            app = (data.get("bot") or {}).get("app_id")
+            self._app_ids[bot_id] = app if isinstance(app, str) and app else None
+        return self._app_ids[bot_id]
 
     async def is_person(self, user: str) -> bool:
         """Whether `user` is an active, human member of the workspace (`users.info`).

@@ -38,7 +38,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
     for module in (slack_events, actions, handoff, oncall, stats):
         module.register(app, services)
     app.error(listener_error)
-    app.middleware(own_team_only)
+    app.middleware(own_app_only(services))
     return app
 
 
@@ -48,28 +48,45 @@ INTERACTIVE = frozenset(
 )
 
 
-async def own_team_only(
-    body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
-) -> BoltResponse | None:
-    """Interactivity from another workspace than the token's is refused (403).
+def own_app_only(services: Services) -> Callable[..., Awaitable[BoltResponse | None]]:
+    """Middleware: interactivity from another workspace or another app is refused (403)."""
+
+    async def middleware(
+        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        if body.get("type") in INTERACTIVE:
+            refusal = await _foreign(body, context, services)
+            if refusal is not None:
+                log.warning("interactivity refused: %s", refusal)
+                return _json_answer(403, refusal)
+        await next()
+        return None
+
+    return middleware
+
+
+async def _foreign(
+    body: dict[str, Any], context: AsyncBoltContext, services: Services
+) -> str | None:
+    """Why an interactivity payload is not our app's, or None.
 
     Only interactivity: Events API envelopes are not checked (an app installed in an
     organisation receives events whose team_id is another workspace's; the shared
-    conformance corpus sends T111 events to a fake whose auth.test says T0001). The
-    app's own workspace is the one bolt's authorization learnt from `auth.test`; while
-    it is unknown, nothing is refused here.
+    conformance corpus sends T111 events to a fake whose auth.test says T0001). Our
+    workspace is the one bolt's authorization learnt from `auth.test`, our app the one
+    its bot belongs to (`bots.info`); while either is unknown, nothing is refused on it.
     """
-    if body.get("type") in INTERACTIVE:
-        team = body.get("team")
-        sender = team.get("id") if isinstance(team, dict) else None
-        authorized = context.authorize_result
-        own = authorized.team_id if authorized is not None else None
-        if sender and own and sender != own:
-            log.warning("interactivity from workspace %s refused (ours: %s)", sender, own)
-            return _json_answer(
-                403, f"this app serves workspace {own} only; ask its admins to install it"
-            )
-    await next()
+    authorized = context.authorize_result
+    team = body.get("team")
+    sender = team.get("id") if isinstance(team, dict) else None
+    own = authorized.team_id if authorized is not None else None
+    if sender and own and sender != own:
+        return f"this app serves workspace {own} only; ask its admins to install it"
+    app = body.get("api_app_id")
+    bot = authorized.bot_id if authorized is not None else None
+    ours = await services.slack.app_id(bot) if isinstance(app, str) and bot else None
+    if ours and app != ours:
+        return f"this payload is for app {app}, not this one ({ours})"
     return None
 
 

@@ -36,6 +36,7 @@ SCOPES: dict[str, tuple[str, ...] | None] = {
     "conversations.history": ("channels:history", "groups:history"),
     "conversations.replies": ("channels:history", "groups:history"),
     "users.info": ("users:read",),
+    "bots.info": ("users:read",),
     "views.open": None,
     "views.update": None,
     "views.publish": None,
@@ -43,10 +44,10 @@ SCOPES: dict[str, tuple[str, ...] | None] = {
     "files.completeUploadExternal": ("files:write",),
 }
 _QUOTED = re.compile(
-    r"[\"']((?:apps|auth|chat|conversations|files|reactions|users|views)\.[a-zA-Z.]+)[\"']"
+    r"[\"']((?:apps|auth|bots|chat|conversations|files|reactions|users|views)\.[a-zA-Z.]+)[\"']"
 )
 _SDK_CALL = re.compile(
-    r"\.(apps|auth|chat|conversations|files|reactions|users|views)_([a-zA-Z_]+)\("
+    r"\.(apps|auth|bots|chat|conversations|files|reactions|users|views)_([a-zA-Z_]+)\("
 )
 
 

@@ -72,6 +72,7 @@ class FakeSlack(FakeServer):
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.team_id = team_id
+        self.app_id = "A0001"  # the api_app_id the harness's payloads carry
         self.missing_channels: set[str] = set()
         self.unknown_users: set[str] = set()  # users.info answers user_not_found
         self.not_in_channels: set[str] = set()
@@ -105,6 +106,7 @@ class FakeSlack(FakeServer):
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "bots.info": self._bots_info,
             "views.open": self._views_open,
             "views.update": self._views_update,
             "views.publish": self._views_publish,
@@ -494,6 +496,11 @@ class FakeSlack(FakeServer):
         if not user_id or user_id in self.unknown_users:
             raise SlackError("user_not_found")
         return {"user": self.users.get(user_id) or _user(user_id, f"User {user_id}", "")}
+
+    def _bots_info(self, params: dict[str, Any]) -> Answer:
+        if params.get("bot") != self.bot_id:
+            raise SlackError("bot_not_found")
+        return {"bot": {"id": self.bot_id, "app_id": self.app_id, "name": "relaydesk"}}
 
     def _views_open(self, params: dict[str, Any]) -> Answer:
         if not params.get("trigger_id"):

@@ -317,12 +317,12 @@ async def test_a_button_naming_a_missing_conversation_is_answered(bot: Bot, acti
     assert told == ["Conversation #999999 no longer exists."]
 
 
-def _claim_from(team: str, conversation: str) -> dict[str, Any]:
+def _claim_from(team: str, conversation: str, app: str = "A0001") -> dict[str, Any]:
     return {
         "type": "block_actions",
         "team": {"id": team, "domain": "elsewhere"},
         "user": {"id": "U0AGENT01", "team_id": team},
-        "api_app_id": "A0001",
+        "api_app_id": app,
         "container": {"type": "message", "message_ts": "1.0", "channel_id": "C0INBOX01"},
         "channel": {"id": "C0INBOX01"},
         "actions": [{"action_id": "relaydesk.claim", "value": conversation, "type": "button"}],
@@ -338,6 +338,18 @@ async def test_interactivity_from_another_workspace_is_refused(bot: Bot) -> None
     ours = await bot.interact(_claim_from("T0001", "424242"))
     assert ours.status == 200
     await bot.until(lambda: bot.ephemerals_for(), what="our own workspace's click answered")
+
+
+async def test_interactivity_for_another_app_is_refused(bot: Bot) -> None:
+    """Our app is the one the token's bot belongs to (bots.info); another app's click
+    (signed with a leaked or shared secret) runs nothing."""
+    response = await bot.interact(_claim_from("T0001", "424242", app="A0OTHERAPP"))
+    assert response.status == 403
+    assert "A0OTHERAPP" in (await response.json())["error"]
+    assert bot.ephemerals_for() == []
+    ours = await bot.interact(_claim_from("T0001", "424242"))
+    assert ours.status == 200
+    await bot.until(lambda: bot.ephemerals_for(), what="our own app's click answered")
 
 
 @pytest.mark.parametrize(
