@@ -15,6 +15,7 @@ from bot.services.corrections import Corrections
 from bot.services.delivery import Dispatcher
 from bot.services.escalation import Escalations
 from bot.services.handoff import Handoffs
+from bot.services.health import Health
 from bot.services.refs import Lookup
 from bot.services.relay import Relay
 from bot.services.replies import Replies
@@ -46,6 +47,7 @@ class Services:
     metrics: Metrics
     clock: Callable[[], datetime]
     summary: DailySummary
+    health: Health
 
     async def close(self) -> None:
         await self.relay.close()
@@ -104,4 +106,5 @@ def build_services(
         metrics=metrics,
         clock=clock,
         summary=DailySummary(settings, db, slack, clock),
+        health=Health(settings, db, repo, coordinator, clock),
     )

@@ -14,11 +14,10 @@ from bot.app import Services
 from bot.blocks.stats import stats_blocks
 from bot.services.report_links import report_link
 from bot.services.reports import ReportFilters, parse_instant
-from bot.services.stats import parse_stats_command, stats_report
+from bot.services.stats import parse_stats_command, stats_report, window_figures
 from handlers.payloads import SlashCommand
 from handlers.webhooks import SERVICES, error
 from storage.db import DatabaseUnavailable
-from storage.stats import compute
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -96,7 +95,7 @@ async def api(request: web.Request) -> web.Response:
     if until < since:
         return error(400, "until must not be before since")
     try:
-        figures = await compute(
+        figures = await window_figures(
             services.db,
             since,
             until,

@@ -170,3 +170,16 @@ async def summary_report(db: Database, day: date, tz: ZoneInfo, now: datetime) -
         oldest_unanswered(db, now, OLDEST_LIMIT),
     )
     return SummaryReport(day, figures, previous, oldest, now)
+
+
+async def window_figures(
+    db: Database,
+    since: datetime,
+    until: datetime,
+    *,
+    network: str | None,
+    team: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The `/api/stats` figures of a window (the contract's definitions, in SQL)."""
+    return await compute(db, since, until, network=network, team=team, now=now)
