@@ -63,7 +63,9 @@ def pieces(draw: st.DrawFn) -> Piece:
     if kind in ("plain", "bold", "italic", "strike", "code"):
         return Piece(escaped, text)
     if kind == "link":
-        return Piece(f"<https://ex.example/p?a=1&amp;b=2|{label}>", one_line.replace("|", "/"))
+        # An empty label shows the address itself, as a link without one does.
+        shown = one_line.replace("|", "/") or "https://ex.example/p?a=1&b=2"
+        return Piece(f"<https://ex.example/p?a=1&amp;b=2|{label}>", shown)
     if kind == "bare_link":
         return Piece("<https://ex.example/q>", "https://ex.example/q")
     if kind == "user":

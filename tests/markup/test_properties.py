@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from html.parser import HTMLParser
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 
 from bot.markup import Markup, parse_slack_message, render, resolve_mentions, visible_text
 from tests.markup.strategies import SLACK_MARKUP, resolve, slack_messages
@@ -48,6 +48,7 @@ def visible_chars(text: str) -> str:
 
 @settings(max_examples=300, deadline=None)
 @given(slack_messages())
+@example(("&lt;<https://ex.example/p?a=1&amp;b=2|>", "<https://ex.example/p?a=1&b=2"))
 def test_no_slack_markup_reaches_the_customer(message: tuple[str, str]) -> None:
     slack_text, visible = message
     document = asyncio.run(resolve_mentions(parse_slack_message({"text": slack_text}), resolve))
