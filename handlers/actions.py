@@ -41,7 +41,7 @@ class ActionListeners:
         channel = click_channel(body)
         try:
             reply_id = int(body["actions"][0]["value"])
-            conversation = await services.lookup.thread(channel or "", clicked_thread_ts(body))
+            conversation = await services.lookup.root(channel or "", clicked_thread_ts(body))
             message = await services.conversations.resend(reply_id, conversation.id or 0, user)
         except Refusal as exc:
             message = exc.sentence

@@ -609,9 +609,12 @@ class Repository:
 
     async def set_network_status(self, reply_id: int, status: NetworkStatus) -> None:
         """What became of the customer's copy of a reply (e.g. we deleted it)."""
+        await self._set_reply(reply_id, network_status=status)
+
+    async def _set_reply(self, reply_id: int, **values: Any) -> None:
         async with self.db.session() as session:
             await session.execute(
-                update(TeamReply).where(col(TeamReply.id) == reply_id).values(network_status=status)
+                update(TeamReply).where(col(TeamReply.id) == reply_id).values(**values)
             )
 
     async def cancel_pending_reply(self, reply_id: int) -> bool:
@@ -751,10 +754,7 @@ class Repository:
 
     async def set_warned(self, reply_id: int) -> None:
         """The thread was told about the failure (set only after telling succeeded)."""
-        async with self.db.session() as session:
-            await session.execute(
-                update(TeamReply).where(col(TeamReply.id) == reply_id).values(warned=True)
-            )
+        await self._set_reply(reply_id, warned=True)
 
     # -- posting at most once -------------------------------------------------
     async def begin_root(self, conversation_id: int, now: datetime) -> None:
@@ -799,10 +799,7 @@ class Repository:
 
     async def begin_send(self, reply_id: int, now: datetime) -> None:
         """A send to the network starts: if nothing is recorded after it, it is in doubt."""
-        async with self.db.session() as session:
-            await session.execute(
-                update(TeamReply).where(col(TeamReply.id) == reply_id).values(attempt_at=now)
-            )
+        await self._set_reply(reply_id, attempt_at=now)
 
     async def mark_reply_uncertain(self, reply_id: int) -> None:
         """Its send was cut short: not resent unless someone asks (Resend)."""

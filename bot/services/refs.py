@@ -126,15 +126,9 @@ class Lookup:
             return None
         return await self._repo.conversation(conversation_id)
 
-    async def thread(self, channel: str, thread_ts: str) -> Conversation:
-        """The conversation whose thread holds a message a button was clicked on."""
-        found = await self._repo.conversation_by_thread(channel, thread_ts)
-        if found is None:
-            raise Refusal("This message is not part of a Relaydesk conversation.")
-        return found
-
     async def root(self, channel: str, ts: str) -> Conversation:
-        """The conversation whose root is the message `ts` (a button on it was clicked)."""
+        """The conversation whose thread has the root `ts` (a button on the root, or in
+        its thread, was clicked)."""
         found = await self._repo.conversation_by_thread(channel, ts)
         if found is None:
             raise Refusal("This message is not a Relaydesk conversation.")

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import aiohttp
 
 from tests.chaos.cluster import (
-    AGENT,
     LONG,
     Load,
     check_relayed,
     delivered_replies,
     post_slack_event,
     relayed,
-    slack_event_body,
+    reply_event,
     until,
     wait_relayed,
 )
@@ -62,21 +62,9 @@ async def test_three_processes_relay_every_message_once_in_order(stack: Stack) -
                 token = f"reply-{key}-{n}"
                 expected.add(token)
                 text = f"Thanks! {token}"
-                message = stack.fakes.slack.add_message(
-                    thread.channel, text, user=AGENT, thread_ts=thread.ts
-                )
-                event = {
-                    "type": "message",
-                    "channel": thread.channel,
-                    "user": AGENT,
-                    "text": text,
-                    "ts": message["ts"],
-                    "thread_ts": thread.ts,
-                    "channel_type": "channel",
-                    "event_ts": message["ts"],
-                }
-                replies.append((thread.channel, message["ts"], token))
-                bodies.append(slack_event_body(event, f"Ev{key}{n:04d}"))
+                body = reply_event(stack.fakes.slack, thread, text, f"Ev{key}{n:04d}")
+                replies.append((thread.channel, json.loads(body)["event"]["ts"], token))
+                bodies.append(body)
         statuses = []
         for body in bodies:
             first, retry = cluster.next_node(), cluster.next_node()

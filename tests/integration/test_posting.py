@@ -156,6 +156,14 @@ async def test_a_reply_whose_send_was_cut_short_is_not_resent_blindly(bot: Bot) 
     assert not bot.telegram.calls_to("sendMessage")
     doubted = await _reply(bot)
     assert doubted is not None and doubted.state == ReplyState.UNCERTAIN
+    # the same button value clicked in another conversation's thread does nothing
+    await bot.from_telegram(507, "someone else")
+    other = await bot.root(index=1)
+    await bot.click(
+        "relaydesk.resend", str(reply.id), message_ts=other["ts"], thread_ts=other["ts"]
+    )
+    await bot.until(lambda: any("already resent" in e for e in bot.ephemerals_for()), what="no")
+    assert not bot.telegram.calls_to("sendMessage")
     await bot.click(
         "relaydesk.resend", str(reply.id), message_ts=warning[0]["ts"], thread_ts=root["ts"]
     )
@@ -164,7 +172,9 @@ async def test_a_reply_whose_send_was_cut_short_is_not_resent_blindly(bot: Bot) 
     await bot.click(
         "relaydesk.resend", str(reply.id), message_ts=warning[0]["ts"], thread_ts=root["ts"]
     )
-    await bot.until(lambda: any("already resent" in e for e in bot.ephemerals_for()), what="no")
+    await bot.until(
+        lambda: sum("already resent" in e for e in bot.ephemerals_for()) == 2, what="no"
+    )
     assert len(bot.telegram.calls_to("sendMessage")) == 1
 
 
