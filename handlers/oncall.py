@@ -12,7 +12,7 @@ from bot.app import Services
 from bot.blocks import escalation as texts
 from bot.services.refs import split_ref
 from bot.services.refusal import Refusal
-from bot.services.rotation import parse_duration
+from bot.services.rotation import COVER_USAGE, parse_duration
 from handlers.answer import NOT_OURS, ack_only, tell
 from handlers.payloads import BlockActions, SlashCommand, click_channel, clicked_ts
 
@@ -89,21 +89,17 @@ class OncallListeners:
             await ack(text=ONCALL_USAGE)
             return
         if len(words) < 3:
-            await ack(text=texts.COVER_USAGE)
+            await ack(text=COVER_USAGE)
             return
         user = parse_user(words[1])
         if user is None:
             await ack(
                 text=f"`{words[1]}` is not a Slack user: mention them with @ or give their "
-                f"member ID (U…). {texts.COVER_USAGE}"
+                f"member ID (U…). {COVER_USAGE}"
             )
             return
         try:
             duration = parse_duration(" ".join(words[2:]))
-        except ValueError as exc:
-            await ack(text=f"{str(exc).capitalize()}. {texts.COVER_USAGE}")
-            return
-        try:
             row = await self._escalations.cover(user, duration, command["user_id"])
         except Refusal as exc:
             await ack(text=exc.sentence)

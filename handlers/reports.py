@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.reports.page import STYLE_HASH, render
+from bot.services.refusal import Refusal
 from bot.services.report_links import LINK_LIFETIME, link_key, signed_params, verified_expiry
 from bot.services.reports import ReportFilters, build_report, parse_filters
 from handlers.webhooks import SERVICES
@@ -56,8 +57,8 @@ async def page(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     try:
         filters = parse_filters(request.query, settings.tz)
-    except ValueError as exc:
-        return web.Response(status=400, text=str(exc), headers=HEADERS)
+    except Refusal as exc:
+        return web.Response(status=400, text=exc.sentence, headers=HEADERS)
     try:
         report = await build_report(services.db, filters, now, settings.tz)
     except DatabaseUnavailable:

@@ -12,6 +12,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
 from bot.blocks.stats import stats_blocks
+from bot.services.refusal import Refusal
 from bot.services.report_links import report_link
 from bot.services.reports import ReportFilters, parse_instant
 from bot.services.stats import parse_stats_command, stats_report, window_figures
@@ -46,8 +47,8 @@ class StatsListeners:
                 networks=settings.enabled_networks(),
                 teams=settings.teams,
             )
-        except ValueError as exc:
-            await ack(str(exc))
+        except Refusal as exc:
+            await ack(exc.sentence)
             return
         try:
             report = await stats_report(services.db, request, now)
@@ -73,9 +74,9 @@ def _time(request: web.Request, name: str) -> datetime | None:
         return None
     try:
         return parse_instant(value, name)
-    except ValueError as exc:
+    except Refusal as exc:
         raise web.HTTPBadRequest(
-            text=json.dumps({"error": str(exc)}), content_type="application/json"
+            text=json.dumps({"error": exc.sentence}), content_type="application/json"
         ) from None
 
 

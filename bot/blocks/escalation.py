@@ -24,10 +24,6 @@ NOBODY_HOW_TO = (
     "Set `ONCALL_USERS` (Slack user IDs in rotation order, e.g. `U0123456789,U0987654321`) "
     "or `ESCALATION_MANAGER`, or have someone take it now with `/oncall cover @user 8h`."
 )
-COVER_USAGE = (
-    "Usage: `/oncall cover @user <duration>`, e.g. `/oncall cover @ada 8h` or "
-    "`/oncall cover @ada 1d 4h`. The cover starts now and beats the rotation until it ends."
-)
 
 
 def wait_text(waited: timedelta) -> str:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.services.refusal import Refusal
 from bot.services.stats import PERIODS, Window, local_midnight, period_window
 from storage.db import Database
 from storage.reports import Agent, series
@@ -67,24 +68,24 @@ def parse_filters(query: Mapping[str, str], tz: ZoneInfo) -> ReportFilters:
     """`period=today|yesterday|7d|30d`, or `since=` (and optionally `until=`): an
     ISO-8601 time with its offset, or a date (local; `until` includes that day).
 
-    Raises ValueError with a sentence for the reader.
+    Refuses with a sentence for the reader.
     """
     network = query.get("network", "").lower() or None
     team = query.get("team", "").lower() or None
     since_text, until_text = query.get("since", ""), query.get("until", "")
     if not since_text:
         if until_text:
-            raise ValueError("until needs since")
+            raise Refusal("until needs since")
         period = query.get("period") or DEFAULT_PERIOD
         if period not in PERIODS:
-            raise ValueError(f"period must be one of {', '.join(PERIODS)}")
+            raise Refusal(f"period must be one of {', '.join(PERIODS)}")
         return ReportFilters(period, network=network, team=team)
     if query.get("period"):
-        raise ValueError("give either period or since/until, not both")
+        raise Refusal("give either period or since/until, not both")
     since = _instant(since_text, tz, "since", end_of_day=False)
     until = _instant(until_text, tz, "until", end_of_day=True) if until_text else None
     if until is not None and until < since:
-        raise ValueError("until must not be before since")
+        raise Refusal("until must not be before since")
     return ReportFilters(None, since, until, network, team)
 
 
@@ -100,7 +101,7 @@ def _instant(text: str, tz: ZoneInfo, name: str, *, end_of_day: bool) -> datetim
         pass
     else:
         if not EARLIEST.date() < day < LATEST.date():
-            raise ValueError(f"{name} must be between {EARLIEST:%Y} and {LATEST:%Y}")
+            raise Refusal(f"{name} must be between {EARLIEST:%Y} and {LATEST:%Y}")
         return local_midnight(day + timedelta(days=1) if end_of_day else day, tz)
     return parse_instant(text, name)
 
@@ -108,20 +109,20 @@ def _instant(text: str, tz: ZoneInfo, name: str, *, end_of_day: bool) -> datetim
 def parse_instant(text: str, name: str) -> datetime:
     """An ISO-8601 time with its offset, in UTC, between EARLIEST and LATEST.
 
-    Raises ValueError with a sentence for the reader.
+    Refuses with a sentence for the reader.
     """
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 time") from None
+        raise Refusal(f"{name} must be a date (YYYY-MM-DD) or an ISO-8601 time") from None
     if parsed.tzinfo is None:
-        raise ValueError(f"{name} must include a UTC offset, e.g. 2026-11-01T00:00:00Z")
+        raise Refusal(f"{name} must include a UTC offset, e.g. 2026-11-01T00:00:00Z")
     try:
         instant = parsed.astimezone(UTC)
     except OverflowError:
         instant = EARLIEST - timedelta(days=1)
     if not EARLIEST <= instant <= LATEST:
-        raise ValueError(f"{name} must be between {EARLIEST:%Y} and {LATEST:%Y}")
+        raise Refusal(f"{name} must be between {EARLIEST:%Y} and {LATEST:%Y}")
     return instant
 
 

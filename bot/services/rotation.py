@@ -29,11 +29,17 @@ from itertools import islice
 from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
 
+from bot.services.refusal import Refusal
+
 if TYPE_CHECKING:
     from bot.config import Settings
 
 MAX_COVER = timedelta(days=30)
 _USAGE = "try 2h, 90m or 1d"
+COVER_USAGE = (
+    "Usage: `/oncall cover @user <duration>`, e.g. `/oncall cover @ada 8h` or "
+    "`/oncall cover @ada 1d 4h`. The cover starts now and beats the rotation until it ends."
+)
 
 
 def _utc(value: datetime, name: str) -> datetime:
@@ -253,23 +259,27 @@ _DURATION = re.compile(rf"(?:{_PART.pattern}[\s,]*)+")
 def parse_duration(text: str) -> timedelta:
     """Read ``90m``, ``2h``, ``1h30m``, ``3d``, ``1d 4h``, ``45 min``, ``2 hours``, ``1.5h``.
 
-    Raises ValueError with a sentence for a person on anything else, and on durations
-    under one minute or over 30 days.
+    Refuses anything else, and durations under one minute or over 30 days, with a
+    sentence for the person and the usage.
     """
     shown = text.strip()
     if not shown:
-        raise ValueError(f"no duration given; {_USAGE}")
+        raise _refusal(f"no duration given; {_USAGE}")
     if shown.startswith("-"):
-        raise ValueError(f"'{shown}' is negative; a cover lasts a positive time, {_USAGE}")
+        raise _refusal(f"'{shown}' is negative; a cover lasts a positive time, {_USAGE}")
     parts = _PART.findall(shown.lower()) if _DURATION.fullmatch(shown.lower()) else []
     if not parts or any(unit not in _UNITS for _, unit in parts):
-        raise ValueError(f"'{shown}' is not a duration; {_USAGE}")
+        raise _refusal(f"'{shown}' is not a duration; {_USAGE}")
     try:
         total = sum((float(number) * _UNITS[unit] for number, unit in parts), timedelta())
     except OverflowError:
         total = timedelta.max
     if total < timedelta(minutes=1):
-        raise ValueError(f"'{shown}' is too short; a cover lasts at least 1 minute")
+        raise _refusal(f"'{shown}' is too short; a cover lasts at least 1 minute")
     if total > MAX_COVER:
-        raise ValueError(f"'{shown}' is too long; a cover lasts at most 30 days")
+        raise _refusal(f"'{shown}' is too long; a cover lasts at most 30 days")
     return total
+
+
+def _refusal(problem: str) -> Refusal:
+    return Refusal(f"{problem.capitalize()}. {COVER_USAGE}")

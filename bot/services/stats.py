@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.blocks.conversation import escape
+from bot.services.refusal import Refusal
 from storage.db import Database
 from storage.stats import UNASSIGNED, compute, oldest_unanswered
 
@@ -105,7 +106,7 @@ def parse_stats_command(
     """`[today|yesterday|7d|30d] [network] [team]` in any order, case-insensitive.
 
     A word that names both a network and a team is read as the network.
-    Raises ValueError with a message for the user (safe to show in mrkdwn).
+    Refuses with a sentence for the user (safe to show in mrkdwn).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -120,12 +121,12 @@ def parse_stats_command(
         elif word in known_teams:
             kind = "team"
         else:
-            raise ValueError(
+            raise Refusal(
                 f"I don't know `{escape(word)}`. "
                 + _usage(sorted(known_networks), sorted(known_teams))
             )
         if kind in chosen:
-            raise ValueError(
+            raise Refusal(
                 f"Give at most one {kind} (got `{escape(chosen[kind])}` and "
                 f"`{escape(word)}`). " + _usage(sorted(known_networks), sorted(known_teams))
             )

@@ -21,7 +21,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from sqlalchemy import select
 
-from bot.blocks.escalation import COVER_USAGE, NOBODY_HOW_TO
+from bot.blocks.escalation import NOBODY_HOW_TO
+from bot.services.rotation import COVER_USAGE
 from handlers import oncall
 from storage.models import OncallOverride
 from tests.escalation.support import (

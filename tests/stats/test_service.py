@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.blocks.stats import humanize_seconds, stats_blocks, summary_blocks, thread_link
+from bot.services.refusal import Refusal
 from bot.services.stats import (
     StatsReport,
     SummaryReport,
@@ -152,9 +153,9 @@ def test_parse_stats_command(text: str, period: str, network: str | None, team: 
     ],
 )
 def test_parse_stats_command_refuses_unknown_words(text: str, message: str) -> None:
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(Refusal) as raised:
         parse_stats_command(text, now=NOW, tz=ZoneInfo("UTC"), networks=NETWORKS, teams=TEAMS)
-    assert str(raised.value).startswith(message)
+    assert raised.value.sentence.startswith(message)
 
 
 def test_thread_links() -> None:

@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import Settings
+from bot.services.refusal import Refusal
 from bot.services.rotation import (
+    COVER_USAGE,
     Override,
     Rotation,
     Shift,
@@ -485,5 +487,6 @@ NOT_A_DURATION = "is not a duration; try 2h, 90m or 1d"
     ],
 )
 def test_parse_duration_rejects(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+    with pytest.raises(Refusal) as raised:
         parse_duration(text)
+    assert raised.value.sentence == f"{message.capitalize()}. {COVER_USAGE}"
