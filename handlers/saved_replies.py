@@ -39,6 +39,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.shortcut(ACTION)(ack=ack_only, lazy=[listeners.shortcut])
     app.options(blocks.PICK)(listeners.search)
     app.view(blocks.MODAL)(ack=listeners.check, lazy=[listeners.send])
+    app.action(blocks.CANCEL)(ack=ack_only, lazy=[listeners.cancel])
     app.command("/replies")(listeners.command)
 
 
@@ -130,12 +131,37 @@ class SavedReplyListeners:
             return  # refused on the form already
         user = body["user"]["id"]
         try:
-            text = await services.saved_replies.send(
+            sent = await services.saved_replies.send(
                 chosen.conversation, chosen.saved, user, chosen.channel, chosen.thread_ts
             )
         except Refusal as exc:
+            await tell(services.slack, chosen.channel, user, exc.sentence)
+            return
+        if not sent.held:
+            await tell(services.slack, chosen.channel, user, sent.sentence)
+            return
+        try:
+            await services.slack.ephemeral(
+                chosen.channel,
+                user,
+                sent.sentence,
+                blocks=blocks.held(sent.sentence, sent.reply_id),
+                thread_ts=chosen.thread_ts,
+            )
+        except SlackError as exc:
+            log.warning("could not offer %s to cancel a saved reply: %s", user, exc.code)
+
+    async def cancel(self, body: BlockActions) -> None:
+        """The sender's Cancel, while the saved reply waits UNDO_SECONDS."""
+        services = self._services
+        user, channel = body["user"]["id"], click_channel(body)
+        try:
+            text = await services.saved_replies.cancel(int(body["actions"][0]["value"]), user)
+        except Refusal as exc:
             text = exc.sentence
-        await tell(services.slack, chosen.channel, user, text)
+        except ValueError:
+            text = NOT_OURS
+        await tell(services.slack, channel, user, text)
 
     async def command(self, ack: AsyncAck, command: SlashCommand) -> None:
         """`/replies add|edit|remove|list ...`: the answer is the ephemeral response."""

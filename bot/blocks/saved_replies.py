@@ -8,11 +8,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.blocks.conversation import SECTION_LIMIT, Block, context, escape, units
+from bot.blocks.conversation import SECTION_LIMIT, Block, actions, button, context, escape, units
 from storage.models import Conversation, SavedReply
 
 MODAL = "relaydesk.saved_reply_modal"
 PICK = "relaydesk.saved_reply_pick"  # the external select; its options come from us
+CANCEL = "relaydesk.saved_reply_cancel"  # on the sender's note while UNDO_SECONDS runs
 FIELD = "saved"  # the input block (errors are shown on it)
 OPTION_LIMIT = 75  # Slack's limit on an option's text
 LIST_PREVIEW = 120
@@ -79,6 +80,14 @@ def posted(text: str, name: str, user: str) -> list[Block] | None:
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
         context([f":bookmark: Saved reply `{escape(name)}` sent by <@{user}>"]),
+    ]
+
+
+def held(sentence: str, reply_id: int) -> list[Block]:
+    """The sender's note while the saved reply waits UNDO_SECONDS, with Cancel."""
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": sentence}},
+        actions(CANCEL, [button("Cancel", CANCEL, str(reply_id), style="danger")]),
     ]
 
 

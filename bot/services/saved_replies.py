@@ -155,6 +155,15 @@ def matches(saved: SavedReply, query: str) -> bool:
     return all(word in haystack for word in query.lower().split())
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What the sender is told; `held`: it waits UNDO_SECONDS and can be cancelled."""
+
+    sentence: str
+    reply_id: int
+    held: bool = False
+
+
 class SavedReplies:
     def __init__(
         self,
@@ -215,7 +224,7 @@ class SavedReplies:
 
     async def send(
         self, conversation_id: int, saved_id: int, user: str, channel: str, thread_ts: str
-    ) -> str:
+    ) -> Sent:
         """Post the saved reply, filled in, in the thread as `user`'s reply and send it
         to the customer. The post comes first (a reply's time is its Slack ts); if it
         cannot be stored, the post is taken back and nothing is sent."""
@@ -252,9 +261,34 @@ class SavedReplies:
             await self._withdraw(channel, ts)
             raise Refusal("The saved reply could not be stored, so it was not sent. Try again.")
         log.info("conversation %s: saved reply %s sent by %s", conversation_id, saved.id, user)
-        undo = self._settings.undo_seconds
-        held = f" It waits {undo:g} s before it goes out." if undo else ""
-        return f"Sent saved reply *{saved.name}* to the customer as your reply.{held}"
+        reply_id, undo = stored[1].id or 0, self._settings.undo_seconds
+        if undo:
+            return Sent(
+                f"Saved reply *{saved.name}* goes to the customer as your reply in "
+                f"{undo:g} s. Changed your mind? Cancel it before then.",
+                reply_id,
+                held=True,
+            )
+        return Sent(f"Sent saved reply *{saved.name}* to the customer as your reply.", reply_id)
+
+    async def cancel(self, reply_id: int, user: str) -> str:
+        """Take back a saved reply during UNDO_SECONDS (the sender's Cancel button): a
+        person cannot delete the bot's post, which is how other replies are taken back."""
+        reply = await self._repo.reply(reply_id)
+        if reply is None or reply.kind != ReplyKind.REPLY:
+            raise Refusal("This saved reply was cancelled already.")
+        if reply.user_id != user:
+            raise Refusal(f"Only <@{reply.user_id}>, who sent it, can cancel it.")
+        if (
+            reply.state != ReplyState.PENDING
+            or reply.attempt_at is not None
+            or not await self._repo.cancel_pending_reply(reply_id)
+        ):
+            raise Refusal("Too late to cancel: it has gone to the customer.")
+        log.info("reply %s: saved reply cancelled by %s", reply_id, user)
+        if reply.slack_channel and reply.slack_ts:
+            await self._withdraw(reply.slack_channel, reply.slack_ts)
+        return "Cancelled: the customer does not get it, and it is gone from the thread."
 
     async def _chosen(self, conversation_id: int, saved_id: int) -> tuple[Conversation, SavedReply]:
         conversation = await self._repo.conversation(conversation_id)
@@ -266,6 +300,7 @@ class SavedReplies:
         return conversation, saved
 
     async def _withdraw(self, channel: str, ts: str) -> None:
+        """Delete the bot's post of a saved reply that is not (or no longer) to be sent."""
         try:
             await self._slack.call("chat.delete", channel=channel, ts=ts)
         except SlackError as exc:

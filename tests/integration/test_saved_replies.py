@@ -4,6 +4,7 @@ fake Slack and the fake networks, every request signed as Slack signs it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -262,22 +263,40 @@ async def test_long_saved_reply_is_split_for_messenger(bot: Bot) -> None:
     )
 
 
+async def send_held(bot: Bot) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """A saved reply sent while UNDO_SECONDS holds it: the root, the thread post and the
+    reply id its sender's Cancel button carries."""
+    await bot.command_text("/replies add thanks Thanks, {customer_name}!")
+    root = await customer_thread(bot)
+    await bot.click("relaydesk.saved_reply", "1", message_ts=root["ts"], user=MAYA)
+    view = await opened_view(bot)
+    [option] = await search(bot, view, "")
+    await submit(bot, view, option["value"])
+    [posted] = await bot.until(
+        lambda: [m for m in bot.slack.replies(INBOX, root["ts"]) if m.get("username")]
+    )
+    [note] = await bot.until(
+        lambda: [e for e in bot.slack.ephemerals() if e.get("user") == MAYA and e.get("blocks")]
+    )
+    assert "Cancel it before then" in note["text"] and note["thread_ts"] == root["ts"]
+    button = note["blocks"][1]["elements"][0]
+    assert button["action_id"] == "relaydesk.saved_reply_cancel"
+    return root, posted, button["value"]
+
+
+async def cancel(bot: Bot, reply_id: str, user: str = MAYA) -> str:
+    before = len(bot.ephemerals_for(user))
+    await bot.click("relaydesk.saved_reply_cancel", reply_id, user=user, message_ts="9.9")
+    told = await bot.until(lambda: bot.ephemerals_for(user)[before:], what="the answer")
+    return told[0]
+
+
 async def test_undo_window_holds_it_like_any_reply(tmp_path: Path) -> None:
     bot, stop = await start_bot(tmp_path, env={"UNDO_SECONDS": "1"})
     try:
-        await bot.command_text("/replies add thanks Thanks, {customer_name}!")
-        root = await customer_thread(bot)
-        await bot.click("relaydesk.saved_reply", "1", message_ts=root["ts"], user=MAYA)
-        view = await opened_view(bot)
-        [option] = await search(bot, view, "")
-        await submit(bot, view, option["value"])
-        posted = await bot.until(
-            lambda: [m for m in bot.slack.replies(INBOX, root["ts"]) if m.get("username")]
-        )
-        await bot.until(lambda: "hourglass" in bot.slack.reactions(INBOX, posted[0]["ts"]))
+        _, posted, reply_id = await send_held(bot)
+        await bot.until(lambda: "hourglass" in bot.slack.reactions(INBOX, posted["ts"]))
         assert not bot.telegram.messages(7001)  # held for the undo window
-        told = await bot.until(lambda: [t for t in bot.ephemerals_for(MAYA) if "waits 1 s" in t])
-        assert told
 
         async def delivered() -> list[TeamReply]:
             return [r for r in await bot.services.repo.replies(1) if r.delivered_at]
@@ -286,6 +305,22 @@ async def test_undo_window_holds_it_like_any_reply(tmp_path: Path) -> None:
         assert reply.delivered_at is not None
         assert reply.delivered_at - reply.sent_at >= timedelta(seconds=1)
         assert [m["text"] for m in bot.telegram.messages(7001)] == ["Thanks, Ana!"]
+        assert "Too late to cancel" in await cancel(bot, reply_id)
+    finally:
+        await stop()
+
+
+async def test_its_sender_can_cancel_it_during_the_undo_window(tmp_path: Path) -> None:
+    bot, stop = await start_bot(tmp_path, env={"UNDO_SECONDS": "2"})
+    try:
+        root, posted, reply_id = await send_held(bot)
+        assert "Only <@U0MAYA0001>, who sent it" in await cancel(bot, reply_id, user=AGENT)
+        assert "Cancelled: the customer does not get it" in await cancel(bot, reply_id)
+        assert await bot.services.repo.replies(1) == []
+        assert posted["ts"] not in [m["ts"] for m in bot.slack.replies(INBOX, root["ts"])]
+        assert "cancelled already" in await cancel(bot, reply_id)
+        await asyncio.sleep(2.5)  # past the undo window: nothing may reach the customer
+        assert not bot.telegram.messages(7001)
     finally:
         await stop()
 
