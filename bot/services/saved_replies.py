@@ -195,7 +195,7 @@ class SavedReplies:
                     f"{label} exists already: change it with `/replies edit {command.name}"
                     f"{_suffix(command.network)} <text>`."
                 )
-            return f"Saved {label}. Send it from a conversation's *Saved reply* button."
+            return f"Added {label}. Send it with a conversation's *Saved reply* button."
         if command.verb == "edit":
             if not await self._store.edit(command.name, command.network, command.text, user, now):
                 raise Refusal(f"There is no {label}: add it with `/replies add`.")

@@ -115,11 +115,11 @@ async def test_replies_command_manages_them_and_explains_mistakes(bot: Bot) -> N
     text = bot.command_text
     assert "Usage: `/replies list" in await text("/replies")
     assert "No saved replies yet" in await text("/replies list")
-    assert "Saved saved reply `greeting`" in await text(
+    assert "Added saved reply `greeting`" in await text(
         "/replies add Greeting Hello {customer_name}, this is {agent_name}."
     )
     assert "exists already" in await text("/replies add greeting Hi")
-    assert "Saved saved reply `greeting` (telegram)" in await text(
+    assert "Added saved reply `greeting` (telegram)" in await text(
         "/replies add greeting network=telegram Hi {customer_name} 👋"
     )
     assert "not a network" in await text("/replies add greeting network=fax Hi")
@@ -148,7 +148,7 @@ async def test_only_allowed_users_change_them_but_anyone_lists(tmp_path: Path) -
     try:
         refused = await bot.command_text("/replies add greeting Hello")
         assert "ALLOWED_USERS may change saved replies" in refused
-        assert "Saved" in await bot.command_text("/replies add greeting Hello", user="U0BOSS001")
+        assert "Added" in await bot.command_text("/replies add greeting Hello", user="U0BOSS001")
         assert "`greeting`: Hello" in await bot.command_text("/replies list")
         assert "ALLOWED_USERS" in await bot.command_text("/replies remove greeting")
     finally:
