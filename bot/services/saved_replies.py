@@ -67,17 +67,16 @@ class Command:
 
 
 def parse_command(line: str, networks: Collection[str]) -> Command:
-    """Parse `/replies ...`; `Refusal` with the fix for any mistake."""
-    verb, _, rest = line.strip().partition(" ")
+    """Parse `/replies ...`; `Refusal` with the fix for any mistake. Words are split on
+    any whitespace (a text may start on a new line); the text keeps its own."""
+    verb, rest = _word(line)
     verb = verb.lower()
     if verb not in VERBS:
         raise Refusal(USAGE if not verb else f"`{verb}` is not a `/replies` action. {USAGE}")
     if verb == "list":
-        network = rest.strip().lower()
-        if network.startswith("network="):
-            network = network.removeprefix("network=")
+        network = rest.lower().removeprefix("network=")
         return Command("list", network=_network(network, networks) if network else ALL_NETWORKS)
-    name, _, rest = rest.strip().partition(" ")
+    name, rest = _word(rest)
     if not name:
         raise Refusal(f"Which saved reply? {USAGE}")
     name = name.lower()
@@ -87,16 +86,21 @@ def parse_command(line: str, networks: Collection[str]) -> Command:
             "`-`, e.g. `greeting` or `refund-policy`."
         )
     network = ALL_NETWORKS
-    rest = rest.strip()
-    first, _, after = rest.partition(" ")
+    first, after = _word(rest)
     if found := _NETWORK.fullmatch(first):
-        network, rest = _network(found.group(1).lower(), networks), after.strip()
+        network, rest = _network(found.group(1).lower(), networks), after
     if verb == "remove":
         if rest:
             raise Refusal(f"`/replies remove` takes a name and an optional network only. {USAGE}")
         return Command(verb, name, network)
     _check_text(rest, verb)
     return Command(verb, name, network, rest)
+
+
+def _word(text: str) -> tuple[str, str]:
+    """The first word of `text` and the rest, both stripped."""
+    parts = text.strip().split(maxsplit=1)
+    return (parts[0], parts[1].strip()) if len(parts) == 2 else ((parts or [""])[0], "")
 
 
 def _network(name: str, networks: Collection[str]) -> str:

@@ -68,6 +68,8 @@ def conversation(network: str = "telegram", **context: str) -> Conversation:
             Command("edit", "refund-policy.v2", "", "Line one\nline two"),
         ),
         ("remove greeting", Command("remove", "greeting")),
+        ("add greeting\nHello,\n\nsee you", Command("add", "greeting", "", "Hello,\n\nsee you")),
+        ("add greeting network=x\n  Hi", Command("add", "greeting", "x", "Hi")),
         ("remove greeting network=whatsapp", Command("remove", "greeting", "whatsapp")),
         # `network=` only counts right after the name: later it is text
         (
