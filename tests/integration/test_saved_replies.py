@@ -263,6 +263,31 @@ async def test_long_saved_reply_is_split_for_messenger(bot: Bot) -> None:
     )
 
 
+async def test_a_failed_send_is_retried_like_any_reply(bot: Bot) -> None:
+    """Telegram answers 429 with retry_after once: the thread is told, then it is
+    delivered once, still as the sender's reply."""
+    await bot.command_text("/replies add thanks Thanks, {customer_name}!")
+    root = await customer_thread(bot)
+    bot.telegram.fail("sendMessage", 429, count=1, retry_after=1)
+    await bot.click("relaydesk.saved_reply", "1", message_ts=root["ts"], user=MAYA)
+    view = await opened_view(bot)
+    [option] = await search(bot, view, "")
+    await submit(bot, view, option["value"])
+    [posted] = await bot.until(
+        lambda: [m for m in bot.slack.replies(INBOX, root["ts"]) if m.get("username")]
+    )
+    await bot.until(lambda: "warning" in bot.slack.reactions(INBOX, posted["ts"]))
+    await bot.until(
+        lambda: "white_check_mark" in bot.slack.reactions(INBOX, posted["ts"]),
+        timeout=6,
+        what="delivered after the retry",
+    )
+    assert [m["text"] for m in bot.telegram.messages(7001)] == ["Thanks, Ana!"]
+    assert len(bot.telegram.calls_to("sendMessage")) == 2
+    [reply] = await bot.services.repo.replies(1)
+    assert (reply.user_id, reply.state, reply.attempts) == (MAYA, ReplyState.SENT, 1)
+
+
 async def send_held(bot: Bot) -> tuple[dict[str, Any], dict[str, Any], str]:
     """A saved reply sent while UNDO_SECONDS holds it: the root, the thread post and the
     reply id its sender's Cancel button carries."""
