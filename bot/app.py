@@ -19,6 +19,7 @@ from bot.services.health import Health
 from bot.services.refs import Lookup
 from bot.services.relay import Relay
 from bot.services.replies import Replies
+from bot.services.saved_replies import SavedReplies
 from bot.services.summary import DailySummary
 from bot.slack import Slack, make_web_client
 from storage.coordination import DEFAULT_PREFIX, Coordinator, make_coordinator
@@ -26,6 +27,7 @@ from storage.db import Database
 from storage.escalations import EscalationStore
 from storage.models import utcnow
 from storage.repo import Repository
+from storage.saved_replies import SavedReplyStore
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Services:
     clock: Callable[[], datetime]
     summary: DailySummary
     health: Health
+    saved_replies: SavedReplies
 
     async def close(self) -> None:
         await self.relay.close()
@@ -81,6 +84,7 @@ def build_services(
         clock=clock,
         metrics=metrics,
     )
+    replies = Replies(settings, repo, slack, coordinator, dispatcher.kick)
     return Services(
         settings=settings,
         db=db,
@@ -90,7 +94,7 @@ def build_services(
         networks=networks,
         relay=Relay(repo, coordinator, clock=clock),
         dispatcher=dispatcher,
-        replies=Replies(settings, repo, slack, coordinator, dispatcher.kick),
+        replies=replies,
         corrections=Corrections(repo, slack, networks),
         conversations=conversations,
         handoffs=Handoffs(settings, repo, coordinator, conversations, clock),
@@ -107,4 +111,5 @@ def build_services(
         clock=clock,
         summary=DailySummary(settings, db, slack, clock),
         health=Health(settings, db, repo, coordinator, clock),
+        saved_replies=SavedReplies(settings, SavedReplyStore(db), repo, slack, replies, clock),
     )

@@ -423,3 +423,24 @@ def conversation_by_key(network: str, key: str) -> SelectOfScalar[int | None]:
     return select(col(Conversation.id)).where(
         col(Conversation.network) == network, col(Conversation.external_key) == key
     )
+
+
+class SavedReply(SQLModel, table=True):
+    """A saved reply: a text the team sends often, by name, with placeholders.
+
+    `network` is '' for the text every network gets, or a network (or a sub-channel
+    such as `instagram`) whose conversations get this variant instead. Unique on
+    (name, network): `/replies add` of an existing one is refused, not overwritten.
+    """
+
+    __tablename__ = "saved_reply"
+    __table_args__ = (UniqueConstraint("name", "network"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64)
+    network: str = Field(default="", max_length=32)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_by: str = Field(max_length=32)
+    updated_by: str = Field(max_length=32)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)

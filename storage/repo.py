@@ -597,6 +597,10 @@ class Repository:
                 )
             ).scalar_one_or_none()
 
+    async def reply(self, reply_id: int) -> TeamReply | None:
+        async with self.db.read() as session:
+            return await session.get(TeamReply, reply_id)
+
     async def slack_reply(self, channel: str, ts: str) -> TeamReply | None:
         async with self.db.read() as session:
             return (

@@ -164,6 +164,7 @@ def _actions(conversation: Conversation, teams: Sequence[str]) -> list[Block]:
         main.append(button("Claim", "relaydesk.claim", value, style="primary"))
     main.append(button("Resolve", "relaydesk.resolve", value))
     main.append(button("Escalate", "relaydesk.escalate", value, style="danger"))
+    main.append(button("Saved reply", "relaydesk.saved_reply", value))
     handoffs = [
         button(f"Hand off to {team.title()}", "relaydesk.handoff", team)
         for team in teams

@@ -98,6 +98,7 @@ def test_threads_show_customers_replies_and_reactions(demo: tuple[str, float]) -
         "WhatsApp · Kofi (+233241234567) · #3",
         "Messenger · 1134343043305865 · #4",
         "Telegram · Bruno (@bruno_b) · #5",
+        "Telegram · Noor (@noor_k) · #6",
     ]
     listed = [line.strip() for line in inbox.splitlines() if line.startswith("  relaydesk: ")]
     assert listed == [f"relaydesk: {root}" for root in roots]  # in the order they came in
@@ -220,25 +221,47 @@ def test_customers_received_the_replies_but_not_the_note(demo: tuple[str, float]
     assert "WhatsApp 233241234567: Hi Kofi, Sam from sales here." in received
     assert "website chat web-7731: Done: order 5120" in received
     assert "courier ticket" not in received and "gift" not in received
-    assert len(received.splitlines()) == 1 + 5
+    assert len(received.splitlines()) == 1 + 6
 
 
 def test_figures_come_from_sql(demo: tuple[str, float]) -> None:
     out = section(demo[0], "Figures (from SQL)")
-    assert figure(out, "customer messages received") == "7"
-    assert figure(out, "conversations") == "5"
-    assert figure(out, "replies delivered") == "4"
+    assert figure(out, "customer messages received") == "8"
+    assert figure(out, "conversations") == "6"
+    assert figure(out, "replies delivered") == "5"
     assert figure(out, "replies not delivered") == "1"
     assert figure(out, "internal notes") == "1"
     assert figure(out, "handoffs") == "1"
     assert figure(out, "escalation pages sent") == "2"
     assert figure(out, "escalations acknowledged") == "1"
-    assert figure(out, "turns answered") == "4 of 6 (67%)"
+    assert figure(out, "turns answered") == "5 of 7 (71%)"
     assert figure(out, "unanswered now") == "2"
     assert re.fullmatch(r"0:(19|20|21):\d\d", figure(out, "median response time"))
     assert figure(out, "received by network") == (
-        "website chat 1, Messenger 1, Telegram 3, WhatsApp 2"
+        "website chat 1, Messenger 1, Telegram 4, WhatsApp 2"
     )
+
+
+def test_a_saved_reply_goes_out_as_its_senders_reply(demo: tuple[str, float]) -> None:
+    out, _ = demo
+    assert answer(out, "/replies add sizes") == (
+        "relaydesk (only visible to Maya Lopez): Added saved reply `sizes`. Send it with a "
+        "conversation's Saved reply button."
+    )
+    assert "The search offers: sizes: Hi {customer_name}! Our jackets run small" in out
+    noor = thread(section(out, "#support-inbox"), "Telegram · Noor (@noor_k) · #6")
+    posted, mark = after(noor, "maya (posted by relaydesk):")
+    assert posted == (
+        "maya (posted by relaydesk): Hi Noor! Our jackets run small: take one size up. "
+        "Your case is #6. maya, Relaydesk Outdoor"
+    )
+    assert mark == ":bookmark: Saved reply `sizes` sent by @Maya Lopez"
+    assert "delivered" in noor.splitlines()[-1]
+    assert "Answered by @Maya Lopez" in noor
+    assert (
+        "Telegram 5003: Hi Noor! Our jackets run small: take one size up. Your case is #6. "
+        "maya, Relaydesk Outdoor"
+    ) in section(out, "What the customers received")
 
 
 def test_colours_only_for_a_terminal_or_when_forced(monkeypatch: pytest.MonkeyPatch) -> None:

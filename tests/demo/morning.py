@@ -14,6 +14,7 @@ escalation sweep pages Priya a few seconds into the morning.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from typing import Any
 
 from tests.demo.stage import MANAGER, ONCALL, SALES, SLA_MINUTES, Customer, Person, Stage
 from tests.demo.transcript import Renderer, Style
+from tests.harness import INBOX
 
 Say = Callable[[str], None]
 Show = Callable[[Person, dict[str, Any]], None]
@@ -170,6 +172,70 @@ class Morning:
         now = datetime.now(UTC)
         await self.stage.bot.services.summary.post(now.astimezone(self.stage.tz).date(), now)
 
+    async def a_saved_reply(self) -> None:
+        """Self-contained: its own customer, found by her root rather than by number."""
+        line = (
+            "/replies add sizes Hi {customer_name}! Our jackets run small: take *one size "
+            "up*. Your case is {conversation}. {agent_name}, Relaydesk Outdoor"
+        )
+        self.say(f"Maya saves an answer the team gives every day: {line}")
+        self.show(self.maya, await self.stage.command(self.maya, line))
+        noor = Customer("Noor", "telegram", "5003", handle="noor_k")
+        self.say(
+            "Noor asks about sizes. Maya presses Saved reply on her root, types 'small' in "
+            "the search and sends it: it is posted under her name and goes out as her reply."
+        )
+        await self.stage.customer_writes(noor, "Do the rain jackets run small?", 2)
+        bot = self.stage.bot
+        root = await bot.until(
+            lambda: next((r for r in self.stage.slack.roots(INBOX) if "Noor" in str(r)), None),
+            timeout=15,
+            what="Noor's root",
+        )
+        conversation = await bot.until(
+            lambda: bot.services.repo.conversation_by_thread(INBOX, root["ts"])
+        )
+        opened = len(self.stage.slack.calls_to("views.open"))
+        await self.stage.click(self.maya, "relaydesk.saved_reply", str(conversation.id), root["ts"])
+        call = await bot.until(lambda: self.stage.slack.calls_to("views.open")[opened:], timeout=15)
+        metadata = call[0].params["view"]["private_metadata"]
+        found = await bot.interact(
+            {
+                "type": "block_suggestion",
+                "user": {"id": self.maya.user_id},
+                "team": {"id": "T0001"},
+                "api_app_id": "A0001",
+                "action_id": "relaydesk.saved_reply_pick",
+                "block_id": "saved",
+                "value": "small",
+                "view": {"id": "V1", "type": "modal", "private_metadata": metadata},
+            }
+        )
+        [option] = json.loads(await found.text())["options"]
+        self.say(f"The search offers: {option['text']['text']}")
+        picked = {"type": "external_select", "selected_option": option}
+        await bot.interact(
+            {
+                "type": "view_submission",
+                "user": {"id": self.maya.user_id},
+                "team": {"id": "T0001"},
+                "api_app_id": "A0001",
+                "view": {
+                    "id": "V1",
+                    "type": "modal",
+                    "callback_id": "relaydesk.saved_reply_modal",
+                    "private_metadata": metadata,
+                    "state": {"values": {"saved": {"relaydesk.saved_reply_pick": picked}}},
+                },
+            }
+        )
+        self.show(self.maya, {"text": await self.stage.ephemeral_for(self.maya, "Sent saved")})
+        posted = await bot.until(
+            lambda: [m for m in self.stage.slack.replies(INBOX, root["ts"]) if m.get("username")],
+            timeout=15,
+        )
+        await self.stage.reaction(posted[0]["ts"], "white_check_mark")
+
 
 Scene = Callable[[Morning], Awaitable[None]]
 SCENES: list[Scene] = [
@@ -185,6 +251,7 @@ SCENES: list[Scene] = [
     Morning.who_is_on_call,
     Morning.the_manager_checks_the_figures,
     Morning.the_daily_summary,
+    Morning.a_saved_reply,
 ]
 
 

@@ -213,7 +213,9 @@ def _message(
     key = (channel, message["ts"])
     customer = relayed.get(key)
     reply = team.get(key)
-    if message.get("user") == render.stage.slack.bot_user_id:
+    if message.get("username"):  # posted on someone's behalf: a saved reply
+        who = style.green(str(message["username"])) + style.dim(" (posted by relaydesk)")
+    elif message.get("user") == render.stage.slack.bot_user_id:
         who = style.cyan("relaydesk")
         if customer is not None:
             network = NETWORK_NAMES.get(customer.network, customer.network)

@@ -291,7 +291,7 @@ class FakeSlack(FakeServer):
         return message
 
     def _content(self, params: dict[str, Any]) -> Answer:
-        keys = ("text", "blocks", "attachments", "metadata")
+        keys = ("text", "blocks", "attachments", "metadata", "username", "icon_url")
         content = {k: params[k] for k in keys if k in params}
         if not any(content.get(k) for k in ("text", "blocks", "attachments")):
             raise SlackError("no_text")
@@ -574,7 +574,11 @@ def _user(user_id: str, real_name: str, display_name: str) -> Answer:
         "name": user_id.lower(),
         "real_name": real_name,
         "is_bot": False,
-        "profile": {"real_name": real_name, "display_name": display_name},
+        "profile": {
+            "real_name": real_name,
+            "display_name": display_name,
+            "image_72": f"https://avatars.example/{user_id}_72.png",
+        },
     }
 
 
