@@ -44,14 +44,23 @@ from bot.networks.base import (
     InboundMessage,
     MediaStream,
     MediaUnavailable,
+    NotSupported,
     OutboundReply,
+    OutgoingFile,
     PayloadError,
     SentMessagesFixed,
     SentReceipt,
     SignatureError,
     WebhookError,
 )
-from bot.networks.http import HttpAnswer, JsonHttp, JSONObject, retry_after
+from bot.networks.http import (
+    UPLOAD_TIMEOUT_SECONDS,
+    HttpAnswer,
+    JsonHttp,
+    JSONObject,
+    file_form,
+    retry_after,
+)
 from bot.networks.media import download
 from bot.networks.payload import (
     ParseResult,
@@ -78,6 +87,10 @@ SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 # else (a JSON body) would forge a webhook signature. A JSON object cannot match this.
 CRC_TOKEN = re.compile(r"[A-Za-z0-9_=-]{8,256}")
 CREATED_AT_FORMAT = "%a %b %d %H:%M:%S %z %Y"  # "Wed Nov 21 00:13:13 +0000 2018"
+# The one-call upload (https://docs.x.com/x-api/media/upload-media) takes images; "Image:
+# 5 MB" (https://docs.x.com/x-api/media/introduction).
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+IMAGE_LIMIT = 5 * 1024 * 1024
 
 
 def x_signature(secret: str, data: bytes) -> str:
@@ -271,32 +284,80 @@ class XNetwork(SentMessagesFixed):
         return f"https://x.com/i/web/status/{message_id}"
 
     async def send(self, reply: OutboundReply) -> SentReceipt:
-        context = reply.reply_context
+        return await self._post(reply.reply_context, {"text": reply.text})
+
+    def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
+        """X's one-call media upload takes images (JPEG, PNG, WebP) of up to 5 MB; GIFs and
+        videos need its chunked upload, which the bot does not do yet."""
+        if mimetype not in IMAGE_TYPES:
+            raise NotSupported(
+                f"X takes images (JPEG, PNG, WebP) only from Slack, not {mimetype}; "
+                "share a link to it instead"
+            )
+        return IMAGE_LIMIT
+
+    async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
+        """POST /2/media/upload (multipart, streamed from the spool file), then a DM with
+        the media id as its attachment, or a reply post carrying it."""
+        dm = reply_context.get("kind") == "dm"
+        fields = {"media_category": "dm_image" if dm else "tweet_image"}
+        with file_form(fields, "media", file) as form:
+            answer = await self._http.post(
+                f"{self._api_url}/2/media/upload",
+                headers=self._auth,
+                form=form,
+                timeout=UPLOAD_TIMEOUT_SECONDS,
+            )
+        data = answer.data.get("data") if answer.data else None
+        media_id = data.get("id") if isinstance(data, dict) else None
+        if not (200 <= answer.status < 300 and isinstance(media_id, str) and media_id):
+            error = _delivery_error(answer)
+            if error.temporary:
+                raise error
+            raise NotSupported(f"X refused the upload: {_x_reason(answer)}")
+        if dm:
+            return await self._post(reply_context, {"attachments": [{"media_id": media_id}]})
+        return await self._post(reply_context, {"media": {"media_ids": [media_id]}})
+
+    async def edit(self, reply: OutboundReply, message_id: str) -> None:
+        raise NotSupported("X does not let a post or a DM be edited through its API")
+
+    async def delete(
+        self, reply_context: Mapping[str, Any], message_id: str, sent: datetime
+    ) -> None:
+        """DELETE /2/tweets/{id} for a reply post, DELETE /2/dm_events/{id} for a DM."""
+        if not message_id.isdigit():
+            raise DeliveryError(f"cannot delete: {message_id!r} is not an X id", temporary=False)
+        kind = "dm_events" if reply_context.get("kind") == "dm" else "tweets"
+        answer = await self._http.delete(f"{self._api_url}/2/{kind}/{message_id}", self._auth)
+        if not 200 <= answer.status < 300:
+            raise _delivery_error(answer)
+
+    async def _post(self, context: Mapping[str, Any], content: JSONObject) -> SentReceipt:
+        """A DM to the participant, or a post replying to the conversation's tweet."""
         kind = context.get("kind")
         if kind == "dm":
             participant = context_id(context, "participant_id")
             url = f"{self._api_url}/2/dm_conversations/with/{participant}/messages"
-            payload: JSONObject = {"text": reply.text}
             id_key = "dm_event_id"
         elif kind == "tweet":
             url = f"{self._api_url}/2/tweets"
-            payload = {
-                "text": reply.text,
-                "reply": {"in_reply_to_tweet_id": context_id(context, "tweet_id")},
-            }
+            content = content | {"reply": {"in_reply_to_tweet_id": context_id(context, "tweet_id")}}
             id_key = "id"
         else:
             raise DeliveryError(
                 f"cannot reply: unknown X conversation kind {kind!r}", temporary=False
             )
-        answer = await self._http.post(
-            url, payload, {"Authorization": f"Bearer {self._bearer_token}"}
-        )
+        answer = await self._http.post(url, content, self._auth)
         if 200 <= answer.status < 300:
             data = answer.data.get("data") if answer.data else None
             sent_id = data.get(id_key) if isinstance(data, dict) else None
             return SentReceipt(sent_id if isinstance(sent_id, str) else None)
         raise _delivery_error(answer)
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._bearer_token}"}
 
     async def close(self) -> None:
         await self._http.close()

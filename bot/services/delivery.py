@@ -43,6 +43,7 @@ from bot.services.outbound import (
     outbound_messages,
     prepare_for,
     shared_files,
+    with_caption,
 )
 from bot.services.relay import WAKE_TOPIC
 from bot.services.replies import UNDO_REACTION, slack_message
@@ -695,10 +696,14 @@ class Dispatcher:
         if network.sends_file_links and files:
             messages = await self._with_links(messages, files, conversation, reply, author_name)
             files = []
+        caption = with_caption(network, conversation.reply_context, messages, files)
         parts: list[Callable[[], Awaitable[str | None]]] = [
             *(partial(self._send_text, network, outbound) for outbound in messages),
             *(partial(self._send_file, network, conversation, reply, f) for f in files),
         ]
+        if caption is not None:  # the text goes with the first file
+            parts = [partial(self._send_file, network, conversation, reply, files[0], caption)]
+            parts += [partial(self._send_file, network, conversation, reply, f) for f in files[1:]]
         for part in parts[len(sent) :]:
             await self._repo.begin_send(reply.id, self._clock())
             try:
@@ -767,16 +772,23 @@ class Dispatcher:
         return (await network.send(outbound)).message_id
 
     async def _send_file(
-        self, network: Network, conversation: Conversation, reply: TeamReply, shared: SharedFile
+        self,
+        network: Network,
+        conversation: Conversation,
+        reply: TeamReply,
+        shared: SharedFile,
+        caption: OutboundReply | None = None,
     ) -> str | None:
-        """Download one file from Slack (streamed to a spool file) and send it. A file the
-        network cannot take is refused in the thread (None); the rest still goes."""
+        """Download one file from Slack (streamed to a spool file) and send it, with the
+        reply's text as `caption`. A file the network cannot take or refuses for good is
+        named in the thread with the reason (None); the rest still goes, its caption as a
+        message of its own. Temporary failures retry the reply from this part."""
         context = conversation.reply_context
         label = blocks.network_label(conversation)
-        limit = network.file_limit(context, shared.mimetype)
         try:
             if not shared.url:
                 raise NotSupported("Slack does not offer it for download")
+            limit = network.file_limit(context, shared.mimetype)
             if limit == 0:
                 raise NotSupported(f"{label} takes no files from Slack yet")
             if shared.size > limit:
@@ -791,13 +803,17 @@ class Dispatcher:
                     ) from None
                 except SlackPermanent as exc:
                     raise NotSupported(f"Slack would not give it ({exc.code})") from None
-                outgoing = OutgoingFile(shared.name, shared.mimetype, size, spool.name)
+                outgoing = OutgoingFile(shared.name, shared.mimetype, size, spool.name, caption)
                 return (await network.send_file(context, outgoing)).message_id
-        except NotSupported as exc:
+        except DeliveryError as exc:
+            if exc.temporary:
+                raise
             await self._tell(
                 reply,
                 f":warning: The file {blocks.escape(shared.name)} was not sent: {exc.message}.",
             )
+            if caption is not None:
+                return await self._send_text(network, replace(caption, caption=False))
             return None
 
     async def _retry_reply(self, reply: TeamReply, exc: DeliveryError) -> None:
