@@ -180,6 +180,9 @@ class TelegramNetwork:
             fields["caption"] = file.caption.text
             if file.caption.entities:
                 fields["caption_entities"] = json.dumps(list(file.caption.entities))
+            quoted = _group_quote(file.caption)
+            if quoted is not None:
+                fields["reply_parameters"] = json.dumps(quoted)
         with file_form(fields, field, file) as form:
             result = await self._call(method, form, "the file")
         return SentReceipt(str(result["message_id"]) if isinstance(result, dict) else None)

@@ -11,7 +11,8 @@ Shapes: https://developers.facebook.com/documentation/business-messaging/whatsap
   `wamid` our `send` returned; a failed one carries the error title.
 
 Media arrive as media ids; WhatsApp only gives a download URL to a token holder, so an
-attachment has a `url` only when the webhook includes one.
+attachment has a `url` only when the webhook includes one. Files from the team go the
+same way back: uploaded to `/{phone-number-id}/media`, then sent by the id it returns.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ Inbound (https://docs.x.com/x-api/account-activity/introduction, .../webhooks/qu
 Outbound (bearer token with DM / tweet write access): a DM via
 `POST /2/dm_conversations/with/{participant_id}/messages`, a reply post via `POST /2/tweets`
 with `reply.in_reply_to_tweet_id`. 429 and 5xx are temporary (`x-rate-limit-reset`).
+An image from the team is uploaded with `POST /2/media/upload` and sent as the DM's
+`attachments` or the post's `media.media_ids`. X has no edit; `DELETE /2/tweets/{id}` and
+`DELETE /2/dm_events/{id}` delete what we sent.
 """
 
 from __future__ import annotations

@@ -697,13 +697,14 @@ class Dispatcher:
             messages = await self._with_links(messages, files, conversation, reply, author_name)
             files = []
         caption = with_caption(network, conversation.reply_context, messages, files)
+        texts = messages if caption is None else []  # or the text goes with the first file
         parts: list[Callable[[], Awaitable[str | None]]] = [
-            *(partial(self._send_text, network, outbound) for outbound in messages),
-            *(partial(self._send_file, network, conversation, reply, f) for f in files),
+            *(partial(self._send_text, network, outbound) for outbound in texts),
+            *(
+                partial(self._send_file, network, conversation, reply, f, None if i else caption)
+                for i, f in enumerate(files)
+            ),
         ]
-        if caption is not None:  # the text goes with the first file
-            parts = [partial(self._send_file, network, conversation, reply, files[0], caption)]
-            parts += [partial(self._send_file, network, conversation, reply, f) for f in files[1:]]
         for part in parts[len(sent) :]:
             await self._repo.begin_send(reply.id, self._clock())
             try:

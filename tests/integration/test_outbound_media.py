@@ -305,3 +305,16 @@ async def test_telegram_caption_falls_back_to_a_message_when_the_file_is_refused
     assert [m["text"] for m in bot.telegram.messages(6402)] == ["Your label"]
     said = thread_says(bot, root_ts, "label.png was not sent")
     assert "Telegram refused the file: Bad Request: IMAGE_PROCESS_FAILED" in said[0]
+
+
+async def test_a_captioned_file_in_a_telegram_group_quotes_the_customer(bot: Bot) -> None:
+    await bot.from_telegram(-100888, "Which label?", message_id=42)
+    photo = file_share(bot, "label.png", "image/png", PNG)
+    _, ts = await replied_with_files(bot, "This one", photo)
+    await delivered(bot, ts)
+    (call,) = bot.telegram.calls_to("sendPhoto")
+    assert call.params["caption"] == "This one"
+    assert json.loads(call.params["reply_parameters"]) == {
+        "message_id": 42,
+        "allow_sending_without_reply": True,
+    }
