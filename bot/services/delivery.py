@@ -782,8 +782,8 @@ class Dispatcher:
     ) -> str | None:
         """Download one file from Slack (streamed to a spool file) and send it, with the
         reply's text as `caption`. A file the network cannot take or refuses for good is
-        named in the thread with the reason (None); the rest still goes, its caption as a
-        message of its own. Temporary failures retry the reply from this part."""
+        `_refused_file`; the rest still goes. Temporary failures retry the reply from
+        this part."""
         context = conversation.reply_context
         label = blocks.network_label(conversation)
         try:
@@ -809,13 +809,43 @@ class Dispatcher:
         except DeliveryError as exc:
             if exc.temporary:
                 raise
-            await self._tell(
-                reply,
-                f":warning: The file {blocks.escape(shared.name)} was not sent: {exc.message}.",
+            return await self._refused_file(
+                network, conversation, reply, shared, exc.message, caption
             )
-            if caption is not None:
-                return await self._send_text(network, replace(caption, caption=False))
-            return None
+
+    async def _refused_file(
+        self,
+        network: Network,
+        conversation: Conversation,
+        reply: TeamReply,
+        shared: SharedFile,
+        reason: str,
+        caption: OutboundReply | None,
+    ) -> str | None:
+        """A file the network did not take. In a private conversation it goes as a signed
+        download link (with PUBLIC_URL; never in public, where anyone would read it), after
+        the caption if it had one; the thread says which file and why."""
+        name = blocks.escape(shared.name)
+        link = None
+        if not blocks.is_public(conversation):
+            link = file_link(self._settings, shared, self._clock())
+        if link is None:
+            await self._tell(reply, f":warning: The file {name} was not sent: {reason}.")
+            if caption is None:
+                return None
+            return await self._send_text(network, replace(caption, caption=False))
+        await self._tell(
+            reply, f":link: The file {name} went as a download link (valid 24 hours): {reason}."
+        )
+        line = f"{shared.name}: {link}"
+        if caption is not None:
+            text = f"{caption.text}\n\n{line}"  # after the text: its entities stay in place
+            return await self._send_text(network, replace(caption, caption=False, text=text))
+        author_name = await self._slack.user_name(reply.user_id)
+        (message,) = outbound_messages(
+            PreparedReply((line,), None), conversation, reply, author_name
+        )
+        return await self._send_text(network, message)
 
     async def _retry_reply(self, reply: TeamReply, exc: DeliveryError) -> None:
         assert reply.id is not None

@@ -5,8 +5,9 @@ the fakes' record of what the network received."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from tests.harness import INBOX, Bot
+from tests.harness import INBOX, Bot, start_bot
 from tests.integration.test_meta_relay import post_meta
 from tests.integration.test_outbound import PNG, changed, deleted, file_share, thread_says
 from tests.integration.test_x_whatsapp_relay import post_whatsapp, post_x
@@ -318,3 +319,38 @@ async def test_a_captioned_file_in_a_telegram_group_quotes_the_customer(bot: Bot
         "message_id": 42,
         "allow_sending_without_reply": True,
     }
+
+
+# -- a file the network does not take: a download link in private, never in public ----
+
+
+async def test_a_file_x_cannot_take_goes_to_a_dm_as_a_signed_link(tmp_path: Path) -> None:
+    bot, stop = await start_bot(tmp_path, env={"PUBLIC_URL": "https://desk.example"})
+    try:
+        assert await post_x(bot, ref_json("social/twitter_dm.json")) == 200
+        manual = file_share(bot, "manual.pdf", "application/pdf", PDF)
+        root_ts, ts = await replied_with_files(bot, "The manual", manual)
+        await delivered(bot, ts)
+        text, link = bot.x.dms
+        assert text["text"] == "The manual" and bot.x.media == []
+        name, _, url = link["text"].partition(": ")
+        assert name == "manual.pdf" and url.startswith("https://desk.example/files/")
+        answer = await bot.client.get(url.removeprefix("https://desk.example"))
+        assert answer.status == 200 and await answer.read() == PDF
+        said = thread_says(bot, root_ts, "went as a download link")
+        assert "manual.pdf went as a download link (valid 24 hours): X takes images" in said[0]
+
+        assert await post_x(bot, ref_json("social/twitter_mention.json")["params"]) == 200
+        (public,) = await bot.until(
+            lambda: [r for r in bot.slack.roots(INBOX) if r["ts"] != root_ts], what="the root"
+        )
+        again = file_share(bot, "manual.pdf", "application/pdf", PDF)
+        _, public_ts = await bot.thread_reply(
+            INBOX, public["ts"], "See the manual", subtype="file_share", files=[again]
+        )
+        await delivered(bot, public_ts)
+        assert [t["text"] for t in bot.x.tweets] == ["See the manual"]  # no link in public
+        refused = thread_says(bot, public["ts"], "was not sent")
+        assert "manual.pdf was not sent: X takes images" in refused[0]
+    finally:
+        await stop()
