@@ -7,8 +7,10 @@
   `media.media_ids`) answers `{"data": {"id", "text"}}`.
 Both answer 201 Created. `POST /2/media/upload` (multipart `media`, `media_category`)
 records the file in `media` and answers its `id`, which a DM's `attachments` or a
-post's `media_ids` must name; `DELETE /2/tweets/{id}` and `DELETE /2/dm_events/{id}`
-answer `{"data": {"deleted": true}}` and are recorded in `deleted`.
+post's `media_ids` must name; so does the chunked upload (`/2/media/upload/initialize`,
+`/{id}/append`, `/{id}/finalize`, then `GET ?command=STATUS` until processed).
+`DELETE /2/tweets/{id}` and `DELETE /2/dm_events/{id}` answer
+`{"data": {"deleted": true}}` and are recorded in `deleted`.
 Errors are RFC 7807 problem objects; a rate limit is
 HTTP 429 `{"title": "Too Many Requests", "detail": "Too Many Requests", "type":
 "about:blank", "status": 429}` with `x-rate-limit-limit`, `x-rate-limit-remaining`
@@ -46,6 +48,9 @@ def problem(status: int, detail: str | None = None) -> Answer:
     return {"title": title, "detail": detail or title, "type": "about:blank", "status": status}
 
 
+_INIT_FIELDS = ("media_type", "total_bytes", "media_category")
+
+
 class FakeX(FakeServer):
     def __init__(
         self, *, port: int = 0, user_id: str = "1000000001", rate_limit_per_window: int = 200
@@ -64,6 +69,10 @@ class FakeX(FakeServer):
             web.post("/2/dm_conversations/with/{participant_id}/messages", self._dm),
             web.post("/2/tweets", self._tweet),
             web.post("/2/media/upload", self._media_upload),
+            web.post("/2/media/upload/initialize", self._media_initialize),
+            web.post("/2/media/upload/{id}/append", self._media_append),
+            web.post("/2/media/upload/{id}/finalize", self._media_finalize),
+            web.get("/2/media/upload", self._media_status),
             web.delete("/2/tweets/{id}", self._delete),
             web.delete("/2/dm_events/{id}", self._delete),
         ]
@@ -145,6 +154,73 @@ class FakeX(FakeServer):
         }
         return web.json_response({"data": data})
 
+    async def _media_initialize(self, request: web.Request) -> web.StreamResponse:
+        """Chunked upload, step 1 (JSON `media_type`, `total_bytes`, `media_category`)."""
+        denied = _check_bearer(request)
+        if denied is not None:
+            return denied
+        params = call_of(request).params
+        if not all(isinstance(params.get(k), str | int) for k in _INIT_FIELDS):
+            missing = problem(400, "media_type, total_bytes and media_category are required")
+            return web.json_response(missing, status=400)
+        media_id = str(next(self._ids))
+        self.media.append(
+            {
+                "id": media_id,
+                "media_category": params["media_category"],
+                "media_type": params["media_type"],
+                "total_bytes": int(params["total_bytes"]),
+                "upload": {"data": b"", "segments": 0},
+                "state": "initialized",
+            }
+        )
+        return web.json_response({"data": {"id": media_id, "media_key": f"7_{media_id}"}})
+
+    async def _media_append(self, request: web.Request) -> web.StreamResponse:
+        """Step 2: multipart `segment_index` (in order here) and `media`."""
+        media, params = self._media_of(request), call_of(request).params
+        segment = params.get("media")
+        if media is None or media["state"] != "initialized" or not isinstance(segment, dict):
+            return web.json_response(problem(400, "not an upload in progress"), status=400)
+        if str(params.get("segment_index")) != str(media["upload"]["segments"]):
+            return web.json_response(problem(400, "segment_index out of order"), status=400)
+        media["upload"] = {
+            "data": media["upload"]["data"] + segment["data"],
+            "segments": media["upload"]["segments"] + 1,
+        }
+        return web.Response(status=204)
+
+    async def _media_finalize(self, request: web.Request) -> web.StreamResponse:
+        """Step 3: a GIF or video is then processed (`pending`, ask again at once)."""
+        media = self._media_of(request)
+        if media is None or media["state"] != "initialized":
+            return web.json_response(problem(400, "not an upload in progress"), status=400)
+        if len(media["upload"]["data"]) != media["total_bytes"]:
+            return web.json_response(problem(400, "total_bytes does not match"), status=400)
+        media["state"] = "pending"
+        return web.json_response({"data": self._media_data(media)})
+
+    async def _media_status(self, request: web.Request) -> web.StreamResponse:
+        """Step 4, `?command=STATUS&media_id=`: the processing is done by the first ask."""
+        media = self._media_of(request, request.query.get("media_id"))
+        if media is None or request.query.get("command") != "STATUS":
+            return web.json_response(problem(404, "Not Found"), status=404)
+        media["state"] = "succeeded"
+        return web.json_response({"data": self._media_data(media)})
+
+    def _media_of(self, request: web.Request, media_id: str | None = None) -> Answer | None:
+        if _check_bearer(request) is not None:
+            return None
+        wanted = media_id or request.match_info.get("id")
+        return next((m for m in self.media if m["id"] == wanted), None)
+
+    @staticmethod
+    def _media_data(media: Answer) -> Answer:
+        info = {"state": media["state"]}
+        if media["state"] == "pending":
+            info["check_after_secs"] = 0
+        return {"id": media["id"], "media_key": f"7_{media['id']}", "processing_info": info}
+
     async def _delete(self, request: web.Request) -> web.StreamResponse:
         """DELETE /2/tweets/{id} and /2/dm_events/{id}: `{"data": {"deleted": true}}`."""
         denied = _check_bearer(request)
@@ -160,7 +236,12 @@ class FakeX(FakeServer):
 
     def _uploaded(self, items: Any, key: str, category: str) -> bool:
         """Every item names a media uploaded here for this use (a DM's or a post's)."""
-        ours = {m["id"] for m in self.media if m["media_category"].startswith(category)}
+        ours = {
+            m["id"]
+            for m in self.media
+            if m["media_category"].startswith(category)
+            and m.get("state", "succeeded") == "succeeded"
+        }
         return (
             isinstance(items, list)
             and bool(items)

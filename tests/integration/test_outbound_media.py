@@ -213,7 +213,27 @@ async def test_x_dm_gets_an_image_by_media_id_and_refuses_other_files(bot: Bot) 
     assert text["text"] == "Here" and text["attachments"] is None
     assert image["attachments"] == [{"media_id": media["id"]}] and image["text"] is None
     said = thread_says(bot, root_ts, "manual.pdf was not sent")
-    assert "X takes images (JPEG, PNG, WebP) only from Slack, not application/pdf" in said[0]
+    assert "X takes images, GIFs and MP4 videos only, not application/pdf" in said[0]
+
+
+async def test_x_dm_gets_a_video_uploaded_in_segments_then_processed(bot: Bot) -> None:
+    assert await post_x(bot, ref_json("social/twitter_dm.json")) == 200
+    content = bytes(range(256)) * (9 * MB // 256)  # three 4 MB segments
+    video = file_share(bot, "demo.mp4", "video/mp4", content)
+    _, ts = await replied_with_files(bot, "", video)
+    await delivered(bot, ts)
+    (media,) = bot.x.media
+    assert media["media_category"] == "dm_video" and media["media_type"] == "video/mp4"
+    assert media["total_bytes"] == len(content) and media["upload"]["segments"] == 3
+    assert media["upload"]["data"] == content and media["state"] == "succeeded"
+    (dm,) = bot.x.dms
+    assert dm["attachments"] == [{"media_id": media["id"]}]
+    assert [c.method for c in bot.x.calls_to("/2/media/upload*")] == [
+        "/2/media/upload/initialize",
+        *[f"/2/media/upload/{media['id']}/append"] * 3,
+        f"/2/media/upload/{media['id']}/finalize",
+        "/2/media/upload",  # STATUS, until processed
+    ]
 
 
 async def test_x_refuses_an_image_over_5_mb(bot: Bot) -> None:
