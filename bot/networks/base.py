@@ -201,16 +201,19 @@ class OutboundReply:
     entities: tuple[Mapping[str, Any], ...] = ()
     answers: str | None = None
     files: tuple[Mapping[str, Any], ...] = ()  # links, for networks that take them
+    caption: bool = False  # the text went as the caption of a file (edits change that)
 
 
 @dataclass(frozen=True)
 class OutgoingFile:
-    """A file from the team, downloaded to `path` (spooled to disk, never held in memory)."""
+    """A file from the team, downloaded to `path` (spooled to disk, never held in memory);
+    `caption` is the reply's text when it goes with the file (`Network.caption_limit`)."""
 
     name: str
     mimetype: str
     size: int
     path: str
+    caption: OutboundReply | None = None
 
 
 @dataclass(frozen=True)
@@ -281,10 +284,16 @@ class Network(Protocol):
         private message or when the network's id gives no address."""
 
     def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
-        """The largest file (bytes) `send_file` takes here; 0 when files cannot be sent."""
+        """The largest file (bytes) of this type `send_file` takes here; 0 when files
+        cannot be sent; `NotSupported` (the reason) for a type this conversation cannot take."""
+
+    def caption_limit(self, reply_context: Mapping[str, Any]) -> int:
+        """The longest text that goes as a file's caption (a one-message reply with files
+        is sent as its first file, captioned); 0: the text goes as a message of its own."""
 
     async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
-        """Send one file with the network's media API; raise `DeliveryError`."""
+        """Send one file with the network's media API; raise `DeliveryError` (`NotSupported`
+        when the network refuses this file itself: the rest of the reply still goes)."""
 
     async def edit(self, reply: OutboundReply, message_id: str) -> None:
         """Replace the text of a message we sent; raise `DeliveryError` (`NotSupported`
@@ -303,8 +312,8 @@ class Network(Protocol):
 
 
 class SentMessagesFixed:
-    """For adapters whose network cannot edit or delete what the bot sent, and that
-    send no files (yet)."""
+    """Defaults for adapters whose network cannot edit or delete what the bot sent, nor
+    take files from Slack, unless they say otherwise."""
 
     label: str
     sends_file_links = False
@@ -313,6 +322,9 @@ class SentMessagesFixed:
         return None
 
     def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
+        return 0
+
+    def caption_limit(self, reply_context: Mapping[str, Any]) -> int:
         return 0
 
     async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:

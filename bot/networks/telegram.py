@@ -9,6 +9,7 @@ de-duplication key is `<chat id>:<message id>` (re-sent updates repeat both).
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,7 +36,13 @@ from bot.networks.base import (
     SignatureError,
     WebhookError,
 )
-from bot.networks.http import JsonHttp, JSONObject, status_error
+from bot.networks.http import (
+    UPLOAD_TIMEOUT_SECONDS,
+    JsonHttp,
+    JSONObject,
+    file_form,
+    status_error,
+)
 from bot.networks.media import download
 from bot.networks.payload import (
     contact_line,
@@ -49,7 +56,7 @@ from bot.networks.payload import (
 DELETE_WITHIN = timedelta(hours=48)
 UPLOAD_LIMIT = 50 * 1024 * 1024
 PHOTO_LIMIT = 10 * 1024 * 1024
-UPLOAD_TIMEOUT = 600.0
+CAPTION_LIMIT = 1024  # "Photo caption ..., 0-1024 characters after entities parsing"
 
 
 class TelegramNetwork:
@@ -168,22 +175,33 @@ class TelegramNetwork:
     async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
         """sendPhoto / sendVideo / sendAudio / sendDocument as multipart, streamed from disk."""
         method, field = _media_method(file)
-        # aiohttp reads the open file in its executor, a chunk at a time
-        with open(file.path, "rb") as content:  # noqa: ASYNC230
-            form = aiohttp.FormData()
-            form.add_field("chat_id", str(reply_context["chat_id"]))
-            form.add_field(field, content, filename=file.name, content_type=file.mimetype)
+        fields = {"chat_id": str(reply_context["chat_id"])}
+        if file.caption is not None:
+            fields["caption"] = file.caption.text
+            if file.caption.entities:
+                fields["caption_entities"] = json.dumps(list(file.caption.entities))
+            quoted = _group_quote(file.caption)
+            if quoted is not None:
+                fields["reply_parameters"] = json.dumps(quoted)
+        with file_form(fields, field, file) as form:
             result = await self._call(method, form, "the file")
         return SentReceipt(str(result["message_id"]) if isinstance(result, dict) else None)
 
+    def caption_limit(self, reply_context: Mapping[str, Any]) -> int:
+        return CAPTION_LIMIT
+
     async def edit(self, reply: OutboundReply, message_id: str) -> None:
+        """editMessageText, or editMessageCaption for a file sent with the text as caption."""
         payload: dict[str, Any] = {
             "chat_id": reply.reply_context["chat_id"],
             "message_id": int(message_id),
-            "text": reply.text,
-            "entities": list(reply.entities),
         }
-        await self._call("editMessageText", payload, "the edit")
+        if reply.caption:
+            payload |= {"caption": reply.text, "caption_entities": list(reply.entities)}
+            await self._call("editMessageCaption", payload, "the edit")
+        else:
+            payload |= {"text": reply.text, "entities": list(reply.entities)}
+            await self._call("editMessageText", payload, "the edit")
 
     async def delete(
         self, reply_context: Mapping[str, Any], message_id: str, sent: datetime
@@ -203,7 +221,7 @@ class TelegramNetwork:
         """A Bot API call's `result`; `DeliveryError` with Telegram's reason otherwise."""
         url = f"{self._api_url}/bot{self._token}/{method}"
         if isinstance(payload, aiohttp.FormData):
-            answer = await self._http.post(url, form=payload, timeout=UPLOAD_TIMEOUT)
+            answer = await self._http.post(url, form=payload, timeout=UPLOAD_TIMEOUT_SECONDS)
         else:
             answer = await self._http.post(url, payload)
         body = answer.data or {}

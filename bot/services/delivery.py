@@ -43,6 +43,7 @@ from bot.services.outbound import (
     outbound_messages,
     prepare_for,
     shared_files,
+    with_caption,
 )
 from bot.services.relay import WAKE_TOPIC
 from bot.services.replies import UNDO_REACTION, slack_message
@@ -695,9 +696,14 @@ class Dispatcher:
         if network.sends_file_links and files:
             messages = await self._with_links(messages, files, conversation, reply, author_name)
             files = []
+        caption = with_caption(network, conversation.reply_context, messages, files)
+        texts = messages if caption is None else []  # or the text goes with the first file
         parts: list[Callable[[], Awaitable[str | None]]] = [
-            *(partial(self._send_text, network, outbound) for outbound in messages),
-            *(partial(self._send_file, network, conversation, reply, f) for f in files),
+            *(partial(self._send_text, network, outbound) for outbound in texts),
+            *(
+                partial(self._send_file, network, conversation, reply, f, None if i else caption)
+                for i, f in enumerate(files)
+            ),
         ]
         for part in parts[len(sent) :]:
             await self._repo.begin_send(reply.id, self._clock())
@@ -767,16 +773,23 @@ class Dispatcher:
         return (await network.send(outbound)).message_id
 
     async def _send_file(
-        self, network: Network, conversation: Conversation, reply: TeamReply, shared: SharedFile
+        self,
+        network: Network,
+        conversation: Conversation,
+        reply: TeamReply,
+        shared: SharedFile,
+        caption: OutboundReply | None = None,
     ) -> str | None:
-        """Download one file from Slack (streamed to a spool file) and send it. A file the
-        network cannot take is refused in the thread (None); the rest still goes."""
+        """Download one file from Slack (streamed to a spool file) and send it, with the
+        reply's text as `caption`. A file the network cannot take or refuses for good is
+        `_refused_file`; the rest still goes. Temporary failures retry the reply from
+        this part."""
         context = conversation.reply_context
         label = blocks.network_label(conversation)
-        limit = network.file_limit(context, shared.mimetype)
         try:
             if not shared.url:
                 raise NotSupported("Slack does not offer it for download")
+            limit = network.file_limit(context, shared.mimetype)
             if limit == 0:
                 raise NotSupported(f"{label} takes no files from Slack yet")
             if shared.size > limit:
@@ -791,14 +804,48 @@ class Dispatcher:
                     ) from None
                 except SlackPermanent as exc:
                     raise NotSupported(f"Slack would not give it ({exc.code})") from None
-                outgoing = OutgoingFile(shared.name, shared.mimetype, size, spool.name)
+                outgoing = OutgoingFile(shared.name, shared.mimetype, size, spool.name, caption)
                 return (await network.send_file(context, outgoing)).message_id
-        except NotSupported as exc:
-            await self._tell(
-                reply,
-                f":warning: The file {blocks.escape(shared.name)} was not sent: {exc.message}.",
+        except DeliveryError as exc:
+            if exc.temporary:
+                raise
+            return await self._refused_file(
+                network, conversation, reply, shared, exc.message, caption
             )
-            return None
+
+    async def _refused_file(
+        self,
+        network: Network,
+        conversation: Conversation,
+        reply: TeamReply,
+        shared: SharedFile,
+        reason: str,
+        caption: OutboundReply | None,
+    ) -> str | None:
+        """A file the network did not take. In a private conversation it goes as a signed
+        download link (with PUBLIC_URL; never in public, where anyone would read it), after
+        the caption if it had one; the thread says which file and why."""
+        name = blocks.escape(shared.name)
+        link = None
+        if not blocks.is_public(conversation):
+            link = file_link(self._settings, shared, self._clock())
+        if link is None:
+            await self._tell(reply, f":warning: The file {name} was not sent: {reason}.")
+            if caption is None:
+                return None
+            return await self._send_text(network, replace(caption, caption=False))
+        await self._tell(
+            reply, f":link: The file {name} went as a download link (valid 24 hours): {reason}."
+        )
+        line = f"{shared.name}: {link}"
+        if caption is not None:
+            text = f"{caption.text}\n\n{line}"  # after the text: its entities stay in place
+            return await self._send_text(network, replace(caption, caption=False, text=text))
+        author_name = await self._slack.user_name(reply.user_id)
+        (message,) = outbound_messages(
+            PreparedReply((line,), None), conversation, reply, author_name
+        )
+        return await self._send_text(network, message)
 
     async def _retry_reply(self, reply: TeamReply, exc: DeliveryError) -> None:
         assert reply.id is not None

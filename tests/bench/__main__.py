@@ -18,6 +18,7 @@ BENCHES = (
     "tests.bench.bench_relay",
     "tests.bench.bench_reply",
     "tests.bench.bench_memory",
+    "tests.bench.bench_file",
     "tests.bench.bench_stats",
     "tests.bench.bench_markup",
 )

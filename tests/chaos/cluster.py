@@ -248,7 +248,11 @@ class ChaosSlack(FakeSlack):
         self._release.set()
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.route("*", "/api/{method}", self._gate)]
+        # shared files are served as by the plain fake (the file benchmark downloads one)
+        return [
+            web.route("*", "/api/{method}", self._gate),
+            web.get("/files-pri/{path:.+}", self._file),
+        ]
 
     async def _gate(self, request: web.Request) -> web.StreamResponse:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()

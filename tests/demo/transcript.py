@@ -289,12 +289,13 @@ async def figures(stage: Stage, style: Style) -> str:
 
 
 def _telegram_shown(message: dict[str, Any]) -> str:
-    """A text message's text; a file as its kind and name."""
+    """A text message's text; a file as its kind and name, after its caption."""
     if "text" in message:
         return str(message["text"])
     for kind in ("photo", "document", "video", "audio"):
         if kind in message:
-            return f"[{kind}: {message[kind]['file_name']}]"
+            shown = f"[{kind}: {message[kind]['file_name']}]"
+            return f"{message['caption']} {shown}" if message.get("caption") else shown
     return "[message]"
 
 

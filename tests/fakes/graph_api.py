@@ -11,7 +11,11 @@ Call names are the path after the version, e.g. `/me/messages`,
   answers `{"messaging_product", "contacts": [{"input", "wa_id"}],
   "messages": [{"id": "wamid..."}]}`.
 - `POST /{comment-id}/comments` (Page) and `/{comment-id}/replies`
-  (Instagram): answer `{"id"}`.
+  (Instagram): answer `{"id"}`. `POST /{comment-id}` with `message` edits one of
+  those, `DELETE /{comment-id}` deletes it: `{"success": true}` (`edits`, `deleted`).
+- `POST /{phone-number-id}/media` (WhatsApp) and `/{page-id}/message_attachments`
+  (Messenger, Instagram with `platform`): multipart uploads, recorded in `uploads`
+  with the file, answering the media id / `attachment_id` a send then names.
 
 Errors are Graph's `{"error": {"message", "type", "code", "error_subcode",
 "fbtrace_id"}}`, HTTP 400 unless said otherwise: Graph tells errors apart by
@@ -21,6 +25,7 @@ Errors are Graph's `{"error": {"message", "type", "code", "error_subcode",
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 from aiohttp import web
@@ -85,6 +90,15 @@ RATE_LIMIT_ERRORS: dict[int, Answer] = {
     },
 }
 
+# Graph's answer for an id it does not know (or that was deleted).
+UNKNOWN_OBJECT: Answer = {
+    "message": "Unsupported post request. Object with ID 'x' does not exist, cannot be loaded "
+    "due to missing permissions, or does not support this operation.",
+    "type": "GraphMethodException",
+    "code": 100,
+    "error_subcode": 33,
+}
+
 # The example error on the Messenger error codes page.
 INVALID_TOKEN: Answer = {
     "message": "Invalid OAuth access token.",
@@ -101,6 +115,9 @@ class FakeGraph(FakeServer):
         self.token = token
         self.closed_window: set[str] = set()
         self.sent: list[Answer] = []
+        self.uploads: list[Answer] = []  # WhatsApp media and Messenger attachments, in order
+        self.edits: list[Answer] = []  # POST /{comment-id}: {"node", "message"}
+        self.deleted: list[str] = []  # DELETE /{comment-id}: the node ids
         self._ids = itertools.count(1)
 
     def routes(self) -> list[web.RouteDef]:
@@ -108,6 +125,10 @@ class FakeGraph(FakeServer):
             web.post(f"/{VERSION}/{{node}}/messages", self._messages),
             web.post(f"/{VERSION}/{{node}}/comments", self._comment_reply),
             web.post(f"/{VERSION}/{{node}}/replies", self._comment_reply),
+            web.post(f"/{VERSION}/{{node}}/media", self._whatsapp_media),
+            web.post(f"/{VERSION}/{{node}}/message_attachments", self._attachment_upload),
+            web.post(f"/{VERSION}/{{node}}", self._edit_comment),
+            web.delete(f"/{VERSION}/{{node}}", self._delete_comment),
         ]
 
     def method_name(self, request: web.Request) -> str:
@@ -191,6 +212,10 @@ class FakeGraph(FakeServer):
                 "to": to,
                 "text": params.get("text"),
                 "context": params.get("context"),
+                "type": params.get("type", "text"),
+                "media": params.get(str(params.get("type")))
+                if params.get("type") != "text"
+                else None,
                 "message_id": wamid,
             }
         )
@@ -218,6 +243,91 @@ class FakeGraph(FakeServer):
             }
         )
         return web.json_response({"id": reply_id})
+
+    async def _whatsapp_media(self, request: web.Request) -> web.StreamResponse:
+        """POST /{phone-number-id}/media, multipart with `messaging_product`, `type` and
+        `file`: answers the media id (WhatsApp Cloud API, "Upload media")."""
+        denied = self._check_token(request)
+        if denied is not None:
+            return denied
+        params = call_of(request).params
+        upload = params.get("file")
+        if params.get("messaging_product") != "whatsapp" or not isinstance(upload, dict):
+            return graph_error(
+                {
+                    "message": "(#100) The parameter messaging_product and file are required.",
+                    "type": "OAuthException",
+                    "code": 100,
+                }
+            )
+        media_id = str(4_490_709_327_384_000 + next(self._ids))
+        self.uploads.append(
+            {
+                "kind": "whatsapp",
+                "node": request.match_info["node"],
+                "type": params.get("type"),
+                "file": upload,
+                "id": media_id,
+            }
+        )
+        return web.json_response({"id": media_id})
+
+    async def _attachment_upload(self, request: web.Request) -> web.StreamResponse:
+        """POST /{page-id}/message_attachments, multipart with `message` (the attachment's
+        type) and `filedata`: answers `{"attachment_id"}` (Attachment Upload API)."""
+        denied = self._check_token(request)
+        if denied is not None:
+            return denied
+        params = call_of(request).params
+        upload, message = params.get("filedata"), params.get("message")
+        if isinstance(message, str):  # a multipart field is text: the JSON of the message
+            message = json.loads(message) if message.startswith("{") else None
+        attachment = message.get("attachment") if isinstance(message, dict) else None
+        if not isinstance(upload, dict) or not isinstance(attachment, dict):
+            return graph_error(
+                {
+                    "message": "(#100) Upload attachment failure.",
+                    "type": "OAuthException",
+                    "code": 100,
+                }
+            )
+        attachment_id = str(1_857_777_774_821_000 + next(self._ids))
+        self.uploads.append(
+            {
+                "kind": "attachment",
+                "node": request.match_info["node"],
+                "platform": params.get("platform"),
+                "type": attachment.get("type"),
+                "file": upload,
+                "id": attachment_id,
+            }
+        )
+        return web.json_response({"attachment_id": attachment_id})
+
+    async def _edit_comment(self, request: web.Request) -> web.StreamResponse:
+        """POST /{comment-id} with `message`: a Page edits its comment, `{"success": true}`."""
+        denied = self._check_token(request)
+        if denied is not None:
+            return denied
+        node, message = request.match_info["node"], call_of(request).params.get("message")
+        if not self._sent_comment(node) or not isinstance(message, str):
+            return graph_error(UNKNOWN_OBJECT)
+        self.edits.append({"node": node, "message": message})
+        return web.json_response({"success": True})
+
+    async def _delete_comment(self, request: web.Request) -> web.StreamResponse:
+        """DELETE /{comment-id}: `{"success": true}`."""
+        denied = self._check_token(request)
+        if denied is not None:
+            return denied
+        node = request.match_info["node"]
+        if not self._sent_comment(node) or node in self.deleted:
+            return graph_error(UNKNOWN_OBJECT)
+        self.deleted.append(node)
+        return web.json_response({"success": True})
+
+    def _sent_comment(self, node: str) -> bool:
+        return any(s.get("id") == node for s in self.sent if s["kind"] in ("comments", "replies"))
 
     def _check_token(self, request: web.Request) -> web.StreamResponse | None:
         if self.token is None:

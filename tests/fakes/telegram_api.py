@@ -57,7 +57,7 @@ class FakeTelegram(FakeServer):
         self.blocked_chats: set[int | str] = set()
         self.webhook: Answer = {}
         self.sent: list[Answer] = []
-        self.edited: list[Answer] = []  # editMessageText parameters, in order
+        self.edited: list[Answer] = []  # editMessageText / editMessageCaption parameters
         self.deleted: list[tuple[int | str, int]] = []  # (chat id, message id)
         self._next_message_id = 1
         self.files = FileStore()  # by file_id; served at /file/bot<token>/<file_id>
@@ -97,6 +97,8 @@ class FakeTelegram(FakeServer):
             return self._send_media(MEDIA_METHODS[method], params)
         if method == "editmessagetext":
             return self._edit_message(params)
+        if method == "editmessagecaption":
+            return self._edit_caption(params)
         if method == "deletemessage":
             return self._delete_message(params)
         if method == "getme":
@@ -190,11 +192,26 @@ class FakeTelegram(FakeServer):
         message = self._find(params)
         if message is None:
             return _error(400, "Bad Request: message to edit not found")
+        if "text" not in message:
+            return _error(400, "Bad Request: there is no text in the message to edit")
         if message["text"] == params.get("text"):
             return _error(400, "Bad Request: message is not modified")
         message["text"] = params.get("text")
         self.edited.append(params)
         return _ok(message)
+
+    def _edit_caption(self, params: Answer) -> web.StreamResponse:
+        """editMessageCaption: only a media message has a caption to edit."""
+        message = self._find(params)
+        if message is None:
+            return _error(400, "Bad Request: message to edit not found")
+        if "text" in message:
+            return _error(400, "Bad Request: there is no caption in the message to edit")
+        if message.get("caption") == params.get("caption"):
+            return _error(400, "Bad Request: message is not modified")
+        message["caption"] = params.get("caption")
+        self.edited.append(params)
+        return _ok({k: v for k, v in message.items() if k != "upload"})
 
     def _delete_message(self, params: Answer) -> web.StreamResponse:
         message = self._find(params)
