@@ -284,6 +284,7 @@ BOT_SCOPES = (
     "files:read",
     "commands",
     "files:write",
+    "reactions:read",
 )
 
 

@@ -68,6 +68,7 @@ class ViewState(TypedDict):
 class View(TypedDict):
     state: ViewState
     private_metadata: NotRequired[str]
+    id: NotRequired[str]
 
 
 class ViewSubmission(TypedDict):
