@@ -8,7 +8,6 @@ import logging
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
-from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.app import Services
 from bot.blocks.moments import MODAL, moment_json
@@ -41,12 +40,12 @@ class MomentListeners:
     def __init__(self, services: Services) -> None:
         self._services = services
 
-    async def added(self, event: ReactionEvent, context: AsyncBoltContext) -> None:
+    async def added(self, event: ReactionEvent) -> None:
         """Stored before bolt answers Slack (process_before_response): nothing is lost."""
-        await self._services.moments.reaction_added(event, context.bot_user_id)
+        await self._services.moments.reaction_added(event)
 
-    async def removed(self, event: ReactionEvent, context: AsyncBoltContext) -> None:
-        await self._services.moments.reaction_removed(event, context.bot_user_id)
+    async def removed(self, event: ReactionEvent) -> None:
+        await self._services.moments.reaction_removed(event)
 
     async def shortcut(self, body: MessageShortcut) -> None:
         """Open the note form for the message's conversation, or say why not."""

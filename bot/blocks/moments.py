@@ -102,10 +102,10 @@ def spike_page(
     window: timedelta,
     by_network: Mapping[str, int],
     words: Sequence[str],
-    oldest: tuple[str, str] | None,
+    oldest: tuple[str, str | None] | None,
 ) -> tuple[str, list[Block]]:
     """The page in the inbox: who is paged, counts by network, frequent words and the
-    oldest unanswered conversation (`oldest`: its label and link)."""
+    oldest unanswered conversation (`oldest`: its label, and its thread's link once posted)."""
     who = f"<@{user}>" if user else "Nobody is on call (set ONCALL_USERS)"
     headline = (
         f":chart_with_upwards_trend: *Volume spike*: {count} customer messages in the last "
@@ -120,7 +120,10 @@ def spike_page(
         lines.append("*Frequent words*: " + ", ".join(f"`{escape(w)}`" for w in words))
     if oldest is not None:
         label, link = oldest
-        lines.append(f"*Oldest unanswered*: <{link}|{escape(label).replace('|', '¦')}>")
+        shown = escape(label).replace("|", "¦")
+        lines.append(
+            f"*Oldest unanswered*: <{link}|{shown}>" if link else f"*Oldest unanswered*: {shown}"
+        )
     blocks: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},

@@ -1,8 +1,9 @@
 """Meaningful relationship moments: a reaction or the shortcut's note on a conversation.
 
-- `MRM_REACTION` added by a person (never by our bot, which mirrors customers'
-  reactions) on any message of a conversation thread records a moment; removing
-  it deletes that person's reaction-made moment on that message, nothing else.
+- `MRM_REACTION` added by a person on any message of a conversation thread records a
+  moment; removing it deletes that person's reaction-made moment on that message,
+  nothing else. Our bot's own reactions (it mirrors customers' reactions) never reach
+  us: bolt drops events whose user is the bot user (`ignoring_self_events`).
 - The shortcut `relaydesk.moment` opens a form; its submission records a moment
   with the note (keyed on the form's view id).
 - Stored first (unique key: Slack's retries and other processes change nothing),
@@ -78,20 +79,20 @@ class Moments:
         return self._store
 
     # -- the reaction ---------------------------------------------------------
-    def _marked(self, event: ReactionEvent, bot_user: str | None) -> tuple[str, str, str] | None:
+    def _marked(self, event: ReactionEvent) -> tuple[str, str, str] | None:
         """(channel, ts, user) when `event` is a person's MRM_REACTION on a message."""
         item = event.get("item") or {}
         reaction = str(event.get("reaction") or "").split("::", 1)[0]  # skin tones
         channel, ts, user = item.get("channel"), item.get("ts"), event.get("user")
         if reaction != self._settings.mrm_reaction or item.get("type") != "message":
             return None
-        if not (channel and ts and user) or user == bot_user:
+        if not (channel and ts and user):
             return None
         return channel, ts, user
 
-    async def reaction_added(self, event: ReactionEvent, bot_user: str | None) -> Moment | None:
+    async def reaction_added(self, event: ReactionEvent) -> Moment | None:
         """Record the moment (once); None when the reaction is not a moment's."""
-        marked = self._marked(event, bot_user)
+        marked = self._marked(event)
         if marked is None:
             return None
         channel, ts, user = marked
@@ -120,9 +121,9 @@ class Moments:
         await self.post(moment.id or 0)
         return moment
 
-    async def reaction_removed(self, event: ReactionEvent, bot_user: str | None) -> Moment | None:
+    async def reaction_removed(self, event: ReactionEvent) -> Moment | None:
         """Delete that person's reaction-made moment on that message; strike its note."""
-        marked = self._marked(event, bot_user)
+        marked = self._marked(event)
         if marked is None:
             return None
         moment = await self._store.remove(reaction_key(*marked))

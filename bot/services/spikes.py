@@ -148,13 +148,14 @@ class Spikes:
         texts = await self._store.texts(now, self._window, TEXTS)
         oldest = await oldest_unanswered(self._db, now, 1)
         waiting = None
-        if oldest and oldest[0]["channel"] and oldest[0]["thread_ts"]:
+        if oldest:
             item = oldest[0]
             label = (
                 f"#{item['conversation_id']} {item['customer_name']} ({item['network']}), "
                 f"waiting {humanize_seconds(item['waiting_seconds'] or 0)}"
             )
-            waiting = (label, thread_link(item["channel"], item["thread_ts"]))
+            posted = item["channel"] and item["thread_ts"]
+            waiting = (label, thread_link(item["channel"], item["thread_ts"]) if posted else None)
         text, blocks = spike_page(
             user=user,
             count=spike.count,
