@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import ClientResponse
 from sqlalchemy import select
+from sqlmodel import col
 
 from storage.models import Moment
 from tests.harness import AGENT, INBOX, SUMMARY, Bot, start_bot
@@ -43,7 +44,7 @@ async def react(bot: Bot, kind: str, channel: str, ts: str, **kwargs: Any) -> Cl
 
 async def moments(bot: Bot) -> list[Moment]:
     async with bot.services.db.session() as session:
-        return list((await session.execute(select(Moment).order_by(Moment.id))).scalars())
+        return list((await session.execute(select(Moment).order_by(col(Moment.id)))).scalars())
 
 
 def notes(bot: Bot, root_ts: str) -> list[dict[str, Any]]:

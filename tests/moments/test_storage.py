@@ -144,7 +144,7 @@ async def test_moments_are_recorded_once_removed_and_counted(db: Database) -> No
     assert (await compute(db, NOW, NOW + DAY, now=NOW + DAY))["moments"] == 2
 
     assert sorted(await store.unposted(NOW + 2 * DAY)) == sorted(
-        m.id for m in await store.between(NOW, NOW + 2 * DAY)
+        m.id or 0 for m in await store.between(NOW, NOW + 2 * DAY)
     )
     first = results[0][0].id
     assert first is not None
