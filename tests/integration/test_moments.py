@@ -244,3 +244,26 @@ async def test_api_moments_is_off_without_api_token(bot: Bot) -> None:
     answer = await bot.client.get("/api/moments", params={"since": "2026-01-01T00:00:00+00:00"})
     assert answer.status == 404
     assert "API_TOKEN" in (await answer.json())["error"]
+
+
+async def test_the_scheduler_pages_the_person_on_call_when_volume_spikes(tmp_path: Path) -> None:
+    """A burst stored while timers were off; a bot with timers checks at once and pages."""
+    env = {"SPIKE_MIN": "3", "ONCALL_USERS": "U0ONCALL1"}
+    url = f"sqlite+aiosqlite:///{tmp_path / 'spike.db'}"
+    bot, stop = await start_bot(tmp_path, database_url=url, env=env)
+    try:
+        for chat in (9301, 9302, 9303):
+            await bot.from_telegram(chat, "Is the checkout broken? My payment failed")
+    finally:
+        await stop()
+    bot, stop = await start_bot(tmp_path, database_url=url, env=env, timers=True)
+    try:
+        page = await bot.until(
+            lambda: next((m for m in bot.slack.roots(INBOX) if "Volume spike" in m["text"]), None),
+            what="the spike page",
+        )
+        shown = json.dumps(page["blocks"])
+        assert "<@U0ONCALL1>" in shown and "telegram 3" in shown
+        assert "`checkout`" in shown and "`payment`" in shown
+    finally:
+        await stop()
