@@ -86,6 +86,12 @@ class SpikeStore:
             statement = select(Spike).where(col(Spike.open_slot) == OPEN)
             return (await session.execute(statement)).scalar_one_or_none()
 
+    async def ended_since(self, since: datetime) -> bool:
+        """Whether a spike ended at or after `since` (the table holds one row per spike)."""
+        async with self.db.read() as session:
+            statement = select(func.count()).where(col(Spike.ended_at) >= since)
+            return bool((await session.execute(statement)).scalar_one())
+
     async def open(self, now: datetime, volume: Volume) -> int | None:
         """Start a spike; its id for the one caller that started it, else None."""
         async with self.db.session() as session:

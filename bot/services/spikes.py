@@ -4,7 +4,8 @@ The rule (`is_spike`, pure): the customer messages of the last `SPIKE_WINDOW_MIN
 are a spike when there are at least `SPIKE_MIN` of them and more than `SPIKE_FACTOR`
 times the baseline: the average count of the same window (same time of day) on
 each of the previous 7 days (`storage.spikes`). The spike is over at the first check
-where the rule no longer holds.
+where the rule no longer holds. A new spike starts no sooner than one window after the
+last one ended, so a volume hovering at the threshold does not page every minute.
 
 Exactly once across processes: a spike is a SQL row opened with ON CONFLICT DO
 NOTHING (one open spike at a time) and closed by a conditional UPDATE; each post
@@ -111,7 +112,9 @@ class Spikes:
         spiking = is_spike(volume.count, volume.baseline, settings.spike_factor, settings.spike_min)
         current = await self._store.current()
         if current is None and spiking:
-            opened = await self._store.open(now, volume)
+            # the last spike ended less than a window ago: no new one yet
+            cooling = await self._store.ended_since(now - self._window)
+            opened = None if cooling else await self._store.open(now, volume)
             if opened is not None:
                 log.warning(
                     "volume spike %s: %s messages in %s, baseline %.1f",

@@ -49,7 +49,7 @@ class Messages:
                 NewCustomerMessage(
                     network=network,
                     conversation_key=key,
-                    external_id=f"m{self.serial}",
+                    external_id=f"{key}-m{self.serial}",
                     author_id=f"a-{key}",
                     author_name="Ann",
                     text=text,

@@ -162,6 +162,17 @@ async def test_two_processes_page_once_and_say_once_that_it_is_over(desk: Desk) 
     assert len(desk.posts("Volume spike")) == 1
     assert await desk.processes[0].store.current() is None
 
+    # Another burst right after is no new spike until a window has passed since the end.
+    messages = Messages(desk.db)
+    for n in range(20):
+        await messages.add(later + 2 * MINUTE + n * timedelta(seconds=5), key=f"again{n}")
+    soon = later + 4 * MINUTE
+    await asyncio.gather(first.check(soon), second.check(soon))
+    assert len(desk.posts("Volume spike")) == 1
+    after_a_window = later + 15 * MINUTE + timedelta(seconds=30)
+    await asyncio.gather(first.check(after_a_window), second.check(after_a_window))
+    assert len(desk.posts("Volume spike")) == 2
+
 
 async def test_a_page_slack_could_not_take_is_made_by_the_next_check(desk: Desk) -> None:
     await a_burst(desk.db)
