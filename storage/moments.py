@@ -14,7 +14,8 @@ from sqlalchemy import delete, select, update
 from sqlmodel import col
 
 from storage.db import Database, insert_ignore
-from storage.models import Moment
+from storage.models import Conversation, Moment
+from storage.stats import UNASSIGNED
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,25 @@ class MomentStore:
             return [int(i) for i in (await session.execute(statement)).scalars() if i is not None]
 
     async def between(
-        self, since: datetime, until: datetime, limit: int | None = None
+        self,
+        since: datetime,
+        until: datetime,
+        limit: int | None = None,
+        *,
+        network: str | None = None,
+        team: str | None = None,
     ) -> list[Moment]:
-        """The moments recorded in [since, until): oldest first, or the latest `limit`."""
+        """The moments recorded in [since, until): oldest first, or the latest `limit`;
+        of one network, or of the conversations now with one team (`unassigned`: none)."""
         async with self.db.read() as session:
             statement = select(Moment).where(col(Moment.at) >= since, col(Moment.at) < until)
+            if network is not None:
+                statement = statement.where(col(Moment.network) == network)
+            if team is not None:
+                owner = col(Conversation.team)
+                statement = statement.join(
+                    Conversation, col(Conversation.id) == col(Moment.conversation_id)
+                ).where(owner.is_(None) if team == UNASSIGNED else owner == team)
             if limit is None:
                 statement = statement.order_by(col(Moment.at), col(Moment.id))
                 return list((await session.execute(statement)).scalars())

@@ -161,7 +161,9 @@ async def stats_report(db: Database, request: StatsRequest, now: datetime) -> St
             db, window.since, window.until, network=request.network, team=request.team, now=now
         ),
         oldest_unanswered(db, as_of, OLDEST_LIMIT, network=request.network, team=request.team),
-        MomentStore(db).between(window.since, window.until, MOMENTS_LIMIT),
+        MomentStore(db).between(
+            window.since, window.until, MOMENTS_LIMIT, network=request.network, team=request.team
+        ),
     )
     return StatsReport(window, figures, oldest, as_of, request.network, request.team, moments)
 

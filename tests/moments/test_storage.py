@@ -128,6 +128,9 @@ async def test_moments_are_recorded_once_removed_and_counted(db: Database) -> No
     ]
     latest = await store.between(NOW, NOW + DAY, limit=2)
     assert [m.key for m in latest] == ["reaction:c", "reaction:b"]
+    whatsapp = await store.between(NOW, NOW + DAY, 2, network="whatsapp", team="unassigned")
+    assert [m.key for m in whatsapp] == ["reaction:c"]
+    assert await store.between(NOW, NOW + DAY, 2, team="sales") == []
     figures = await compute(db, NOW, NOW + DAY, now=NOW + DAY)
     assert figures["moments"] == 3
     assert {n: part["moments"] for n, part in figures["by_network"].items()} == {
