@@ -2,7 +2,8 @@
 
 Every figure reads the `turn` table (kept up to date by `storage.repo`, which
 stores each turn's `response_seconds` when it is answered) and
-`customer_message`; nothing is recomputed from raw replies. The same queries run
+`customer_message` (`moments`: the `moment` table); nothing is recomputed from raw
+replies. The same queries run
 on SQLite and PostgreSQL. The median and p90: the one scan of the window's
 answered turns also returns each (network, team) group's response times (an
 array on PostgreSQL, a JSON array on SQLite); each is sorted once in Python and
