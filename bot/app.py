@@ -16,16 +16,19 @@ from bot.services.delivery import Dispatcher
 from bot.services.escalation import Escalations
 from bot.services.handoff import Handoffs
 from bot.services.health import Health
+from bot.services.moments import Moments
 from bot.services.refs import Lookup
 from bot.services.relay import Relay
 from bot.services.replies import Replies
 from bot.services.saved_replies import SavedReplies
+from bot.services.spikes import Spikes
 from bot.services.summary import DailySummary
 from bot.slack import Slack, make_web_client
 from storage.coordination import DEFAULT_PREFIX, Coordinator, make_coordinator
 from storage.db import Database
 from storage.escalations import EscalationStore
 from storage.models import utcnow
+from storage.moments import MomentStore
 from storage.repo import Repository
 from storage.saved_replies import SavedReplyStore
 
@@ -51,6 +54,8 @@ class Services:
     summary: DailySummary
     health: Health
     saved_replies: SavedReplies
+    moments: Moments
+    spikes: Spikes
 
     async def close(self) -> None:
         await self.relay.close()
@@ -85,6 +90,14 @@ def build_services(
         metrics=metrics,
     )
     replies = Replies(settings, repo, slack, coordinator, dispatcher.kick)
+    escalations = Escalations(
+        settings=settings,
+        store=EscalationStore(db),
+        repo=repo,
+        slack=slack,
+        coordinator=coordinator,
+        clock=clock,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -98,18 +111,13 @@ def build_services(
         corrections=Corrections(repo, slack, networks),
         conversations=conversations,
         handoffs=Handoffs(settings, repo, coordinator, conversations, clock),
-        escalations=Escalations(
-            settings=settings,
-            store=EscalationStore(db),
-            repo=repo,
-            slack=slack,
-            coordinator=coordinator,
-            clock=clock,
-        ),
+        escalations=escalations,
         lookup=Lookup(repo),
         metrics=metrics,
         clock=clock,
         summary=DailySummary(settings, db, slack, clock),
         health=Health(settings, db, repo, coordinator, clock),
         saved_replies=SavedReplies(settings, SavedReplyStore(db), repo, slack, replies, clock),
+        moments=Moments(settings, MomentStore(db), repo, slack, coordinator, clock),
+        spikes=Spikes(settings, db, slack, coordinator, escalations.on_call_user, clock),
     )

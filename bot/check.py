@@ -285,6 +285,7 @@ BOT_SCOPES = (
     "commands",
     "files:write",
     "chat:write.customize",  # a saved reply shows the name of the person who sent it
+    "reactions:read",
 )
 
 

@@ -69,6 +69,7 @@ class ViewState(TypedDict):
 class View(TypedDict):
     state: ViewState
     private_metadata: NotRequired[str]
+    id: NotRequired[str]
 
 
 class ViewSubmission(TypedDict):

@@ -418,6 +418,58 @@ class HealthProbe(SQLModel, table=True):
     probed_at: datetime = _ts(nullable=False)
 
 
+class Moment(SQLModel, table=True):
+    """A meaningful relationship moment: a person marked a message of a conversation.
+
+    `key` makes recording idempotent across Slack's retries and processes:
+    `reaction:<channel>:<ts>:<user>` for the MRM_REACTION on a message (removing the
+    reaction deletes that row), `shortcut:<view id>` for the shortcut's form.
+    `post_ts` is the short note posted in the thread (NULL until posted).
+    """
+
+    __table_args__ = (
+        UniqueConstraint("key"),
+        Index("ix_moment_at", "at"),
+        # The few moments whose note in the thread is still to post.
+        _partial("ix_moment_unposted", "at", where="post_ts IS NULL"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255)
+    source: str = Field(max_length=16)  # reaction | shortcut
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    network: str = Field(max_length=32)
+    customer: str = Field(max_length=255)
+    user_id: str = Field(max_length=32)
+    at: datetime = _ts(nullable=False)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    slack_channel: str = Field(max_length=32)  # the message marked, and its thread
+    slack_ts: str = Field(max_length=32)
+    thread_ts: str = Field(max_length=32)
+    post_ts: str | None = Field(default=None, max_length=32)
+
+
+class Spike(SQLModel, table=True):
+    """One volume spike: paged once when it starts, told once when it is over.
+
+    `open_slot` is 1 while the spike lasts and NULL after: its UNIQUE constraint lets
+    one spike be open at a time, so the process whose insert succeeds is the one
+    that pages (NULLs never conflict, on SQLite or PostgreSQL).
+    """
+
+    __table_args__ = (UniqueConstraint("open_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    open_slot: int | None = None
+    started_at: datetime = _ts(nullable=False)
+    count: int  # customer messages in the window when it started
+    baseline: float  # the window's average over the previous 7 days
+    paged_user: str | None = Field(default=None, max_length=32)
+    paged_ts: str | None = Field(default=None, max_length=32)  # the page in the inbox
+    ended_at: datetime | None = _ts()
+    ended_ts: str | None = Field(default=None, max_length=32)  # the "it is over" post
+
+
 def conversation_by_key(network: str, key: str) -> SelectOfScalar[int | None]:
     """The id of the conversation a network's own key names."""
     return select(col(Conversation.id)).where(

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from bot.blocks.conversation import escape
+from bot.blocks.moments import moments_block
 from bot.services.stats import StatsReport, SummaryReport, local_midnight
 
 _MAX_SPLIT_LINES = 20  # keeps a section far below Block Kit's 3000 characters
@@ -214,6 +215,7 @@ def stats_blocks(
             waiting_heading,
             permalink_base,
         ),
+        *moments_block(figures.get("moments", 0), report.moments),
         {"type": "divider"},
         *_split_blocks(figures),
         *(_report_link_block(report_url) if report_url else []),
@@ -269,6 +271,7 @@ def summary_blocks(
         {"type": "section", "fields": _figure_fields(figures, report.previous, business_hours)},
         {"type": "section", "text": {"type": "mrkdwn", "text": end_of_day}},
         {"type": "section", "text": {"type": "mrkdwn", "text": now_text}},
+        *moments_block(figures.get("moments", 0), report.moments),
         {"type": "divider"},
         *_split_blocks(figures),
         *(_target_blocks(figures, rate_target) if rate_target is not None else []),

@@ -181,6 +181,20 @@ def test_oncall_shows_who_now_and_the_next_shifts(demo: tuple[str, float]) -> No
     assert lines[5:] == ["Last escalation level: @Ines Duarte"]
 
 
+def test_a_reaction_records_a_meaningful_moment(demo: tuple[str, float]) -> None:
+    inbox = section(demo[0], "#support-inbox")
+    kofi = thread(inbox, "WhatsApp · Kofi")
+    assert after(kofi, "relaydesk (from Kofi on WhatsApp): Great. What would 200")[1] == (
+        "└ ✨ :sparkles:"
+    )
+    assert "relaydesk: ✨ @Maya Lopez marked a meaningful moment with Kofi (#3)" in kofi
+    for shown in (answer(demo[0], "/social-stats today"), section(demo[0], "#support-daily")):
+        assert "✨ Meaningful moments: 1" in shown
+        assert re.search(
+            r"• \w{3} \d\d \w{3} \d\d:\d\d · @Maya Lopez · Kofi \(whatsapp, #3\)", shown
+        )
+
+
 def test_social_stats_shows_the_manager_todays_figures(demo: tuple[str, float]) -> None:
     shown = answer(demo[0], "/social-stats today")
     lines = shown.splitlines()

@@ -16,7 +16,7 @@ URL = "https://YOUR-HOST/slack/events"
 
 # CONTRACT.md, "Slack behaviour".
 COMMANDS = {"/social-stats", "/handoff", "/escalate", "/oncall", "/replies"}
-MESSAGE_SHORTCUTS = ["relaydesk.handoff", "relaydesk.saved_reply"]
+MESSAGE_SHORTCUTS = ["relaydesk.handoff", "relaydesk.saved_reply", "relaydesk.moment"]
 
 # The bot scope each Web API method needs (None: no scope). A method the code
 # starts calling must be added here, and its scope to both manifests.
@@ -96,6 +96,8 @@ def test_manifest_matches_the_contract(name: str) -> None:
     assert set(settings["event_subscriptions"]["bot_events"]) == {
         "message.channels",
         "message.groups",
+        "reaction_added",  # meaningful moments: MRM_REACTION (needs reactions:read)
+        "reaction_removed",
     }
     assert settings["interactivity"]["is_enabled"] is True
 
@@ -122,6 +124,8 @@ def test_scopes_cover_every_method_the_code_calls() -> None:
     # message.channels / message.groups need the history scopes; commands and the
     # message shortcut need `commands`.
     assert {"channels:history", "groups:history", "commands"} <= bot_scopes
+    # reaction_added / reaction_removed need reactions:read.
+    assert "reactions:read" in bot_scopes
     # chat:write.public is left out on purpose: the bot must be in its channels to
     # receive thread replies at all, so posting without joining would not help.
     assert "chat:write.public" not in bot_scopes

@@ -123,6 +123,16 @@ class Morning:
         )
         await self.stage.reaction(ts, "white_check_mark", channel=SALES)
 
+    async def a_meaningful_moment(self) -> None:
+        self.say(
+            "Kofi's shop may order 200 jackets: Maya marks his message as a meaningful moment "
+            "with :sparkles: (MRM_REACTION). The thread notes it; /social-stats, the summary "
+            "and /api/moments list it."
+        )
+        message = self.stage.message_with("200 jackets")
+        await self.stage.react(self.maya, message["ts"], "sparkles")
+        await self.stage.thread_has(message["thread_ts"], "meaningful moment")
+
     async def a_failed_delivery(self) -> None:
         self.say("Bruno writes, then blocks the Telegram bot: the reply cannot be delivered.")
         await self.stage.customer_writes(self.bruno, "Do you have gift cards?", 6)
@@ -245,6 +255,7 @@ SCENES: list[Scene] = [
     Morning.an_internal_note,
     Morning.grace_is_helped_and_resolved,
     Morning.kofi_goes_to_sales,
+    Morning.a_meaningful_moment,
     Morning.a_failed_delivery,
     Morning.lena_escalates,
     Morning.bruno_is_escalated_by_hand,

@@ -193,6 +193,24 @@ class Stage:
         answer: dict[str, Any] = json.loads(raw)
         return answer
 
+    async def react(self, person: Person, ts: str, name: str, channel: str = INBOX) -> None:
+        """A person adds a reaction: Slack shows it, then sends `reaction_added`."""
+        self.slack.add_reaction(channel, ts, name, person.user_id)
+        event = {
+            "type": "reaction_added",
+            "user": person.user_id,
+            "reaction": name,
+            "item": {"type": "message", "channel": channel, "ts": ts},
+            "event_ts": f"{time.time():.6f}",
+        }
+        response = await self.bot.slack_event(event)
+        if response.status != 200:
+            raise RuntimeError(f"reaction_added answered {response.status}")
+
+    def message_with(self, text: str, channel: str = INBOX) -> dict[str, Any]:
+        """The Slack message (root or thread reply) of `channel` that shows `text`."""
+        return next(m for m in self.slack.messages(channel) if text in str(m.get("text")))
+
     async def dm_channel(self, person: Person) -> str:
         """The DM channel between the bot and `person` (conversations.open is idempotent)."""
         return await self.bot.services.slack.open_dm(person.user_id)

@@ -41,6 +41,8 @@ EMOJI = {
     "tada": "🎉",
     "page": "📄",
     "arrows_counterclockwise": "🔄",
+    "sparkles": "✨",
+    "chart_with_upwards_trend": "📈",
 }
 NETWORK_NAMES = {
     "telegram": "Telegram",

@@ -176,6 +176,16 @@ class FakeSlack(FakeServer):
         self._messages.setdefault(channel, {})[message["ts"]] = message
         return message
 
+    def add_reaction(self, channel: str, ts: str, name: str, user: str) -> None:
+        """Seed a reaction a person added (the bot's own go through reactions.add)."""
+        reactions: list[Answer] = self.message(channel, ts).setdefault("reactions", [])
+        entry = next((r for r in reactions if r["name"] == name), None)
+        if entry is None:
+            entry = {"name": name, "users": [], "count": 0}
+            reactions.append(entry)
+        entry["users"].append(user)
+        entry["count"] = len(entry["users"])
+
     def delete_message(self, channel: str, ts: str) -> None:
         """Remove a message, e.g. a thread root someone deleted."""
         self._messages.get(channel, {}).pop(ts, None)

@@ -84,10 +84,17 @@ async def _figures(db: Database) -> dict[str, Any]:
 
 
 async def _later_columns(db: Database) -> None:
-    """The turn columns later revisions add, which the current Repository writes."""
+    """The turn columns later revisions add, which the current Repository writes, and the
+    moment table (0013), which today's figures count."""
     async with db.engine.begin() as connection:
         await connection.execute(
             text("ALTER TABLE turn ADD COLUMN business_response_seconds FLOAT")
+        )
+        await connection.execute(
+            text(
+                "CREATE TABLE moment (id INTEGER PRIMARY KEY, conversation_id INTEGER,"
+                " network VARCHAR(32), at TIMESTAMP)"
+            )
         )
 
 

@@ -19,7 +19,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database of each kind (the schema is alembic's, with 0012)."""
+    """A migrated database of each kind (the schema is alembic's)."""
     if request.param == "sqlite":
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'saved.db'}")
         try:
