@@ -472,7 +472,9 @@ class Repository:
 
         Held as `echo` until `hold_until`: an echo of our own send may arrive before
         the send returns its id, and `mark_reply_sent` then drops the echo row.
-        Returns how many were new.
+        A person's reply naming its customer (`customer_id`) in a conversation not seen yet
+        opens it: its root shows the customer, the thread the reply. Returns how many
+        were new.
         """
         new = 0
         async with self.db.session() as session:
@@ -480,6 +482,8 @@ class Repository:
                 conversation_id = (
                     await session.execute(conversation_by_key(item.network, item.conversation_key))
                 ).scalar_one_or_none()
+                if conversation_id is None and item.customer_id and kind == ReplyKind.REPLY:
+                    conversation_id = await _opened_by_reply(session, item)
                 if conversation_id is None:
                     continue  # not a conversation we relay
                 if await is_auto_reply(session, item.network, item.external_id):
@@ -1034,3 +1038,27 @@ def _next_due_at() -> Select[Any]:
 
 _DUE_CONVERSATIONS = _due_conversations()
 _NEXT_DUE_AT = _next_due_at()
+
+
+async def _opened_by_reply(session: AsyncSession, item: NewCustomerMessage) -> int | None:
+    """The conversation a team reply from the network's inbox opens (no customer message
+    yet, so nothing is waiting); a racing process may have opened it first."""
+    assert item.customer_id is not None
+    await insert_ignore(
+        session,
+        Conversation,
+        ("network", "external_key"),
+        network=item.network,
+        external_key=item.conversation_key,
+        customer_id=item.customer_id,
+        customer_name=item.customer_id,
+        reply_context=item.reply_context,
+        root_text="",
+        created_at=item.received_at,
+        status=ConversationStatus.OPEN,
+        version=1,
+        rendered_version=0,
+    )
+    return (
+        await session.execute(conversation_by_key(item.network, item.conversation_key))
+    ).scalar_one_or_none()

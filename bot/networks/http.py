@@ -51,18 +51,34 @@ class JsonHttp:
 
         Network failures and timeouts become temporary `DeliveryError`s.
         """
+        body: bytes | aiohttp.FormData | None = form if form is not None else data
+        return await self._request(
+            "POST",
+            url,
+            json=payload if body is None else None,
+            data=body,
+            headers=dict(headers or {}),
+            timeout=aiohttp.ClientTimeout(total=timeout) if timeout else None,
+        )
+
+    async def get(
+        self, url: str, headers: Mapping[str, str] | None = None, *, timeout: float
+    ) -> HttpAnswer:
+        """GET a JSON answer (a lookup); failures as for `post`, within `timeout` seconds."""
+        return await self._request(
+            "GET", url, headers=dict(headers or {}), timeout=aiohttp.ClientTimeout(total=timeout)
+        )
+
+    async def _request(
+        self, method: str, url: str, *, timeout: aiohttp.ClientTimeout | None, **kwargs: Any
+    ) -> HttpAnswer:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)
             )
         try:
-            body: bytes | aiohttp.FormData | None = form if form is not None else data
-            async with self._session.post(
-                url,
-                json=payload if body is None else None,
-                data=body,
-                headers=dict(headers or {}),
-                timeout=aiohttp.ClientTimeout(total=timeout) if timeout else self._session.timeout,
+            async with self._session.request(
+                method, url, timeout=timeout or self._session.timeout, **kwargs
             ) as response:
                 raw = await response.read()
                 status, answer_headers = response.status, response.headers
