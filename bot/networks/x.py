@@ -16,6 +16,9 @@ Inbound (https://docs.x.com/x-api/account-activity/introduction, .../webhooks/qu
 - `tweet_delete_events`: a customer's deleted tweet is a `CustomerRemoval`.
 - Favorites, follows, typing and read events are not messages.
 
+Media: a DM's file is fetched through API v2's Download DM Media with the bearer token
+(its `media_id` holds that endpoint's path); media of public posts from their URL.
+
 Outbound (bearer token with DM / tweet write access): a DM via
 `POST /2/dm_conversations/with/{participant_id}/messages`, a reply post via `POST /2/tweets`
 with `reply.in_reply_to_tweet_id`. 429 and 5xx are temporary (`x-rate-limit-reset`).
