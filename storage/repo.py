@@ -477,13 +477,15 @@ class Repository:
         were new.
         """
         new = 0
+        opening = [item for item in items if item.customer_id and kind == ReplyKind.REPLY]
         async with self.db.session() as session:
+            # in key order, as a batch of customer messages creates conversations
+            for item in sorted(opening, key=lambda i: (i.network, i.conversation_key)):
+                await _open_for_reply(session, item)
             for item in items:
                 conversation_id = (
                     await session.execute(conversation_by_key(item.network, item.conversation_key))
                 ).scalar_one_or_none()
-                if conversation_id is None and item.customer_id and kind == ReplyKind.REPLY:
-                    conversation_id = await _opened_by_reply(session, item)
                 if conversation_id is None:
                     continue  # not a conversation we relay
                 if await is_auto_reply(session, item.network, item.external_id):
@@ -1040,10 +1042,14 @@ _DUE_CONVERSATIONS = _due_conversations()
 _NEXT_DUE_AT = _next_due_at()
 
 
-async def _opened_by_reply(session: AsyncSession, item: NewCustomerMessage) -> int | None:
-    """The conversation a team reply from the network's inbox opens (no customer message
-    yet, so nothing is waiting); a racing process may have opened it first."""
+async def _open_for_reply(session: AsyncSession, item: NewCustomerMessage) -> None:
+    """The conversation a team reply from the network's inbox opens, when it is new (no
+    customer message yet, so nothing waits for an answer). Looked for first: an insert
+    that conflicts would still use up a conversation number on PostgreSQL."""
     assert item.customer_id is not None
+    found = await session.execute(conversation_by_key(item.network, item.conversation_key))
+    if found.scalar_one_or_none() is not None:
+        return
     await insert_ignore(
         session,
         Conversation,
@@ -1059,6 +1065,3 @@ async def _opened_by_reply(session: AsyncSession, item: NewCustomerMessage) -> i
         version=1,
         rendered_version=0,
     )
-    return (
-        await session.execute(conversation_by_key(item.network, item.conversation_key))
-    ).scalar_one_or_none()

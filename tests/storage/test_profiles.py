@@ -165,3 +165,32 @@ async def test_comment_threads_look_nothing_up(world: World) -> None:
     conversation = await world.customer_writes("facebook_comment", "5550001", "c1")
     assert (await world.named(conversation)).customer_name == "5550001"
     assert world.graph.calls == []
+
+
+async def test_a_reply_from_the_inbox_opens_its_conversation_once(world: World) -> None:
+    """Stored on both databases; echoes in a known conversation use up no `#N`."""
+
+    def echo(mid: str, customer: str) -> NewCustomerMessage:
+        return NewCustomerMessage(
+            network="meta",
+            conversation_key=f"page:{PAGE}:{customer}",
+            external_id=mid,
+            author_id=PAGE,
+            author_name="Facebook Page",
+            text="Hi, we saw your comment",
+            sent_at=world.now[0],
+            received_at=world.now[0],
+            reply_context={"channel": "messenger", "recipient_id": customer},
+            customer_id=customer,
+        )
+
+    hold = world.now[0]
+    assert await world.repo.store_network_replies([echo("e1", PSID), echo("e2", PSID)], hold) == 2
+    assert await world.repo.store_network_replies([echo("e1", PSID)], hold) == 0  # a retry
+    opened = await world.conversation(1)
+    assert (opened.external_key, opened.customer_id) == (f"page:{PAGE}:{PSID}", PSID)
+    assert opened.last_customer_at is None and opened.root_text == ""
+    assert [r.external_id for r in await world.repo.replies(1)] == ["e1", "e2"]
+    # the next conversation is #2, whatever was stored meanwhile
+    nxt = await world.customer_writes("messenger", "2400000000000002", "m9")
+    assert nxt.id == 2
