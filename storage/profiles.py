@@ -44,14 +44,14 @@ class ProfileRepository:
             assert session.bind is not None
             dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
             table = CustomerProfile.__table__  # type: ignore[attr-defined]
-            values = {"name": name, "handle": handle, "looked_up_at": at}
-            if name is None:
-                values = {"looked_up_at": at}
+            found = {"name": name, "handle": handle, "looked_up_at": at}
             statement = (
                 dialect.insert(table)
-                .values(network=network, customer_id=customer_id, name=name, handle=handle)
-                .values(looked_up_at=at)
-                .on_conflict_do_update(index_elements=["network", "customer_id"], set_=values)
+                .values(network=network, customer_id=customer_id, **found)
+                .on_conflict_do_update(
+                    index_elements=["network", "customer_id"],
+                    set_=found if name is not None else {"looked_up_at": at},
+                )
             )
             await session.execute(statement)
 
