@@ -468,6 +468,17 @@ class Spike(SQLModel, table=True):
     paged_ts: str | None = Field(default=None, max_length=32)  # the page in the inbox
     ended_at: datetime | None = _ts()
     ended_ts: str | None = Field(default=None, max_length=32)  # the "it is over" post
+class CustomerProfile(SQLModel, table=True):
+    """A customer's name and handle as the network's profile API gave them (Messenger,
+    Instagram), looked up at most once a day; `name` None: the last lookup failed."""
+
+    __tablename__ = "customer_profile"
+
+    network: str = Field(primary_key=True, max_length=32)
+    customer_id: str = Field(primary_key=True, max_length=255)
+    name: str | None = Field(default=None, max_length=255)
+    handle: str | None = Field(default=None, max_length=255)
+    looked_up_at: datetime = _ts(nullable=False)
 
 
 def conversation_by_key(network: str, key: str) -> SelectOfScalar[int | None]:

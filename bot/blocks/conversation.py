@@ -204,8 +204,16 @@ DELETED_LINE = ":wastebasket: _deleted by the customer_"
 EDITED_LINE = "_(edited)_"
 
 
+NOTHING_YET = (
+    "_No message from the customer yet: the conversation began with the reply in the thread._"
+)
+
+
 def root_message(conversation: Conversation) -> str:
-    """The first message as the root shows it, with what the customer did to it since."""
+    """The first message as the root shows it, with what the customer did to it since
+    (a conversation a colleague opened from the network's own inbox has none)."""
+    if not conversation.root_text:
+        return NOTHING_YET
     return _marked(root_quote(conversation), conversation.root_mark)
 
 

@@ -12,7 +12,7 @@ import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 
 class WebhookError(Exception):
@@ -98,6 +98,8 @@ class InboundMessage:
     (e.g. a Messenger echo sent by a person): shown as a team reply, not relayed.
     `in_reply_to` is the network id of the message this one answers (X replies):
     when that message is already in a conversation, this one joins it.
+    `customer_id`: on a `from_team` message in a one-to-one conversation, the customer
+    it was sent to; such a reply opens the conversation when the bot has not seen it.
     """
 
     network: str
@@ -113,6 +115,7 @@ class InboundMessage:
     from_team: bool = False
     in_reply_to: str | None = None
     automated: bool = False  # sent by an automation on the business side: never a human reply
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,27 @@ class MediaStream:
     mimetype: str | None
     filename: str
     close: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A customer's name and handle from the network's profile API."""
+
+    name: str
+    handle: str | None = None
+
+
+class ProfileUnavailable(Exception):
+    """The profile API did not give a name (consent missing, blocked, down)."""
+
+
+@runtime_checkable
+class ProfileSource(Protocol):
+    """A network whose webhooks carry only ids, with an API that names the customer."""
+
+    async def profile(self, reply_context: Mapping[str, Any], customer_id: str) -> Profile | None:
+        """The customer's profile; None when this conversation has none to look up (a
+        comment thread); raise `ProfileUnavailable` when the lookup fails."""
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,12 @@ class JsonHttp:
         """DELETE `url` (a message or comment we sent); errors as for `post`."""
         return await self.request("DELETE", url, None, headers)
 
+    async def get(
+        self, url: str, headers: Mapping[str, str] | None = None, *, timeout: float
+    ) -> HttpAnswer:
+        """GET a JSON answer (a lookup); failures as for `post`, within `timeout` seconds."""
+        return await self.request("GET", url, None, headers, timeout=timeout)
+
     async def request(
         self,
         method: str,

@@ -55,6 +55,7 @@ from bot.networks.base import (
     OutboundReply,
     OutgoingFile,
     PayloadError,
+    Profile,
     SentMessagesFixed,
     SentReceipt,
     check_hex_signature,
@@ -65,6 +66,7 @@ from bot.networks.graph import (
     graph_delivery_error,
     hub_handshake,
     signature_header,
+    user_profile,
 )
 from bot.networks.http import (
     UPLOAD_TIMEOUT_SECONDS,
@@ -333,6 +335,7 @@ class MetaNetwork(SentMessagesFixed):
             reply_context=context,
             from_team=True,
             automated=standby or bool(templates),
+            customer_id=None if standby or templates else customer,
         )
 
     def _change(self, kind: str, entry: JSONObject, change: JSONObject) -> InboundEvent | None:
@@ -556,6 +559,13 @@ class MetaNetwork(SentMessagesFixed):
 
     async def close(self) -> None:
         await self._http.close()
+
+    async def profile(self, reply_context: Mapping[str, Any], customer_id: str) -> Profile | None:
+        """Messenger and Instagram customers' names (comments carry their own)."""
+        channel = str(reply_context.get("channel") or "")
+        return await user_profile(
+            self._http, self._graph_url, self._page_token, channel, customer_id
+        )
 
     async def open_media(self, attachment: Attachment) -> MediaStream:
         """Messenger and Instagram give each attachment a signed CDN URL (`payload.url`)."""

@@ -16,6 +16,9 @@ Inbound (https://docs.x.com/x-api/account-activity/introduction, .../webhooks/qu
 - `tweet_delete_events`: a customer's deleted tweet is a `CustomerRemoval`.
 - Favorites, follows, typing and read events are not messages.
 
+Media: a DM's file is fetched through API v2's Download DM Media with the bearer token
+(its `media_id` holds that endpoint's path); media of public posts from their URL.
+
 Outbound (bearer token with DM / tweet write access): a DM via
 `POST /2/dm_conversations/with/{participant_id}/messages`, a reply post via `POST /2/tweets`
 with `reply.in_reply_to_tweet_id`. 429 and 5xx are temporary (`x-rate-limit-reset`).
@@ -33,6 +36,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,6 +109,8 @@ MEDIA_KINDS = {
 MEDIA_LIMITS = {"image": 5 * MB, "gif": 15 * MB, "video": 512 * MB}
 SEGMENT = 4 * MB  # one append; the only part of a file held in memory
 PROCESSING_WAIT = 120.0  # seconds to wait for X to process a GIF or video
+# Download DM Media's `resource_id` (documented as at most 50 characters; GIFs have more)
+DM_RESOURCE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 def x_signature(secret: str, data: bytes) -> str:
@@ -231,7 +237,7 @@ class XNetwork(SentMessagesFixed):
         attachment = opt_object(data, "attachment")
         media = opt_object(attachment, "media") if attachment else None
         if media is not None:
-            attachments.append(_media(media))
+            attachments.append(_dm_file(get_id(item, "id"), _media(media)))
         text = _expand_urls(_without_media_link(data, media), opt_object(data, "entities"))
         user = users.get(sender)
         profile = user if isinstance(user, dict) else {}
@@ -409,11 +415,18 @@ class XNetwork(SentMessagesFixed):
         await self._http.close()
 
     async def open_media(self, attachment: Attachment) -> MediaStream:
-        """DM media are served to the account's token holders only (`ton.x.com`)."""
+        """A DM's file is served to the account's tokens only (its `ton.twitter.com` or
+        `video.twimg.com/dm_*` URL wants an OAuth 1.0a signature), so it is read through
+        API v2's Download DM Media with the account's OAuth 2.0 user token, the one that
+        sends DMs; `media_id` holds that endpoint's path. Media of public posts are
+        fetched as anyone would, without a token."""
+        if attachment.media_id and attachment.media_id.count("/") == 2:
+            url = f"{self._api_url}/2/dm_conversations/media/{attachment.media_id}"
+            auth = {"Authorization": f"Bearer {self._bearer_token}"}
+            return await download("X", url, attachment, headers=auth)
         if not attachment.url:
             raise MediaUnavailable("X gave no URL for it", temporary=False)
-        auth = {"Authorization": f"Bearer {self._bearer_token}"}
-        return await download("X", attachment.url, attachment, headers=auth)
+        return await download("X", attachment.url, attachment, link=attachment.url)
 
 
 def _media_id(answer: HttpAnswer) -> str:
@@ -509,6 +522,15 @@ def _media(media: JSONObject) -> Attachment:
     return Attachment(kind or "media", title=unknown_part("x", kind or "media"))
 
 
+def _dm_file(dm_id: str, attachment: Attachment) -> Attachment:
+    """A DM's file with the path of GET /2/dm_conversations/media/{dm_id}/{media_id}/
+    {resource_id} as its `media_id` (the resource id is its URL's last segment)."""
+    resource = (attachment.url or "").split("?", 1)[0].rsplit("/", 1)[-1]
+    if not (attachment.media_id and DM_RESOURCE.fullmatch(resource)):
+        return attachment
+    return replace(attachment, media_id=f"{dm_id}/{attachment.media_id}/{resource}")
+
+
 def _best_variant(video_info: JSONObject) -> tuple[str | None, str | None]:
     """The MP4 variant with the highest bitrate (X lists an HLS playlist too)."""
     best: tuple[float, str, str] | None = None
@@ -530,15 +552,6 @@ def _without_media_link(data: JSONObject, media: JSONObject | None) -> str:
     text = opt_str(data, "text") or ""
     link = opt_str(media, "url") if media else None
     return text.replace(link, "").strip() if link else text
-
-
-def _mp4(media: JSONObject) -> str | None:
-    """The best mp4 of `video_info.variants` (a GIF is an mp4 too)."""
-    info = opt_object(media, "video_info") or {}
-    variants = [v for v in opt_list(info, "variants") if isinstance(v, dict)]
-    mp4 = [v for v in variants if v.get("content_type") == "video/mp4" and opt_str(v, "url")]
-    best = max(mp4, key=lambda v: v.get("bitrate") or 0, default=None)
-    return opt_str(best, "url") if best else None
 
 
 def _tweet_time(tweet: JSONObject) -> datetime:

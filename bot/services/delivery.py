@@ -45,6 +45,7 @@ from bot.services.outbound import (
     shared_files,
     with_caption,
 )
+from bot.services.profiles import Profiles
 from bot.services.relay import WAKE_TOPIC
 from bot.services.replies import UNDO_REACTION, slack_message
 from bot.slack import Slack, SlackError, SlackPermanent, SlackTemporary, SlackThreadGone
@@ -94,6 +95,7 @@ class Dispatcher:
             repo=ActionRepository(repo.db), slack=slack, clock=clock, scheduled=self._scheduled
         )
         self._media = MediaRepository(repo.db)
+        self._profiles = Profiles(repo.db, networks, clock)
         self._metrics = metrics or Metrics()
         self._out_of_hours = OutOfHours(
             settings=settings,
@@ -259,6 +261,8 @@ class Dispatcher:
         handed_off = conversation.thread_ts is None and conversation.channel is not None
         if handed_off:
             await self._post_handoff_root(conversation)
+        if work.messages or work.echoes:  # before a root or a post shows the customer
+            await self._profiles.name(conversation)
         if work.messages:
             await self._relay(conversation_id, work.messages)
         for reply in work.replies:
@@ -656,6 +660,9 @@ class Dispatcher:
         """A colleague answered from the network's own inbox: show it, count it."""
         conversation = await self._repo.conversation(echo.conversation_id)
         assert conversation is not None and echo.id is not None
+        if conversation.channel is None and conversation.last_customer_at is None:
+            # the reply opened the conversation: its root names the customer
+            conversation = await self._post_root(conversation, note=None)
         if not (conversation.channel and conversation.thread_ts):
             return  # no thread yet; the next pass shows it after the root
         text = blocks.inbox_reply_text(conversation, echo)

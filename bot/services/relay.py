@@ -288,4 +288,5 @@ def _to_row(message: InboundMessage, received_at: datetime) -> NewCustomerMessag
         attachments=[asdict(attachment) for attachment in message.attachments],
         reply_context=dict(message.reply_context),
         in_reply_to=message.in_reply_to,
+        customer_id=_id(message.customer_id, "the customer id") if message.customer_id else None,
     )

@@ -248,11 +248,9 @@ class ChaosSlack(FakeSlack):
         self._release.set()
 
     def routes(self) -> list[web.RouteDef]:
-        # shared files are served as by the plain fake (the file benchmark downloads one)
-        return [
-            web.route("*", "/api/{method}", self._gate),
-            web.get("/files-pri/{path:.+}", self._file),
-        ]
+        """The Web API through the gate; shared files and upload URLs as FakeSlack has them."""
+        api, *files = super().routes()
+        return [web.route("*", "/api/{method}", self._gate), *files]
 
     async def _gate(self, request: web.Request) -> web.StreamResponse:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()

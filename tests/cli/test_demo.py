@@ -106,6 +106,10 @@ def test_threads_show_customers_replies_and_reactions(demo: tuple[str, float]) -
     assert "relaydesk (from Ada on Telegram): Also the tracking link gives a 404 <!channel>" in (
         inbox
     )
+    # Her photo: its caption, then the picture itself as a Slack file in the thread.
+    _, shown = after(inbox, "relaydesk (from Ada on Telegram): The box came like this")
+    assert shown == "[photo]"
+    assert after(inbox, "[photo]")[1] == "relaydesk: 📎 photo.jpg (2,063 bytes, a Slack file)"
     _, fate = after(inbox, "Maya Lopez: Sorry Ada!")
     assert fate == "└ ✅ :white_check_mark:  delivered"
     _, fate = after(inbox, "Maya Lopez: note: opened courier ticket CR-2291")
@@ -200,7 +204,7 @@ def test_social_stats_shows_the_manager_todays_figures(demo: tuple[str, float]) 
     lines = shown.splitlines()
     assert lines[0] == "relaydesk (only visible to Ines Duarte): Social stats: today so far"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d 00:00 \S+ → \d{4}-\d\d-\d\d \d\d:\d\d \S+", lines[1])
-    assert figure(shown, "Received") == "7 messages"
+    assert figure(shown, "Received") == "8 messages"
     assert figure(shown, "Conversations") == "5"
     assert figure(shown, "Response rate") == "67% (4 of 6 turns)"
     assert re.fullmatch(r"(19|20|21) min / \d\d min", figure(shown, "Median / p90"))
@@ -218,7 +222,7 @@ def test_the_daily_summary_is_posted_to_the_summary_channel(demo: tuple[str, flo
     days = [f"{now + timedelta(days=n):%A %d %B %Y}" for n in (-1, 0, 1)]
     assert len(posts) == 1 and posts[0].startswith("  relaydesk: Daily summary: ")
     assert posts[0].removeprefix("  relaydesk: Daily summary: ") in days
-    assert figure(summary, "Received") == "7 messages  ▲ 7"
+    assert figure(summary, "Received") == "8 messages  ▲ 8"
     assert figure(summary, "Response rate") == "67% (4 of 6 turns)"
     assert "Unanswered at the end of the day: 2" in summary
     assert "• #5 Bruno (telegram, unassigned): waiting 6 min" in summary
@@ -240,7 +244,7 @@ def test_customers_received_the_replies_but_not_the_note(demo: tuple[str, float]
 
 def test_figures_come_from_sql(demo: tuple[str, float]) -> None:
     out = section(demo[0], "Figures (from SQL)")
-    assert figure(out, "customer messages received") == "8"
+    assert figure(out, "customer messages received") == "9"
     assert figure(out, "conversations") == "6"
     assert figure(out, "replies delivered") == "5"
     assert figure(out, "replies not delivered") == "1"
@@ -252,7 +256,7 @@ def test_figures_come_from_sql(demo: tuple[str, float]) -> None:
     assert figure(out, "unanswered now") == "2"
     assert re.fullmatch(r"0:(19|20|21):\d\d", figure(out, "median response time"))
     assert figure(out, "received by network") == (
-        "website chat 1, Messenger 1, Telegram 4, WhatsApp 2"
+        "website chat 1, Messenger 1, Telegram 5, WhatsApp 2"
     )
 
 

@@ -27,6 +27,9 @@ from tests.harness import INBOX
 Say = Callable[[str], None]
 Show = Callable[[Person, dict[str, Any]], None]
 
+# What the stand-in for Telegram serves as Ada's photo: a JPEG's first and last bytes.
+BOX_PHOTO = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01" + b"\x00" * 2048 + b"\xff\xd9"
+
 # Lena's page is due this many seconds after she writes: after her thread exists,
 # and about when the scenes before hers are done.
 LENA_DUE_IN_SECONDS = 6
@@ -73,6 +76,13 @@ class Morning:
         )
         root = await self.stage.root_of(1)
         await self.stage.thread_has(root["ts"], "tracking link")
+
+    async def ada_sends_a_photo(self) -> None:
+        self.say("Ada sends a photo of the damaged box: it lands in her thread as a Slack file.")
+        self.stage.bot.telegram.files.add("ada-box", BOX_PHOTO, "image/jpeg")
+        await self.stage.customer_sends_photo(self.ada, "ada-box", "The box came like this")
+        root = await self.stage.root_of(1)
+        await self.stage.thread_has_file(root["ts"], "photo.jpg")
 
     async def maya_claims_and_answers(self) -> None:
         self.say("Maya claims #1 and answers Ada in the thread.")
@@ -251,6 +261,7 @@ Scene = Callable[[Morning], Awaitable[None]]
 SCENES: list[Scene] = [
     Morning.customers_write_in,
     Morning.a_follow_up,
+    Morning.ada_sends_a_photo,
     Morning.maya_claims_and_answers,
     Morning.an_internal_note,
     Morning.grace_is_helped_and_resolved,

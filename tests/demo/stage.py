@@ -28,8 +28,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tests.fakes import FakeSlack
-from tests.harness import INBOX, META_SECRET, SUMMARY, Bot, start_bot
-from tests.signing import meta_headers
+from tests.harness import INBOX, META_SECRET, SUMMARY, TELEGRAM_SECRET, Bot, start_bot
+from tests.signing import meta_headers, telegram_headers
 
 PAGE_ID = "1691462197845448"
 PHONE_NUMBER_ID = "106540352242922"
@@ -138,6 +138,31 @@ class Stage:
         if response.status != 200:
             raise RuntimeError(f"{customer.network} webhook answered {response.status}")
 
+    async def customer_sends_photo(self, customer: Customer, file_id: str, caption: str) -> None:
+        """A Telegram photo (sizes smallest first, as Telegram sends them) with a caption."""
+        customer.sent += 1
+        chat_id = int(customer.address)
+        sender = {"id": chat_id, "is_bot": False, "first_name": customer.name}
+        update = {
+            "update_id": self.bot.next_id("update"),
+            "message": {
+                "message_id": self.bot.next_id(f"tg:{chat_id}"),
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private", "first_name": customer.name},
+                "from": {**sender, **({"username": customer.handle} if customer.handle else {})},
+                "photo": [
+                    {"file_id": f"{file_id}-s", "file_unique_id": "s", "width": 90, "height": 90},
+                    {"file_id": file_id, "file_unique_id": "b", "width": 1280, "height": 960},
+                ],
+                "caption": caption,
+            },
+        }
+        response = await self.bot.post_raw(
+            "/webhooks/telegram", json.dumps(update).encode(), telegram_headers(TELEGRAM_SECRET)
+        )
+        if response.status != 200:
+            raise RuntimeError(f"telegram webhook answered {response.status}")
+
     # -- the team, through Slack -----------------------------------------------
     async def reply(
         self,
@@ -238,6 +263,18 @@ class Stage:
             lambda: any(text in str(m.get("text")) for m in self.slack.replies(channel, root_ts)),
             timeout=15,
             what=f"'{text}' in thread {root_ts}",
+        )
+
+    async def thread_has_file(self, root_ts: str, name: str, channel: str = INBOX) -> None:
+        await self.bot.until(
+            lambda: [
+                f
+                for m in self.slack.replies(channel, root_ts)
+                for f in m.get("files", [])
+                if f["name"] == name
+            ],
+            timeout=15,
+            what=f"the file {name} in the thread",
         )
 
     async def ephemeral_for(self, person: Person, text: str) -> str:

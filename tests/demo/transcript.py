@@ -228,6 +228,8 @@ def _message(
     if not body:
         body = render.mrkdwn(str(message.get("text", ""))).splitlines() or [""]
     lines = [f"{indent}{who}: {body[0]}"] + [f"{indent}    {line}" for line in body[1:]]
+    for shared in message.get("files", []):  # a customer's file, uploaded into the thread
+        lines[-1] += f"📎 {shared['name']} ({shared['size']:,} bytes, a Slack file)"
     tags = [
         f"{EMOJI.get(r, '')} :{r}:".strip()
         for r in render.stage.slack.reactions(channel, message["ts"])

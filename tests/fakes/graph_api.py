@@ -16,6 +16,14 @@ Call names are the path after the version, e.g. `/me/messages`,
 - `POST /{phone-number-id}/media` (WhatsApp) and `/{page-id}/message_attachments`
   (Messenger, Instagram with `platform`): multipart uploads, recorded in `uploads`
   with the file, answering the media id / `attachment_id` a send then names.
+- `GET /{media-id}` (WhatsApp media in `files`): `{"messaging_product", "url",
+  "mime_type", "sha256", "file_size" (a string), "id"}`; the `url` (Meta's lookaside
+  host, here `/lookaside/...` on the fake's origin) serves the bytes to the token only.
+- `GET /{PSID}?fields=first_name,last_name,profile_pic` (Messenger) and
+  `GET /{IGSID}?fields=name,username,profile_pic` (Instagram), from `profiles`: the
+  fields asked for that the profile has, plus `id`. An unknown id is Graph's code 100.
+- `cdn_url(key)`: a Messenger / Instagram attachment URL (Meta's signed CDN URL),
+  served from `cdn` without a token.
 
 Errors are Graph's `{"error": {"message", "type", "code", "error_subcode",
 "fbtrace_id"}}`, HTTP 400 unless said otherwise: Graph tells errors apart by
@@ -31,6 +39,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.base import FakeServer, call_of
+from tests.fakes.files import FileStore
 
 Answer = dict[str, Any]
 
@@ -119,9 +128,18 @@ class FakeGraph(FakeServer):
         self.edits: list[Answer] = []  # POST /{comment-id}: {"node", "message"}
         self.deleted: list[str] = []  # DELETE /{comment-id}: the node ids
         self._ids = itertools.count(1)
+        self.files = FileStore()  # WhatsApp media, by media id
+        self.cdn = FileStore()  # Messenger / Instagram attachments, by key
+        self.profiles: dict[str, Answer] = {}  # PSID / IGSID -> profile fields
+
+    def cdn_url(self, key: str) -> str:
+        return f"{self.origin}/cdn/{key}?oh=signature&oe=expiry"
 
     def routes(self) -> list[web.RouteDef]:
         return [
+            web.get(f"/{VERSION}/{{node}}", self._node),
+            web.get("/lookaside/whatsapp_business/attachments/", self._lookaside),
+            web.get("/cdn/{key}", self._cdn),
             web.post(f"/{VERSION}/{{node}}/messages", self._messages),
             web.post(f"/{VERSION}/{{node}}/comments", self._comment_reply),
             web.post(f"/{VERSION}/{{node}}/replies", self._comment_reply),
@@ -328,6 +346,55 @@ class FakeGraph(FakeServer):
 
     def _sent_comment(self, node: str) -> bool:
         return any(s.get("id") == node for s in self.sent if s["kind"] in ("comments", "replies"))
+
+    async def _node(self, request: web.Request) -> web.StreamResponse:
+        """A WhatsApp media id's download URL, or a customer's profile."""
+        denied = self._check_token(request)
+        if denied is not None:
+            return denied
+        node = request.match_info["node"]
+        served = self.files.files.get(node)
+        if served is not None:
+            return web.json_response(
+                {
+                    "messaging_product": "whatsapp",
+                    "url": f"{self.origin}/lookaside/whatsapp_business/attachments/?mid={node}"
+                    "&ext=1700000000&hash=ATfakehash",
+                    "mime_type": served.mimetype,
+                    "sha256": "0" * 64,
+                    "file_size": str(served.size),
+                    "id": node,
+                }
+            )
+        profile = self.profiles.get(node)
+        if profile is None:
+            return graph_error(
+                {
+                    "message": f"Unsupported get request. Object with ID '{node}' does not "
+                    "exist, cannot be loaded due to missing permissions, or does not support "
+                    "this operation.",
+                    "type": "GraphMethodException",
+                    "code": 100,
+                    "error_subcode": 33,
+                }
+            )
+        wanted = [f for f in request.query.get("fields", "").split(",") if f]
+        return web.json_response(
+            {"id": node, **{k: v for k, v in profile.items() if not wanted or k in wanted}}
+        )
+
+    async def _lookaside(self, request: web.Request) -> web.StreamResponse:
+        """WhatsApp media bytes: the URL alone is not enough, the token must come too."""
+        if self.token is not None:
+            denied = self._check_token(request)
+            if denied is not None:
+                return denied
+        elif not call_of(request).headers.get("Authorization", "").startswith("Bearer "):
+            return graph_error(INVALID_TOKEN, 401)
+        return await self.files.serve(request, request.query.get("mid", ""))
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        return await self.cdn.serve(request, request.match_info["key"])
 
     def _check_token(self, request: web.Request) -> web.StreamResponse | None:
         if self.token is None:

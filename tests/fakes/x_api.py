@@ -11,6 +11,10 @@ post's `media_ids` must name; so does the chunked upload (`/2/media/upload/initi
 `/{id}/append`, `/{id}/finalize`, then `GET ?command=STATUS` until processed).
 `DELETE /2/tweets/{id}` and `DELETE /2/dm_events/{id}` answer
 `{"data": {"deleted": true}}` and are recorded in `deleted`.
+- `GET /2/dm_conversations/media/{dm_id}/{media_id}/{resource_id}` (Download DM Media,
+  docs.x.com/x-api/direct-messages/download-dm-media): the raw bytes of a file in
+  `files`, keyed `"{dm_id}/{media_id}/{resource_id}"`, to a bearer token only.
+  `ton_url(...)` is where a DM webhook says the file is (`media_url_https`).
 Errors are RFC 7807 problem objects; a rate limit is
 HTTP 429 `{"title": "Too Many Requests", "detail": "Too Many Requests", "type":
 "about:blank", "status": 429}` with `x-rate-limit-limit`, `x-rate-limit-remaining`
@@ -29,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.base import FakeServer, call_of
+from tests.fakes.files import FileStore
 
 Answer = dict[str, Any]
 
@@ -63,9 +68,15 @@ class FakeX(FakeServer):
         self.media: list[Answer] = []  # POST /2/media/upload: {"id", "media_category", "upload"}
         self.deleted: list[tuple[str, str]] = []  # ("tweets" | "dm_events", id)
         self._ids = itertools.count(1_800_000_000_000_000_001)
+        self.files = FileStore()
+
+    @staticmethod
+    def ton_url(dm_id: str, media_id: str, resource_id: str) -> str:
+        return f"https://ton.twitter.com/1.1/ton/data/dm/{dm_id}/{media_id}/{resource_id}"
 
     def routes(self) -> list[web.RouteDef]:
         return [
+            web.get("/2/dm_conversations/media/{dm_id}/{media_id}/{resource_id}", self._dm_media),
             web.post("/2/dm_conversations/with/{participant_id}/messages", self._dm),
             web.post("/2/tweets", self._tweet),
             web.post("/2/media/upload", self._media_upload),
@@ -247,6 +258,15 @@ class FakeX(FakeServer):
             and bool(items)
             and all(isinstance(i, dict) and i.get(key) in ours for i in items)
         )
+
+    async def _dm_media(self, request: web.Request) -> web.StreamResponse:
+        if not call_of(request).headers.get("Authorization", "").startswith("Bearer "):
+            return web.json_response(problem(401), status=401)
+        info = request.match_info
+        key = f"{info['dm_id']}/{info['media_id']}/{info['resource_id']}"
+        if key not in self.files.files:
+            return web.json_response(problem(404, "Could not find the media"), status=404)
+        return await self.files.serve(request, key)
 
 
 def _check_bearer(request: web.Request) -> web.StreamResponse | None:
