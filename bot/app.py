@@ -12,6 +12,7 @@ from bot.networks import build_networks
 from bot.networks.base import Network
 from bot.services.conversations import Conversations
 from bot.services.corrections import Corrections
+from bot.services.csat import Csat
 from bot.services.delivery import Dispatcher
 from bot.services.escalation import Escalations
 from bot.services.handoff import Handoffs
@@ -48,9 +49,11 @@ class Services:
     clock: Callable[[], datetime]
     summary: DailySummary
     health: Health
+    csat: Csat
 
     async def close(self) -> None:
         await self.relay.close()
+        await self.csat.close()
         for network in self.networks.values():
             await network.close()
         await self.coordinator.close()
@@ -71,7 +74,10 @@ def build_services(
         make_web_client(settings.slack_bot_token, settings.slack_api_url), metrics, coordinator
     )
     networks = build_networks(settings)
-    conversations = Conversations(settings, repo, coordinator)
+    csat = Csat(
+        settings=settings, db=db, slack=slack, networks=networks, clock=clock, metrics=metrics
+    )
+    conversations = Conversations(settings, repo, coordinator, csat)
     dispatcher = Dispatcher(
         settings=settings,
         repo=repo,
@@ -80,6 +86,7 @@ def build_services(
         coordinator=coordinator,
         clock=clock,
         metrics=metrics,
+        csat=csat,
     )
     return Services(
         settings=settings,
@@ -88,7 +95,7 @@ def build_services(
         coordinator=coordinator,
         slack=slack,
         networks=networks,
-        relay=Relay(repo, coordinator, clock=clock),
+        relay=Relay(repo, coordinator, clock=clock, csat=csat),
         dispatcher=dispatcher,
         replies=Replies(settings, repo, slack, coordinator, dispatcher.kick),
         corrections=Corrections(repo, slack, networks),
@@ -107,4 +114,5 @@ def build_services(
         clock=clock,
         summary=DailySummary(settings, db, slack, clock),
         health=Health(settings, db, repo, coordinator, clock),
+        csat=csat,
     )

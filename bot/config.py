@@ -35,6 +35,10 @@ MAX_UNDO_SECONDS = 300  # an undo window, not a schedule
 # A shift longer than a year is no rotation (likely hours typed as days), and
 # dates stay far from the calendar's end.
 MAX_ROTATION_DAYS = 365
+DEFAULT_CSAT_MESSAGE = (
+    "How did we do? Please rate your conversation with us from 1 (poor) to 5 (great)."
+)
+MAX_CSAT_MESSAGE = 1000  # WhatsApp's interactive body takes 1,024 characters
 
 
 class ConfigError(Exception):
@@ -105,6 +109,9 @@ class Settings(BaseSettings):
     # Filled from TONE_<NETWORK>: guidance shown on each root of that network.
     tones: dict[str, str] = Field(default_factory=dict)
     response_rate_target: float | None = None  # shown against each network's rate
+    # Customer satisfaction: resolving a conversation asks the customer for a 1-5 rating.
+    csat_enabled: bool = False
+    csat_message: str = DEFAULT_CSAT_MESSAGE
 
     telegram_bot_token: str | None = None
     telegram_webhook_secret: str | None = None
@@ -247,6 +254,15 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("csat_message", mode="before")
+    @classmethod
+    def _csat_message(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return DEFAULT_CSAT_MESSAGE
+        if isinstance(value, str) and len(value.strip()) > MAX_CSAT_MESSAGE:
+            raise ValueError(f"must be at most {MAX_CSAT_MESSAGE} characters")
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("business_hours")
     @classmethod

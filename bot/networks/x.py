@@ -71,6 +71,7 @@ from bot.networks.payload import (
     shown,
     unknown_part,
 )
+from bot.networks.rating import DIGIT_HINT
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 # X's crc_token is a random URL-safe token (base64url or a UUID). Only such tokens are
@@ -276,7 +277,9 @@ class XNetwork(SentMessagesFixed):
         if kind == "dm":
             participant = context_id(context, "participant_id")
             url = f"{self._api_url}/2/dm_conversations/with/{participant}/messages"
-            payload: JSONObject = {"text": reply.text}
+            # X's DMs have no buttons: a rating question says how to answer in words.
+            text = f"{reply.text}\n\n{DIGIT_HINT}" if reply.survey_id is not None else reply.text
+            payload: JSONObject = {"text": text}
             id_key = "dm_event_id"
         elif kind == "tweet":
             url = f"{self._api_url}/2/tweets"
