@@ -15,6 +15,7 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
 
 from storage.db import Database, alembic_config
 from storage.stats import compute
@@ -84,11 +85,14 @@ async def _figures(db: Database) -> dict[str, Any]:
 
 
 async def _later_columns(db: Database) -> None:
-    """The turn columns later revisions add, which the current Repository writes."""
+    """The turn columns later revisions add, which the current Repository writes, and
+    the ratings tables (0012) today's stats read."""
     async with db.engine.begin() as connection:
         await connection.execute(
             text("ALTER TABLE turn ADD COLUMN business_response_seconds FLOAT")
         )
+        for name in ("csat_survey", "csat_rating"):
+            await connection.run_sync(SQLModel.metadata.tables[name].create)
 
 
 async def test_0002_keeps_the_figures_and_is_reversible(empty: Database) -> None:
