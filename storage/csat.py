@@ -151,6 +151,10 @@ class CsatStore:
             last_error=error[:500],
         )
 
+    async def conversation(self, conversation_id: int) -> Conversation | None:
+        async with self.db.read() as session:
+            return await session.get(Conversation, conversation_id)
+
     async def all(self, conversation_id: int) -> list[CsatSurvey]:
         async with self.db.read() as session:
             rows = await session.execute(

@@ -108,8 +108,11 @@ class Csat:
         if not self.enabled or conversation.id is None:
             return False
         put_off = False
-        for survey in await self._store.due(conversation.id, self._clock()):
-            put_off |= await self._send(survey, conversation)
+        due = await self._store.due(conversation.id, self._clock())
+        # as it is now: the dispatcher's copy may predate the resolve that asked
+        fresh = await self._store.conversation(conversation.id) if due else None
+        for survey in due:
+            put_off |= await self._send(survey, fresh or conversation)
         return put_off
 
     async def _send(self, survey: CsatSurvey, conversation: Conversation) -> bool:

@@ -168,7 +168,10 @@ class Relay:
         received_at = self._clock()
         inbound = [event for event in events if isinstance(event, InboundMessage)]
         if self._csat is not None:  # ratings and their comments are no customer messages
-            inbound = await self._csat.take(events, inbound)
+            kept = await self._csat.take(events, inbound)
+            if len(kept) < len(inbound) or any(isinstance(e, CustomerRating) for e in events):
+                self._waker.wake()  # their notices are for the thread
+            inbound = kept
         rows = _rows(inbound, received_at)
         messages = [row for event, row in rows if not event.from_team]
         echoes = [row for event, row in rows if event.from_team and not event.automated]
