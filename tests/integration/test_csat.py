@@ -21,16 +21,21 @@ from sqlalchemy import select
 from bot.networks.rating import read_payload
 from storage.core import ConversationStatus
 from storage.models import Conversation, CsatRating, CsatSurvey, CustomerMessage, TeamReply
-from storage.stats import compute
 from tests.harness import GENERIC_SECRET, INBOX, TELEGRAM_SECRET, Bot, start_bot
 from tests.integration.test_meta_relay import post_meta
 from tests.integration.test_x_whatsapp_relay import post_whatsapp, post_x
 from tests.pg import fresh_postgres
 from tests.refs import ref_json
+from tests.reports.page import read_page
 from tests.services import require_redis
 from tests.signing import generic_headers, telegram_headers
 
-ON = {"CSAT_ENABLED": "true", "CSAT_MESSAGE": "How did we do? 1 (poor) to 5 (great)"}
+ON = {
+    "CSAT_ENABLED": "true",
+    "CSAT_MESSAGE": "How did we do? 1 (poor) to 5 (great)",
+    "API_TOKEN": "csat-token",
+}
+BEARER = {"Authorization": "Bearer csat-token"}
 
 
 class Clock:
@@ -252,11 +257,17 @@ async def test_telegram_keyboard_tap_rates_once_and_a_comment_follows(csat_bot: 
     reopened = await bot.services.repo.conversation(conversation_id)
     assert reopened is not None and reopened.status == ConversationStatus.OPEN
 
-    now = datetime.now(UTC)
-    figures = await compute(bot.services.db, now - timedelta(hours=1), now + timedelta(minutes=1))
-    assert (figures["csat_count"], figures["csat_avg"]) == (1, 4.0)
-    assert figures["by_network"]["telegram"]["csat_count"] == 1
-    assert figures["by_team"]["unassigned"]["csat_avg"] == 4.0
+    # the three stats surfaces and the reports page show it
+    window = {"since": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}
+    api = await (await bot.client.get("/api/stats", params=window, headers=BEARER)).json()
+    assert (api["csat_count"], api["csat_avg"]) == (1, 4.0)
+    assert api["by_network"]["telegram"]["csat_count"] == 1
+    assert api["by_team"]["unassigned"]["csat_avg"] == 4.0
+    stats = json.dumps(json.loads(await (await bot.command("/social-stats", "today")).text()))
+    assert "*Customer rating*\\n4.0 / 5 (1 rating)" in stats
+    assert "rated 4.0 / 5 (1 rating)" in stats  # the telegram and unassigned lines
+    page = read_page(await (await bot.client.get("/reports", params=window, headers=BEARER)).text())
+    assert (page.figures["csat_count"], page.figures["csat_avg"]) == (1, 4.0)
 
 
 async def test_off_by_default(bot: Bot) -> None:
