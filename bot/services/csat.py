@@ -39,7 +39,7 @@ from bot.slack import Slack, SlackError
 from storage.actions import ActionRepository, NewAction
 from storage.core import ActionKind, ConversationStatus
 from storage.csat import COMMENT_WITHIN, EVERY, CsatStore, OpenSurvey
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.models import Conversation, CsatSurvey
 from storage.repo import backoff
 
@@ -94,7 +94,13 @@ class Csat:
         if reason is not None:
             log.info("conversation %s: no rating question (%s)", conversation.id, reason)
             return
-        if await self._store.claim(conversation.id, now):
+        try:
+            claimed = await self._store.claim(conversation.id, now)
+        except DatabaseUnavailable as exc:
+            # The resolve itself is stored: the click must not fail for its question.
+            log.warning("conversation %s: no rating question, SQL down: %s", conversation.id, exc)
+            return
+        if claimed:
             log.info("conversation %s: rating question claimed", conversation.id)
 
     async def due_conversations(self, now: datetime) -> list[int]:

@@ -338,7 +338,6 @@ async def test_quick_replies_on_messenger_and_instagram(
     item["sender"]["id"], item["recipient"]["id"] = account, customer
     item["message"] = {"mid": sent[0]["message_id"], "text": message["text"], "is_echo": True}
     assert await post_meta(bot, echo) == 200
-    await bot.until(lambda: [p for p in bot.graph.sent], what="settled")
     assert await rows(bot, TeamReply) == []
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bot.networks.base import CustomerRating
 from bot.networks.rating import LABELS, digit_answer, payload, read_payload
 from bot.networks.telegram import TelegramNetwork
 from tests.refs import ref_json
@@ -60,5 +61,6 @@ def test_telegram_callbacks_other_than_ours_are_ignored() -> None:
     assert network.parse(json.dumps(update).encode()) == []  # inline mode: no chat
     update["callback_query"]["message"] = {"message_id": 5, "date": 0, "chat": {"id": 42}}
     [rating] = network.parse(json.dumps(update).encode())
+    assert isinstance(rating, CustomerRating)
     assert (rating.conversation_key, rating.survey_id, rating.score) == ("42", 7, 3)
     assert rating.tap_id == update["callback_query"]["id"]

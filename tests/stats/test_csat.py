@@ -17,9 +17,11 @@ def at(hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 3, 2, hour, minute, tzinfo=UTC)
 
 
-async def asked(db: Database, b: Builder, key: str, when: datetime, **where: str) -> int:
+async def asked(
+    db: Database, b: Builder, key: str, when: datetime, network: str = "telegram"
+) -> int:
     """A conversation resolved at `when` whose question was claimed and sent then."""
-    await b.customer(key, when - timedelta(minutes=5), **where)
+    await b.customer(key, when - timedelta(minutes=5), network=network)
     await b.resolve(key, when)
     survey = await CsatStore(db).claim(b.ids[key], when)
     assert survey is not None
