@@ -42,6 +42,7 @@ class OpenSurvey:
     conversation_key: str
     rating_id: int | None
     rated_at: datetime | None
+    rated_by: str | None  # the id of the tap or message that rated
     comment_message_id: str | None
 
 
@@ -227,6 +228,7 @@ class CsatStore:
                     col(Conversation.external_key),
                     col(CsatRating.id),
                     col(CsatRating.rated_at),
+                    col(CsatRating.event_id),
                     col(CsatRating.comment_message_id),
                 )
                 .join(Conversation, col(Conversation.id) == col(CsatSurvey.conversation_id))
@@ -241,8 +243,8 @@ class CsatStore:
                 .order_by(col(CsatSurvey.id))
             )
             return {  # the latest wins
-                key: OpenSurvey(survey_id, key, rating_id, rated_at, comment_id)
-                for survey_id, key, rating_id, rated_at, comment_id in rows
+                key: OpenSurvey(survey_id, key, rating_id, rated_at, rated_by, comment_id)
+                for survey_id, key, rating_id, rated_at, rated_by, comment_id in rows
                 if survey_id is not None
             }
 

@@ -185,14 +185,16 @@ class Csat:
         """Record the ratings and comments among a webhook's events; returns the
         messages that are customer messages still."""
         received_at = self._clock()
-        for tap in (event for event in events if isinstance(event, CustomerRating)):
+        taps = [e for e in events if isinstance(e, CustomerRating) and _storable(e.event_id)]
+        for tap in (tap for tap in taps if _storable(tap.conversation_key)):
             await self._rate(tap, tap.survey_id, tap.score, min(tap.at, received_at))
             if tap.tap_id is not None:
                 self._answer_tap(tap.network, tap.tap_id)
         if not self.enabled or not messages:
             return messages
-        kept = []
-        for network, batch in _by_network(messages).items():
+        kept = [m for m in messages if not _storable(m.conversation_key)]  # refused later
+        storable = [m for m in messages if _storable(m.conversation_key)]
+        for network, batch in _by_network(storable).items():
             surveys = await self._store.open_surveys(
                 network, [m.conversation_key for m in batch], received_at
             )
@@ -206,7 +208,7 @@ class Csat:
         self, message: InboundMessage, survey: OpenSurvey, received_at: datetime
     ) -> bool:
         """Whether the message is the survey's rating (a digit) or its comment."""
-        if message.from_team:
+        if message.from_team or not _storable(message.message_id):
             return False
         at = min(message.sent_at, received_at)
         score = digit_answer(message.text)
@@ -215,8 +217,8 @@ class Csat:
                 return False
             await self._rate(message, survey.survey_id, score, at)
             return True
-        if survey.comment_message_id == message.message_id:
-            return True  # the comment, delivered again
+        if message.message_id in (survey.rated_by, survey.comment_message_id):
+            return True  # the rating or the comment, delivered again
         if (
             survey.comment_message_id is not None
             or survey.rated_at is None
@@ -224,9 +226,8 @@ class Csat:
             or not message.text.strip()
         ):
             return False
-        if not await self._store.attach_comment(
-            survey.rating_id, message.message_id, message.text, at
-        ):
+        comment = message.text.replace("\x00", "")  # PostgreSQL refuses NUL in text
+        if not await self._store.attach_comment(survey.rating_id, message.message_id, comment, at):
             return False
         await self._note(
             message, f"csat:{survey.survey_id}:comment", blocks.comment_line(message.text), at
@@ -283,6 +284,11 @@ class Csat:
 
     async def close(self) -> None:
         await asyncio.gather(*self._taps, return_exceptions=True)
+
+
+def _storable(value: str) -> bool:
+    """An id SQL takes (the relay refuses others with a 400 once they reach it)."""
+    return len(value) <= 255 and "\x00" not in value
 
 
 def _by_network(messages: Sequence[InboundMessage]) -> dict[str, list[InboundMessage]]:

@@ -298,11 +298,15 @@ async def test_24_hour_rule_and_a_typed_digit(clocked: tuple[Bot, Clock]) -> Non
         lambda: len([t for t in thread(bot, root) if "Rating question sent" in t]) == 2
     )
     # the customer types the digit instead of tapping: the latest question gets it
-    assert (await bot.from_telegram(8303, " 2 ")).status == 200
+    assert (await bot.from_telegram(8303, " 2 ", message_id=9001, update_id=9001)).status == 200
     await shown(bot, root, "Customer rating")
+    # Telegram delivers the update again: neither a second rating nor the comment
+    assert (await bot.from_telegram(8303, " 2 ", message_id=9001, update_id=9001)).status == 200
     surveys = await rows(bot, CsatSurvey)
     [rating] = await rows(bot, CsatRating)
     assert rating.score == 2 and rating.survey_id == surveys[-1].id
+    assert rating.comment is None and rating.event_id == "8303:9001"
+    await no_customer_message_reads(bot, " 2 ")
     await still_resolved(bot, conversation_id)
 
 
