@@ -12,6 +12,7 @@ from bot.networks import build_networks
 from bot.networks.base import Network
 from bot.services.conversations import Conversations
 from bot.services.corrections import Corrections
+from bot.services.csat import Csat
 from bot.services.delivery import Dispatcher
 from bot.services.escalation import Escalations
 from bot.services.handoff import Handoffs
@@ -56,9 +57,11 @@ class Services:
     saved_replies: SavedReplies
     moments: Moments
     spikes: Spikes
+    csat: Csat
 
     async def close(self) -> None:
         await self.relay.close()
+        await self.csat.close()
         for network in self.networks.values():
             await network.close()
         await self.coordinator.close()
@@ -79,7 +82,10 @@ def build_services(
         make_web_client(settings.slack_bot_token, settings.slack_api_url), metrics, coordinator
     )
     networks = build_networks(settings)
-    conversations = Conversations(settings, repo, coordinator)
+    csat = Csat(
+        settings=settings, db=db, slack=slack, networks=networks, clock=clock, metrics=metrics
+    )
+    conversations = Conversations(settings, repo, coordinator, csat)
     dispatcher = Dispatcher(
         settings=settings,
         repo=repo,
@@ -88,6 +94,7 @@ def build_services(
         coordinator=coordinator,
         clock=clock,
         metrics=metrics,
+        csat=csat,
     )
     replies = Replies(settings, repo, slack, coordinator, dispatcher.kick)
     escalations = Escalations(
@@ -105,7 +112,7 @@ def build_services(
         coordinator=coordinator,
         slack=slack,
         networks=networks,
-        relay=Relay(repo, coordinator, clock=clock),
+        relay=Relay(repo, coordinator, clock=clock, csat=csat),
         dispatcher=dispatcher,
         replies=replies,
         corrections=Corrections(repo, slack, networks),
@@ -120,4 +127,5 @@ def build_services(
         saved_replies=SavedReplies(settings, SavedReplyStore(db), repo, slack, replies, clock),
         moments=Moments(settings, MomentStore(db), repo, slack, coordinator, clock),
         spikes=Spikes(settings, db, slack, coordinator, escalations.on_call_user, clock),
+        csat=csat,
     )

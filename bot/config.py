@@ -37,6 +37,10 @@ MAX_UNDO_SECONDS = 300  # an undo window, not a schedule
 MAX_ROTATION_DAYS = 365
 MAX_SPIKE_WINDOW = 1_440  # a day: the baseline compares the same window on earlier days
 _EMOJI_NAME = re.compile(r"^[a-z0-9_+'-]{1,100}$")
+DEFAULT_CSAT_MESSAGE = (
+    "How did we do? Please rate your conversation with us from 1 (poor) to 5 (great)."
+)
+MAX_CSAT_MESSAGE = 1000  # WhatsApp's interactive body takes 1,024 characters
 
 
 class ConfigError(Exception):
@@ -112,6 +116,9 @@ class Settings(BaseSettings):
     spike_window_minutes: int = 15
     spike_factor: float = 3.0
     spike_min: int = 20
+    # Customer satisfaction: resolving a conversation asks the customer for a 1-5 rating.
+    csat_enabled: bool = False
+    csat_message: str = DEFAULT_CSAT_MESSAGE
 
     telegram_bot_token: str | None = None
     telegram_webhook_secret: str | None = None
@@ -286,6 +293,15 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("csat_message", mode="before")
+    @classmethod
+    def _csat_message(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return DEFAULT_CSAT_MESSAGE
+        if isinstance(value, str) and len(value.strip()) > MAX_CSAT_MESSAGE:
+            raise ValueError(f"must be at most {MAX_CSAT_MESSAGE} characters")
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("business_hours")
     @classmethod

@@ -468,6 +468,8 @@ class Spike(SQLModel, table=True):
     paged_ts: str | None = Field(default=None, max_length=32)  # the page in the inbox
     ended_at: datetime | None = _ts()
     ended_ts: str | None = Field(default=None, max_length=32)  # the "it is over" post
+
+
 class CustomerProfile(SQLModel, table=True):
     """A customer's name and handle as the network's profile API gave them (Messenger,
     Instagram), looked up at most once a day; `name` None: the last lookup failed."""
@@ -479,6 +481,59 @@ class CustomerProfile(SQLModel, table=True):
     name: str | None = Field(default=None, max_length=255)
     handle: str | None = Field(default=None, max_length=255)
     looked_up_at: datetime = _ts(nullable=False)
+
+
+class CsatSurvey(SQLModel, table=True):
+    """A rating question sent when a conversation was resolved (`CSAT_ENABLED`).
+
+    Claimed under the conversation's row lock, at most one per conversation per 24
+    hours; sent like the out-of-hours auto-reply (pending, retried, never resent
+    blindly). `team` is the conversation's team when it was resolved: its rating
+    counts for that team.
+    """
+
+    __tablename__ = "csat_survey"
+    __table_args__ = (
+        Index("ix_csat_survey_conv", "conversation_id", "created_at"),
+        _partial("ix_csat_survey_due", "next_attempt_at", "conversation_id", where=PENDING),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    network: str = Field(max_length=32)
+    team: str | None = Field(default=None, max_length=64)
+    state: ReplyState = Field(default=ReplyState.PENDING, sa_type=StrEnumType(ReplyState))
+    created_at: datetime = _ts(nullable=False)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    attempt_at: datetime | None = _ts()  # a send in flight: never resent blindly
+    sent_at: datetime | None = _ts()
+    external_id: str | None = Field(default=None, max_length=255)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class CsatRating(SQLModel, table=True):
+    """The customer's 1-5 answer to a survey: one per survey (a second tap is ignored),
+    with the comment the customer wrote just after it, if any."""
+
+    __tablename__ = "csat_rating"
+    __table_args__ = (
+        UniqueConstraint("survey_id"),
+        # The stats read a window's ratings from this index alone.
+        Index("ix_csat_rating_window", "rated_at", "network", "team", "score"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    survey_id: int = Field(foreign_key="csat_survey.id")
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    network: str = Field(max_length=32)
+    team: str | None = Field(default=None, max_length=64)
+    score: int
+    rated_at: datetime = _ts(nullable=False)
+    event_id: str = Field(max_length=255)  # the network's id of the tap or message
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    comment_message_id: str | None = Field(default=None, max_length=255)
+    comment_at: datetime | None = _ts()
 
 
 def conversation_by_key(network: str, key: str) -> SelectOfScalar[int | None]:

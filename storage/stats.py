@@ -59,6 +59,7 @@ _conversation: Table = SQLModel.metadata.tables["conversation"]
 _message: Table = SQLModel.metadata.tables["customer_message"]
 _turn: Table = SQLModel.metadata.tables["turn"]
 _moment: Table = SQLModel.metadata.tables["moment"]
+_rating: Table = SQLModel.metadata.tables["csat_rating"]
 
 # (network, team) with team None for "unassigned"
 _Key = tuple[str, str | None]
@@ -132,6 +133,8 @@ class _Sums:
     unanswered: int = 0
     oldest_started: datetime | None = None
     moments: int = 0
+    csat_count: int = 0
+    csat_sum: int = 0
 
     def add(self, other: _Sums) -> None:
         self.received += other.received
@@ -144,6 +147,8 @@ class _Sums:
         self.first_sum += other.first_sum
         self.unanswered += other.unanswered
         self.moments += other.moments
+        self.csat_count += other.csat_count
+        self.csat_sum += other.csat_sum
         if other.oldest_started is not None and (
             self.oldest_started is None or other.oldest_started < self.oldest_started
         ):
@@ -175,6 +180,8 @@ class _Sums:
                 else None
             ),
             "moments": self.moments,
+            "csat_count": self.csat_count,
+            "csat_avg": round(self.csat_sum / self.csat_count, 3) if self.csat_count else None,
         }
 
 
@@ -315,6 +322,29 @@ async def _waiting_turns(
     return {
         (net, team_name): _Sums(turns=turns)
         for net, team_name, turns in await session.execute(statement)
+    }
+
+
+async def _ratings(
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    network: str | None,
+    team: str | None,
+) -> dict[_Key, _Sums]:
+    """Customer ratings given in the window, by network and the team that was asked."""
+    statement = (
+        select(_rating.c.network, _rating.c.team, func.count(), func.sum(_rating.c.score))
+        .where(_rating.c.rated_at >= since, _rating.c.rated_at < until)
+        .group_by(_rating.c.network, _rating.c.team)
+    )
+    if network is not None:
+        statement = statement.where(_rating.c.network == network)
+    if team is not None:
+        statement = statement.where(_team_is(_rating.c.team, team))
+    return {
+        (net, team_name): _Sums(csat_count=count, csat_sum=int(total or 0))
+        for net, team_name, count, total in await session.execute(statement)
     }
 
 
@@ -467,24 +497,32 @@ async def compute(
     Unanswered figures are as of `until`, or as of `now` when the window ends
     in the future (`now` defaults to the current time). The five queries run
     concurrently, each on its own connection, so the figures are read from up
-    to five snapshots.
+    to five snapshots. Ratings count by when they were given.
     """
     since = _utc(since, "since")
     until = _utc(until, "until")
     if until < since:
         raise ValueError("until is before since")
     as_of = min(until, _utc(now, "now") if now is not None else utcnow())
-    received, (answered, percentiles), waiting_turns, waiting, moments = await asyncio.gather(
+    (
+        received,
+        (answered, percentiles),
+        waiting_turns,
+        waiting,
+        moments,
+        ratings,
+    ) = await asyncio.gather(
         _read(db, _received, since, until, network, team),
         _read(db, _answered_turns, since, until, as_of, network, team),
         _read(db, _waiting_turns, since, until, network, team),
         _read(db, _unanswered, as_of, network, team),
         _read(db, _moments, since, until, network, team),
+        _read(db, _ratings, since, until, network, team),
     )
     total = _Sums()
     by_network: dict[str, _Sums] = {}
     by_team: dict[str | None, _Sums] = {}
-    for part in (received, answered, waiting_turns, waiting, moments):
+    for part in (received, answered, waiting_turns, waiting, moments, ratings):
         for (net, team_name), sums in part.items():
             total.add(sums)
             by_network.setdefault(net, _Sums()).add(sums)

@@ -80,7 +80,7 @@ def _figure_fields(
         return _change(figures.get(key), previous.get(key), kind)
 
     answered = f"{figures['answered_turns']} of {figures['turns']} turns"
-    return [
+    fields = [
         field("Received", f"{figures['received']} messages", delta("received", "count")),
         field("Conversations", str(figures["conversations"]), delta("conversations", "count")),
         field(
@@ -110,6 +110,15 @@ def _figure_fields(
             delta("avg_first_response_seconds", "seconds"),
         ),
     ]
+    if figures.get("csat_count"):
+        fields.append(field("Customer rating", _csat(figures)))
+    return fields
+
+
+def _csat(figures: Figures) -> str:
+    """`4.2 / 5 (12 ratings)`: shown only where there are ratings."""
+    count = figures["csat_count"]
+    return f"{figures['csat_avg']:.1f} / 5 ({count} rating{'' if count == 1 else 's'})"
 
 
 def _change(current: Any, previous: Any, kind: str) -> str:
@@ -141,6 +150,7 @@ def _split_lines(figures: Figures, key: str) -> list[str]:
             f"median {_duration(part['median_response_seconds'])} · "
             f"p90 {_duration(part['p90_response_seconds'])} · "
             f"{part['unanswered']} waiting"
+            + (f" · rated {_csat(part)}" if part.get("csat_count") else "")
         )
     return lines
 

@@ -182,8 +182,23 @@ class Notice:
     at: datetime
 
 
+@dataclass(frozen=True)
+class CustomerRating:
+    """The customer answered a rating question (`bot.networks.rating`) with a tap:
+    never a customer message. `tap_id` is what the network wants acknowledged
+    (Telegram's callback query id), if anything."""
+
+    network: str
+    conversation_key: str
+    event_id: str
+    survey_id: int
+    score: int
+    at: datetime
+    tap_id: str | None = None
+
+
 CustomerAction = CustomerReaction | CustomerRemoval | CustomerEdit | Notice
-InboundEvent = InboundMessage | DeliveryStatus | CustomerAction
+InboundEvent = InboundMessage | DeliveryStatus | CustomerAction | CustomerRating
 
 
 @dataclass(frozen=True)
@@ -205,6 +220,9 @@ class OutboundReply:
     answers: str | None = None
     files: tuple[Mapping[str, Any], ...] = ()  # links, for networks that take them
     caption: bool = False  # the text went as the caption of a file (edits change that)
+    # A rating question: the adapter offers the 1-5 answers in the network's own way
+    # (`bot.networks.rating`); `reply_id` is then the survey's row.
+    survey_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -333,6 +351,15 @@ class Network(Protocol):
 
     async def open_media(self, attachment: Attachment) -> MediaStream:
         """Start downloading an attachment's bytes; raise `MediaUnavailable`."""
+
+
+@runtime_checkable
+class AnswersTaps(Protocol):
+    """A network that wants each button tap acknowledged (Telegram's callback queries:
+    the customer's app shows a spinner until then)."""
+
+    async def answer_tap(self, tap_id: str, text: str) -> None:
+        """Acknowledge the tap with a short text; raise `DeliveryError`."""
 
 
 class SentMessagesFixed:

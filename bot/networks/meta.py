@@ -40,9 +40,11 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.config import ConfigError, Settings
+from bot.networks import rating
 from bot.networks.base import (
     Attachment,
     CustomerEdit,
+    CustomerRating,
     CustomerReaction,
     CustomerRemoval,
     DeliveryError,
@@ -249,6 +251,10 @@ class MetaNetwork(SentMessagesFixed):
             mid = get_id(message, "mid")
             if message.get("is_deleted") is True:  # unsent by the customer
                 return CustomerRemoval(self.name, key, f"{mid}:deleted", mid, sent_at)
+            quick_reply = opt_object(message, "quick_reply")
+            answer = rating.read_payload(quick_reply.get("payload")) if quick_reply else None
+            if answer is not None:  # a tap on one of our rating question's quick replies
+                return CustomerRating(self.name, key, mid, *answer, sent_at)
             text, attachments = _message_content(message)
             return self._customer(kind, sender, recipient, sent_at, mid, text, attachments)
         if (edit := opt_object(item, "message_edit")) is not None:
@@ -451,7 +457,10 @@ class MetaNetwork(SentMessagesFixed):
         channel = context.get("channel")
         if channel in ("messenger", "instagram"):
             # https://developers.facebook.com/docs/messenger-platform/reference/send-api/
-            return await self._send_message(context, {"text": reply.text})
+            message: JSONObject = {"text": reply.text}
+            if reply.survey_id is not None:
+                message["quick_replies"] = _rating_quick_replies(reply.survey_id)
+            return await self._send_message(context, message)
         if channel == "facebook_comment":
             # POST /{comment-id}/comments with `message` replies in the comment's thread.
             url = f"{self._graph_url}/{context_id(context, 'comment_id')}/comments"
@@ -634,6 +643,14 @@ LINKS = {
     "template": "template message",
     "product": "product",
 }
+
+
+def _rating_quick_replies(survey_id: int) -> list[JSONObject]:
+    """Messenger and Instagram take up to 13 text quick replies of 20 characters."""
+    return [
+        {"content_type": "text", "title": rating.LABELS[n], "payload": rating.payload(survey_id, n)}
+        for n in rating.SCORES
+    ]
 
 
 def _message_content(message: JSONObject) -> tuple[str, list[Attachment]]:

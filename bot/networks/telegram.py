@@ -18,9 +18,11 @@ from typing import Any
 import aiohttp
 
 from bot.config import Settings
+from bot.networks import rating
 from bot.networks.base import (
     Attachment,
     CustomerEdit,
+    CustomerRating,
     DeliveryError,
     HandshakeAnswer,
     InboundEvent,
@@ -52,6 +54,7 @@ from bot.networks.payload import (
     shown,
     unknown_part,
 )
+from bot.networks.rating import SCORES
 
 DELETE_WITHIN = timedelta(hours=48)
 UPLOAD_LIMIT = 50 * 1024 * 1024
@@ -100,7 +103,9 @@ class TelegramNetwork:
                 return [self._edit(_object(update[key], key))]
         if "my_chat_member" in update:
             return _member_notice(update["update_id"], _object(update["my_chat_member"], "x"))
-        return []  # channel posts, callbacks, inline queries...: nothing for the inbox
+        if "callback_query" in update:
+            return _rating(_object(update["callback_query"], "callback_query"))
+        return []  # channel posts, other callbacks, inline queries...: nothing for the inbox
 
     def _message(self, message: JSONObject) -> InboundMessage | Notice:
         """A customer's message, or a `Notice` for a service message (member joined...)."""
@@ -161,6 +166,8 @@ class TelegramNetwork:
         quoted = _group_quote(reply)
         if quoted is not None:
             payload["reply_parameters"] = quoted
+        if reply.survey_id is not None:
+            payload["reply_markup"] = _rating_keyboard(reply.survey_id)
         result = await self._call("sendMessage", payload, "the message")
         return SentReceipt(str(result["message_id"]) if isinstance(result, dict) else None)
 
@@ -214,6 +221,12 @@ class TelegramNetwork:
             "message_id": int(message_id),
         }
         await self._call("deleteMessage", payload, "the deletion")
+
+    async def answer_tap(self, tap_id: str, text: str) -> None:
+        """answerCallbackQuery: stops the spinner on the customer's button."""
+        await self._call(
+            "answerCallbackQuery", {"callback_query_id": tap_id, "text": text}, "the tap"
+        )
 
     async def _call(
         self, method: str, payload: dict[str, Any] | aiohttp.FormData, what: str
@@ -270,6 +283,36 @@ def _group_quote(reply: OutboundReply) -> dict[str, Any] | None:
     if chat != str(chat_id) or not message_id.isdigit():
         return None
     return {"message_id": int(message_id), "allow_sending_without_reply": True}
+
+
+def _rating_keyboard(survey_id: int) -> dict[str, Any]:
+    """One row of five inline buttons whose `callback_data` names the survey and score."""
+    buttons = [{"text": str(n), "callback_data": rating.payload(survey_id, n)} for n in SCORES]
+    return {"inline_keyboard": [buttons]}
+
+
+def _rating(query: JSONObject) -> list[InboundEvent]:
+    """A tap on a rating button (on a message the bot sent into a chat); other callbacks
+    are nothing for the inbox."""
+    answer = rating.read_payload(query.get("data"))
+    message = _opt_object(query, "message")
+    chat = _opt_object(message, "chat") if message is not None else None
+    chat_id = chat.get("id") if chat is not None else None
+    tap_id = query.get("id")
+    if answer is None or not isinstance(chat_id, int) or not isinstance(tap_id, str):
+        return []
+    survey_id, score = answer
+    return [
+        CustomerRating(
+            network="telegram",
+            conversation_key=str(chat_id),
+            event_id=f"callback:{tap_id}",
+            survey_id=survey_id,
+            score=score,
+            at=datetime.now(UTC),  # a callback query carries no time of its own
+            tap_id=tap_id,
+        )
+    ]
 
 
 def _media_method(file: OutgoingFile) -> tuple[str, str]:

@@ -26,9 +26,11 @@ from typing import Any, Literal
 import aiohttp
 
 from bot.config import ConfigError, Settings
+from bot.networks import rating
 from bot.networks.base import (
     Attachment,
     CustomerEdit,
+    CustomerRating,
     CustomerReaction,
     CustomerRemoval,
     DeliveryError,
@@ -259,6 +261,9 @@ class WhatsAppNetwork(SentMessagesFixed):
             system = get_object(item, "system")
             words = opt_str(system, "body") or f"WhatsApp system message: {opt_str(system, 'type')}"
             return Notice(self.name, key, event_id, words, sent_at)
+        answer = _rating_answer(item)
+        if answer is not None:  # a choice in our rating question's list
+            return CustomerRating(self.name, key, event_id, *answer, sent_at)
         text, attachments = _content(item)
         return InboundMessage(
             network=self.name,
@@ -332,6 +337,11 @@ class WhatsAppNetwork(SentMessagesFixed):
 
     async def send(self, reply: OutboundReply) -> SentReceipt:
         """POST /{phone-number-id}/messages with a text message; returns the `wamid`."""
+        if reply.survey_id is not None:
+            rating = _rating_list(reply.text, reply.survey_id)
+            return await self._send_message(
+                reply.reply_context, {"type": "interactive", "interactive": rating}
+            )
         text = {"body": reply.text, "preview_url": False}
         return await self._send_message(reply.reply_context, {"type": "text", "text": text})
 
@@ -505,6 +515,26 @@ def _content(item: JSONObject) -> tuple[str, list[Attachment]]:
         log.warning("whatsapp: an unsupported message (%s) shown as a placeholder", reason[:100])
         return f"[unsupported message type: {reason}]", []
     return unknown_part("whatsapp", kind or "unknown"), []
+
+
+def _rating_list(question: str, survey_id: int) -> JSONObject:
+    """An interactive list message: one row per score (ids up to 200 characters, titles
+    up to 24), opened with the `PROMPT` button."""
+    rows = [{"id": rating.payload(survey_id, n), "title": rating.LABELS[n]} for n in rating.SCORES]
+    return {
+        "type": "list",
+        "body": {"text": question},
+        "action": {"button": rating.PROMPT, "sections": [{"title": "Your rating", "rows": rows}]},
+    }
+
+
+def _rating_answer(item: JSONObject) -> tuple[int, int] | None:
+    """(survey, score) of a list choice or reply button tapped in our rating question."""
+    interactive = item.get("interactive") if item.get("type") == "interactive" else None
+    if not isinstance(interactive, dict):
+        return None
+    choice = opt_object(interactive, "list_reply") or opt_object(interactive, "button_reply")
+    return rating.read_payload(choice.get("id")) if choice is not None else None
 
 
 def _interactive(interactive: JSONObject) -> str | None:

@@ -88,6 +88,7 @@ from bot.networks.payload import (
     shown,
     unknown_part,
 )
+from bot.networks.rating import DIGIT_HINT
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 # X's crc_token is a random URL-safe token (base64url or a UUID). Only such tokens are
@@ -304,7 +305,9 @@ class XNetwork(SentMessagesFixed):
         return f"https://x.com/i/web/status/{message_id}"
 
     async def send(self, reply: OutboundReply) -> SentReceipt:
-        return await self._post(reply.reply_context, {"text": reply.text})
+        # X's DMs have no buttons: a rating question says how to answer in words.
+        text = f"{reply.text}\n\n{DIGIT_HINT}" if reply.survey_id is not None else reply.text
+        return await self._post(reply.reply_context, {"text": text})
 
     def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
         """Images (JPEG, PNG, WebP) of up to 5 MB, GIFs of up to 15 MB, MP4 videos of up

@@ -35,6 +35,7 @@ from bot.networks.base import (
 )
 from bot.networks.media import is_media
 from bot.services.actions import CustomerActions
+from bot.services.csat import Csat
 from bot.services.file_links import file_link
 from bot.services.out_of_hours import OutOfHours
 from bot.services.outbound import (
@@ -82,6 +83,7 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 8,
         metrics: Metrics | None = None,
+        csat: Csat | None = None,
     ) -> None:
         self._settings = settings
         self._repo = repo
@@ -105,6 +107,7 @@ class Dispatcher:
             clock=clock,
             metrics=self._metrics,
         )
+        self._csat = csat
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()  # found due again while its worker was running
         self._draining = False
@@ -144,6 +147,8 @@ class Dispatcher:
             for conversation_id in await self._repo.due_conversations(now):
                 self._start(conversation_id)
             for conversation_id in await self._out_of_hours.due_conversations(now):
+                self._start(conversation_id)
+            for conversation_id in await self._csat.due_conversations(now) if self._csat else []:
                 self._start(conversation_id)
             return await self._idle_timeout()
         except (DatabaseUnavailable, CoordinationUnavailable) as exc:
@@ -200,7 +205,11 @@ class Dispatcher:
         due = min(
             (
                 at
-                for at in (await self._repo.next_due_at(), await self._out_of_hours.next_due_at())
+                for at in (
+                    await self._repo.next_due_at(),
+                    await self._out_of_hours.next_due_at(),
+                    await self._csat.next_due_at() if self._csat else None,
+                )
                 if at is not None
             ),
             default=None,
@@ -291,6 +300,8 @@ class Dispatcher:
         if conversation.thread_ts and conversation.rendered_version < conversation.version:
             await self._render_root(conversation)
         await self._auto_reply(conversation, work.messages)
+        if self._csat is not None and await self._csat.send_due(conversation):
+            await self._scheduled()
 
     async def _auto_reply(
         self, conversation: Conversation, messages: Sequence[CustomerMessage]

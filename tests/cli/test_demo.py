@@ -122,6 +122,11 @@ def test_threads_show_customers_replies_and_reactions(demo: tuple[str, float]) -
     )
     assert "Resolved by @Maya Lopez" in inbox and "[ Reopen ]" in inbox
     assert "Handed off to Sales by @Maya Lopez" in inbox
+    # Grace's rating and comment: notices in #2's thread, and #2 stays resolved
+    grace = inbox[inbox.index("Webhook · Grace · #2") : inbox.index("WhatsApp · Kofi")]
+    assert "relaydesk: ℹ️ Customer rating: ★★★★★ 5/5" in grace
+    assert "relaydesk: ℹ️ Comment with the rating: Super quick, thank you!" in grace
+    assert "✅ Resolved by @Maya Lopez" in grace
 
 
 def test_the_handoff_continues_in_the_sales_channel(demo: tuple[str, float]) -> None:
@@ -238,8 +243,9 @@ def test_customers_received_the_replies_but_not_the_note(demo: tuple[str, float]
     ) in received
     assert "WhatsApp 233241234567: Hi Kofi, Sam from sales here." in received
     assert "website chat web-7731: Done: order 5120" in received
+    assert "website chat web-7731: How did we do? Please rate" in received  # on resolve
     assert "courier ticket" not in received and "gift" not in received
-    assert len(received.splitlines()) == 1 + 5
+    assert len(received.splitlines()) == 1 + 6
 
 
 def test_figures_come_from_sql(demo: tuple[str, float]) -> None:
@@ -254,6 +260,7 @@ def test_figures_come_from_sql(demo: tuple[str, float]) -> None:
     assert figure(out, "escalations acknowledged") == "1"
     assert figure(out, "turns answered") == "5 of 7 (71%)"
     assert figure(out, "unanswered now") == "2"
+    assert figure(out, "customer ratings") == "1 (average 5.0)"
     assert re.fullmatch(r"0:(19|20|21):\d\d", figure(out, "median response time"))
     assert figure(out, "received by network") == (
         "website chat 1, Messenger 1, Telegram 5, WhatsApp 2"

@@ -114,6 +114,15 @@ class Morning:
         await self.stage.click(self.maya, "relaydesk.resolve", "2", root["ts"])
         await self.stage.ephemeral_for(self.maya, "#2")
 
+    async def grace_rates_the_help(self) -> None:
+        self.say(
+            "Resolving #2 asked Grace for a rating (CSAT_ENABLED): she taps 5 and adds a "
+            "comment. Both show in the thread; neither is a customer message or reopens #2."
+        )
+        root = await self.stage.root_of(2)
+        await self.stage.customer_rates(self.grace, 5, "Super quick, thank you!")
+        await self.stage.thread_has(root["ts"], "Comment with the rating")
+
     async def kofi_goes_to_sales(self) -> None:
         self.say("Kofi asks for a bulk price: Maya hands #3 off to Sales; Sam answers there.")
         root = await self.stage.root_of(3)
@@ -265,6 +274,7 @@ SCENES: list[Scene] = [
     Morning.maya_claims_and_answers,
     Morning.an_internal_note,
     Morning.grace_is_helped_and_resolved,
+    Morning.grace_rates_the_help,
     Morning.kofi_goes_to_sales,
     Morning.a_meaningful_moment,
     Morning.a_failed_delivery,

@@ -28,8 +28,16 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tests.fakes import FakeSlack
-from tests.harness import INBOX, META_SECRET, SUMMARY, TELEGRAM_SECRET, Bot, start_bot
-from tests.signing import meta_headers, telegram_headers
+from tests.harness import (
+    GENERIC_SECRET,
+    INBOX,
+    META_SECRET,
+    SUMMARY,
+    TELEGRAM_SECRET,
+    Bot,
+    start_bot,
+)
+from tests.signing import generic_headers, meta_headers, telegram_headers
 
 PAGE_ID = "1691462197845448"
 PHONE_NUMBER_ID = "106540352242922"
@@ -162,6 +170,34 @@ class Stage:
         )
         if response.status != 200:
             raise RuntimeError(f"telegram webhook answered {response.status}")
+
+    async def customer_rates(self, customer: Customer, score: int, comment: str) -> None:
+        """Answer the rating question the generic reply URL received (its `csat.options`),
+        then write a comment, as a website chat would."""
+        if customer.network != "generic":
+            raise ValueError(f"no rating stand-in for {customer.network}")
+
+        def question() -> dict[str, Any] | None:
+            bodies = [c.json or {} for c in self.bot.sink.calls_to("*replies")]
+            return next((b["csat"] for b in bodies if "csat" in b), None)
+
+        options = {o["score"]: o for o in (await self.bot.until(question))["options"]}
+        for text, extra in ((options[score]["label"], options[score]["payload"]), (comment, None)):
+            customer.sent += 1
+            body = {
+                "conversation_id": customer.address,
+                "message_id": f"{customer.address}-{customer.sent}",
+                "author": {"id": f"cust-{customer.address}", "name": customer.name},
+                "text": text,
+                "sent_at": datetime.now(UTC).isoformat(),
+                **({"csat_payload": extra} if extra else {}),
+            }
+            raw = json.dumps(body).encode()
+            response = await self.bot.post_raw(
+                "/webhooks/generic", raw, generic_headers(raw, GENERIC_SECRET)
+            )
+            if response.status != 200:
+                raise RuntimeError(f"generic webhook answered {response.status}")
 
     # -- the team, through Slack -----------------------------------------------
     async def reply(
@@ -323,6 +359,7 @@ def environment(tz: ZoneInfo, today: date) -> dict[str, str]:
         "SWEEP_SECONDS": str(SWEEP_SECONDS),
         # Only the on-demand summary is posted: the daily job is not due in a morning.
         "SUMMARY_TIME": "23:59",
+        "CSAT_ENABLED": "true",  # resolving asks the customer for a rating
     }
 
 

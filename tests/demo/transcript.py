@@ -33,6 +33,7 @@ EMOJI = {
     "large_blue_circle": "🔵",
     "rotating_light": "🚨",
     "information_source": "ℹ️",
+    "star": "⭐",
     "outbox_tray": "📤",
     "arrow_right": "➡️",
     "leftwards_arrow_with_hook": "↩️",
@@ -280,6 +281,7 @@ async def figures(stage: Stage, style: Style) -> str:
         ("median response time", _duration(numbers["median_response_seconds"])),
         ("average first response", _duration(numbers["avg_first_response_seconds"])),
         ("unanswered now", str(numbers["unanswered"])),
+        ("customer ratings", f"{numbers['csat_count']} (average {numbers['csat_avg']})"),
     ]
     by_network = ", ".join(
         f"{NETWORK_NAMES.get(name, name)} {part['received']}"

@@ -198,6 +198,11 @@ class FakeGraph(FakeServer):
         )
         if recipient_id in self.closed_window:
             return graph_error(MESSENGER_WINDOW_CLOSED)
+        refused = _bad_quick_replies(params.get("message"))
+        if refused:
+            return graph_error(
+                {"message": f"(#100) {refused}", "type": "OAuthException", "code": 100}
+            )
         answer = {"recipient_id": recipient_id, "message_id": f"m_fake{next(self._ids)}"}
         self.sent.append(
             {
@@ -222,6 +227,11 @@ class FakeGraph(FakeServer):
             )
         if to in self.closed_window:
             return graph_error(WHATSAPP_WINDOW_CLOSED)
+        refused = _bad_whatsapp_message(params)
+        if refused:
+            return graph_error(
+                {"message": f"(#131009) {refused}", "type": "OAuthException", "code": 131009}
+            )
         wamid = f"wamid.FAKE{next(self._ids):08d}"
         self.sent.append(
             {
@@ -229,8 +239,9 @@ class FakeGraph(FakeServer):
                 "node": phone_number_id,
                 "to": to,
                 "text": params.get("text"),
-                "context": params.get("context"),
                 "type": params.get("type", "text"),
+                "interactive": params.get("interactive"),
+                "context": params.get("context"),
                 "media": params.get(str(params.get("type")))
                 if params.get("type") != "text"
                 else None,
@@ -404,6 +415,56 @@ class FakeGraph(FakeServer):
         if self.token in (bearer, call.params.get("access_token")):
             return None
         return graph_error(INVALID_TOKEN)
+
+
+def _bad_quick_replies(message: Any) -> str | None:
+    """Messenger / Instagram: at most 13 quick replies, text ones with a title of at most
+    20 characters and a payload, sent with a non-empty text."""
+    replies = message.get("quick_replies") if isinstance(message, dict) else None
+    if replies is None:
+        return None
+    if not isinstance(replies, list) or not 1 <= len(replies) <= 13:
+        return "quick_replies must hold 1 to 13 items"
+    if not str(message.get("text", "")).strip():
+        return "quick replies need a message text"
+    for item in replies:
+        if item.get("content_type") != "text" or not item.get("payload"):
+            return "a text quick reply needs a payload"
+        if not 1 <= len(str(item.get("title", ""))) <= 20:
+            return "a quick reply title has 1 to 20 characters"
+    return None
+
+
+def _bad_whatsapp_message(params: Answer) -> str | None:
+    """A WhatsApp message: text, media by id or link, or an interactive list (a body of
+    at most 1,024 characters, a button of at most 20, at most 10 rows with ids of at
+    most 200 characters and titles of at most 24)."""
+    kind = params.get("type", "text")
+    if kind == "text":
+        return None if isinstance(params.get("text"), dict) else "text is required"
+    if kind in ("image", "document", "video", "audio", "sticker"):
+        media = params.get(kind)
+        has_media = isinstance(media, dict) and bool(media.get("id") or media.get("link"))
+        return None if has_media else f"{kind} needs an id or a link"
+    interactive = params.get("interactive")
+    if params.get("type") != "interactive" or not isinstance(interactive, dict):
+        return "unsupported message type"
+    if interactive.get("type") != "list":
+        return "only list messages are faked"
+    body = str((interactive.get("body") or {}).get("text", ""))
+    action = interactive.get("action") or {}
+    rows = [row for section in action.get("sections", []) for row in section.get("rows", [])]
+    if not 1 <= len(body) <= 1024 or not 1 <= len(str(action.get("button", ""))) <= 20:
+        return "body or button text of the wrong length"
+    if not 1 <= len(rows) <= 10:
+        return "a list has 1 to 10 rows"
+    for row in rows:
+        if (
+            not 1 <= len(str(row.get("id", ""))) <= 200
+            or not 1 <= len(str(row.get("title", ""))) <= 24
+        ):
+            return "a row's id or title is of the wrong length"
+    return None
 
 
 def graph_error(error: Answer, status: int = 400) -> web.Response:

@@ -59,6 +59,7 @@ class FakeTelegram(FakeServer):
         self.sent: list[Answer] = []
         self.edited: list[Answer] = []  # editMessageText / editMessageCaption parameters
         self.deleted: list[tuple[int | str, int]] = []  # (chat id, message id)
+        self.answered: list[Answer] = []  # answerCallbackQuery parameters, in order
         self._next_message_id = 1
         self.files = FileStore()  # by file_id; served at /file/bot<token>/<file_id>
 
@@ -101,6 +102,11 @@ class FakeTelegram(FakeServer):
             return self._edit_caption(params)
         if method == "deletemessage":
             return self._delete_message(params)
+        if method == "answercallbackquery":
+            if not params.get("callback_query_id"):
+                return _error(400, "Bad Request: query is too old or query ID is invalid")
+            self.answered.append(params)
+            return _ok(True)
         if method == "getme":
             return _ok(
                 {
@@ -158,6 +164,12 @@ class FakeTelegram(FakeServer):
         reply_to = params.get("reply_to_message_id") or _reply_parameters_id(params)
         if reply_to:
             message["reply_to_message"] = {"message_id": int(reply_to)}
+        markup = params.get("reply_markup")
+        if markup is not None:
+            refused = _bad_keyboard(markup)
+            if refused:
+                return _error(400, f"Bad Request: {refused}")
+            message["reply_markup"] = markup
         self._next_message_id += 1
         self.sent.append(message)
         return _ok(message)
@@ -220,6 +232,21 @@ class FakeTelegram(FakeServer):
         self.sent.remove(message)
         self.deleted.append((message["chat"]["id"], message["message_id"]))
         return _ok(True)
+
+
+def _bad_keyboard(markup: Any) -> str | None:
+    """What Telegram refuses in an inline keyboard: callback_data must be 1-64 bytes
+    (https://core.telegram.org/bots/api#inlinekeyboardbutton)."""
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        return "can't parse reply keyboard markup JSON object"
+    for button in (button for row in rows for button in row):
+        data = button.get("callback_data") if isinstance(button, dict) else None
+        if not isinstance(data, str) or not 1 <= len(data.encode()) <= 64:
+            return "BUTTON_DATA_INVALID"
+        if not str(button.get("text", "")).strip():
+            return "text buttons are unallowed in the inline keyboard"
+    return None
 
 
 def _chat_id(value: int | str) -> int | str:

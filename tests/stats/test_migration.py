@@ -15,6 +15,7 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
 
 from storage.db import Database, alembic_config
 from storage.stats import compute
@@ -85,7 +86,7 @@ async def _figures(db: Database) -> dict[str, Any]:
 
 async def _later_columns(db: Database) -> None:
     """The turn columns later revisions add, which the current Repository writes, and the
-    moment table (0013), which today's figures count."""
+    moment (0013) and ratings (0015) tables, which today's figures read."""
     async with db.engine.begin() as connection:
         await connection.execute(
             text("ALTER TABLE turn ADD COLUMN business_response_seconds FLOAT")
@@ -96,6 +97,8 @@ async def _later_columns(db: Database) -> None:
                 " network VARCHAR(32), at TIMESTAMP)"
             )
         )
+        for name in ("csat_survey", "csat_rating"):
+            await connection.run_sync(SQLModel.metadata.tables[name].create)
 
 
 async def test_0002_keeps_the_figures_and_is_reversible(empty: Database) -> None:

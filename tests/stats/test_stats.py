@@ -36,6 +36,8 @@ EMPTY: dict[str, Any] = {
     "unanswered": 0,
     "oldest_unanswered_seconds": None,
     "moments": 0,
+    "csat_count": 0,
+    "csat_avg": None,
 }
 
 
