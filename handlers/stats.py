@@ -55,7 +55,8 @@ class StatsListeners:
             await ack("The statistics database is not answering right now; try again in a minute.")
             return
         scope = ReportFilters(request.period, network=request.network, team=request.team)
-        link = report_link(settings, scope.params(), now)
+        # /reports has no tag filter: no link that would show other figures
+        link = None if request.tag else report_link(settings, scope.params(), now)
         await ack(
             text=f"Social stats: {request.window.title}",
             blocks=stats_blocks(
@@ -102,6 +103,7 @@ async def api(request: web.Request) -> web.Response:
             network=request.query.get("network") or None,
             team=request.query.get("team") or None,
             now=now,
+            tag=(request.query.get("tag") or "").lower() or None,
         )
     except DatabaseUnavailable:
         return error(503, "the database is not answering; retry later")

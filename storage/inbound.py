@@ -22,7 +22,7 @@ therefore never wait for each other in a cycle.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
@@ -78,6 +78,20 @@ class NewCustomerMessage:
 
 
 @dataclass(frozen=True)
+class Routed:
+    """What routing rules decided for a new conversation (`bot.routing`)."""
+
+    team: str | None = None
+    priority: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+# Called once per conversation a batch creates, with its first message, inside the
+# batch's transaction: it must be cheap and must not block (rules compiled beforehand).
+Route = Callable[[NewCustomerMessage], Routed | None]
+
+
+@dataclass(frozen=True)
 class Stored:
     """What storing one inbound message did."""
 
@@ -120,11 +134,15 @@ class _Turn:
     id: int
 
 
-def store_batch(execute: Execute, items: Sequence[NewCustomerMessage]) -> list[Stored]:
-    """Store `items` in `execute`'s transaction; one `Stored` per item, in order."""
+def store_batch(
+    execute: Execute, items: Sequence[NewCustomerMessage], route: Route | None = None
+) -> list[Stored]:
+    """Store `items` in `execute`'s transaction; one `Stored` per item, in order.
+
+    `route`: the team, priority and tags of each conversation created here."""
     sql = _statements(execute.dialect)
     items = [_join_replied(execute, sql, item) if item.in_reply_to else item for item in items]
-    conversations, created = _conversations(execute, sql, items)
+    conversations, created = _conversations(execute, sql, items, route)
     message_ids, latest, replies = _insert_messages(execute, sql, items, conversations)
 
     results: list[Stored] = []
@@ -307,6 +325,9 @@ _NEW_CONVERSATION = (
     "reply_context",
     "root_text",
     "created_at",
+    "team",
+    "priority",
+    "tags",
 )
 
 
@@ -316,16 +337,18 @@ def _insert_conversations_at_once() -> Executable:
     return text(
         """
 INSERT INTO conversation (network, external_key, customer_id, customer_name, customer_handle,
-    reply_context, root_text, created_at, status, version, rendered_version)
+    reply_context, root_text, created_at, team, priority, tags, status, version,
+    rendered_version)
 SELECT network, external_key, customer_id, customer_name, customer_handle, reply_context,
-    root_text, created_at, 'open', 1, 0
+    root_text, created_at, team, priority, tags, 'open', 1, 0
 FROM unnest(
     CAST(:network AS varchar[]), CAST(:external_key AS varchar[]),
     CAST(:customer_id AS varchar[]), CAST(:customer_name AS varchar[]),
     CAST(:customer_handle AS varchar[]), CAST(:reply_context AS json[]),
-    CAST(:root_text AS text[]), CAST(:created_at AS timestamptz[])
+    CAST(:root_text AS text[]), CAST(:created_at AS timestamptz[]),
+    CAST(:team AS varchar[]), CAST(:priority AS varchar[]), CAST(:tags AS json[])
 ) WITH ORDINALITY AS i(network, external_key, customer_id, customer_name, customer_handle,
-                       reply_context, root_text, created_at, n)
+                       reply_context, root_text, created_at, team, priority, tags, n)
 ORDER BY n
 ON CONFLICT (network, external_key) DO NOTHING
 RETURNING id, network, external_key, team, status, customer_name, customer_handle,
@@ -335,9 +358,10 @@ RETURNING id, network, external_key, team, status, customer_name, customer_handl
         *(
             bindparam(name, type_=ARRAY(String))
             for name in _NEW_CONVERSATION
-            if name not in ("reply_context", "created_at")
+            if name not in ("reply_context", "created_at", "tags")
         ),
         bindparam("reply_context", type_=ARRAY(JSON)),
+        bindparam("tags", type_=ARRAY(JSON)),
         bindparam("created_at", type_=ARRAY(UTCDateTime)),
     )
 
@@ -354,7 +378,7 @@ def _join_replied(
 
 
 def _conversations(
-    execute: Execute, sql: _Statements, items: Sequence[NewCustomerMessage]
+    execute: Execute, sql: _Statements, items: Sequence[NewCustomerMessage], route: Route | None
 ) -> tuple[dict[Key, _Conversation], set[Key]]:
     """Lock the batch's conversations, creating the new ones; returns them by key, and the
     keys created now."""
@@ -365,22 +389,7 @@ def _conversations(
     missing = sorted(key for key in first if key not in found)
     if not missing:
         return found, set()
-    rows = [
-        {
-            "network": item.network,
-            "external_key": item.conversation_key,
-            "customer_id": item.author_id,
-            "customer_name": item.author_name,
-            "customer_handle": item.author_handle,
-            "reply_context": item.reply_context,
-            "root_text": item.text,
-            "created_at": item.received_at,
-            "status": ConversationStatus.OPEN,
-            "version": 1,
-            "rendered_version": 0,
-        }
-        for item in (first[key] for key in missing)
-    ]
+    rows = [_new_conversation(first[key], route) for key in missing]
     parameters: list[dict[str, Any]] | dict[str, Any] = rows
     if execute.dialect == "postgresql":  # one statement over arrays, in key order
         parameters = {name: [row[name] for row in rows] for name in _NEW_CONVERSATION}
@@ -391,6 +400,26 @@ def _conversations(
     if raced:
         found.update(_lock(execute, sql, raced))
     return found, set(created)
+
+
+def _new_conversation(item: NewCustomerMessage, route: Route | None) -> dict[str, Any]:
+    routed = (route(item) if route is not None else None) or Routed()
+    return {
+        "network": item.network,
+        "external_key": item.conversation_key,
+        "customer_id": item.author_id,
+        "customer_name": item.author_name,
+        "customer_handle": item.author_handle,
+        "reply_context": item.reply_context,
+        "root_text": item.text,
+        "created_at": item.received_at,
+        "team": routed.team,
+        "priority": routed.priority,
+        "tags": routed.tags,
+        "status": ConversationStatus.OPEN,
+        "version": 1,
+        "rendered_version": 0,
+    }
 
 
 def _lock(execute: Execute, sql: _Statements, keys: Sequence[Key]) -> dict[Key, _Conversation]:

@@ -31,6 +31,7 @@ _PERIOD_TITLES = {
     "30d": "the last 30 days",
 }
 OLDEST_LIMIT = 5
+TAG_PREFIX = "tag:"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class StatsRequest:
     window: Window
     network: str | None = None
     team: str | None = None
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class StatsReport:
     as_of: datetime
     network: str | None = None
     team: str | None = None
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ def parse_stats_command(
     networks: Sequence[str],
     teams: Sequence[str],
 ) -> StatsRequest:
-    """`[today|yesterday|7d|30d] [network] [team]` in any order, case-insensitive.
+    """`[today|yesterday|7d|30d] [network] [team] [tag:NAME]` in any order,
+    case-insensitive (`tag:` only the conversations routing rules gave that tag).
 
     A word that names both a network and a team is read as the network.
     Raises ValueError with a message for the user (safe to show in mrkdwn).
@@ -113,7 +117,9 @@ def parse_stats_command(
     known_teams = {name.lower() for name in teams} | {UNASSIGNED}
     chosen: dict[str, str] = {}
     for word in text.lower().split():
-        if word in PERIODS:
+        if word.startswith(TAG_PREFIX) and len(word) > len(TAG_PREFIX):
+            kind = "tag"
+        elif word in PERIODS:
             kind = "period"
         elif word in known_networks:
             kind = "network"
@@ -136,12 +142,14 @@ def parse_stats_command(
         window=period_window(period, now, tz),
         network=chosen.get("network"),
         team=chosen.get("team"),
+        tag=chosen["tag"].removeprefix(TAG_PREFIX) if "tag" in chosen else None,
     )
 
 
 def _usage(networks: Sequence[str], teams: Sequence[str]) -> str:
     return (
-        "Usage: `/social-stats [today|yesterday|7d|30d] [network] [team]`, in any order. "
+        "Usage: `/social-stats [today|yesterday|7d|30d] [network] [team] [tag:NAME]`, "
+        "in any order. "
         f"Networks: {', '.join(networks) or 'none configured'}. Teams: {', '.join(teams)}."
     )
 
@@ -151,13 +159,12 @@ async def stats_report(db: Database, request: StatsRequest, now: datetime) -> St
     """What `/social-stats` shows: the figures and the oldest waits as of the window's end."""
     window = request.window
     as_of = min(window.until, now)
+    scope = {"network": request.network, "team": request.team, "tag": request.tag}
     figures, oldest = await asyncio.gather(
-        compute(
-            db, window.since, window.until, network=request.network, team=request.team, now=now
-        ),
-        oldest_unanswered(db, as_of, OLDEST_LIMIT, network=request.network, team=request.team),
+        compute(db, window.since, window.until, now=now, **scope),
+        oldest_unanswered(db, as_of, OLDEST_LIMIT, **scope),
     )
-    return StatsReport(window, figures, oldest, as_of, request.network, request.team)
+    return StatsReport(window, figures, oldest, as_of, **scope)
 
 
 async def summary_report(db: Database, day: date, tz: ZoneInfo, now: datetime) -> SummaryReport:
@@ -180,6 +187,7 @@ async def window_figures(
     network: str | None,
     team: str | None,
     now: datetime,
+    tag: str | None = None,
 ) -> dict[str, Any]:
     """The `/api/stats` figures of a window (the contract's definitions, in SQL)."""
-    return await compute(db, since, until, network=network, team=team, now=now)
+    return await compute(db, since, until, network=network, team=team, now=now, tag=tag)
