@@ -22,6 +22,7 @@ therefore never wait for each other in a cycle.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -340,13 +341,13 @@ INSERT INTO conversation (network, external_key, customer_id, customer_name, cus
     reply_context, root_text, created_at, team, priority, tags, status, version,
     rendered_version)
 SELECT network, external_key, customer_id, customer_name, customer_handle, reply_context,
-    root_text, created_at, team, priority, tags, 'open', 1, 0
+    root_text, created_at, team, priority, CAST(tags AS json), 'open', 1, 0
 FROM unnest(
     CAST(:network AS varchar[]), CAST(:external_key AS varchar[]),
     CAST(:customer_id AS varchar[]), CAST(:customer_name AS varchar[]),
     CAST(:customer_handle AS varchar[]), CAST(:reply_context AS json[]),
     CAST(:root_text AS text[]), CAST(:created_at AS timestamptz[]),
-    CAST(:team AS varchar[]), CAST(:priority AS varchar[]), CAST(:tags AS json[])
+    CAST(:team AS varchar[]), CAST(:priority AS varchar[]), CAST(:tags AS text[])
 ) WITH ORDINALITY AS i(network, external_key, customer_id, customer_name, customer_handle,
                        reply_context, root_text, created_at, team, priority, tags, n)
 ORDER BY n
@@ -358,10 +359,9 @@ RETURNING id, network, external_key, team, status, customer_name, customer_handl
         *(
             bindparam(name, type_=ARRAY(String))
             for name in _NEW_CONVERSATION
-            if name not in ("reply_context", "created_at", "tags")
+            if name not in ("reply_context", "created_at")
         ),
         bindparam("reply_context", type_=ARRAY(JSON)),
-        bindparam("tags", type_=ARRAY(JSON)),
         bindparam("created_at", type_=ARRAY(UTCDateTime)),
     )
 
@@ -393,6 +393,8 @@ def _conversations(
     parameters: list[dict[str, Any]] | dict[str, Any] = rows
     if execute.dialect == "postgresql":  # one statement over arrays, in key order
         parameters = {name: [row[name] for row in rows] for name in _NEW_CONVERSATION}
+        # as JSON text: a list in an array parameter would read as one more dimension
+        parameters["tags"] = [json.dumps(tags) for tags in parameters["tags"]]
     inserted = [_Conversation(*row) for row in execute(sql.insert_conversations, parameters)]
     created = {(c.network, c.external_key): c for c in inserted}
     found.update(created)
