@@ -209,6 +209,7 @@ def _among(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
 class _Statements:
     lock: Executable
     insert_conversations: Executable
+    insert_routed_conversations: Executable  # with team, priority and tags
     insert_messages: Executable
     update_conversations: Executable
     broadcast: Executable
@@ -241,13 +242,20 @@ def _statements(dialect: str) -> _Statements:
         .group_by(t.conversation_id)
         .subquery()
     )
+    insert_conversations = (
+        dialect_insert(_CONVERSATION)
+        .on_conflict_do_nothing(index_elements=["network", "external_key"])
+        .returning(*conversation_columns)
+    )
     return _Statements(
         lock=_lock_statement(dialect, conversation_columns),
-        insert_conversations=_insert_conversations_at_once()
+        insert_conversations=_insert_conversations_at_once(routed=False)
         if dialect == "postgresql"
-        else dialect_insert(_CONVERSATION)
-        .on_conflict_do_nothing(index_elements=["network", "external_key"])
-        .returning(*conversation_columns),
+        else insert_conversations,
+        # SQLite: the same statement, compiled for the parameters' keys
+        insert_routed_conversations=_insert_conversations_at_once(routed=True)
+        if dialect == "postgresql"
+        else insert_conversations,
         insert_messages=dialect_insert(_MESSAGE)
         .on_conflict_do_nothing(index_elements=["network", "external_id"])
         .returning(m.id, m.network, m.external_id),
@@ -326,30 +334,36 @@ _NEW_CONVERSATION = (
     "reply_context",
     "root_text",
     "created_at",
-    "team",
-    "priority",
-    "tags",
 )
+# Written only when routing rules decided something for one of the batch's conversations.
+_ROUTING = ("team", "priority", "tags")
 
 
-def _insert_conversations_at_once() -> Executable:
+def _insert_conversations_at_once(*, routed: bool) -> Executable:
     """PostgreSQL: insert a batch's new conversations from arrays, in key order, in one
-    round trip (asyncpg's executemany returns no rows)."""
+    round trip (asyncpg's executemany returns no rows). `routed`: with the routing
+    columns (tags as JSON text: a list in an array parameter reads as a dimension)."""
+    columns, values, arrays, names = "", "", "", ""
+    if routed:
+        columns = ", team, priority, tags"
+        values = ", team, priority, CAST(tags AS json)"
+        arrays = (
+            ",\n    CAST(:team AS varchar[]), CAST(:priority AS varchar[]), CAST(:tags AS text[])"
+        )
+        names = ", team, priority, tags"
     return text(
-        """
+        f"""
 INSERT INTO conversation (network, external_key, customer_id, customer_name, customer_handle,
-    reply_context, root_text, created_at, team, priority, tags, status, version,
-    rendered_version)
+    reply_context, root_text, created_at{columns}, status, version, rendered_version)
 SELECT network, external_key, customer_id, customer_name, customer_handle, reply_context,
-    root_text, created_at, team, priority, CAST(tags AS json), 'open', 1, 0
+    root_text, created_at{values}, 'open', 1, 0
 FROM unnest(
     CAST(:network AS varchar[]), CAST(:external_key AS varchar[]),
     CAST(:customer_id AS varchar[]), CAST(:customer_name AS varchar[]),
     CAST(:customer_handle AS varchar[]), CAST(:reply_context AS json[]),
-    CAST(:root_text AS text[]), CAST(:created_at AS timestamptz[]),
-    CAST(:team AS varchar[]), CAST(:priority AS varchar[]), CAST(:tags AS text[])
+    CAST(:root_text AS text[]), CAST(:created_at AS timestamptz[]){arrays}
 ) WITH ORDINALITY AS i(network, external_key, customer_id, customer_name, customer_handle,
-                       reply_context, root_text, created_at, team, priority, tags, n)
+                       reply_context, root_text, created_at{names}, n)
 ORDER BY n
 ON CONFLICT (network, external_key) DO NOTHING
 RETURNING id, network, external_key, team, status, customer_name, customer_handle,
@@ -358,7 +372,7 @@ RETURNING id, network, external_key, team, status, customer_name, customer_handl
     ).bindparams(
         *(
             bindparam(name, type_=ARRAY(String))
-            for name in _NEW_CONVERSATION
+            for name in (*_NEW_CONVERSATION, *(_ROUTING if routed else ()))
             if name not in ("reply_context", "created_at")
         ),
         bindparam("reply_context", type_=ARRAY(JSON)),
@@ -389,13 +403,17 @@ def _conversations(
     missing = sorted(key for key in first if key not in found)
     if not missing:
         return found, set()
-    rows = [_new_conversation(first[key], route) for key in missing]
+    routes = {key: route(first[key]) for key in missing} if route is not None else {}
+    routed = any(routes.values())
+    rows = [_new_conversation(first[key], routes.get(key), routed) for key in missing]
     parameters: list[dict[str, Any]] | dict[str, Any] = rows
     if execute.dialect == "postgresql":  # one statement over arrays, in key order
-        parameters = {name: [row[name] for row in rows] for name in _NEW_CONVERSATION}
-        # as JSON text: a list in an array parameter would read as one more dimension
-        parameters["tags"] = [json.dumps(tags) for tags in parameters["tags"]]
-    inserted = [_Conversation(*row) for row in execute(sql.insert_conversations, parameters)]
+        names = (*_NEW_CONVERSATION, *(_ROUTING if routed else ()))
+        parameters = {name: [row[name] for row in rows] for name in names}
+        if routed:
+            parameters["tags"] = [json.dumps(tags) for tags in parameters["tags"]]
+    statement = sql.insert_routed_conversations if routed else sql.insert_conversations
+    inserted = [_Conversation(*row) for row in execute(statement, parameters)]
     created = {(c.network, c.external_key): c for c in inserted}
     found.update(created)
     raced = [key for key in missing if key not in created]  # created by another process
@@ -404,9 +422,11 @@ def _conversations(
     return found, set(created)
 
 
-def _new_conversation(item: NewCustomerMessage, route: Route | None) -> dict[str, Any]:
-    routed = (route(item) if route is not None else None) or Routed()
-    return {
+def _new_conversation(
+    item: NewCustomerMessage, routed: Routed | None, with_routing: bool
+) -> dict[str, Any]:
+    """A conversation row; `with_routing`: with the routing columns (None: nothing decided)."""
+    row: dict[str, Any] = {
         "network": item.network,
         "external_key": item.conversation_key,
         "customer_id": item.author_id,
@@ -415,13 +435,14 @@ def _new_conversation(item: NewCustomerMessage, route: Route | None) -> dict[str
         "reply_context": item.reply_context,
         "root_text": item.text,
         "created_at": item.received_at,
-        "team": routed.team,
-        "priority": routed.priority,
-        "tags": routed.tags,
         "status": ConversationStatus.OPEN,
         "version": 1,
         "rendered_version": 0,
     }
+    if with_routing:
+        routed = routed or Routed()
+        row.update(team=routed.team, priority=routed.priority, tags=routed.tags)
+    return row
 
 
 def _lock(execute: Execute, sql: _Statements, keys: Sequence[Key]) -> dict[Key, _Conversation]:

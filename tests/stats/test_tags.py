@@ -69,3 +69,51 @@ async def test_stats_filter_by_tag(db: Database) -> None:
         (1, 5400.0),
     ]
     assert await oldest_unanswered(db, at(12), tag="vip") == [waiting[0]]
+
+
+async def test_routing_runs_once_per_new_conversation_of_a_batch(db: Database) -> None:
+    from sqlmodel import col, select
+
+    from storage.models import Conversation, Turn
+    from storage.repo import NewCustomerMessage, Repository
+
+    def message(key: str, n: int, text: str) -> NewCustomerMessage:
+        return NewCustomerMessage(
+            network="telegram",
+            conversation_key=key,
+            external_id=f"{key}:{n}",
+            author_id=key,
+            author_name=key,
+            text=text,
+            sent_at=at(10, n),
+            received_at=at(10, n),
+        )
+
+    asked: list[str] = []
+
+    def route(item: NewCustomerMessage) -> Routed | None:
+        asked.append(item.external_id)
+        return Routed("sales", "urgent", ["refund"]) if "refund" in item.text else None
+
+    repo = Repository(db)
+    await repo.store_customer_messages([message("old", 0, "hello")])  # before any rules
+    batch = [
+        message("old", 1, "refund please"),  # an existing conversation: not routed again
+        message("a", 2, "refund please"),
+        message("a", 3, "hello again"),  # the same new conversation: routed by its first
+        message("b", 4, "hello"),
+    ]
+    stored = await repo.store_customer_messages(batch, route)
+
+    assert asked == ["a:2", "b:4"]
+    assert [s.new_conversation for s in stored] == [False, True, False, True]
+    async with db.read() as session:
+        rows = (await session.execute(select(Conversation).order_by(col(Conversation.id)))).all()
+        found = [(c.external_key, c.team, c.priority, c.tags) for (c,) in rows]
+        turns = (await session.execute(select(Turn.conversation_id, Turn.team))).all()
+    assert found == [
+        ("old", None, None, []),
+        ("a", "sales", "urgent", ["refund"]),
+        ("b", None, None, []),
+    ]
+    assert sorted(turns) == [(1, None), (2, "sales"), (3, None)]
