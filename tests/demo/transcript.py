@@ -41,6 +41,7 @@ EMOJI = {
     "tada": "🎉",
     "page": "📄",
     "arrows_counterclockwise": "🔄",
+    "label": "🏷️",
 }
 NETWORK_NAMES = {
     "telegram": "Telegram",
