@@ -11,6 +11,8 @@ all have to hold (a list within one condition: any of it):
 - `language`: ISO 639-1 codes (`es`) of the first message's detected language;
 - `handle`: the customer's handle or id, ignoring case and a leading `@`.
 
+A rule may have a `name`, for the reader only.
+
 A rule with no condition matches every conversation. Of the matching rules, the
 first that names a `team` sets the team and the first that names a `priority` sets
 the priority; `tags` add up over every matching rule.
@@ -27,6 +29,7 @@ plus one detection when a rule asks for a language.
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 import unicodedata
@@ -36,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from storage.inbound import NewCustomerMessage, Routed
+
+log = logging.getLogger(__name__)
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 URGENT = "urgent"
@@ -47,6 +52,14 @@ _LINE = re.compile(r"\s*\(at (?:line (\d+), column \d+|end of document)\)$")
 # langidentify's confidence gap below which the language is taken as unknown
 MIN_GAP = 0.02
 DEFAULT_LANGUAGE = "en"
+
+
+def is_tag(text: str) -> bool:
+    """Whether `text` can be a tag (what the stats filters accept)."""
+    return len(text) <= MAX_TAG and _TAG.match(text) is not None
+
+
+TAG_RULE = f"at most {MAX_TAG} lower-case letters, digits, '-', '_' or '.'"
 
 
 class RulesError(ValueError):
@@ -66,7 +79,6 @@ def _words(text: str) -> str:
 
 @dataclass(frozen=True)
 class Rule:
-    line: int
     networks: frozenset[str] = frozenset()
     keywords: tuple[str, ...] = ()  # each as _words() gives it
     patterns: tuple[re.Pattern[str], ...] = ()
@@ -141,20 +153,25 @@ class Router:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
         self._model: Any = None
-        if rules.wants_language:
-            from langidentify import Language, Model
+        self._detector: Any = None
+        self._unknown: Any = None
+        if rules.wants_language:  # imported and loaded only then (about 0.1 s + 12 MB each)
+            from langidentify import Detector, Language, Model
 
             self._model = Model.load_lite([Language.from_string(code) for code in rules.languages])
+            self._detector, self._unknown = Detector, Language.UNKNOWN
 
     def detect(self, text: str) -> str | None:
         """The ISO 639-1 code of `text`'s language, or None when it cannot be told."""
         if self._model is None:
             return None
-        from langidentify import Detector, Language
-
-        detector = Detector(self._model)  # cheap, and not thread-safe: one per call
-        found = detector.detect(text)
-        if found == Language.UNKNOWN or detector.results.gap < MIN_GAP:
+        detector = self._detector(self._model)  # cheap, and not thread-safe: one per call
+        try:
+            found = detector.detect(text)
+        except Exception:  # noqa: BLE001 - the library's own failure: the language is unknown
+            log.warning("language detection failed; routed as unknown", exc_info=True)
+            return None
+        if found == self._unknown or detector.results.gap < MIN_GAP:
             return None
         return str(found.iso_code)
 
@@ -313,7 +330,6 @@ class _Checker:
         languages = frozenset(self.language(line("language"), c) for c in strings("language"))
         handles = frozenset(_handle(h) for h in strings("handle") if _handle(h))
         return Rule(
-            line=source.rule_line(index),
             networks=frozenset(networks),
             keywords=keywords,
             patterns=tuple(patterns),
@@ -367,11 +383,9 @@ class _Checker:
         cleaned = []
         for tag in tags:
             tag = tag.strip().lower()
-            if not _TAG.match(tag) or len(tag) > MAX_TAG:
+            if not is_tag(tag):
                 raise self._source.error(
-                    line,
-                    f"tag '{tag}' must be at most {MAX_TAG} letters, digits, '-', '_' or '.' "
-                    "(no spaces), starting with a letter or digit",
+                    line, f"tag '{tag}' must be {TAG_RULE}, starting with a letter or digit"
                 )
             cleaned.append(tag)
         return tuple(dict.fromkeys(cleaned))

@@ -12,6 +12,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
 from bot.blocks.stats import stats_blocks
+from bot.routing import TAG_RULE, is_tag
 from bot.services.report_links import report_link
 from bot.services.reports import ReportFilters, parse_instant
 from bot.services.stats import parse_stats_command, stats_report, window_figures
@@ -95,6 +96,9 @@ async def api(request: web.Request) -> web.Response:
         return error(400, "since is required (ISO-8601 with a UTC offset)")
     if until < since:
         return error(400, "until must not be before since")
+    tag = request.query.get("tag", "").lower() or None
+    if tag is not None and not is_tag(tag):
+        return error(400, f"tag must be {TAG_RULE}")
     try:
         figures = await window_figures(
             services.db,
@@ -103,7 +107,7 @@ async def api(request: web.Request) -> web.Response:
             network=request.query.get("network") or None,
             team=request.query.get("team") or None,
             now=now,
-            tag=(request.query.get("tag") or "").lower() or None,
+            tag=tag,
         )
     except DatabaseUnavailable:
         return error(503, "the database is not answering; retry later")

@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.blocks.conversation import escape
+from bot.routing import TAG_RULE, is_tag
 from storage.db import Database
 from storage.stats import UNASSIGNED, compute, oldest_unanswered
 
@@ -119,6 +120,8 @@ def parse_stats_command(
     for word in text.lower().split():
         if word.startswith(TAG_PREFIX) and len(word) > len(TAG_PREFIX):
             kind = "tag"
+            if not is_tag(word.removeprefix(TAG_PREFIX)):
+                raise ValueError(f"`{escape(word)}` is no tag: a tag is {TAG_RULE}.")
         elif word in PERIODS:
             kind = "period"
         elif word in known_networks:

@@ -98,6 +98,11 @@ async def test_an_urgent_routed_conversation_opens_in_sales_and_escalates_sooner
         assert (figures["order"]["received"], figures["order"]["unanswered"]) == (2, 2)
         assert (figures["nothing"]["received"], figures["nothing"]["turns"]) == (0, 0)
         assert figures[""]["received"] == 2  # an empty tag filters nothing
+        refused = await bot.client.get(
+            "/api/stats", params={"since": since, "tag": "no\x00tag"}, headers=headers
+        )
+        assert refused.status == 400
+        assert (await refused.json())["error"].startswith("tag must be at most 64 lower-case")
 
         response = await bot.command("/social-stats", "today tag:refund")
         answer = json.dumps((await response.json())["blocks"])

@@ -151,6 +151,7 @@ def test_parse_stats_command(text: str, period: str, network: str | None, team: 
         ("<!channel>", "I don't know `&lt;!channel&gt;`."),
         ("tag:refund tag:vip", "Give at most one tag (got `tag:refund` and `tag:vip`)."),
         ("tag:", "I don't know `tag:`."),
+        ("tag:<b>", "`tag:&lt;b&gt;` is no tag: a tag is at most 64 lower-case letters"),
     ],
 )
 def test_parse_stats_command_refuses_unknown_words(text: str, message: str) -> None:
