@@ -15,6 +15,7 @@ from typing import Any
 import emoji
 
 from bot.networks.registry import labels as network_labels
+from bot.routing import URGENT
 from storage.core import Mark, ReplyKind
 from storage.models import Conversation, CustomerMessage, TeamReply
 
@@ -150,7 +151,7 @@ def root_blocks(
 def routing_line(conversation: Conversation) -> str | None:
     """The priority and tags routing rules gave the conversation, if any."""
     parts = []
-    if conversation.priority == "urgent":
+    if conversation.priority == URGENT:
         parts.append(":rotating_light: *urgent*")
     elif conversation.priority:
         parts.append(f"priority: *{escape(conversation.priority)}*")
