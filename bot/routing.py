@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import tomllib
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -159,6 +160,9 @@ class Router:
         self._model: Any = None
         self._detector: Any = None
         self._unknown: Any = None
+        # A detector is not thread-safe and costs about as much to make as one detection:
+        # one per thread (the SQLite writer's, or the event loop's on PostgreSQL).
+        self._local = threading.local()
         if rules.wants_language:  # imported and loaded only then (about 0.1 s + 12 MB each)
             from langidentify import Detector, Language, Model
 
@@ -169,7 +173,9 @@ class Router:
         """The ISO 639-1 code of `text`'s language, or None when it cannot be told."""
         if self._model is None:
             return None
-        detector = self._detector(self._model)  # cheap, and not thread-safe: one per call
+        detector = getattr(self._local, "detector", None)
+        if detector is None:
+            detector = self._local.detector = self._detector(self._model)
         try:
             found = detector.detect(text[:DETECT_CHARS])
         except Exception:  # noqa: BLE001 - the library's own failure: the language is unknown
