@@ -105,7 +105,7 @@ async def test_an_urgent_routed_conversation_opens_in_sales_and_escalates_sooner
         assert (await refused.json())["error"].startswith("tag must be at most 64 lower-case")
 
         response = await bot.command("/social-stats", "today tag:refund")
-        answer = json.dumps((await response.json())["blocks"])
-        assert "tag: refund" in answer
+        shown = json.dumps((await response.json())["blocks"])
+        assert "tag: refund" in shown
     finally:
         await stop()
