@@ -107,5 +107,6 @@ async def test_an_urgent_routed_conversation_opens_in_sales_and_escalates_sooner
         response = await bot.command("/social-stats", "today tag:refund")
         shown = json.dumps((await response.json())["blocks"])
         assert "tag: refund" in shown
+        assert "*Received*\\n1 messages" in shown  # the refund alone (a JSON-escaped newline)
     finally:
         await stop()
