@@ -104,7 +104,7 @@ async def test_an_urgent_routed_conversation_opens_in_sales_and_escalates_sooner
         assert refused.status == 400
         assert (await refused.json())["error"].startswith("tag must be at most 64 lower-case")
 
-        response = await bot.command("/social-stats", "today tag:refund")
+        response = await bot.command("/social-stats", "7d tag:refund")
         shown = json.dumps((await response.json())["blocks"])
         assert "tag: refund" in shown
         assert "*Received*\\n1 messages" in shown  # the refund alone (a JSON-escaped newline)
