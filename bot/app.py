@@ -9,23 +9,27 @@ from datetime import datetime
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.networks import build_networks
-from bot.networks.base import Network
+from bot.networks.base import InboundMessage, Network
+from bot.networks.x import XNetwork
 from bot.services.conversations import Conversations
 from bot.services.corrections import Corrections
 from bot.services.delivery import Dispatcher
 from bot.services.escalation import Escalations
 from bot.services.handoff import Handoffs
 from bot.services.health import Health
+from bot.services.listening import Listening
 from bot.services.refs import Lookup
 from bot.services.relay import Relay
 from bot.services.replies import Replies
 from bot.services.summary import DailySummary
+from bot.services.x_search import XSearch
 from bot.slack import Slack, make_web_client
 from storage.coordination import DEFAULT_PREFIX, Coordinator, make_coordinator
 from storage.db import Database
 from storage.escalations import EscalationStore
+from storage.listening import Mentions
 from storage.models import utcnow
-from storage.repo import Repository
+from storage.repo import Repository, Stored
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Services:
     clock: Callable[[], datetime]
     summary: DailySummary
     health: Health
+    listening: Listening
+    x_search: XSearch | None  # polls X while listening is on and X is configured
 
     async def close(self) -> None:
         await self.relay.close()
@@ -72,6 +78,36 @@ def build_services(
     )
     networks = build_networks(settings)
     conversations = Conversations(settings, repo, coordinator)
+
+    async def open_mention(messages: list[InboundMessage]) -> list[Stored]:
+        return await relay.receive(messages)
+
+    mentions = Mentions(db)
+    listening = Listening(
+        settings,
+        mentions,
+        slack,
+        coordinator,
+        open_mention,
+        list(networks),
+        clock,
+        conversations.check_allowed,
+    )
+    relay = Relay(repo, coordinator, clock=clock, mentions=listening.receive)
+    x = networks.get("x")
+    x_search = (
+        XSearch(
+            x,
+            settings.terms,
+            listening,
+            mentions,
+            coordinator,
+            settings.listen_x_poll_seconds,
+            clock,
+        )
+        if isinstance(x, XNetwork) and settings.listening
+        else None
+    )
     dispatcher = Dispatcher(
         settings=settings,
         repo=repo,
@@ -88,7 +124,7 @@ def build_services(
         coordinator=coordinator,
         slack=slack,
         networks=networks,
-        relay=Relay(repo, coordinator, clock=clock),
+        relay=relay,
         dispatcher=dispatcher,
         replies=Replies(settings, repo, slack, coordinator, dispatcher.kick),
         corrections=Corrections(repo, slack, networks),
@@ -107,4 +143,6 @@ def build_services(
         clock=clock,
         summary=DailySummary(settings, db, slack, clock),
         health=Health(settings, db, repo, coordinator, clock),
+        listening=listening,
+        x_search=x_search,
     )

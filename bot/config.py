@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bot.networks.registry import BY_NAME, NETWORKS, REQUIRED_SETTINGS
 from bot.networks.registry import SECRET_SETTINGS as NETWORK_SECRETS
+from bot.services.listen_terms import Term, parse_terms
 from storage.business_hours import ALWAYS_OPEN, BusinessHours, parse_holidays, parse_hours
 
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -35,6 +36,7 @@ MAX_UNDO_SECONDS = 300  # an undo window, not a schedule
 # A shift longer than a year is no rotation (likely hours typed as days), and
 # dates stay far from the calendar's end.
 MAX_ROTATION_DAYS = 365
+MIN_POLL_SECONDS = 2.0  # X allows 450 recent searches per 15 minutes: one every 2 s
 
 
 class ConfigError(Exception):
@@ -105,6 +107,10 @@ class Settings(BaseSettings):
     # Filled from TONE_<NETWORK>: guidance shown on each root of that network.
     tones: dict[str, str] = Field(default_factory=dict)
     response_rate_target: float | None = None  # shown against each network's rate
+    # Listening: brand terms (`name|variant, ...`) and where the mentions found go.
+    listen_terms: str | None = None
+    slack_listening_channel: str | None = None
+    listen_x_poll_seconds: float = 60.0  # X recent search, while LISTEN_TERMS and X are set
 
     telegram_bot_token: str | None = None
     telegram_webhook_secret: str | None = None
@@ -248,6 +254,35 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("listen_terms", "slack_listening_channel", mode="before")
+    @classmethod
+    def _listen_blank(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("listen_terms")
+    @classmethod
+    def _terms(cls, value: str | None) -> str | None:
+        parse_terms(value)
+        return value
+
+    @field_validator("listen_x_poll_seconds")
+    @classmethod
+    def _poll(cls, value: float) -> float:
+        if not (math.isfinite(value) and MIN_POLL_SECONDS <= value <= MAX_SWEEP_SECONDS):
+            raise ValueError(
+                f"must be a number of seconds from {MIN_POLL_SECONDS} to {MAX_SWEEP_SECONDS}"
+            )
+        return value
+
+    @cached_property
+    def terms(self) -> tuple[Term, ...]:
+        """The brand terms to listen for (none: listening is off)."""
+        return parse_terms(self.listen_terms)
+
+    @property
+    def listening(self) -> bool:
+        return bool(self.terms and self.slack_listening_channel)
+
     @field_validator("business_hours")
     @classmethod
     def _hours(cls, value: str | None) -> str | None:
@@ -270,7 +305,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        for name in ("slack_inbox_channel", "slack_summary_channel"):
+        for name in ("slack_inbox_channel", "slack_summary_channel", "slack_listening_channel"):
             _check_channel(name, getattr(self, name))
         for network, channel in self.network_channels.items():
             _check_channel(BY_NAME[network].channel_setting, channel)

@@ -51,18 +51,34 @@ class JsonHttp:
 
         Network failures and timeouts become temporary `DeliveryError`s.
         """
+        body: bytes | aiohttp.FormData | None = form if form is not None else data
+        return await self._send(
+            "POST",
+            url,
+            headers,
+            json=payload if body is None else None,
+            data=body,
+            timeout=aiohttp.ClientTimeout(total=timeout) if timeout else None,
+        )
+
+    async def get(
+        self, url: str, params: Mapping[str, str], headers: Mapping[str, str] | None = None
+    ) -> HttpAnswer:
+        """GET with query `params`; failures as in `post`."""
+        return await self._send("GET", url, headers, params=dict(params))
+
+    async def _send(
+        self, method: str, url: str, headers: Mapping[str, str] | None, **options: Any
+    ) -> HttpAnswer:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)
             )
+        if options.get("timeout") is None:
+            options["timeout"] = self._session.timeout
         try:
-            body: bytes | aiohttp.FormData | None = form if form is not None else data
-            async with self._session.post(
-                url,
-                json=payload if body is None else None,
-                data=body,
-                headers=dict(headers or {}),
-                timeout=aiohttp.ClientTimeout(total=timeout) if timeout else self._session.timeout,
+            async with self._session.request(
+                method, url, headers=dict(headers or {}), **options
             ) as response:
                 raw = await response.read()
                 status, answer_headers = response.status, response.headers

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
@@ -23,6 +23,7 @@ from bot.networks.base import (
     InboundMessage,
     Notice,
     PayloadError,
+    PublicMention,
 )
 from storage.actions import ActionRepository, NewAction
 from storage.coordination import CoordinationUnavailable, Coordinator
@@ -150,7 +151,10 @@ class Relay:
         coordinator: Coordinator,
         *,
         clock: Callable[[], datetime] = utcnow,
+        mentions: Callable[[list[PublicMention]], Awaitable[object]] | None = None,
     ) -> None:
+        """`mentions` takes the public mentions a webhook reported (listening); without
+        it they are dropped."""
         self._repo = repo
         self._coordinator = coordinator
         self._clock = clock
@@ -158,6 +162,7 @@ class Relay:
         self._actions = ActionRepository(repo.db)
         self._waker = Waker(coordinator)
         self.echo_hold = ECHO_HOLD
+        self._mentions = mentions
 
     async def receive(self, events: Sequence[InboundEvent]) -> list[Stored]:
         """Store what a webhook delivered; duplicates come back with `message_id=None`."""
@@ -169,6 +174,9 @@ class Relay:
         automated = [row for event, row in rows if event.from_team and event.automated]
         statuses = [event for event in events if isinstance(event, DeliveryStatus)]
         actions = _actions(events, received_at)
+        mentions = [event for event in events if isinstance(event, PublicMention)]
+        if mentions and self._mentions is not None:
+            await self._mentions(mentions)
         stored = await self._writer.write(messages) if messages else []
         new_echoes = 0
         hold = received_at + self.echo_hold
@@ -223,7 +231,7 @@ def _actions(events: Sequence[InboundEvent], received_at: datetime) -> list[NewA
     """Rows for the customer's non-message events; one with an unusable id is skipped."""
     actions = []
     for event in events:
-        if isinstance(event, InboundMessage | DeliveryStatus):
+        if isinstance(event, InboundMessage | DeliveryStatus | PublicMention):
             continue
         try:
             actions.append(_to_action(event, received_at))
