@@ -131,10 +131,11 @@ def x_query(terms: tuple[Term, ...]) -> str:
 
 
 def find(terms: tuple[Term, ...], text: str) -> Match | None:
-    """The best match in `text`: the fewest edits, then the earliest; None if none."""
+    """The best match in `text`: the fewest edits, then the earliest, then a variant of
+    as many words as the post's; None if none."""
     spans = [(m.start(), m.end(), normal(m.group())) for m in WORD.finditer(text)]
     spans = [span for span in spans if span[2]]
-    best: tuple[int, int, Match] | None = None
+    best: tuple[tuple[int, int, bool], Match] | None = None
     for term in terms:
         for variant in term.variants:
             target = "".join(variant.words)
@@ -146,11 +147,11 @@ def find(terms: tuple[Term, ...], text: str) -> Match | None:
                     edits = _edits(candidate, target, variant.max_edits)
                     if edits is None or (edits and candidate in COMMON_WORDS):
                         continue
-                    if best is None or (edits, window[0][0]) < best[:2]:
+                    rank = (edits, window[0][0], width != len(variant.words))
+                    if best is None or rank < best[0]:
                         found = text[window[0][0] : window[-1][1]]
-                        match = Match(term.name, variant.spelling, found, edits)
-                        best = (edits, window[0][0], match)
-    return best[2] if best else None
+                        best = (rank, Match(term.name, variant.spelling, found, edits))
+    return best[1] if best else None
 
 
 def _edits(a: str, b: str, limit: int) -> int | None:
