@@ -75,9 +75,10 @@ class FakeX(FakeServer):
         username: str = "someone",
         name: str = "Some One",
         conversation_id: str | None = None,
+        post_id: str | None = None,
     ) -> str:
         """A public post the recent search can find; returns its id."""
-        post_id = str(next(self._ids))
+        post_id = post_id or str(next(self._ids))
         self.users[author_id] = {"id": author_id, "username": username, "name": name}
         self.posts.append(
             {
