@@ -316,6 +316,11 @@ class Settings(BaseSettings):
                 _check_user(name, user)
         if self.escalation_manager:
             _check_user("escalation_manager", self.escalation_manager)
+        if bool(self.terms) != bool(self.slack_listening_channel):
+            raise ValueError(
+                "LISTEN_TERMS and SLACK_LISTENING_CHANNEL go together: set both to listen "
+                "for brand mentions, or neither"
+            )
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"

@@ -1,7 +1,7 @@
 """Every benchmark, one after the other: `python -m tests.bench [--quick]`.
 
 Ingest (open-loop webhooks), relay under Slack's rate limit, the reply path, memory, and
-the stats queries (tests/bench/bench_stats.py) when present. Each prints its own table
+the stats queries (tests/bench/bench_stats.py) when present, and listening. Each prints its own table
 with PASS/MISS against its target; nothing is asserted. Everything runs on 127.0.0.1.
 """
 
@@ -20,6 +20,7 @@ BENCHES = (
     "tests.bench.bench_memory",
     "tests.bench.bench_stats",
     "tests.bench.bench_markup",
+    "tests.bench.bench_listen",
 )
 
 
