@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from storage.listening import Mentions
 from tests.demo.stage import (
     LISTENING,
     MANAGER,
@@ -203,6 +204,8 @@ class Morning:
             "/webhooks/generic", body, generic_headers(body, GENERIC_SECRET)
         )
         post = await self.stage.bot.until(lambda: self.stage.slack.roots(LISTENING))
+        mentions = Mentions(self.stage.bot.services.db)  # recorded after Slack answers
+        await self.stage.bot.until(lambda: mentions.shown_with(LISTENING, post[0]["ts"]))
         value = next(
             element["value"]
             for block in post[0]["blocks"]

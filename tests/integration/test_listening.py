@@ -64,6 +64,14 @@ def posts(bot: Bot) -> list[dict[str, Any]]:
     return bot.slack.messages(LISTEN)
 
 
+async def recorded(bot: Bot, *shown: dict[str, Any]) -> None:
+    """Wait until SQL knows the posts (recorded after Slack answers; a person is never
+    that quick to click)."""
+    mentions = Mentions(bot.services.db)
+    for post in shown:
+        await bot.until(lambda post=post: mentions.shown_with(LISTEN, post["ts"]))
+
+
 def shown(post: dict[str, Any]) -> str:
     return json.dumps(post.get("blocks"), ensure_ascii=False)
 
@@ -193,6 +201,7 @@ async def test_page_and_instagram_mentions_are_posted_and_page_ones_can_be_opene
     assert "cannot be opened here" in shown(second)
     assert bot.slack.roots(INBOX) == []
 
+    await recorded(bot, first, second)
     await bot.click(OPEN, buttons(first)[OPEN], channel=LISTEN, message_ts=first["ts"])
     root = await bot.root()
     assert "Just a test message" in json.dumps(root["blocks"])
@@ -217,6 +226,7 @@ async def test_open_makes_a_public_x_conversation_and_dismiss_updates_the_messag
     assert bot.services.x_search is not None
     await bot.services.x_search.poll()
     a, b = await bot.until(lambda: posts(bot) if len(posts(bot)) == 2 else None)
+    await recorded(bot, a, b)
     by_post = {p["metadata"]["event_payload"]["mention"]: p for p in (a, b)}
     rows = {m.external_id: m for m in await stored(bot)}
     open_post, dismiss_post = by_post[rows[wanted].id], by_post[rows[unwanted].id]

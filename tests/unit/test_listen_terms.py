@@ -7,8 +7,7 @@ import pytest
 from bot.services.listen_terms import TermError, find, normal, parse_terms, x_query
 
 TERMS = parse_terms(
-    "Relaydesk|relay desk, Acme|akme, Notion, Kodak, Superfantastic, "
-    "نوین‌پرداز, کیک, Café Olé, Zoë"
+    "Relaydesk|relay desk, Acme|akme, Notion, Kodak, Superfantastic, نوین‌پرداز, کیک, Café Olé, Zoë"
 )
 
 # (post, term, variant, words of the post that matched, edits); term None: no match.
