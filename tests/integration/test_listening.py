@@ -413,6 +413,23 @@ async def test_over_60_an_hour_the_channel_gets_a_digest_every_10_minutes(
         assert sorted(_mention_ids(bot)) == sorted(m.id for m in await stored(bot))
         assert bot.slack.rate_limited() == []
         assert await _pending(bot) == 0
+
+        # Open on one line of a digest: a conversation, and that line says so
+        part = _digests(bot)[0]
+        await recorded(bot, part)
+        chosen, *others = [value for action, value in _all_buttons(part) if action == OPEN]
+        await bot.click(OPEN, chosen, channel=LISTEN, message_ts=part["ts"])
+        root = await bot.root()
+        assert "relaydesk" in json.dumps(root["blocks"]).lower()
+        again = await bot.until(
+            lambda: (
+                "Opened by" in shown(bot.slack.message(LISTEN, part["ts"]))
+                and bot.slack.message(LISTEN, part["ts"])
+            )
+        )
+        still = [value for action, value in _all_buttons(again) if action == OPEN]
+        assert still == others  # the other lines keep their buttons
+        assert "mentions" in shown(again)  # the totals stay on top
     finally:
         await stop()
 
