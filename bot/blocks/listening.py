@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.blocks.conversation import actions, button, context, escape, quote, slack_date
+from bot.networks.payload import web_url
 from storage.models import ListenMention, MentionState
 
 Block = dict[str, Any]
@@ -57,9 +58,10 @@ def author_line(mention: ListenMention) -> str:
 def _link(mention: ListenMention) -> str | None:
     """A link only to an http(s) address, %-encoded where Slack would read markup."""
     url = mention.url
-    if not url or not url.startswith(("https://", "http://")):
+    if url is None or not web_url(url):
         return None
-    safe = url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
+    safe = url.strip().replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
+    safe = safe.replace(" ", "%20").replace("&", "&amp;")
     return f"<{safe}|open on {source_label(mention)}>"
 
 
