@@ -69,7 +69,18 @@ async def recorded(bot: Bot, *shown: dict[str, Any]) -> None:
     that quick to click)."""
     mentions = Mentions(bot.services.db)
     for post in shown:
-        await bot.until(lambda post=post: mentions.shown_with(LISTEN, post["ts"]))
+        ts = str(post["ts"])
+
+        async def known(ts: str = ts) -> bool:
+            return bool(await mentions.shown_with(LISTEN, ts))
+
+        await bot.until(known, what=f"post {ts} recorded")
+
+
+def updated_with(bot: Bot, ts: str, words: str) -> dict[str, Any] | None:
+    """The listening message at `ts` once it shows `words`."""
+    message = bot.slack.message(LISTEN, ts)
+    return message if words in shown(message) else None
 
 
 def shown(post: dict[str, Any]) -> str:
@@ -88,7 +99,7 @@ def buttons(post: dict[str, Any]) -> dict[str, str]:
 
 async def stored(bot: Bot) -> list[ListenMention]:
     async with bot.services.db.read() as session:
-        rows = await session.execute(select(ListenMention).order_by(ListenMention.id))
+        rows = await session.execute(select(ListenMention).order_by(col(ListenMention.id)))
         return list(rows.scalars())
 
 
@@ -239,12 +250,7 @@ async def test_open_makes_a_public_x_conversation_and_dismiss_updates_the_messag
     await bot.click(OPEN, str(rows[wanted].id), channel=LISTEN, message_ts=open_post["ts"])
     root = await bot.root()
     assert "the relay desk team rocks" in json.dumps(root["blocks"])
-    updated = await bot.until(
-        lambda: (
-            "Opened by" in shown(bot.slack.message(LISTEN, open_post["ts"]))
-            and bot.slack.message(LISTEN, open_post["ts"])
-        )
-    )
+    updated = await bot.until(lambda: updated_with(bot, open_post["ts"], "Opened by"))
     assert buttons(updated) == {}
     assert any("Opened as conversation #" in t for t in bot.ephemerals_for())
     await bot.thread_reply(INBOX, root["ts"], "Thank you Grace!")
@@ -252,12 +258,7 @@ async def test_open_makes_a_public_x_conversation_and_dismiss_updates_the_messag
     assert bot.x.tweets[0]["in_reply_to_tweet_id"] == wanted
 
     await bot.click(DISMISS, str(rows[unwanted].id), channel=LISTEN, message_ts=dismiss_post["ts"])
-    gone = await bot.until(
-        lambda: (
-            "Dismissed by" in shown(bot.slack.message(LISTEN, dismiss_post["ts"]))
-            and bot.slack.message(LISTEN, dismiss_post["ts"])
-        )
-    )
+    gone = await bot.until(lambda: updated_with(bot, dismiss_post["ts"], "Dismissed by"))
     assert buttons(gone) == {}
     await bot.click(DISMISS, str(rows[unwanted].id), channel=LISTEN, message_ts=dismiss_post["ts"])
     await bot.until(lambda: any("already dismissed" in t for t in bot.ephemerals_for()))
@@ -394,7 +395,7 @@ async def test_over_60_an_hour_the_channel_gets_a_digest_every_10_minutes(
         digest = await bot.until(lambda: _digests(bot), what="a digest")
         await bot.until(lambda: _all_shown(bot), what="every mention shown")
         shown_ids = _mention_ids(bot)
-        assert sorted(shown_ids) == sorted(m.id for m in await stored(bot))  # each once
+        assert sorted(shown_ids) == sorted(int(m.id or 0) for m in await stored(bot))  # each once
         alone = len(bot.slack.roots(LISTEN)) - 1
         assert 5 <= alone < 61  # one post each until the 61st mention of the hour
         assert f"{70 - alone} mentions" in shown(digest[0])
@@ -410,7 +411,7 @@ async def test_over_60_an_hour_the_channel_gets_a_digest_every_10_minutes(
         clock.now += timedelta(minutes=10)
         await bot.until(lambda: len(_digests(bot)) == 2, timeout=8, what="the next digest")
         assert "3 mentions" in shown(_digests(bot)[-1])
-        assert sorted(_mention_ids(bot)) == sorted(m.id for m in await stored(bot))
+        assert sorted(_mention_ids(bot)) == sorted(int(m.id or 0) for m in await stored(bot))
         assert bot.slack.rate_limited() == []
         assert await _pending(bot) == 0
 
@@ -421,12 +422,7 @@ async def test_over_60_an_hour_the_channel_gets_a_digest_every_10_minutes(
         await bot.click(OPEN, chosen, channel=LISTEN, message_ts=part["ts"])
         root = await bot.root()
         assert "relaydesk" in json.dumps(root["blocks"]).lower()
-        again = await bot.until(
-            lambda: (
-                "Opened by" in shown(bot.slack.message(LISTEN, part["ts"]))
-                and bot.slack.message(LISTEN, part["ts"])
-            )
-        )
+        again = await bot.until(lambda: updated_with(bot, part["ts"], "Opened by"))
         still = [value for action, value in _all_buttons(again) if action == OPEN]
         assert still == others  # the other lines keep their buttons
         assert "mentions" in shown(again)  # the totals stay on top
