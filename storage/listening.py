@@ -241,6 +241,20 @@ class Mentions:
                 .values(**values)
             )
 
+    async def skip_chunk(self, digest_id: int, chunk: int) -> None:
+        """Slack refused the chunk for good: its mentions fail, the digest moves on."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(ListenMention)
+                .where(col(ListenMention.digest_id) == digest_id, col(ListenMention.chunk) == chunk)
+                .values(state=MentionState.FAILED)
+            )
+            await session.execute(
+                update(ListenDigest)
+                .where(col(ListenDigest.id) == digest_id, col(ListenDigest.posted_chunks) == chunk)
+                .values(posted_chunks=chunk + 1, attempt_at=None)
+            )
+
     # -- cursors -------------------------------------------------------------------
     async def cursor(self, name: str) -> str | None:
         async with self.db.read() as session:

@@ -258,6 +258,8 @@ class Listening:
                     await self._round()
                 except (DatabaseUnavailable, CoordinationUnavailable) as exc:
                     log.warning("listening: storage unavailable, will retry: %s", exc)
+                except SlackError as exc:
+                    log.warning("listening: Slack %s; will retry", exc)
                 except Exception:
                     # A supervisor boundary: the mentions stay pending in SQL.
                     log.exception("listening: unexpected error; will retry")
@@ -368,6 +370,10 @@ class Listening:
             )
         except SlackPermanent as exc:
             log.error("listening: Slack refused digest %s part %s: %s", digest.id, chunk, exc.code)
+            if not exc.fixable:  # refused for good: its mentions fail, the digest goes on
+                await self._mentions.skip_chunk(digest.id, chunk)
+                digest.posted_chunks, digest.attempt_at = chunk + 1, None
+                return True
             return False
         await self._mentions.mark_chunk_posted(digest.id, chunk, digest.channel, ts)
         digest.posted_chunks, digest.attempt_at = chunk + 1, None

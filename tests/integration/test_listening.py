@@ -463,3 +463,15 @@ def _all_buttons(post: dict[str, Any]) -> list[tuple[str, str]]:
             if element.get("type") == "button":
                 found.append((element["action_id"], element["value"]))
     return found
+
+
+async def test_a_post_slack_refuses_for_good_fails_alone(bot: Bot) -> None:
+    bot.slack.fail("chat.postMessage", 200, body={"ok": False, "error": "invalid_blocks"})
+    assert (await mention(bot, "bad-1", "Relaydesk one", "https://r.example/1")).ok
+    await bot.until(lambda: bot.slack.calls_to("chat.postMessage"), what="the refused post")
+    assert (await mention(bot, "ok-2", "Relaydesk two", "https://r.example/2")).ok
+    [post] = await bot.until(lambda: posts(bot), what="the next mention posted")
+    assert "Relaydesk two" in shown(post)
+    await recorded(bot, post)
+    states = {m.external_id: m.state for m in await stored(bot)}
+    assert states == {"bad-1": MentionState.FAILED, "ok-2": MentionState.POSTED}
