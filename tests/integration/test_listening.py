@@ -106,7 +106,7 @@ async def stored(bot: Bot) -> list[ListenMention]:
 async def first_poll_done(bot: Bot) -> None:
     """The background poller polls once at start; wait until it stored its cursor."""
     assert bot.services.x_search is not None
-    await bot.until(lambda: bot.x.calls_to(SEARCH), what="the first search")
+    await bot.until(lambda: bot.x.calls_to(SEARCH), timeout=30, what="the first search")
     await asyncio.sleep(0.2)  # its cursor write, if it found anything
 
 
@@ -348,8 +348,12 @@ async def test_one_post_per_mention_across_sources_and_processes(tmp_path: Path)
             coordination_prefix=prefix,
         )
         try:
-            await first_poll_done(one)
-            await first_poll_done(two)
+            # one of the two processes holds the search's lease and polls at start
+            await until(
+                lambda: one.x.calls_to(SEARCH) or two.x.calls_to(SEARCH),
+                timeout=30,
+                what="the first search",
+            )
             post = one.x.add_post("Relaydesk made my day", username="ada")
             url = f"https://twitter.com/ada/status/{post}"
             assert one.services.x_search is not None
