@@ -9,11 +9,10 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.app import Services
 from bot.blocks.listening import DISMISS, OPEN
+from bot.services.listening import NOT_A_MENTION
 from bot.services.refusal import Refusal
 from handlers.answer import ack_only, tell
 from handlers.payloads import BlockActions, click_channel, clicked_ts
-
-NOT_A_MENTION = "This button does not belong to a Relaydesk mention."
 
 
 def register(app: AsyncApp, services: Services) -> None:

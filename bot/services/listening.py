@@ -60,6 +60,8 @@ FACEBOOK_ID = re.compile(
     r"^https?://(?:www\.|m\.)?facebook\.com/(\d+(?:_\d+)?)/?(?:[?#].*)?$", re.I
 )
 
+NOT_A_MENTION = "This button does not belong to a Relaydesk mention."
+
 Receive = Callable[[list[InboundMessage]], Awaitable[list[Stored]]]
 
 
@@ -223,7 +225,7 @@ class Listening:
         """The mention a button names, if it is on the message that shows it."""
         mention = await self._mentions.get(mention_id)
         if mention is None or (mention.slack_channel, mention.slack_ts) != (channel, ts):
-            raise Refusal("This button does not belong to a Relaydesk mention.")
+            raise Refusal(NOT_A_MENTION)
         return mention
 
     async def _already(self, mention_id: int) -> str:
