@@ -479,3 +479,20 @@ async def test_a_post_slack_refuses_for_good_fails_alone(bot: Bot) -> None:
     await recorded(bot, post)
     states = {m.external_id: m.state for m in await stored(bot)}
     assert states == {"bad-1": MentionState.FAILED, "ok-2": MentionState.POSTED}
+
+
+async def test_x_search_waits_for_a_spent_window_to_reset(tmp_path: Path) -> None:
+    env = {**ENV, "LISTEN_X_POLL_SECONDS": "2"}
+    bot, stop = await start_bot(tmp_path, env=env)
+    try:
+        bot.x.search_limit = 1  # the first search spends the window (remaining 0)
+        [first] = await bot.x.wait_for(SEARCH, timeout=30)
+        assert first.status == 200
+        await asyncio.sleep(3.0)  # two poll intervals: no search may come now
+        assert len(bot.x.calls_to(SEARCH)) == 1
+        assert bot.services.x_search is not None
+        wait = await bot.services.x_search.poll()  # asked anyway: X says 429
+        assert bot.x.calls_to(SEARCH)[-1].status == 429
+        assert 800 < wait <= 900  # until x-rate-limit-reset, not the 2 s interval
+    finally:
+        await stop()
