@@ -43,10 +43,13 @@ PAGE_ID = "1691462197845448"
 PHONE_NUMBER_ID = "106540352242922"
 SALES = "C0SALES01"
 SUPPORT = "C0SUPPORT1"
+LISTENING = "C0LISTEN01"
+BRAND = "Northwind|north wind"  # LISTEN_TERMS: the shop's name, and its spelling in two words
 CHANNEL_NAMES = {
     INBOX: "support-inbox",
     SALES: "sales",
     SUPPORT: "support",
+    LISTENING: "brand-listening",
     SUMMARY: "support-daily",
 }
 ONCALL = ("U0ONCALL01", "U0ONCALL02")  # ONCALL_USERS, in rotation order
@@ -369,6 +372,8 @@ def environment(tz: ZoneInfo, today: date) -> dict[str, str]:
         # Only the on-demand summary is posted: the daily job is not due in a morning.
         "SUMMARY_TIME": "23:59",
         "CSAT_ENABLED": "true",  # resolving asks the customer for a rating
+        "LISTEN_TERMS": BRAND,
+        "SLACK_LISTENING_CHANNEL": LISTENING,
     }
 
 
