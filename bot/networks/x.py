@@ -251,7 +251,8 @@ class XNetwork(SentMessagesFixed):
             author_id=sender,
             author_name=opt_str(profile, "name") or handle or sender,
             author_handle=handle,
-            text=shown(text, *(media_line(a) for a in attachments)),
+            text=shown(text, *(media_line(a) for a in attachments))
+            or unknown_part(self.name, "empty direct message"),
             sent_at=epoch(
                 item.get("created_timestamp"), milliseconds=True, what="created_timestamp"
             ),
