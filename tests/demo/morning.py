@@ -344,6 +344,29 @@ class Morning:
             lambda: "Dismissed by" in json.dumps(self.stage.slack.roots(LISTENING)[0]["blocks"])
         )
 
+    async def a_message_at_lunch(self) -> None:
+        """Self-contained: its own customer, found by his root rather than by number. Last,
+        as it moves the clock: the desk is open for every scene before it."""
+        stage, bot = self.stage, self.stage.bot
+        self.say(
+            f"The desk closes for lunch at {stage.lunch.astimezone(stage.tz):%H:%M} "
+            f"(BUSINESS_HOURS {bot.settings.business_hours}); the demo's clock skips ahead "
+            "to it. Omar writes twice on Telegram while the desk is closed: "
+            "OUT_OF_HOURS_MESSAGE answers him once, automatically. The thread shows it, but "
+            "it is nobody's reply: his turn keeps waiting for the team, and no figure counts it."
+        )
+        stage.clock.move_to(stage.lunch)
+        omar = Customer("Omar", "telegram", "5004", handle="omar_h")
+        await stage.customer_writes(omar, "Hi, can I still return a jacket I bought in May?", 0)
+        root = await bot.until(
+            lambda: next((r for r in stage.slack.roots(INBOX) if "Omar" in str(r)), None),
+            timeout=15,
+            what="Omar's root",
+        )
+        await stage.thread_has(root["ts"], "Out-of-hours auto-reply sent")
+        await stage.customer_writes(omar, "It is the green one, never worn.", 0)
+        await stage.thread_has(root["ts"], "never worn")
+
 
 Scene = Callable[[Morning], Awaitable[None]]
 SCENES: list[Scene] = [
@@ -365,6 +388,7 @@ SCENES: list[Scene] = [
     Morning.a_saved_reply,
     Morning.an_urgent_refund_is_routed,
     Morning.a_blog_misspells_the_brand,
+    Morning.a_message_at_lunch,
 ]
 
 
