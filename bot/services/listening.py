@@ -8,7 +8,9 @@ lease, fenced by a PostgreSQL advisory lock), shows them in `SLACK_LISTENING_CHA
 one message each, or, past `BUSY_PER_HOUR` mentions in the last hour, one digest per
 `DIGEST_EVERY` window. Every post goes through the Slack wrapper's per-channel pacing
 and carries metadata naming what it shows, so a post whose answer was lost is looked for
-before it is made again; the Slack ts is stored only after Slack took the post.
+before it is made again; the Slack ts is stored only after Slack took the post. A
+mention whose webhook carried only ids (Instagram's) is looked up by the poster just
+before its first post, never on the webhook path; a failed lookup posts what is known.
 """
 
 from __future__ import annotations
