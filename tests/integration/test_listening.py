@@ -234,6 +234,21 @@ async def test_page_and_instagram_mentions_are_posted_and_can_be_opened(bot: Bot
 async def test_an_instagram_comment_mention_shows_its_words_and_is_answered_publicly(
     bot: Bot,
 ) -> None:
+    await comment_mention_answered(bot)
+
+
+async def test_an_instagram_comment_mention_on_postgresql(tmp_path: Path) -> None:
+    async with fresh_postgres() as database_url:
+        bot, stop = await start_bot(tmp_path, database_url=database_url, env=ENV)
+        try:
+            await comment_mention_answered(bot)
+        finally:
+            await stop()
+
+
+async def comment_mention_answered(bot: Bot) -> None:
+    """Webhook -> lookup -> Slack post with the words and author -> Open -> a thread
+    reply -> `POST /{ig-user-id}/mentions` in the comment's thread."""
     bot.graph.mentioned_comments[IG_COMMENT] = {
         "text": "@acme relaydsk lost my order <!channel>",
         "username": "ada.lovelace",
@@ -520,14 +535,23 @@ async def test_over_60_an_hour_the_channel_gets_a_digest_every_10_minutes(
         if 70 - alone > DIGEST_CHUNK:
             assert len(bot.slack.replies(LISTEN, digest[0]["ts"])) == 1  # part 2 of 2
 
-        # more while busy: they wait for the next 10-minute window
-        for n in range(70, 73):
+        # more while busy: they wait for the next 10-minute window (an Instagram one
+        # among them, looked up when its digest is posted)
+        for n in range(70, 72):
             assert (await mention(bot, f"q-{n}", "relaydesk.", f"https://q.example/{n}")).ok
+        bot.graph.mentioned_comments[IG_COMMENT] = {
+            "text": "relaydesk ate my parcel",
+            "username": "ada",
+        }
+        await post_instagram(bot, instagram_mention())
         await asyncio.sleep(1.5)
         assert len(_digests(bot)) == 1 and await _pending(bot) == 3
+        assert bot.graph.calls_to(f"/{IG_ACCOUNT}") == []
         clock.now += timedelta(minutes=10)
         await bot.until(lambda: len(_digests(bot)) == 2, timeout=8, what="the next digest")
         assert "3 mentions" in shown(_digests(bot)[-1])
+        assert "relaydesk ate my parcel" in shown(_digests(bot)[-1])
+        assert "*ada*" in shown(_digests(bot)[-1])
         assert sorted(_mention_ids(bot)) == sorted(int(m.id or 0) for m in await stored(bot))
         assert bot.slack.rate_limited() == []
         await bot.until(lambda: _all_shown(bot), what="the digest recorded")
