@@ -104,7 +104,7 @@ def build_services(
         slack,
         coordinator,
         open_mention,
-        list(networks),
+        networks,
         clock,
         conversations.check_allowed,
     )

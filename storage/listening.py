@@ -10,6 +10,7 @@ started without a known outcome, so a retry looks for it before posting again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -83,6 +84,11 @@ class Mentions:
     async def get(self, mention_id: int) -> ListenMention | None:
         async with self.db.read() as session:
             return await session.get(ListenMention, mention_id)
+
+    async def fill(self, mention_id: int, values: Mapping[str, Any]) -> None:
+        """Store what a lookup told of a mention whose webhook carried ids only (its
+        words, author, link, what matched, its `opening` without the pending lookup)."""
+        await self._update(col(ListenMention.id) == mention_id, **values)
 
     async def begin_post(self, mention_id: int, now: datetime) -> None:
         await self._update(ListenMention.id == mention_id, attempt_at=now)

@@ -42,9 +42,10 @@ def network_label(conversation: Conversation) -> str:
 
 
 def is_public(conversation: Conversation) -> bool:
-    """Page and Instagram comments and X mentions: everyone sees the answers."""
+    """Page and Instagram comments, Instagram and X mentions: everyone sees the answers."""
     context = conversation.reply_context or {}
-    return context.get("channel") in ("facebook_comment", "instagram_comment") or (
+    public = ("facebook_comment", "instagram_comment", "instagram_mention")
+    return context.get("channel") in public or (
         conversation.network == "x" and context.get("kind") == "tweet"
     )
 

@@ -49,6 +49,8 @@ X_DM = Target("X direct messages", Markup.PLAIN, 10_000)
 # Meta's reference for POST /{ig-comment-id}/replies states no limit; 2,200 characters
 # is Instagram's documented limit for a comment (and a caption).
 INSTAGRAM_COMMENT = Target("Instagram comment replies", Markup.PLAIN, 2200, public=True)
+# A reply to a mention (POST /{ig-user-id}/mentions) is an Instagram comment too.
+INSTAGRAM_MENTION = Target("Instagram mention replies", Markup.PLAIN, 2200, public=True)
 FACEBOOK_COMMENT = Target("Facebook comment replies", Markup.PLAIN, 8000, public=True)
 X_REPLY = Target("X public replies", Markup.PLAIN, 280, public=True, counter=_x_weighted)
 GENERIC = Target("generic webhook replies", Markup.PLAIN, None)
@@ -61,6 +63,7 @@ TARGETS: dict[str, Target] = {
     "x_dm": X_DM,
     "facebook_comment": FACEBOOK_COMMENT,
     "instagram_comment": INSTAGRAM_COMMENT,
+    "instagram_mention": INSTAGRAM_MENTION,
     "x_reply": X_REPLY,
     "generic": GENERIC,
 }

@@ -220,6 +220,9 @@ class PublicMention:
     network: str | None = None
     conversation_key: str | None = None
     reply_context: Mapping[str, Any] = field(default_factory=dict)
+    # The webhook carried ids only: the words, author and link are looked up (its
+    # network's `MentionSource.mention_details`) off the webhook path, before it is shown.
+    details_pending: bool = False
 
 
 CustomerAction = CustomerReaction | CustomerRemoval | CustomerEdit | Notice
@@ -306,6 +309,29 @@ class Profile:
 
 class ProfileUnavailable(Exception):
     """The profile API did not give a name (consent missing, blocked, down)."""
+
+
+@dataclass(frozen=True)
+class MentionDetails:
+    """What a mention webhook that carried only ids left out: the words, the author's
+    handle, where anyone can read it and when it was written (None: not given)."""
+
+    text: str
+    author_handle: str | None = None
+    url: str | None = None
+    sent_at: datetime | None = None
+
+
+class MentionUnavailable(Exception):
+    """The mention could not be looked up (deleted, private, permissions, API down)."""
+
+
+@runtime_checkable
+class MentionSource(Protocol):
+    """A network whose mention webhooks carry only ids, with an API that tells the rest."""
+
+    async def mention_details(self, reply_context: Mapping[str, Any]) -> MentionDetails:
+        """The mention its opening `reply_context` names; raise `MentionUnavailable`."""
 
 
 @runtime_checkable

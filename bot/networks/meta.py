@@ -1,4 +1,5 @@
-"""Meta adapter: Messenger, Instagram DMs, Facebook Page comments, Instagram comments.
+"""Meta adapter: Messenger, Instagram DMs, Facebook Page comments, Instagram comments,
+and Page and Instagram mentions (for listening).
 
 One webhook (`/webhooks/meta`) receives `object: page` and `object: instagram` bodies,
 signed with `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the app secret).
@@ -8,7 +9,8 @@ Conversation keys (stable, unique within the `meta` network):
 - Page comment: `comment:<top_level_comment_id>`. A reply to a comment carries the
   top-level comment as `parent_id` (a top-level comment's `parent_id` is the post id),
   so it lands in its parent's thread. Instagram comments: `igcomment:<top_level_id>`
-  (`parent_id` is only present on replies).
+  (`parent_id` is only present on replies). An opened Instagram mention:
+  `igmention:<comment_id or media_id>`, answered with `POST /{ig-user-id}/mentions`.
 
 Echoes (`message.is_echo`, Messenger and Instagram) are messages the Page itself sent:
 from Meta's own inbox by a colleague, or by this app through the Send API. The adapter
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -53,6 +55,8 @@ from bot.networks.base import (
     InboundMessage,
     MediaStream,
     MediaUnavailable,
+    MentionDetails,
+    MentionUnavailable,
     NotSupported,
     OutboundReply,
     OutgoingFile,
@@ -99,6 +103,7 @@ from bot.networks.payload import (
     shown,
     tapped_line,
     unknown_part,
+    web_url,
 )
 
 HUMAN_AGENT_WINDOW = timedelta(days=7)
@@ -397,12 +402,20 @@ class MetaNetwork(SentMessagesFixed):
 
     def _instagram_mention(self, entry: JSONObject, value: JSONObject) -> PublicMention:
         """The account @mentioned in a comment or a caption (field `mentions`: only
-        `media_id` and, for a comment, `comment_id`). The words and author are not in the
-        webhook, and a reply goes through `/{ig-user-id}/mentions`, which this adapter
-        does not send yet: shown for listening, answered on Instagram."""
+        `media_id` and, for a comment, `comment_id`; Instagram webhooks reference). The
+        words, author and link are looked up later (`mention_details`); opened, it is a
+        public conversation answered with `POST /{ig-user-id}/mentions`."""
+        account_id = get_id(entry, "id")
         media_id = get_id(value, "media_id")
         comment_id = opt_id(value, "comment_id")
         where = "a comment" if comment_id else "a caption"
+        context: dict[str, Any] = {
+            "channel": "instagram_mention",
+            "ig_account_id": account_id,
+            "media_id": media_id,
+        }
+        if comment_id is not None:
+            context["comment_id"] = comment_id
         return PublicMention(
             source="instagram",
             external_id=comment_id or media_id,
@@ -411,7 +424,47 @@ class MetaNetwork(SentMessagesFixed):
             text=f"[mentioned the account in {where} · media {media_id}]",
             sent_at=entry_time(entry),
             tagged=True,
+            network=self.name,
+            conversation_key=f"igmention:{comment_id or media_id}",
+            reply_context=context,
+            details_pending=True,
         )
+
+    async def mention_details(self, reply_context: Mapping[str, Any]) -> MentionDetails:
+        """An Instagram mention's words, author and link: `GET /{ig-user-id}` with
+        `mentioned_comment.comment_id(<id>)` (IG Comment fields; its media's permalink by
+        field expansion) or `mentioned_media.media_id(<id>)` (IG Media fields) for a
+        caption (IG User Mentioned Comment / Mentioned Media references)."""
+        account = reply_context.get("ig_account_id")
+        media_id = reply_context.get("media_id")
+        comment_id = reply_context.get("comment_id")
+        if not isinstance(account, str) or not isinstance(media_id, str):
+            raise MentionUnavailable("the mention names no account or media")
+        if isinstance(comment_id, str):
+            edge = "mentioned_comment"
+            wanted = "text,username,timestamp,media{permalink}"
+            fields = f"{edge}.comment_id({comment_id}){{{wanted}}}"
+        else:
+            edge = "mentioned_media"
+            fields = f"{edge}.media_id({media_id}){{caption,username,permalink,timestamp}}"
+        try:
+            answer = await self._http.get(
+                f"{self._graph_url}/{quote(account, safe='')}",
+                self._auth,
+                params={"fields": fields},
+                timeout=LOOKUP_SECONDS,
+            )
+        except DeliveryError as exc:
+            raise MentionUnavailable(exc.message) from None
+        if answer.status != 200:
+            raise MentionUnavailable(GraphError.read(answer).describe())
+        found = (answer.data or {}).get(edge)
+        if not isinstance(found, dict):
+            raise MentionUnavailable(f"Graph gave no {edge}")
+        try:
+            return _mention_details(found, "text" if comment_id else "caption")
+        except PayloadError as exc:
+            raise MentionUnavailable(f"{edge}: {exc.message}") from None
 
     def _page_comment(self, entry: JSONObject, value: JSONObject) -> InboundEvent | None:
         # Shape: https://developers.facebook.com/docs/graph-api/webhooks/reference/page (feed);
@@ -526,6 +579,8 @@ class MetaNetwork(SentMessagesFixed):
         elif channel == "instagram_comment":
             # POST /{ig-comment-id}/replies (Instagram comment moderation guide).
             url = f"{self._graph_url}/{context_id(context, 'comment_id')}/replies"
+        elif channel == "instagram_mention":
+            return await self._mention_reply(context, reply.text)
         else:
             raise DeliveryError(
                 f"cannot reply: unknown Meta channel {channel!r} in the conversation",
@@ -588,6 +643,17 @@ class MetaNetwork(SentMessagesFixed):
             f"{self._graph_url}/{quote(message_id, safe='_')}", self._auth
         )
         self._checked(answer)
+
+    async def _mention_reply(self, context: Mapping[str, Any], text: str) -> SentReceipt:
+        """POST /{ig-user-id}/mentions with `media_id`, `comment_id` (a comment mention:
+        the reply is a comment in its thread; without it, a comment on the captioned
+        media) and `message` (IG User Mentions reference); answers the new comment's id."""
+        payload: JSONObject = {"media_id": context_id(context, "media_id"), "message": text}
+        if comment_id := context.get("comment_id"):
+            payload["comment_id"] = str(comment_id)
+        account = context_id(context, "ig_account_id")
+        answer = await self._http.post(f"{self._graph_url}/{account}/mentions", payload, self._auth)
+        return SentReceipt(_sent_id(self._checked(answer), "id"))
 
     async def _send_message(self, context: Mapping[str, Any], message: JSONObject) -> SentReceipt:
         """A Send API message (text or attachment) to the DM's recipient."""
@@ -663,7 +729,31 @@ CHANNEL_LABELS = {
     "instagram": "Instagram",
     "facebook_comment": "Facebook Page comments",
     "instagram_comment": "Instagram comments",
+    "instagram_mention": "Instagram mentions",
 }
+LOOKUP_SECONDS = 5.0  # a mention's words are a nicety: it is posted without them rather than late
+
+
+def _mention_details(found: JSONObject, words: str) -> MentionDetails:
+    """A mentioned comment (its media's permalink expanded) or captioned media."""
+    media = opt_object(found, "media")
+    url = opt_str(found, "permalink") or (opt_str(media, "permalink") if media else None)
+    stamp = opt_str(found, "timestamp")
+    return MentionDetails(
+        text=opt_str(found, words) or "",
+        author_handle=opt_str(found, "username") or None,
+        url=url if web_url(url) else None,
+        sent_at=_graph_time(stamp) if stamp else None,
+    )
+
+
+def _graph_time(stamp: str) -> datetime | None:
+    """Graph's ISO 8601 time (`2017-05-03T16:09:08+0000`); None when unreadable."""
+    try:
+        at = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _label(context: Mapping[str, Any]) -> str:

@@ -95,7 +95,9 @@ NETWORKS: tuple[NetworkDescriptor, ...] = (
         required=("meta_app_secret", "meta_verify_token", "meta_page_token"),
         own=("meta_app_secret", "meta_verify_token", "meta_page_token"),
         channel_labels={"messenger": "Messenger", "instagram": "Instagram"},
-        public_contexts={"channel": frozenset({"facebook_comment", "instagram_comment"})},
+        public_contexts={
+            "channel": frozenset({"facebook_comment", "instagram_comment", "instagram_mention"})
+        },
     ),
     NetworkDescriptor(
         name="whatsapp",

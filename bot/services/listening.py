@@ -8,7 +8,9 @@ lease, fenced by a PostgreSQL advisory lock), shows them in `SLACK_LISTENING_CHA
 one message each, or, past `BUSY_PER_HOUR` mentions in the last hour, one digest per
 `DIGEST_EVERY` window. Every post goes through the Slack wrapper's per-channel pacing
 and carries metadata naming what it shows, so a post whose answer was lost is looked for
-before it is made again; the Slack ts is stored only after Slack took the post.
+before it is made again; the Slack ts is stored only after Slack took the post. A
+mention whose webhook carried only ids (Instagram's) is looked up by the poster just
+before its first post, never on the webhook path; a failed lookup posts what is known.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.blocks.listening import (
@@ -32,7 +35,14 @@ from bot.blocks.listening import (
     mention_text,
 )
 from bot.config import Settings
-from bot.networks.base import InboundMessage, PublicMention
+from bot.networks.base import (
+    InboundMessage,
+    MentionDetails,
+    MentionSource,
+    MentionUnavailable,
+    Network,
+    PublicMention,
+)
 from bot.services.listen_terms import find
 from bot.services.refusal import Refusal
 from bot.slack import Slack, SlackError, SlackPermanent, SlackThreadGone
@@ -61,6 +71,7 @@ FACEBOOK_ID = re.compile(
 )
 
 NOT_A_MENTION = "This button does not belong to a Relaydesk mention."
+LOOKUP = "lookup"  # in `opening`: the words and author are still to be looked up
 
 Receive = Callable[[list[InboundMessage]], Awaitable[list[Stored]]]
 
@@ -107,20 +118,24 @@ class Listening:
         slack: Slack,
         coordinator: Coordinator,
         receive: Receive,
-        networks: Collection[str],
+        networks: Mapping[str, Network],
         clock: Callable[[], datetime],
         check_allowed: Callable[[str], None],
     ) -> None:
         """`receive` stores a customer message (the relay): how an opened mention
         becomes a conversation; `networks` are those configured (a mention whose
-        network is not cannot be opened); `check_allowed` refuses people outside
-        ALLOWED_USERS (the conversations' rule)."""
+        network is not cannot be opened; those that are `MentionSource`s look up the
+        mentions their webhooks named by id only); `check_allowed` refuses people
+        outside ALLOWED_USERS (the conversations' rule)."""
         self._settings = settings
         self._mentions = mentions
         self._slack = slack
         self._coordinator = coordinator
         self._receive = receive
         self._networks = frozenset(networks)
+        self._sources = {
+            name: net for name, net in networks.items() if isinstance(net, MentionSource)
+        }
         self._clock = clock
         self._check_allowed = check_allowed
         self.idle = IDLE_SECONDS
@@ -147,13 +162,15 @@ class Listening:
         match = find(self._settings.terms, mention.text)
         if match is None and not mention.tagged:
             return None
-        opening = {}
+        opening: dict[str, Any] = {}
         if mention.network and mention.conversation_key:
             opening = {
                 "network": mention.network,
                 "conversation_key": mention.conversation_key,
                 "reply_context": dict(mention.reply_context),
             }
+            if mention.details_pending:
+                opening[LOOKUP] = True
         return NewMention(
             source_key=source_key(mention),
             source=mention.source,
@@ -335,6 +352,7 @@ class Listening:
             if found:
                 await self._mentions.mark_posted(mention.id, channel, found)
                 return True
+        await self._fill(mention)
         await self._mentions.begin_post(mention.id, self._clock())
         try:
             ts = await self._slack.post(
@@ -360,6 +378,8 @@ class Listening:
                 digest.root_ts = digest.root_ts or found
                 return True
         shown = await self._mentions.chunk(digest.id, chunk)
+        for mention in shown:
+            await self._fill(mention)
         text, blocks = await self._chunk_message(digest, chunk, shown)
         await self._mentions.begin_chunk(digest.id, self._clock())
         try:
@@ -381,6 +401,49 @@ class Listening:
         digest.posted_chunks, digest.attempt_at = chunk + 1, None
         digest.root_ts = digest.root_ts or ts
         return True
+
+    async def _fill(self, mention: ListenMention) -> None:
+        """Look up what the webhook of a mention left out (its words, author, link), before
+        it is first shown, off the webhook path. A failed lookup leaves what the webhook
+        told: the mention is posted all the same, and looked up again only if its post
+        has to be made again."""
+        opening = mention.opening or {}
+        source = self._sources.get(str(opening.get("network")))
+        if not opening.get(LOOKUP) or source is None or mention.id is None:
+            return
+        try:
+            details = await source.mention_details(opening.get("reply_context") or {})
+        except MentionUnavailable as exc:
+            log.warning("listening: mention %s posted without its words: %s", mention.id, exc)
+            return
+        values = self._details(mention, details)
+        await self._mentions.fill(mention.id, values)
+        for name, value in values.items():
+            setattr(mention, name, value)
+
+    def _details(self, mention: ListenMention, details: MentionDetails) -> dict[str, Any]:
+        """The row's new values: the words (matched against the terms, as any mention's
+        are), the author's handle, the link, the time; no lookup pending any more."""
+        opening = {k: v for k, v in (mention.opening or {}).items() if k != LOOKUP}
+        values: dict[str, Any] = {"opening": opening}
+        text = details.text.replace("\x00", "")
+        if text:
+            values["text"] = text
+            if match := find(self._settings.terms, text):
+                values.update(
+                    term=_cut(match.term),
+                    variant=_cut(match.variant),
+                    found=_cut(match.found),
+                    edits=match.edits,
+                )
+        if details.author_handle:
+            handle = _cut(details.author_handle)
+            values.update(author_name=handle, author_handle=handle)
+        if details.url:
+            values["url"] = details.url[:2000]
+        if details.sent_at is not None:
+            values["sent_at"] = details.sent_at
+        return values
 
     async def _chunk_message(
         self, digest: ListenDigest, chunk: int, shown: list[ListenMention]

@@ -24,6 +24,12 @@ Call names are the path after the version, e.g. `/me/messages`,
   fields asked for that the profile has, plus `id`. An unknown id is Graph's code 100.
 - `cdn_url(key)`: a Messenger / Instagram attachment URL (Meta's signed CDN URL),
   served from `cdn` without a token.
+- `GET /{ig-user-id}?fields=mentioned_comment.comment_id({id}){fields}` and
+  `...mentioned_media.media_id({id}){fields}` (IG User Mentioned Comment / Mentioned
+  Media), from `mentioned_comments` / `mentioned_media`: `{"mentioned_comment": {the
+  fields asked for, "id"}, "id": ig-user-id}`; an unknown id is Graph's code 100.
+- `POST /{ig-user-id}/mentions` with `media_id`, optional `comment_id` and `message`
+  (IG User Mentions): recorded in `sent` (kind `mentions`), answers `{"id"}`.
 
 Errors are Graph's `{"error": {"message", "type", "code", "error_subcode",
 "fbtrace_id"}}`, HTTP 400 unless said otherwise: Graph tells errors apart by
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -116,6 +123,12 @@ INVALID_TOKEN: Answer = {
 }
 
 
+# `mentioned_comment.comment_id(<id>){fields}` / `mentioned_media.media_id(<id>){fields}`
+MENTIONED = re.compile(
+    r"(mentioned_comment(?=\.comment_id)|mentioned_media(?=\.media_id))\.\w+\(([^)]+)\)\{(.*)\}"
+)
+
+
 class FakeGraph(FakeServer):
     url_path = f"/{VERSION}"
 
@@ -131,6 +144,8 @@ class FakeGraph(FakeServer):
         self.files = FileStore()  # WhatsApp media, by media id
         self.cdn = FileStore()  # Messenger / Instagram attachments, by key
         self.profiles: dict[str, Answer] = {}  # PSID / IGSID -> profile fields
+        self.mentioned_comments: dict[str, Answer] = {}  # comment id -> IG Comment fields
+        self.mentioned_media: dict[str, Answer] = {}  # media id -> IG Media fields
 
     def cdn_url(self, key: str) -> str:
         return f"{self.origin}/cdn/{key}?oh=signature&oe=expiry"
@@ -143,6 +158,7 @@ class FakeGraph(FakeServer):
             web.post(f"/{VERSION}/{{node}}/messages", self._messages),
             web.post(f"/{VERSION}/{{node}}/comments", self._comment_reply),
             web.post(f"/{VERSION}/{{node}}/replies", self._comment_reply),
+            web.post(f"/{VERSION}/{{node}}/mentions", self._mention_reply),
             web.post(f"/{VERSION}/{{node}}/media", self._whatsapp_media),
             web.post(f"/{VERSION}/{{node}}/message_attachments", self._attachment_upload),
             web.post(f"/{VERSION}/{{node}}", self._edit_comment),
@@ -273,6 +289,48 @@ class FakeGraph(FakeServer):
         )
         return web.json_response({"id": reply_id})
 
+    async def _mention_reply(self, request: web.Request) -> web.StreamResponse:
+        """POST /{ig-user-id}/mentions: a comment on the media (caption mention) or in
+        the mentioning comment's thread (`comment_id`)."""
+        denied = self._check_token(request)
+        if denied is not None:
+            return denied
+        params = call_of(request).params
+        media_id, comment_id = params.get("media_id"), params.get("comment_id")
+        known = (
+            comment_id in self.mentioned_comments
+            if comment_id is not None
+            else media_id in self.mentioned_media
+        )
+        if not media_id or not isinstance(params.get("message"), str) or not known:
+            return graph_error(UNKNOWN_OBJECT)
+        reply_id = str(17_900_000_000_000_000 + next(self._ids))
+        self.sent.append(
+            {
+                "kind": "mentions",
+                "node": request.match_info["node"],
+                "media_id": media_id,
+                "comment_id": comment_id,
+                "message": params.get("message"),
+                "id": reply_id,
+            }
+        )
+        return web.json_response({"id": reply_id})
+
+    def _mentioned(self, node: str, fields: str) -> web.StreamResponse | None:
+        """A mentioned comment or media by field expansion; None for other `fields`."""
+        asked = MENTIONED.fullmatch(fields)
+        if asked is None:
+            return None
+        edge, object_id, wanted = asked.group(1), asked.group(2), asked.group(3)
+        known = self.mentioned_comments if edge == "mentioned_comment" else self.mentioned_media
+        found = known.get(object_id)
+        if found is None:
+            return graph_error(UNKNOWN_OBJECT)
+        names = {re.sub(r"\{.*", "", name) for name in re.split(r",(?![^{]*\})", wanted)}
+        shown = {k: v for k, v in found.items() if k in names}
+        return web.json_response({edge: {**shown, "id": object_id}, "id": node})
+
     async def _whatsapp_media(self, request: web.Request) -> web.StreamResponse:
         """POST /{phone-number-id}/media, multipart with `messaging_product`, `type` and
         `file`: answers the media id (WhatsApp Cloud API, "Upload media")."""
@@ -364,6 +422,9 @@ class FakeGraph(FakeServer):
         if denied is not None:
             return denied
         node = request.match_info["node"]
+        mentioned = self._mentioned(node, request.query.get("fields", ""))
+        if mentioned is not None:
+            return mentioned
         served = self.files.files.get(node)
         if served is not None:
             return web.json_response(

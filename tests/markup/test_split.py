@@ -46,7 +46,7 @@ def test_each_network_has_the_limit_of_the_issue(name: str, limit: int) -> None:
 
 def test_only_comments_and_x_replies_are_public() -> None:
     public = sorted(name for name, target in TARGETS.items() if target.public)
-    assert public == ["facebook_comment", "instagram_comment", "x_reply"]
+    assert public == ["facebook_comment", "instagram_comment", "instagram_mention", "x_reply"]
 
 
 def prepared(text: str, target_name: str, limit: int | None = None) -> PreparedReply | OverLimit:

@@ -14,16 +14,22 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from bot.config import ConfigError, Settings
+from bot.markup.targets import TARGETS
 from bot.networks.base import (
     Attachment,
     CustomerRemoval,
     DeliveryError,
     ForbiddenError,
     InboundMessage,
+    MentionDetails,
+    MentionUnavailable,
+    NotSupported,
     PayloadError,
+    PublicMention,
     SignatureError,
 )
 from bot.networks.meta import MetaNetwork
+from bot.networks.registry import BY_NAME
 from tests.fakes.graph_api import FakeGraph
 from tests.networks import (
     IDS,
@@ -558,3 +564,112 @@ def test_from_settings_needs_all_three_meta_settings() -> None:
     assert isinstance(MetaNetwork.from_settings(complete), MetaNetwork)
     with pytest.raises(ConfigError):
         MetaNetwork.from_settings(Settings(meta_app_secret="s", meta_verify_token="v"))
+
+
+# -- Instagram mentions: ids in the webhook, the rest looked up, answered via /mentions --
+IG_USER = "17841405726653026"
+
+
+def ig_mention(value: dict[str, Any]) -> bytes:
+    """The `mentions` field (Instagram webhooks reference): `media_id`, and `comment_id`
+    when the mention is in a comment."""
+    return dumps(
+        {
+            "object": "instagram",
+            "entry": [
+                {
+                    "id": IG_USER,
+                    "time": 1765000000,
+                    "changes": [{"field": "mentions", "value": value}],
+                }
+            ],
+        }
+    )
+
+
+def test_an_instagram_mention_names_what_opening_and_answering_it_need() -> None:
+    [comment] = network().parse(ig_mention({"media_id": "555", "comment_id": "777"}))
+    [caption] = network().parse(ig_mention({"media_id": "555"}))
+    assert isinstance(comment, PublicMention) and isinstance(caption, PublicMention)
+    assert comment.details_pending and comment.tagged and comment.network == "meta"
+    assert comment.conversation_key == "igmention:777"
+    assert comment.reply_context == {
+        "channel": "instagram_mention",
+        "ig_account_id": IG_USER,
+        "media_id": "555",
+        "comment_id": "777",
+    }
+    assert caption.conversation_key == "igmention:555" and caption.external_id == "555"
+    assert "comment_id" not in caption.reply_context
+    assert "a caption" in caption.text
+
+
+async def test_mention_details_read_the_mentioned_comment_and_media() -> None:
+    async with FakeGraph(token="page-token") as graph:
+        graph.mentioned_comments["777"] = {
+            "text": "@acme where is my order?",
+            "username": "ada",
+            "timestamp": "2026-12-06T09:30:00+0000",
+            "media": {"id": "555", "permalink": "https://www.instagram.com/p/abc/"},
+        }
+        graph.mentioned_media["556"] = {
+            "caption": "Love @acme",
+            "username": "grace",
+            "permalink": "javascript:alert(1)",  # never shown as a link
+        }
+        adapter = network(graph.url)
+        [comment] = network().parse(ig_mention({"media_id": "555", "comment_id": "777"}))
+        [caption] = network().parse(ig_mention({"media_id": "556"}))
+        assert isinstance(comment, PublicMention) and isinstance(caption, PublicMention)
+        found = await adapter.mention_details(comment.reply_context)
+        media = await adapter.mention_details(caption.reply_context)
+        with pytest.raises(MentionUnavailable, match="does not exist"):
+            await adapter.mention_details({**caption.reply_context, "media_id": "404"})
+        await adapter.close()
+    assert found == MentionDetails(
+        "@acme where is my order?",
+        "ada",
+        "https://www.instagram.com/p/abc/",
+        datetime(2026, 12, 6, 9, 30, tzinfo=UTC),
+    )
+    assert media == MentionDetails("Love @acme", "grace", None, None)
+    assert graph.calls[0].headers["Authorization"] == "Bearer page-token"
+
+
+async def test_a_down_graph_makes_the_mention_unavailable_not_an_error() -> None:
+    async with FakeGraph() as graph:
+        graph.fail("*", status=503, count=None)
+        adapter = network(graph.url)
+        with pytest.raises(MentionUnavailable):
+            await adapter.mention_details(
+                {"ig_account_id": IG_USER, "media_id": "555", "comment_id": "777"}
+            )
+        await adapter.close()
+
+
+async def test_an_instagram_mention_reply_is_public_text_only_and_final() -> None:
+    context = {"channel": "instagram_mention", "ig_account_id": IG_USER, "media_id": "555"}
+    async with FakeGraph(token="page-token") as graph:
+        graph.mentioned_media["555"] = {"caption": "hi"}
+        graph.mentioned_comments["777"] = {"text": "hi"}
+        adapter = network(graph.url)
+        on_media = await adapter.send(outbound(context))
+        in_thread = await adapter.send(outbound({**context, "comment_id": "777"}))
+        await adapter.close()
+    assert [c.method for c in graph.calls] == [f"/{IG_USER}/mentions"] * 2
+    assert graph.calls[0].json == {"media_id": "555", "message": "Thanks, on it!"}
+    assert graph.calls[1].json == {
+        "media_id": "555",
+        "message": "Thanks, on it!",
+        "comment_id": "777",
+    }
+    assert on_media.message_id == graph.sent[0]["id"] and in_thread.message_id
+    assert network().reply_target(context) == "instagram_mention"
+    assert TARGETS["instagram_mention"].public and TARGETS["instagram_mention"].limit == 2200
+    assert BY_NAME["meta"].is_public(context)
+    with pytest.raises(NotSupported, match="Instagram mentions take text only"):
+        network().file_limit(context, "image/png")
+    with pytest.raises(NotSupported, match="Instagram mentions do not let a sent reply be edited"):
+        await network().edit(outbound(context), "1790")
+    with pytest.raises(NotSupported, match="do not let a sent message be deleted"):
+        await network().delete(context, "1790", datetime.now(UTC))
