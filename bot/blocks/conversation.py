@@ -14,6 +14,7 @@ from typing import Any
 
 import emoji
 
+from bot.networks.registry import is_public as public_context
 from bot.networks.registry import labels as network_labels
 from bot.routing import URGENT
 from storage.core import Mark, ReplyKind
@@ -43,11 +44,7 @@ def network_label(conversation: Conversation) -> str:
 
 def is_public(conversation: Conversation) -> bool:
     """Page and Instagram comments, Instagram and X mentions: everyone sees the answers."""
-    context = conversation.reply_context or {}
-    public = ("facebook_comment", "instagram_comment", "instagram_mention")
-    return context.get("channel") in public or (
-        conversation.network == "x" and context.get("kind") == "tweet"
-    )
+    return public_context(conversation.network, conversation.reply_context or {})
 
 
 def slack_date(at: datetime, fmt: str = "{date_short_pretty} {time}") -> str:

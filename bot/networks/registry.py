@@ -149,6 +149,12 @@ SECRET_SETTINGS: frozenset[str] = frozenset(
 )
 
 
+def is_public(network: str, reply_context: Mapping[str, object]) -> bool:
+    """Whether everyone sees the answers (a comment, a mention), by the network's rule."""
+    descriptor = BY_NAME.get(network)
+    return descriptor is not None and descriptor.is_public(reply_context)
+
+
 def labels() -> dict[str, str]:
     """Network and sub-channel names as Slack shows them."""
     found: dict[str, str] = {}

@@ -345,6 +345,7 @@ async def test_a_down_graph_still_posts_the_instagram_mention(bot: Bot) -> None:
     [post] = await bot.until(lambda: posts(bot), what="the Instagram mention")
     assert "mentioned the account in a comment" in shown(post)
     assert set(buttons(post)) == {OPEN, DISMISS}
+    await recorded(bot, post)
     [row] = await stored(bot)
     assert row.state == MentionState.POSTED
 
