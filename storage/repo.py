@@ -61,7 +61,7 @@ from storage.models import (
     conversation_by_key,
     utcnow,
 )
-from storage.out_of_hours import is_auto_reply
+from storage.outbox import is_auto_reply
 
 
 @dataclass(frozen=True)
