@@ -6,10 +6,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
+from bot.blocks.conversation import Block
 from bot.blocks.handoff import MODAL, handoff_modal
 from bot.services.refusal import Refusal
 from handlers.answer import ack_only, tell
-from handlers.forms import NOT_OUR_FORM, form_metadata, open_form
+from handlers.forms import NOT_OUR_FORM, form_metadata, open_shortcut_form
 from handlers.payloads import BlockActions, MessageShortcut, SlashCommand, ViewSubmission
 
 
@@ -43,16 +44,12 @@ class HandoffListeners:
     async def shortcut(self, body: MessageShortcut) -> None:
         """Message shortcut: find the message's conversation and open the handoff modal."""
         services = self._services
-        user = body["user"]["id"]
-        channel = body["channel"]["id"]
-        thread_ts = body.get("message", {}).get("thread_ts")
-        try:
-            conversation = await services.lookup.message(channel, body["message_ts"], thread_ts)
-        except Refusal as exc:
-            await tell(services.slack, channel, user, exc.sentence)
-            return
-        view = handoff_modal(conversation, channel, services.settings.teams)
-        await open_form(services.slack, body["trigger_id"], view, channel, user, "the handoff form")
+
+        async def form(channel: str, ts: str, thread_ts: str | None) -> Block:
+            conversation = await services.lookup.message(channel, ts, thread_ts)
+            return handoff_modal(conversation, channel, services.settings.teams)
+
+        await open_shortcut_form(services.slack, body, "the handoff form", form)
 
     async def submit(self, ack: AsyncAck, body: ViewSubmission) -> None:
         """Modal submitted: hand off, or show the reason on the team field."""

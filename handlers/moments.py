@@ -12,7 +12,7 @@ from bot.blocks.moments import MODAL, moment_json
 from bot.services.moments import ReactionEvent
 from bot.services.refusal import Refusal
 from handlers.answer import ack_only, tell
-from handlers.forms import NOT_OUR_FORM, form_metadata, open_form
+from handlers.forms import NOT_OUR_FORM, form_metadata, open_shortcut_form
 from handlers.payloads import MessageShortcut, ViewSubmission
 from handlers.stats import api_window
 from handlers.webhooks import SERVICES, error
@@ -43,15 +43,7 @@ class MomentListeners:
     async def shortcut(self, body: MessageShortcut) -> None:
         """Open the note form for the message's conversation, or say why not."""
         services = self._services
-        user = body["user"]["id"]
-        channel = body["channel"]["id"]
-        thread_ts = body.get("message", {}).get("thread_ts")
-        try:
-            view = await services.moments.form(channel, body["message_ts"], thread_ts)
-        except Refusal as exc:
-            await tell(services.slack, channel, user, exc.sentence)
-            return
-        await open_form(services.slack, body["trigger_id"], view, channel, user, "the form")
+        await open_shortcut_form(services.slack, body, "the form", services.moments.form)
 
     async def submit(self, ack: AsyncAck, body: ViewSubmission) -> None:
         """Form submitted: record the moment, or show the reason on the note field."""

@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from storage.core import ConversationStatus, ReplyState
 from storage.db import Database, insert_ignore
-from storage.models import Conversation, CsatRating, CsatSurvey
+from storage.models import Conversation, CsatRating, CsatSurvey, lock_conversation
 from storage.outbox import Outbox
 
 EVERY = timedelta(hours=24)  # at most one question per conversation in this long
@@ -59,13 +59,7 @@ class CsatStore(Outbox[CsatSurvey]):
         """A new question for a resolved conversation, due now; None when it is no longer
         resolved or was asked within `EVERY` (decided under its row lock)."""
         async with self.db.session() as session:
-            conversation = (
-                await session.execute(
-                    select(Conversation)
-                    .where(col(Conversation.id) == conversation_id)
-                    .with_for_update()
-                )
-            ).scalar_one()
+            conversation = await lock_conversation(session, conversation_id)
             if conversation.status != ConversationStatus.RESOLVED:
                 return None
             recent = await session.execute(
