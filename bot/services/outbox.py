@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic
 
@@ -27,29 +28,19 @@ AUTHOR_ID = "relaydesk"
 AUTHOR_NAME = "Relaydesk"
 
 
+@dataclass(frozen=True)
 class AutoSender(Generic[Row]):
-    def __init__(
-        self,
-        *,
-        outbox: Outbox[Row],
-        what: str,
-        sent_note: Callable[[str], str],
-        failed_note: Callable[[str], str],
-        slack: Slack,
-        networks: Mapping[str, Network],
-        clock: Callable[[], datetime],
-        metrics: Metrics,
-    ) -> None:
-        """`what` names the message in the log; the notes are its thread posts (sent:
-        with the text sent; failed: with the reason)."""
-        self._outbox = outbox
-        self._what = what
-        self._sent_note = sent_note
-        self._failed_note = failed_note
-        self._slack = slack
-        self._networks = networks
-        self._clock = clock
-        self._metrics = metrics
+    """Sends one feature's automatic messages: `what` names them in the log; the notes
+    are their thread posts (sent: with the text sent; failed: with the reason)."""
+
+    outbox: Outbox[Row]
+    what: str
+    sent_note: Callable[[str], str]
+    failed_note: Callable[[str], str]
+    slack: Slack
+    networks: Mapping[str, Network]
+    clock: Callable[[], datetime]
+    metrics: Metrics
 
     async def send(
         self,
@@ -74,10 +65,10 @@ class AutoSender(Generic[Row]):
             await self._fail(row, conversation, failed)
             return False
         if dropped is not None:
-            await self._outbox.mark_failed(row.id, dropped)
-            log.info("conversation %s: %s dropped (%s)", conversation.id, self._what, dropped)
+            await self.outbox.mark_failed(row.id, dropped)
+            log.info("conversation %s: %s dropped (%s)", conversation.id, self.what, dropped)
             return False
-        network = self._networks.get(conversation.network)
+        network = self.networks.get(conversation.network)
         if network is None:
             await self._fail(row, conversation, f"{conversation.network} is not configured")
             return False
@@ -92,33 +83,33 @@ class AutoSender(Generic[Row]):
             automated=True,
             survey_id=survey_id,
         )
-        await self._outbox.begin_send(row.id, now)
+        await self.outbox.begin_send(row.id, now)
         try:
             receipt = await network.send(outbound)
         except DeliveryError as exc:
             if exc.temporary:
-                self._metrics.retries.labels("network").inc()
-                at = self._clock() + backoff(row.attempts + 1, exc.retry_after)
-                await self._outbox.retry_later(row.id, at, exc.message)
+                self.metrics.retries.labels("network").inc()
+                at = self.clock() + backoff(row.attempts + 1, exc.retry_after)
+                await self.outbox.retry_later(row.id, at, exc.message)
                 return True
             await self._fail(row, conversation, exc.message)
             return False
-        await self._outbox.mark_sent(row.id, receipt.message_id, self._clock())
-        log.info("conversation %s: %s sent", conversation.id, self._what)
-        await self._say(conversation, self._sent_note(text))
+        await self.outbox.mark_sent(row.id, receipt.message_id, self.clock())
+        log.info("conversation %s: %s sent", conversation.id, self.what)
+        await self._say(conversation, self.sent_note(text))
         return False
 
     async def _fail(self, row: Row, conversation: Conversation, reason: str) -> None:
         assert row.id is not None
-        await self._outbox.mark_failed(row.id, reason)
-        log.warning("conversation %s: %s failed: %s", conversation.id, self._what, reason)
-        await self._say(conversation, self._failed_note(reason))
+        await self.outbox.mark_failed(row.id, reason)
+        log.warning("conversation %s: %s failed: %s", conversation.id, self.what, reason)
+        await self._say(conversation, self.failed_note(reason))
 
     async def _say(self, conversation: Conversation, text: str) -> None:
         """The row is the record; the thread post is for people (a lost one is logged)."""
         if not (conversation.channel and conversation.thread_ts):
             return
         try:
-            await self._slack.post(conversation.channel, text, thread_ts=conversation.thread_ts)
+            await self.slack.post(conversation.channel, text, thread_ts=conversation.thread_ts)
         except SlackError as exc:
-            log.warning("conversation %s: %s note not posted: %s", conversation.id, self._what, exc)
+            log.warning("conversation %s: %s note not posted: %s", conversation.id, self.what, exc)
