@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
+from bot.blocks.conversation import Block
 from bot.blocks.handoff import MODAL, handoff_modal
-from bot.networks.base import PayloadError
-from bot.networks.payload import load_object
-from bot.services.refs import MAX_ID
 from bot.services.refusal import Refusal
-from bot.slack import SlackError
 from handlers.answer import ack_only, tell
+from handlers.forms import NOT_OUR_FORM, form_metadata, open_shortcut_form
 from handlers.payloads import BlockActions, MessageShortcut, SlashCommand, ViewSubmission
-
-log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -50,22 +44,12 @@ class HandoffListeners:
     async def shortcut(self, body: MessageShortcut) -> None:
         """Message shortcut: find the message's conversation and open the handoff modal."""
         services = self._services
-        user = body["user"]["id"]
-        channel = body["channel"]["id"]
-        thread_ts = body.get("message", {}).get("thread_ts")
-        try:
-            conversation = await services.lookup.message(channel, body["message_ts"], thread_ts)
-        except Refusal as exc:
-            await tell(services.slack, channel, user, exc.sentence)
-            return
-        view = handoff_modal(conversation, channel, services.settings.teams)
-        try:
-            await services.slack.call("views.open", trigger_id=body["trigger_id"], view=view)
-        except SlackError as exc:
-            log.warning("could not open the handoff modal for %s: %s", user, exc.code)
-            await tell(
-                services.slack, channel, user, f"Could not open the handoff form ({exc.code})."
-            )
+
+        async def form(channel: str, ts: str, thread_ts: str | None) -> Block:
+            conversation = await services.lookup.message(channel, ts, thread_ts)
+            return handoff_modal(conversation, channel, services.settings.teams)
+
+        await open_shortcut_form(services.slack, body, "the handoff form", form)
 
     async def submit(self, ack: AsyncAck, body: ViewSubmission) -> None:
         """Modal submitted: hand off, or show the reason on the team field."""
@@ -73,12 +57,9 @@ class HandoffListeners:
         user = body["user"]["id"]
         view = body["view"]
         try:
-            meta = load_object(view.get("private_metadata") or "{}")
-            conversation_id = int(meta["conversation"])
-            if not 0 < conversation_id <= MAX_ID:
-                raise ValueError("no conversation id")
-        except (PayloadError, KeyError, TypeError, ValueError):
-            await ack(response_action="errors", errors={"team": "This form is not ours."})
+            conversation_id, meta = form_metadata(view.get("private_metadata"))
+        except ValueError:
+            await ack(response_action="errors", errors={"team": NOT_OUR_FORM})
             return
         values = view["state"]["values"]
         selected = values["team"]["team"].get("selected_option")

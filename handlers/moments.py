@@ -3,27 +3,20 @@ and `GET /api/moments`."""
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
 from bot.blocks.moments import MODAL, moment_json
-from bot.networks.base import PayloadError
-from bot.networks.payload import load_object
 from bot.services.moments import ReactionEvent
-from bot.services.refs import MAX_ID
 from bot.services.refusal import Refusal
-from bot.slack import SlackError
 from handlers.answer import ack_only, tell
+from handlers.forms import NOT_OUR_FORM, form_metadata, open_shortcut_form
 from handlers.payloads import MessageShortcut, ViewSubmission
 from handlers.stats import api_window
 from handlers.webhooks import SERVICES, error
 from storage.db import DatabaseUnavailable
-
-log = logging.getLogger(__name__)
 
 SHORTCUT = "relaydesk.moment"
 
@@ -50,19 +43,7 @@ class MomentListeners:
     async def shortcut(self, body: MessageShortcut) -> None:
         """Open the note form for the message's conversation, or say why not."""
         services = self._services
-        user = body["user"]["id"]
-        channel = body["channel"]["id"]
-        thread_ts = body.get("message", {}).get("thread_ts")
-        try:
-            view = await services.moments.form(channel, body["message_ts"], thread_ts)
-        except Refusal as exc:
-            await tell(services.slack, channel, user, exc.sentence)
-            return
-        try:
-            await services.slack.call("views.open", trigger_id=body["trigger_id"], view=view)
-        except SlackError as exc:
-            log.warning("could not open the moment form for %s: %s", user, exc.code)
-            await tell(services.slack, channel, user, f"Could not open the form ({exc.code}).")
+        await open_shortcut_form(services.slack, body, "the form", services.moments.form)
 
     async def submit(self, ack: AsyncAck, body: ViewSubmission) -> None:
         """Form submitted: record the moment, or show the reason on the note field."""
@@ -70,13 +51,10 @@ class MomentListeners:
         user = body["user"]["id"]
         view = body["view"]
         try:
-            meta = load_object(view.get("private_metadata") or "{}")
-            conversation_id = int(meta["conversation"])
+            conversation_id, meta = form_metadata(view.get("private_metadata"))
             channel, ts, thread = str(meta["channel"]), str(meta["ts"]), str(meta["thread"])
-            if not 0 < conversation_id <= MAX_ID:
-                raise ValueError("no conversation id")
-        except (PayloadError, KeyError, TypeError, ValueError):
-            await ack(response_action="errors", errors={"note": "This form is not ours."})
+        except (KeyError, ValueError):
+            await ack(response_action="errors", errors={"note": NOT_OUR_FORM})
             return
         note = view["state"]["values"].get("note", {}).get("note", {}).get("value") or ""
         try:

@@ -11,12 +11,11 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
 from bot.blocks import saved_replies as blocks
-from bot.networks.base import PayloadError
-from bot.networks.payload import load_object
 from bot.services.refs import MAX_ID
 from bot.services.refusal import Refusal
 from bot.slack import SlackError
 from handlers.answer import NOT_OURS, ack_only, tell
+from handlers.forms import NOT_OUR_FORM, form_metadata, open_form
 from handlers.payloads import (
     BlockActions,
     BlockSuggestion,
@@ -91,13 +90,7 @@ class SavedReplyListeners:
             )
             return
         view = blocks.picker(conversation, channel, thread_ts)
-        try:
-            await services.slack.call("views.open", trigger_id=trigger, view=view)
-        except SlackError as exc:
-            log.warning("could not open the saved replies for %s: %s", user, exc.code)
-            await tell(
-                services.slack, channel, user, f"Could not open the saved replies ({exc.code})."
-            )
+        await open_form(services.slack, trigger, view, channel, user, "the saved replies")
 
     async def search(self, ack: AsyncAck, body: BlockSuggestion) -> None:
         """Options as the person types: the conversation's saved replies that match."""
@@ -113,7 +106,7 @@ class SavedReplyListeners:
         """Refuse on the form what can be refused at once; the sending runs after the ack."""
         chosen = _chosen(body)
         if chosen is None:
-            await ack(response_action="errors", errors={blocks.FIELD: "This form is not ours."})
+            await ack(response_action="errors", errors={blocks.FIELD: NOT_OUR_FORM})
             return
         try:
             await self._services.saved_replies.check_send(
@@ -177,12 +170,11 @@ class SavedReplyListeners:
 def _metadata(raw: str | None) -> tuple[int, str, str] | None:
     """(conversation, channel, thread_ts) of a modal we opened; None for anything else."""
     try:
-        meta = load_object(raw or "{}")
-        conversation_id = int(meta["conversation"])
+        conversation_id, meta = form_metadata(raw)
         channel, thread_ts = meta["channel"], meta["thread_ts"]
-    except (PayloadError, KeyError, TypeError, ValueError):
+    except (KeyError, ValueError):
         return None
-    if not (0 < conversation_id <= MAX_ID and isinstance(channel, str) and channel):
+    if not (isinstance(channel, str) and channel):
         return None
     if not (isinstance(thread_ts, str) and thread_ts):
         return None

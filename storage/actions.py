@@ -21,11 +21,11 @@ from storage.core import ActionKind, ActionState, Mark, later_mark
 from storage.db import Database, insert_ignore
 from storage.models import (
     PENDING,
-    Conversation,
     CustomerAction,
     CustomerMessage,
     TeamReply,
     conversation_by_key,
+    lock_conversation,
 )
 
 log = logging.getLogger(__name__)
@@ -202,13 +202,7 @@ class ActionRepository:
             message = await session.get(CustomerMessage, message_id)
             action = await session.get(CustomerAction, action_id)
             assert message is not None and action is not None
-            conversation = (
-                await session.execute(
-                    select(Conversation)
-                    .where(col(Conversation.id) == message.conversation_id)
-                    .with_for_update()
-                )
-            ).scalar_one()
+            conversation = await lock_conversation(session, message.conversation_id)
             first = await _first_id(session, message.conversation_id)
             if new_text is not None:
                 message.text = new_text

@@ -1,10 +1,11 @@
 """Customer satisfaction in SQL: rating questions (`csat_survey`) and answers (`csat_rating`).
 
 A question is claimed under the conversation's row lock when it is resolved, at most
-one per conversation per `EVERY`; it is sent like the out-of-hours auto-reply (pending
-with a retry time, `attempt_at` while a send is in flight, never resent blindly). An
-answer is one row per survey (UNIQUE(survey_id), inserted with ON CONFLICT DO
-NOTHING): a second tap, or a webhook delivered twice, counts nothing.
+one per conversation per `EVERY`; it is sent from the outbox the out-of-hours
+auto-reply is sent from (`storage.outbox`: pending with a retry time, `attempt_at`
+while a send is in flight, never resent blindly). An answer is one row per survey
+(UNIQUE(survey_id), inserted with ON CONFLICT DO NOTHING): a second tap, or a webhook
+delivered twice, counts nothing.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import select, update
 from sqlmodel import col
 
 from storage.core import ConversationStatus, ReplyState
 from storage.db import Database, insert_ignore
-from storage.models import PENDING, Conversation, CsatRating, CsatSurvey, TeamReply
+from storage.models import Conversation, CsatRating, CsatSurvey, lock_conversation
+from storage.outbox import Outbox
 
 EVERY = timedelta(hours=24)  # at most one question per conversation in this long
 ANSWER_WITHIN = timedelta(hours=24)  # a typed digit answers a question this recent
@@ -46,22 +48,18 @@ class OpenSurvey:
     comment_message_id: str | None
 
 
-class CsatStore:
+class CsatStore(Outbox[CsatSurvey]):
+    """The questions' outbox (`storage.outbox`), and their answers."""
+
     def __init__(self, db: Database) -> None:
-        self.db = db
+        super().__init__(db, CsatSurvey)
 
     # -- questions ----------------------------------------------------------
     async def claim(self, conversation_id: int, now: datetime) -> int | None:
         """A new question for a resolved conversation, due now; None when it is no longer
         resolved or was asked within `EVERY` (decided under its row lock)."""
         async with self.db.session() as session:
-            conversation = (
-                await session.execute(
-                    select(Conversation)
-                    .where(col(Conversation.id) == conversation_id)
-                    .with_for_update()
-                )
-            ).scalar_one()
+            conversation = await lock_conversation(session, conversation_id)
             if conversation.status != ConversationStatus.RESOLVED:
                 return None
             recent = await session.execute(
@@ -84,93 +82,9 @@ class CsatStore:
             await session.flush()
             return survey.id
 
-    async def due_conversations(self, now: datetime, limit: int = 100) -> list[int]:
-        async with self.db.read() as session:
-            rows = await session.execute(
-                select(col(CsatSurvey.conversation_id))
-                .where(text(PENDING), col(CsatSurvey.next_attempt_at) <= now)
-                .distinct()
-                .limit(limit)
-            )
-            return [row[0] for row in rows]
-
-    async def next_due_at(self) -> datetime | None:
-        async with self.db.read() as session:
-            found: datetime | None = (
-                await session.execute(
-                    select(func.min(CsatSurvey.next_attempt_at)).where(text(PENDING))
-                )
-            ).scalar_one()
-        return found
-
-    async def due(self, conversation_id: int, now: datetime) -> list[CsatSurvey]:
-        async with self.db.read() as session:
-            rows = await session.execute(
-                select(CsatSurvey)
-                .where(
-                    col(CsatSurvey.conversation_id) == conversation_id,
-                    text(PENDING),
-                    col(CsatSurvey.next_attempt_at) <= now,
-                )
-                .order_by(col(CsatSurvey.id))
-            )
-            return list(rows.scalars())
-
-    async def begin_send(self, survey_id: int, now: datetime) -> None:
-        await self._set(survey_id, attempt_at=now)
-
-    async def mark_sent(self, survey_id: int, external_id: str | None, now: datetime) -> None:
-        """Sent. An echo of it the network already reported is dropped: it is no
-        colleague's reply (a later one is never stored: `is_auto_reply`)."""
-        async with self.db.session() as session:
-            survey = await session.get(CsatSurvey, survey_id)
-            assert survey is not None
-            survey.state, survey.sent_at, survey.external_id = ReplyState.SENT, now, external_id
-            survey.attempt_at = survey.next_attempt_at = None
-            if external_id is not None:
-                await session.execute(
-                    delete(TeamReply).where(
-                        col(TeamReply.network) == survey.network,
-                        col(TeamReply.external_id) == external_id,
-                        col(TeamReply.state) == ReplyState.ECHO,
-                    )
-                )
-
-    async def retry_later(self, survey_id: int, at: datetime, error: str) -> None:
-        async with self.db.session() as session:
-            survey = await session.get(CsatSurvey, survey_id)
-            assert survey is not None
-            survey.attempts += 1
-            survey.next_attempt_at, survey.attempt_at, survey.last_error = at, None, error[:500]
-
-    async def mark_failed(self, survey_id: int, error: str) -> None:
-        await self._set(
-            survey_id,
-            state=ReplyState.FAILED,
-            next_attempt_at=None,
-            attempt_at=None,
-            last_error=error[:500],
-        )
-
     async def conversation(self, conversation_id: int) -> Conversation | None:
         async with self.db.read() as session:
             return await session.get(Conversation, conversation_id)
-
-    async def all(self, conversation_id: int) -> list[CsatSurvey]:
-        async with self.db.read() as session:
-            rows = await session.execute(
-                select(CsatSurvey)
-                .where(col(CsatSurvey.conversation_id) == conversation_id)
-                .order_by(col(CsatSurvey.id))
-            )
-            return list(rows.scalars())
-
-    async def _set(self, survey_id: int, **values: object) -> None:
-        async with self.db.session() as session:
-            survey = await session.get(CsatSurvey, survey_id)
-            assert survey is not None
-            for name, value in values.items():
-                setattr(survey, name, value)
 
     # -- answers ------------------------------------------------------------
     async def record(

@@ -22,7 +22,14 @@ from sqlmodel import col
 
 from storage.core import ConversationStatus
 from storage.db import Database, insert_ignore
-from storage.models import Conversation, Escalation, Handoff, OncallOverride, Turn
+from storage.models import (
+    Conversation,
+    Escalation,
+    Handoff,
+    OncallOverride,
+    Turn,
+    lock_conversation,
+)
 
 
 @dataclass(frozen=True)
@@ -116,13 +123,7 @@ class EscalationStore:
     async def locked(self, conversation_id: int) -> AsyncIterator[Locked]:
         """Lock the conversation's row and read its escalation state, in one transaction."""
         async with self.db.session() as session:
-            conversation = (
-                await session.execute(
-                    select(Conversation)
-                    .where(col(Conversation.id) == conversation_id)
-                    .with_for_update()
-                )
-            ).scalar_one()
+            conversation = await lock_conversation(session, conversation_id)
             turn = (
                 await session.execute(
                     select(Turn)
@@ -175,13 +176,7 @@ class EscalationStore:
             page = await session.get(Escalation, escalation_id)
             if page is None:
                 return False
-            conversation = (
-                await session.execute(
-                    select(Conversation)
-                    .where(col(Conversation.id) == page.conversation_id)
-                    .with_for_update()
-                )
-            ).scalar_one()
+            conversation = await lock_conversation(session, page.conversation_id)
             await session.refresh(page)
             if page.sent_at is not None:
                 return False

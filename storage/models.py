@@ -22,6 +22,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -616,6 +617,13 @@ def conversation_by_key(network: str, key: str) -> SelectOfScalar[int | None]:
     return select(col(Conversation.id)).where(
         col(Conversation.network) == network, col(Conversation.external_key) == key
     )
+
+
+async def lock_conversation(session: AsyncSession, conversation_id: int) -> Conversation:
+    """The conversation's row, locked (FOR UPDATE) until the transaction ends: what is
+    decided about a conversation is decided under this lock."""
+    statement = select(Conversation).where(col(Conversation.id) == conversation_id)
+    return (await session.execute(statement.with_for_update())).scalar_one()
 
 
 class SavedReply(SQLModel, table=True):

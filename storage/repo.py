@@ -59,9 +59,10 @@ from storage.models import (
     Turn,
     UTCDateTime,
     conversation_by_key,
+    lock_conversation,
     utcnow,
 )
-from storage.out_of_hours import is_auto_reply
+from storage.outbox import is_auto_reply
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,6 @@ class Repository:
         """Store a batch in one transaction (one commit for many webhooks); `route`
         decides the team, priority and tags of the conversations it opens."""
         return await self.db.run_unit(lambda execute: store_batch(execute, items, route))
-
-    async def _conversation_for_update(self, session: AsyncSession, *where: Any) -> Conversation:
-        statement = select(Conversation).where(*where).with_for_update()
-        return (await session.execute(statement)).scalar_one()
 
     # -- reading ------------------------------------------------------------
     async def conversation(self, conversation_id: int) -> Conversation | None:
@@ -332,9 +329,7 @@ class Repository:
         the root could not hold of it is posted in the thread.
         """
         async with self.db.session() as session:
-            conversation = await self._conversation_for_update(
-                session, Conversation.id == conversation_id
-            )
+            conversation = await lock_conversation(session, conversation_id)
             conversation.channel = channel
             conversation.thread_ts = thread_ts
             conversation.rendered_version = conversation.version
@@ -520,9 +515,7 @@ class Repository:
         async with self.db.session() as session:
             reply = await session.get(TeamReply, reply_id)
             assert reply is not None
-            conversation = await self._conversation_for_update(
-                session, Conversation.id == reply.conversation_id
-            )
+            conversation = await lock_conversation(session, reply.conversation_id)
             reply.state = ReplyState.SENT
             reply.delivered_at = now
             reply.slack_channel = channel
@@ -540,9 +533,7 @@ class Repository:
         async with self.db.session() as session:
             reply = await session.get(TeamReply, reply_id)
             assert reply is not None
-            conversation = await self._conversation_for_update(
-                session, Conversation.id == reply.conversation_id
-            )
+            conversation = await lock_conversation(session, reply.conversation_id)
             ours = {*sent_ids, *([external_id] if external_id is not None else [])}
             if ours:  # our own echoes, held back: not a colleague's replies
                 await session.execute(
@@ -707,9 +698,7 @@ class Repository:
                     continue
                 reply.network_status = NetworkStatus(status["status"])
                 if reply.network_status == NetworkStatus.FAILED and reply.state == ReplyState.SENT:
-                    conversation = await self._conversation_for_update(
-                        session, Conversation.id == reply.conversation_id
-                    )
+                    conversation = await lock_conversation(session, reply.conversation_id)
                     reply.state = ReplyState.FAILED
                     reply.warned = False
                     reply.last_error = str(status.get("error") or "the network reported a failure")
@@ -857,9 +846,7 @@ class Repository:
     ) -> ActionResult:
         """Decide on the locked conversation and carry the plan out in one transaction."""
         async with self.db.session() as session:
-            conversation = await self._conversation_for_update(
-                session, Conversation.id == conversation_id
-            )
+            conversation = await lock_conversation(session, conversation_id)
             plan = decide(conversation)
             if isinstance(plan, Unchanged):
                 return ActionResult(conversation, plan)
@@ -891,9 +878,7 @@ class HandoffRepository:
         one handoff, and the second is told who won).
         """
         async with self.db.session() as session:
-            conversation = await self._repo._conversation_for_update(
-                session, Conversation.id == conversation_id
-            )
+            conversation = await lock_conversation(session, conversation_id)
             last = (
                 await session.execute(
                     select(Handoff)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
+from bot.blocks.form import modal
 from storage.models import Conversation
 
 MODAL = "relaydesk.handoff_modal"
@@ -17,14 +17,12 @@ def handoff_modal(conversation: Conversation, channel: str, teams: Sequence[str]
     The conversation and the channel the shortcut was used in ride along as metadata.
     """
     conversation_id = conversation.id
-    return {
-        "type": "modal",
-        "callback_id": MODAL,
-        "private_metadata": json.dumps({"conversation": conversation_id, "channel": channel}),
-        "title": {"type": "plain_text", "text": f"Hand off #{conversation_id}"},
-        "submit": {"type": "plain_text", "text": "Hand off"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
+    return modal(
+        MODAL,
+        {"conversation": conversation_id, "channel": channel},
+        f"Hand off #{conversation_id}",
+        "Hand off",
+        [
             {
                 "type": "input",
                 "block_id": "team",
@@ -47,4 +45,4 @@ def handoff_modal(conversation: Conversation, channel: str, teams: Sequence[str]
                 "element": {"type": "plain_text_input", "action_id": "note", "multiline": True},
             },
         ],
-    }
+    )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from bot.blocks.conversation import Block, escape, slack_date
+from bot.blocks.form import modal
 from storage.models import Moment
 
 MODAL = "relaydesk.moment_modal"
@@ -17,14 +17,12 @@ NOTE_MAX = 500  # a short note
 def moment_modal(conversation_id: int, channel: str, ts: str, thread_ts: str) -> Block:
     """The shortcut's form: a short note; the message it was used on rides as metadata."""
     metadata = {"conversation": conversation_id, "channel": channel, "ts": ts, "thread": thread_ts}
-    return {
-        "type": "modal",
-        "callback_id": MODAL,
-        "private_metadata": json.dumps(metadata),
-        "title": {"type": "plain_text", "text": f"Moment in #{conversation_id}"},
-        "submit": {"type": "plain_text", "text": "Record"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
+    return modal(
+        MODAL,
+        metadata,
+        f"Moment in #{conversation_id}",
+        "Record",
+        [
             {
                 "type": "input",
                 "block_id": "note",
@@ -37,7 +35,7 @@ def moment_modal(conversation_id: int, channel: str, ts: str, thread_ts: str) ->
                 },
             }
         ],
-    }
+    )
 
 
 def _who(moment: Moment) -> str:

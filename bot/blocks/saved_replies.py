@@ -4,11 +4,11 @@ on someone's behalf, and the `/replies list` answer. Pure builders."""
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from bot.blocks.conversation import SECTION_LIMIT, Block, actions, button, context, escape, units
+from bot.blocks.form import modal
 from storage.models import Conversation, SavedReply
 
 MODAL = "relaydesk.saved_reply_modal"
@@ -33,14 +33,12 @@ def picker(conversation: Conversation, channel: str, thread_ts: str) -> dict[str
         f"under your name. {{customer_name}}, {{agent_name}} and {{conversation}} become "
         f"the customer's name, yours and #{conversation.id}."
     )
-    return {
-        "type": "modal",
-        "callback_id": MODAL,
-        "private_metadata": json.dumps(metadata),
-        "title": {"type": "plain_text", "text": f"Saved reply #{conversation.id}"[:24]},
-        "submit": {"type": "plain_text", "text": "Send"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
+    return modal(
+        MODAL,
+        metadata,
+        f"Saved reply #{conversation.id}"[:24],
+        "Send",
+        [
             {
                 "type": "input",
                 "block_id": FIELD,
@@ -55,7 +53,7 @@ def picker(conversation: Conversation, channel: str, thread_ts: str) -> dict[str
             },
             context([explained]),
         ],
-    }
+    )
 
 
 def option_label(saved: SavedReply) -> str:

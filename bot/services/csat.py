@@ -31,22 +31,19 @@ from bot.networks.base import (
     InboundEvent,
     InboundMessage,
     Network,
-    OutboundReply,
 )
 from bot.networks.rating import digit_answer
 from bot.networks.registry import BY_NAME
-from bot.slack import Slack, SlackError
+from bot.services.outbox import AutoSender
+from bot.slack import Slack
 from storage.actions import ActionRepository, NewAction
 from storage.core import ActionKind, ConversationStatus
 from storage.csat import COMMENT_WITHIN, EVERY, CsatStore, OpenSurvey
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Conversation, CsatSurvey
-from storage.repo import backoff
 
 log = logging.getLogger(__name__)
 
-AUTHOR_ID = "relaydesk"
-AUTHOR_NAME = "Relaydesk"
 THANKS = "Thank you for your rating!"
 
 
@@ -77,11 +74,19 @@ class Csat:
         self.enabled = settings.csat_enabled
         self._question = settings.csat_message
         self._store = CsatStore(db)
+        self._sender = AutoSender(
+            outbox=self._store,
+            what="rating question",
+            sent_note=blocks.survey_sent,
+            failed_note=blocks.survey_failed,
+            slack=slack,
+            networks=networks,
+            clock=clock,
+            metrics=metrics,
+        )
         self._actions = ActionRepository(db)
-        self._slack = slack
         self._networks = networks
         self._clock = clock
-        self._metrics = metrics
         self._taps: set[asyncio.Task[None]] = set()
 
     # -- asking -------------------------------------------------------------
@@ -122,61 +127,15 @@ class Csat:
         return put_off
 
     async def _send(self, survey: CsatSurvey, conversation: Conversation) -> bool:
-        assert survey.id is not None
         now = self._clock()
-        if survey.attempt_at is not None:
-            await self._fail(survey, conversation, "the bot stopped while sending it")
-            return False
         reason = not_asked(conversation, conversation.network in self._networks, now)
         if reason is None and now - survey.created_at > EVERY:
             reason = "it could not be sent within 24 hours"
         if reason is None and conversation.status != ConversationStatus.RESOLVED:
             reason = "the conversation was reopened first"
-        if reason is not None:
-            await self._store.mark_failed(survey.id, reason)
-            log.info("conversation %s: rating question dropped (%s)", conversation.id, reason)
-            return False
-        outbound = OutboundReply(
-            conversation_key=conversation.external_key,
-            reply_context=conversation.reply_context,
-            text=self._question,
-            author_id=AUTHOR_ID,
-            author_name=AUTHOR_NAME,
-            reply_id=survey.id,
-            sent_at=now,
-            automated=True,
-            survey_id=survey.id,
+        return await self._sender.send(
+            survey, conversation, self._question, now, dropped=reason, survey_id=survey.id
         )
-        await self._store.begin_send(survey.id, now)
-        try:
-            receipt = await self._networks[conversation.network].send(outbound)
-        except DeliveryError as exc:
-            if exc.temporary:
-                self._metrics.retries.labels("network").inc()
-                at = self._clock() + backoff(survey.attempts + 1, exc.retry_after)
-                await self._store.retry_later(survey.id, at, exc.message)
-                return True
-            await self._fail(survey, conversation, exc.message)
-            return False
-        await self._store.mark_sent(survey.id, receipt.message_id, self._clock())
-        log.info("conversation %s: rating question sent", conversation.id)
-        await self._say(conversation, blocks.survey_sent(self._question))
-        return False
-
-    async def _fail(self, survey: CsatSurvey, conversation: Conversation, reason: str) -> None:
-        assert survey.id is not None
-        await self._store.mark_failed(survey.id, reason)
-        log.warning("conversation %s: rating question failed: %s", conversation.id, reason)
-        await self._say(conversation, blocks.survey_failed(reason))
-
-    async def _say(self, conversation: Conversation, text: str) -> None:
-        """The row is the record; the thread post is for people (a lost one is logged)."""
-        if not (conversation.channel and conversation.thread_ts):
-            return
-        try:
-            await self._slack.post(conversation.channel, text, thread_ts=conversation.thread_ts)
-        except SlackError as exc:
-            log.warning("conversation %s: rating note not posted: %s", conversation.id, exc)
 
     # -- answers ------------------------------------------------------------
     async def take(

@@ -3,9 +3,9 @@
 The dispatcher calls `after_relay` once a conversation's new customer messages are in
 Slack: a message that arrived while the desk was closed (and the desk still is) claims
 the period's row in SQL, and `send_due` sends it through the network adapter, as team
-replies are sent, and says so in the thread. It is not a team reply: it answers no turn,
-stops no SLA clock and counts in no figure. Public conversations (comments, mentions)
-never get one.
+replies are sent, and says so in the thread (`bot.services.outbox`, as the rating
+question is sent). It is not a team reply: it answers no turn, stops no SLA clock and
+counts in no figure. Public conversations (comments, mentions) never get one.
 """
 
 from __future__ import annotations
@@ -17,20 +17,17 @@ from datetime import datetime
 from bot.blocks import conversation as blocks
 from bot.config import Settings
 from bot.metrics import Metrics
-from bot.networks.base import DeliveryError, Network, OutboundReply
+from bot.networks.base import Network
 from bot.networks.registry import BY_NAME
-from bot.slack import Slack, SlackError
+from bot.services.outbox import AutoSender
+from bot.slack import Slack
 from storage.business_hours import BusinessHours
 from storage.core import MessageState
 from storage.db import Database
 from storage.models import Conversation, CustomerMessage, OutOfHoursReply
 from storage.out_of_hours import OutOfHoursReplies
-from storage.repo import backoff
 
 log = logging.getLogger(__name__)
-
-AUTHOR_ID = "relaydesk"
-AUTHOR_NAME = "Relaydesk"
 
 
 def closed_period_opening(
@@ -58,10 +55,17 @@ class OutOfHours:
         self._message = settings.out_of_hours_message
         self._hours = settings.hours
         self._replies = OutOfHoursReplies(db)
-        self._slack = slack
-        self._networks = networks
+        self._sender = AutoSender(
+            outbox=self._replies,
+            what="out-of-hours auto-reply",
+            sent_note=blocks.auto_reply_sent,
+            failed_note=blocks.auto_reply_failed,
+            slack=slack,
+            networks=networks,
+            clock=clock,
+            metrics=metrics,
+        )
         self._clock = clock
-        self._metrics = metrics
 
     @property
     def enabled(self) -> bool:
@@ -97,58 +101,10 @@ class OutOfHours:
         return put_off
 
     async def _send(self, reply: OutOfHoursReply, conversation: Conversation) -> bool:
-        assert reply.id is not None and self._message is not None
+        assert self._message is not None
         now = self._clock()
-        if reply.attempt_at is not None:
-            await self._fail(reply, conversation, "the bot stopped while sending it")
-            return False
-        if now >= reply.opens_at:
-            await self._fail(reply, conversation, "the desk opened before it could be sent")
-            return False
-        network = self._networks.get(conversation.network)
-        if network is None:
-            await self._fail(reply, conversation, f"{conversation.network} is not configured")
-            return False
-        outbound = OutboundReply(
-            conversation_key=conversation.external_key,
-            reply_context=conversation.reply_context,
-            text=self._message,
-            author_id=AUTHOR_ID,
-            author_name=AUTHOR_NAME,
-            reply_id=reply.id,
-            sent_at=now,
-            automated=True,
-        )
-        await self._replies.begin_send(reply.id, now)
-        try:
-            receipt = await network.send(outbound)
-        except DeliveryError as exc:
-            if exc.temporary:
-                self._metrics.retries.labels("network").inc()
-                at = self._clock() + backoff(reply.attempts + 1, exc.retry_after)
-                await self._replies.retry_later(reply.id, at, exc.message)
-                return True
-            await self._fail(reply, conversation, exc.message)
-            return False
-        await self._replies.mark_sent(reply.id, receipt.message_id, self._clock())
-        log.info("conversation %s: out-of-hours auto-reply sent", conversation.id)
-        await self._say(conversation, blocks.auto_reply_sent(self._message))
-        return False
-
-    async def _fail(self, reply: OutOfHoursReply, conversation: Conversation, reason: str) -> None:
-        assert reply.id is not None
-        await self._replies.mark_failed(reply.id, reason)
-        log.warning("conversation %s: out-of-hours auto-reply failed: %s", conversation.id, reason)
-        await self._say(conversation, blocks.auto_reply_failed(reason))
-
-    async def _say(self, conversation: Conversation, text: str) -> None:
-        """The row is the record; the thread post is for people (a lost one is logged)."""
-        if not (conversation.channel and conversation.thread_ts):
-            return
-        try:
-            await self._slack.post(conversation.channel, text, thread_ts=conversation.thread_ts)
-        except SlackError as exc:
-            log.warning("conversation %s: auto-reply note not posted: %s", conversation.id, exc)
+        opened = "the desk opened before it could be sent" if now >= reply.opens_at else None
+        return await self._sender.send(reply, conversation, self._message, now, failed=opened)
 
 
 def _public(conversation: Conversation) -> bool:

@@ -185,6 +185,14 @@ async def test_shortcut_on_a_stray_message_says_so(bot: Bot) -> None:
     assert not bot.slack.calls_to("views.open")
 
 
+async def test_a_form_slack_will_not_open_is_said_to_the_person(bot: Bot) -> None:
+    root, reply = await thread(bot)
+    bot.slack.fail("views.open", status=200, body={"ok": False, "error": "expired_trigger_id"})
+    await bot.interact(shortcut(reply, root["ts"]))
+    said = "Could not open the form (expired_trigger_id)."
+    await bot.until(lambda: [t for t in bot.ephemerals_for() if t == said])
+
+
 async def test_moments_in_the_api_and_the_stats_surfaces(tmp_path: Path) -> None:
     bot, stop = await start_bot(tmp_path, env={"API_TOKEN": TOKEN})
     try:
