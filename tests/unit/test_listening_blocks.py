@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -13,8 +14,8 @@ from storage.models import ListenMention, MentionState
 T0 = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 
 
-def mention(**fields: object) -> ListenMention:
-    values: dict[str, object] = {
+def mention(**fields: Any) -> ListenMention:
+    values: dict[str, Any] = {
         "id": 7,
         "source_key": "url:e.example/1",
         "source": "generic",
