@@ -68,6 +68,8 @@ class BatchWriter:
             future: asyncio.Future[Stored] = loop.create_future()
             self._queue.put_nowait((item, future))
             futures.append(future)
+        if len(futures) == 1:  # a webhook's usual one message: no gathering future
+            return [await futures[0]]
         return list(await asyncio.gather(*futures))
 
     async def _run(self) -> None:
