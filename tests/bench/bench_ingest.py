@@ -174,7 +174,9 @@ async def saturate(workdir: Path, duration: float) -> list[SaturationResult]:
     async def measure(name: str, urls: list[str], pids: list[int], setup: Setup | None) -> None:
         # Warm-up, not counted: first connections, prepared statements, type lookups.
         await closed_loop(urls, CONNECTIONS, 1.0, updates.next, prepared=2_000)
-        run = await closed_loop(urls, CONNECTIONS, duration, updates.next, pids=pids)
+        run = await closed_loop(
+            urls, CONNECTIONS, duration, updates.next, pids=pids, prepared=int(duration * 15_000)
+        )
         stored_ok = None
         if setup is not None:
             stored_ok = set(run.accepted_ids) <= await setup.stored_ids()

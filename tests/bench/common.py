@@ -325,7 +325,7 @@ async def closed_loop(
     make: Callable[[], Request],
     *,
     pids: Sequence[int] = (),
-    prepared: int = 60_000,
+    prepared: int = 100_000,
     timeout: float = 10.0,
 ) -> Saturation:
     """Saturation: `connections` keep-alive connections (spread over `urls`), each sending
@@ -337,8 +337,12 @@ async def closed_loop(
     """
     run = Saturation(connections, duration)
     targets = [_host_port(url) for url in urls]
-    requests = [make() for _ in range(prepared)]
-    encoded = [_encode(*targets[i % len(targets)], request) for i, request in enumerate(requests)]
+    ids: list[str] = []
+    encoded: list[bytes] = []
+    for i in range(prepared):
+        request = make()
+        ids.append(request[3])
+        encoded.append(_encode(*targets[i % len(targets)], request))
     loop = asyncio.get_running_loop()
     pools = []
     for i in range(connections):
@@ -364,7 +368,7 @@ async def closed_loop(
             run.statuses[status] += 1
             if status == 200:
                 run.latencies.append(loop.time() - began)
-                run.accepted_ids.append(requests[index][3])
+                run.accepted_ids.append(ids[index])
 
     collecting = gc.isenabled()
     try:
