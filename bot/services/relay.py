@@ -37,11 +37,6 @@ from storage.repo import NewCustomerMessage, Repository, Stored
 log = logging.getLogger(__name__)
 
 WAKE_TOPIC = "relay"
-# Batches written at once by one process on PostgreSQL, each on its own pooled
-# connection (SQLite has one writer). At saturation one at a time had left a process
-# waiting on round trips at a third of a core: 3 took it from 943-1,028 to
-# 1,534-2,224 webhooks/s with less CPU per webhook.
-POSTGRES_FLUSHES = 3
 WAKE_EVERY = 0.05  # seconds between two wake-up publishes of one process, at least
 # An echo of our own send can beat the send's answer; wait this long before
 # taking an echo for a colleague's reply from the network's own inbox.
@@ -51,22 +46,11 @@ ECHO_HOLD = timedelta(seconds=5)
 class BatchWriter:
     """Group concurrent writes into one transaction; each caller awaits its own result.
 
-    Up to `flushes` batches are written at once; the next batch is taken only when a
-    flush is free, so what arrives meanwhile joins it. Concurrent batches are as safe
-    as two processes' batches (`storage.inbound`'s lock order). A batch that fails as
-    a whole is retried item by item, so one bad message cannot fail its neighbours.
+    A batch that fails as a whole is retried item by item, so one bad message
+    cannot fail its neighbours.
     """
 
-    def __init__(
-        self,
-        repo: Repository,
-        max_batch: int = 200,
-        route: Route | None = None,
-        *,
-        flushes: int = 1,
-    ) -> None:
-        self._flushes = flushes
-        self._writing: set[asyncio.Task[None]] = set()
+    def __init__(self, repo: Repository, max_batch: int = 200, route: Route | None = None) -> None:
         self._repo = repo
         self._route = route
         self._max_batch = max_batch
@@ -89,17 +73,11 @@ class BatchWriter:
         return list(await asyncio.gather(*futures))
 
     async def _run(self) -> None:
-        free = asyncio.Semaphore(self._flushes)
         while True:
-            first = await self._queue.get()
-            await free.acquire()
-            batch = [first]
+            batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            task = asyncio.create_task(self._flush(batch), name="relaydesk-batch")
-            self._writing.add(task)
-            task.add_done_callback(self._writing.discard)
-            task.add_done_callback(lambda _: free.release())
+            await self._flush(batch)
 
     async def _flush(self, batch: list[tuple[NewCustomerMessage, asyncio.Future[Stored]]]) -> None:
         try:
@@ -119,10 +97,9 @@ class BatchWriter:
         _log_stored(results)
 
     async def close(self) -> None:
-        tasks = [task for task in (self._task, *self._writing) if task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 def _log_stored(results: Sequence[Stored]) -> None:
@@ -217,9 +194,7 @@ class Relay:
         self._csat = csat
         self._coordinator = coordinator
         self._clock = clock
-        self._writer = BatchWriter(
-            repo, route=route, flushes=1 if repo.db.dialect == "sqlite" else POSTGRES_FLUSHES
-        )
+        self._writer = BatchWriter(repo, route=route)
         self._actions = ActionRepository(repo.db)
         self._waker = Waker(coordinator)
         self.echo_hold = ECHO_HOLD

@@ -25,7 +25,6 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlmodel import SQLModel
 
-from bot.services.relay import BatchWriter
 from storage.core import ReplyKind, ReplyState
 from storage.db import Database, DatabaseUnavailable
 from storage.models import Conversation, CustomerMessage, TeamReply, Turn
@@ -238,25 +237,6 @@ async def test_duplicate_inbound_message_is_stored_once(repo: Repository) -> Non
     assert await count(repo.db, Conversation) == 1
     conversation = await repo.conversation(first.conversation_id)
     assert conversation is not None and conversation.version == 3  # created, +1, +1
-
-
-async def test_concurrent_batches_store_every_delivery_once(store: Store) -> None:
-    """Several batches at once (as one process writes on PostgreSQL): each delivery is
-    stored once, copies in other batches are duplicates, one conversation per chat."""
-    repo = Repository(store.database())
-    writer = BatchWriter(repo, max_batch=7, flushes=3)
-    at = [T0 + timedelta(seconds=n) for n in range(200)]
-    items = [message(f"chat-{n % 5}", f"m-{n % 150}", at[n]) for n in range(200)]
-    try:
-        answers = await asyncio.gather(*(writer.write([item]) for item in items))
-    finally:
-        await writer.close()
-    results = [stored for (stored,) in answers]
-    fresh = {r.message_id for r in results if r.message_id is not None}
-    assert len(fresh) == 150 and sum(r.message_id is None for r in results) == 50
-    assert await count(repo.db, CustomerMessage) == 150
-    assert await count(repo.db, Conversation) == 5
-    assert sum(r.new_conversation for r in results) == 5
 
 
 async def _batch_scene(repo: Repository, *, batched: bool) -> list[Stored]:
