@@ -9,6 +9,7 @@ import asyncio
 import gc
 import json
 import math
+import os
 import socket
 import sqlite3
 import time
@@ -279,6 +280,113 @@ async def open_loop(
         pool.close()
     step.elapsed = loop.time() - started
     return step
+
+
+@dataclass
+class Saturation:
+    """A closed-loop run: what was answered, and the CPU it cost."""
+
+    connections: int
+    duration: float
+    sent: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)  # seconds, of the 200s
+    accepted_ids: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+    server_cpu: float = 0.0  # seconds of user + system time of the measured processes
+    generator_cpu: float = 0.0  # seconds of this process's own CPU
+
+    @property
+    def accepted(self) -> int:
+        return self.statuses[200]
+
+    @property
+    def accepted_per_second(self) -> float:
+        return self.accepted / self.elapsed if self.elapsed else math.nan
+
+    def cpu_us_per_request(self, cpu: float) -> float:
+        return cpu * 1e6 / self.accepted if self.accepted else math.nan
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of processes and their waited-for children (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return total / ticks
+
+
+async def closed_loop(
+    urls: Sequence[str],
+    connections: int,
+    duration: float,
+    make: Callable[[], Request],
+    *,
+    pids: Sequence[int] = (),
+    prepared: int = 100_000,
+    timeout: float = 10.0,
+) -> Saturation:
+    """Saturation: `connections` keep-alive connections (spread over `urls`), each sending
+    its next fresh request as soon as the last is answered, for `duration` s.
+
+    `prepared` requests are built before the clock starts (building them would cost the
+    generator CPU the servers share); a run that uses them up ends early and counts its
+    own elapsed time. The CPU of `pids` over the run is measured from /proc.
+    """
+    run = Saturation(connections, duration)
+    targets = [_host_port(url) for url in urls]
+    ids: list[str] = []
+    encoded: list[bytes] = []
+    for i in range(prepared):
+        request = make()
+        ids.append(request[3])
+        encoded.append(_encode(*targets[i % len(targets)], request))
+    loop = asyncio.get_running_loop()
+    pools = []
+    for i in range(connections):
+        pool = _Pool()
+        await pool.warm(*targets[i % len(targets)], 1)
+        pools.append((i % len(targets), pool.all[0], pool))
+    # Connection i serves the requests encoded for its target: i % len(targets) == index.
+    queues = [iter(range(t, prepared, len(targets))) for t in range(len(targets))]
+    deadline = 0.0
+
+    async def worker(target: int, connection: _Exchange) -> None:
+        for index in queues[target]:
+            if loop.time() >= deadline:
+                return
+            began = loop.time()
+            try:
+                async with asyncio.timeout(timeout):
+                    status = await connection.exchange(encoded[index])
+            except (TimeoutError, OSError, ValueError):
+                run.statuses[0] += 1
+                return  # the connection is in an unknown state
+            run.sent += 1
+            run.statuses[status] += 1
+            if status == 200:
+                run.latencies.append(loop.time() - began)
+                run.accepted_ids.append(ids[index])
+
+    collecting = gc.isenabled()
+    try:
+        gc.collect()
+        gc.disable()
+        cpu_before, own_before = cpu_seconds(pids), time.process_time()
+        started = loop.time()
+        deadline = started + duration
+        await asyncio.gather(*(worker(target, c) for target, c, _ in pools))
+        run.elapsed = loop.time() - started
+        run.server_cpu = cpu_seconds(pids) - cpu_before
+        run.generator_cpu = time.process_time() - own_before
+    finally:
+        if collecting:
+            gc.enable()
+        for _, _, pool in pools:
+            pool.close()
+    return run
 
 
 def _host_port(url: str) -> tuple[str, int]:
