@@ -15,7 +15,9 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
 
+from storage import rollups
 from storage.db import Database, alembic_config
 from storage.stats import compute
 from tests.pg import fresh_postgres
@@ -24,6 +26,7 @@ from tests.stats.builder import Builder
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 NEW = {("customer_message", "ix_customer_message_sent"), ("turn", "ix_turn_window")}
 OLD = {("customer_message", "ix_customer_message_sent_at"), ("turn", "ix_turn_started")}
+ROLLUPS = ("stats_conversation_hour", "stats_hour")
 OPEN_0001 = ["answered_at", "started_at"]
 OPEN_0002 = ["answered_at", "started_at", "conversation_id", "network", "team"]
 
@@ -84,11 +87,14 @@ async def _figures(db: Database) -> dict[str, Any]:
 
 
 async def _later_columns(db: Database) -> None:
-    """The turn columns later revisions add, which the current Repository writes."""
+    """The turn columns and roll-up tables later revisions add, which today's stats read."""
     async with db.engine.begin() as connection:
         await connection.execute(
             text("ALTER TABLE turn ADD COLUMN business_response_seconds FLOAT")
         )
+        rolled = [SQLModel.metadata.tables[name] for name in ROLLUPS]
+        await connection.run_sync(lambda sync: SQLModel.metadata.create_all(sync, rolled))
+        await rollups.rebuild(connection)
 
 
 async def test_0002_keeps_the_figures_and_is_reversible(empty: Database) -> None:
