@@ -31,6 +31,7 @@ from handlers.stats import api as stats_api
 from handlers.webhooks import MAX_BODY, SERVICES
 from storage.coordination import DEFAULT_PREFIX
 from storage.models import utcnow
+from storage.rollups import fold
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def create_app(
             )
             scheduler.add("daily-summary", services.summary.tick)
             scheduler.add("escalation", services.escalations.sweep)
+            scheduler.add("stats-rollups", lambda now: fold(services.db))
             tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
         log.info("relaydesk ready: networks %s", ", ".join(services.networks) or "none")
         yield

@@ -43,10 +43,11 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables)
+from storage.db import Database
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -236,10 +237,11 @@ GROUP BY hour, network, team
     ]
 
 
-async def rebuild(connection: AsyncConnection) -> None:
-    """`rebuild_statements` on an open transaction."""
-    for statement in rebuild_statements(connection.dialect.name):
-        await connection.execute(text(statement))
+async def rebuild(db: Database) -> None:
+    """Recompute the roll-ups from the raw rows (`python -m bot rebuild-rollups`)."""
+    async with db.session() as session:
+        for statement in rebuild_statements(db.dialect):
+            await session.execute(text(statement))
 
 
 # Each (hour, network, team) group of deltas becomes one row (none when it sums to 0).
@@ -285,6 +287,13 @@ def fold_statements(dialect: str) -> list[str]:
     """Sum `stats_hour`'s deltas: one row per (hour, network, team). On PostgreSQL one
     statement (one snapshot: it deletes exactly the rows it sums, while writers go on)."""
     return list(_FOLD_SQLITE) if dialect == "sqlite" else [_FOLD_POSTGRES]
+
+
+async def fold(db: Database) -> None:
+    """The scheduler's job: keep `stats_hour` at about one row per group."""
+    async with db.session() as session:
+        for statement in fold_statements(db.dialect):
+            await session.execute(text(statement))
 
 
 # -- reading -------------------------------------------------------------------------
