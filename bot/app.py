@@ -12,20 +12,26 @@ from bot.networks import build_networks
 from bot.networks.base import Network
 from bot.services.conversations import Conversations
 from bot.services.corrections import Corrections
+from bot.services.csat import Csat
 from bot.services.delivery import Dispatcher
 from bot.services.escalation import Escalations
 from bot.services.handoff import Handoffs
 from bot.services.health import Health
+from bot.services.moments import Moments
 from bot.services.refs import Lookup
 from bot.services.relay import Relay
 from bot.services.replies import Replies
+from bot.services.saved_replies import SavedReplies
+from bot.services.spikes import Spikes
 from bot.services.summary import DailySummary
 from bot.slack import Slack, make_web_client
 from storage.coordination import DEFAULT_PREFIX, Coordinator, make_coordinator
 from storage.db import Database
 from storage.escalations import EscalationStore
 from storage.models import utcnow
+from storage.moments import MomentStore
 from storage.repo import Repository
+from storage.saved_replies import SavedReplyStore
 
 
 @dataclass
@@ -48,9 +54,14 @@ class Services:
     clock: Callable[[], datetime]
     summary: DailySummary
     health: Health
+    saved_replies: SavedReplies
+    moments: Moments
+    spikes: Spikes
+    csat: Csat
 
     async def close(self) -> None:
         await self.relay.close()
+        await self.csat.close()
         for network in self.networks.values():
             await network.close()
         await self.coordinator.close()
@@ -71,7 +82,10 @@ def build_services(
         make_web_client(settings.slack_bot_token, settings.slack_api_url), metrics, coordinator
     )
     networks = build_networks(settings)
-    conversations = Conversations(settings, repo, coordinator)
+    csat = Csat(
+        settings=settings, db=db, slack=slack, networks=networks, clock=clock, metrics=metrics
+    )
+    conversations = Conversations(settings, repo, coordinator, csat)
     dispatcher = Dispatcher(
         settings=settings,
         repo=repo,
@@ -80,6 +94,16 @@ def build_services(
         coordinator=coordinator,
         clock=clock,
         metrics=metrics,
+        csat=csat,
+    )
+    replies = Replies(settings, repo, slack, coordinator, dispatcher.kick)
+    escalations = Escalations(
+        settings=settings,
+        store=EscalationStore(db),
+        repo=repo,
+        slack=slack,
+        coordinator=coordinator,
+        clock=clock,
     )
     return Services(
         settings=settings,
@@ -88,23 +112,20 @@ def build_services(
         coordinator=coordinator,
         slack=slack,
         networks=networks,
-        relay=Relay(repo, coordinator, clock=clock),
+        relay=Relay(repo, coordinator, clock=clock, csat=csat),
         dispatcher=dispatcher,
-        replies=Replies(settings, repo, slack, coordinator, dispatcher.kick),
+        replies=replies,
         corrections=Corrections(repo, slack, networks),
         conversations=conversations,
         handoffs=Handoffs(settings, repo, coordinator, conversations, clock),
-        escalations=Escalations(
-            settings=settings,
-            store=EscalationStore(db),
-            repo=repo,
-            slack=slack,
-            coordinator=coordinator,
-            clock=clock,
-        ),
+        escalations=escalations,
         lookup=Lookup(repo),
         metrics=metrics,
         clock=clock,
         summary=DailySummary(settings, db, slack, clock),
         health=Health(settings, db, repo, coordinator, clock),
+        saved_replies=SavedReplies(settings, SavedReplyStore(db), repo, slack, replies, clock),
+        moments=Moments(settings, MomentStore(db), repo, slack, coordinator, clock),
+        spikes=Spikes(settings, db, slack, coordinator, escalations.on_call_user, clock),
+        csat=csat,
     )

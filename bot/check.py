@@ -284,6 +284,8 @@ BOT_SCOPES = (
     "files:read",
     "commands",
     "files:write",
+    "chat:write.customize",  # a saved reply shows the name of the person who sent it
+    "reactions:read",
 )
 
 

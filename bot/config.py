@@ -35,6 +35,12 @@ MAX_UNDO_SECONDS = 300  # an undo window, not a schedule
 # A shift longer than a year is no rotation (likely hours typed as days), and
 # dates stay far from the calendar's end.
 MAX_ROTATION_DAYS = 365
+MAX_SPIKE_WINDOW = 1_440  # a day: the baseline compares the same window on earlier days
+_EMOJI_NAME = re.compile(r"^[a-z0-9_+'-]{1,100}$")
+DEFAULT_CSAT_MESSAGE = (
+    "How did we do? Please rate your conversation with us from 1 (poor) to 5 (great)."
+)
+MAX_CSAT_MESSAGE = 1000  # WhatsApp's interactive body takes 1,024 characters
 
 
 class ConfigError(Exception):
@@ -105,6 +111,14 @@ class Settings(BaseSettings):
     # Filled from TONE_<NETWORK>: guidance shown on each root of that network.
     tones: dict[str, str] = Field(default_factory=dict)
     response_rate_target: float | None = None  # shown against each network's rate
+    mrm_reaction: str = "sparkles"  # this reaction on a thread message records a moment
+    # A volume spike: more than SPIKE_FACTOR times the window's 7-day average, and SPIKE_MIN.
+    spike_window_minutes: int = 15
+    spike_factor: float = 3.0
+    spike_min: int = 20
+    # Customer satisfaction: resolving a conversation asks the customer for a 1-5 rating.
+    csat_enabled: bool = False
+    csat_message: str = DEFAULT_CSAT_MESSAGE
 
     telegram_bot_token: str | None = None
     telegram_webhook_secret: str | None = None
@@ -241,12 +255,53 @@ class Settings(BaseSettings):
             raise ValueError("must be a share above 0 and at most 1, e.g. 0.9")
         return value
 
+    @field_validator("mrm_reaction", mode="before")
+    @classmethod
+    def _reaction(cls, value: Any) -> Any:
+        """`:sparkles:` or `sparkles`: Slack names the reaction without colons."""
+        name = value.strip().strip(":") if isinstance(value, str) else value
+        if name == "":
+            return cls.model_fields["mrm_reaction"].default
+        if isinstance(name, str) and not _EMOJI_NAME.match(name):
+            raise ValueError("must be an emoji name such as sparkles (letters, digits, - _ +)")
+        return name
+
+    @field_validator("spike_window_minutes")
+    @classmethod
+    def _spike_window(cls, value: int) -> int:
+        if not 1 <= value <= MAX_SPIKE_WINDOW:
+            raise ValueError(f"must be a whole number of minutes from 1 to {MAX_SPIKE_WINDOW}")
+        return value
+
+    @field_validator("spike_factor")
+    @classmethod
+    def _spike_factor(cls, value: float) -> float:
+        if not (math.isfinite(value) and 1 <= value <= 1000):
+            raise ValueError("must be a number from 1 to 1000, e.g. 3")
+        return value
+
+    @field_validator("spike_min")
+    @classmethod
+    def _spike_min(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be a whole number of messages, at least 1")
+        return value
+
     @field_validator(
         "business_hours", "holidays", "out_of_hours_message", "response_rate_target", mode="before"
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("csat_message", mode="before")
+    @classmethod
+    def _csat_message(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return DEFAULT_CSAT_MESSAGE
+        if isinstance(value, str) and len(value.strip()) > MAX_CSAT_MESSAGE:
+            raise ValueError(f"must be at most {MAX_CSAT_MESSAGE} characters")
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("business_hours")
     @classmethod

@@ -119,7 +119,7 @@ class Slack:
         self.client = client
         self._metrics = metrics
         self._coordinator = coordinator or MemoryCoordinator()
-        self._names: dict[str, str] = {}
+        self._names: dict[str, tuple[str, str | None]] = {}
         self._app_ids: dict[str, str | None] = {}
 
     async def call(
@@ -209,7 +209,10 @@ class Slack:
         thread_ts: str | None = None,
         broadcast: bool = False,
         metadata: dict[str, Any] | None = None,
+        author: tuple[str, str | None] | None = None,
     ) -> str:
+        """`author`: a person's (name, avatar URL) the post shows instead of the bot's
+        (chat:write.customize), for what the bot posts on someone's behalf."""
         data = await self.call(
             "chat.postMessage",
             channel=channel,
@@ -217,6 +220,8 @@ class Slack:
             blocks=blocks,
             thread_ts=thread_ts,
             reply_broadcast=broadcast or None,
+            username=author[0] if author else None,
+            icon_url=author[1] if author else None,
             unfurl_links=False,
             unfurl_media=False,
             metadata=metadata,
@@ -470,19 +475,26 @@ class Slack:
 
     async def user_name(self, user: str) -> str:
         """A display name for attribution (cached); the ID if Slack will not say."""
+        return (await self.person(user))[0]
+
+    async def person(self, user: str) -> tuple[str, str | None]:
+        """A person's display name and avatar URL (cached); the ID and None if Slack will
+        not say."""
         if user not in self._names:
             try:
                 data = await self.call("users.info", user=user)
             except SlackError as exc:
                 log.warning("users.info failed for %s: %s", user, exc.code)
-                return user
+                return user, None
             profile = data.get("user", {}).get("profile", {})
-            self._names[user] = (
+            name = (
                 profile.get("display_name")
                 or profile.get("real_name")
                 or data.get("user", {}).get("name")
                 or user
             )
+            avatar = profile.get("image_72") or profile.get("image_48")
+            self._names[user] = (name, avatar if isinstance(avatar, str) else None)
         return self._names[user]
 
 

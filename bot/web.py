@@ -25,6 +25,7 @@ from bot.socket_mode import SocketMode, start_socket_mode
 from handlers import webhooks
 from handlers.files import download as file_download
 from handlers.health import healthz, metrics
+from handlers.moments import api as moments_api
 from handlers.reports import page as reports_page
 from handlers.slack import build_bolt_app, malformed
 from handlers.stats import api as stats_api
@@ -84,6 +85,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/stats", stats_api)
+    app.router.add_get("/api/moments", moments_api)
     app.router.add_get("/reports", reports_page)
     app.router.add_get("/files/{token}", file_download)
 
@@ -103,6 +105,8 @@ def create_app(
             scheduler.add("daily-summary", services.summary.tick)
             scheduler.add("escalation", services.escalations.sweep)
             scheduler.add("stats-rollups", lambda now: fold(services.db))
+            scheduler.add("moments", services.moments.sweep)
+            scheduler.add("spikes", services.spikes.tick)
             tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
         log.info("relaydesk ready: networks %s", ", ".join(services.networks) or "none")
         yield

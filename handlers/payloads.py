@@ -36,6 +36,7 @@ class BlockActions(TypedDict):
     actions: list[Action]
     container: Container
     channel: NotRequired[Channel | None]
+    trigger_id: NotRequired[str]  # opens a modal (a root's Saved reply button)
 
 
 class ShortcutMessage(TypedDict):
@@ -68,6 +69,7 @@ class ViewState(TypedDict):
 class View(TypedDict):
     state: ViewState
     private_metadata: NotRequired[str]
+    id: NotRequired[str]
 
 
 class ViewSubmission(TypedDict):
@@ -75,6 +77,19 @@ class ViewSubmission(TypedDict):
 
     user: User
     view: View
+
+
+class SuggestionView(TypedDict):
+    private_metadata: NotRequired[str]
+
+
+class BlockSuggestion(TypedDict):
+    """`block_suggestion`: a person types in an external select (a modal's search)."""
+
+    user: User
+    action_id: str
+    value: NotRequired[str]  # what was typed so far
+    view: NotRequired[SuggestionView]
 
 
 class SlashCommand(TypedDict):

@@ -20,7 +20,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from bot.app import Services
 from bot.networks.base import PayloadError
 from bot.networks.payload import load_object
-from handlers import actions, handoff, oncall, slack_events, stats
+from handlers import actions, handoff, moments, oncall, saved_replies, slack_events, stats
 from storage.coordination import CoordinationUnavailable
 from storage.db import DatabaseUnavailable
 
@@ -35,7 +35,7 @@ def build_bolt_app(services: Services) -> AsyncApp:
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
-    for module in (slack_events, actions, handoff, oncall, stats):
+    for module in (slack_events, actions, handoff, oncall, stats, saved_replies, moments):
         module.register(app, services)
     app.error(listener_error)
     app.middleware(own_app_only(services))
@@ -44,7 +44,14 @@ def build_bolt_app(services: Services) -> AsyncApp:
 
 # Payloads a person produces by clicking, typing or submitting in our app's surfaces.
 INTERACTIVE = frozenset(
-    {"block_actions", "view_submission", "view_closed", "message_action", "shortcut"}
+    {
+        "block_actions",
+        "block_suggestion",
+        "view_submission",
+        "view_closed",
+        "message_action",
+        "shortcut",
+    }
 )
 
 

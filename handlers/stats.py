@@ -80,21 +80,32 @@ def _time(request: web.Request, name: str) -> datetime | None:
         ) from None
 
 
-async def api(request: web.Request) -> web.Response:
+def api_window(request: web.Request) -> tuple[datetime, datetime] | web.Response:
+    """The bearer check and the `since`/`until` of `/api/stats` and `/api/moments`:
+    the window, or the answer that refuses the request."""
     services = request.app[SERVICES]
     token = services.settings.api_token
     if not token:
-        return error(404, "not found: set API_TOKEN to enable /api/stats")
+        return error(404, f"not found: set API_TOKEN to enable {request.path}")
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return error(401, "missing or wrong bearer token")
-    now = services.clock()
     since = _time(request, "since")
-    until = _time(request, "until") or now
+    until = _time(request, "until") or services.clock()
     if since is None:
         return error(400, "since is required (ISO-8601 with a UTC offset)")
     if until < since:
         return error(400, "until must not be before since")
+    return since, until
+
+
+async def api(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    window = api_window(request)
+    if isinstance(window, web.Response):
+        return window
+    since, until = window
+    now = services.clock()
     try:
         figures = await window_figures(
             services.db,

@@ -75,6 +75,7 @@ class NewCustomerMessage:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     reply_context: dict[str, Any] = field(default_factory=dict)
     in_reply_to: str | None = None  # a network message id: join its conversation
+    customer_id: str | None = None  # a team reply from the network's inbox: to whom
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,8 @@ def store_batch(execute: Execute, items: Sequence[NewCustomerMessage]) -> list[S
         if reopened:
             broadcast.append(message_id)  # shown in the channel too
             conversation.status = ConversationStatus.OPEN
-        conversation.customer_name = item.author_name
+        if item.author_name != item.author_id:  # a bare id never hides a name found before
+            conversation.customer_name = item.author_name
         conversation.customer_handle = item.author_handle or conversation.customer_handle
         conversation.reply_context = {**conversation.reply_context, **item.reply_context}
         if conversation.last_customer_at is None or sent_at > conversation.last_customer_at:

@@ -421,7 +421,7 @@ class HealthProbe(SQLModel, table=True):
 class StatsConversationHour(SQLModel, table=True):
     """Roll-up: a conversation's customer messages in one UTC hour (epoch seconds // 3600).
 
-    Kept by SQL triggers (migration 0012) as messages are stored and teams change;
+    Kept by SQL triggers (migration 0016) as messages are stored and teams change;
     `prev_hour` is the conversation's previous hour with a message, so "the
     conversations with a message in a window" is a count of rows. Rebuilt from the
     raw rows by `storage.rollups.rebuild`.
@@ -461,8 +461,147 @@ class StatsHour(SQLModel, table=True):
     lasts: int = 0
 
 
+class Moment(SQLModel, table=True):
+    """A meaningful relationship moment: a person marked a message of a conversation.
+
+    `key` makes recording idempotent across Slack's retries and processes:
+    `reaction:<channel>:<ts>:<user>` for the MRM_REACTION on a message (removing the
+    reaction deletes that row), `shortcut:<view id>` for the shortcut's form.
+    `post_ts` is the short note posted in the thread (NULL until posted).
+    """
+
+    __table_args__ = (
+        UniqueConstraint("key"),
+        Index("ix_moment_at", "at"),
+        # The few moments whose note in the thread is still to post.
+        _partial("ix_moment_unposted", "at", where="post_ts IS NULL"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255)
+    source: str = Field(max_length=16)  # reaction | shortcut
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    network: str = Field(max_length=32)
+    customer: str = Field(max_length=255)
+    user_id: str = Field(max_length=32)
+    at: datetime = _ts(nullable=False)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    slack_channel: str = Field(max_length=32)  # the message marked, and its thread
+    slack_ts: str = Field(max_length=32)
+    thread_ts: str = Field(max_length=32)
+    post_ts: str | None = Field(default=None, max_length=32)
+
+
+class Spike(SQLModel, table=True):
+    """One volume spike: paged once when it starts, told once when it is over.
+
+    `open_slot` is 1 while the spike lasts and NULL after: its UNIQUE constraint lets
+    one spike be open at a time, so the process whose insert succeeds is the one
+    that pages (NULLs never conflict, on SQLite or PostgreSQL).
+    """
+
+    __table_args__ = (UniqueConstraint("open_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    open_slot: int | None = None
+    started_at: datetime = _ts(nullable=False)
+    count: int  # customer messages in the window when it started
+    baseline: float  # the window's average over the previous 7 days
+    paged_user: str | None = Field(default=None, max_length=32)
+    paged_ts: str | None = Field(default=None, max_length=32)  # the page in the inbox
+    ended_at: datetime | None = _ts()
+    ended_ts: str | None = Field(default=None, max_length=32)  # the "it is over" post
+
+
+class CustomerProfile(SQLModel, table=True):
+    """A customer's name and handle as the network's profile API gave them (Messenger,
+    Instagram), looked up at most once a day; `name` None: the last lookup failed."""
+
+    __tablename__ = "customer_profile"
+
+    network: str = Field(primary_key=True, max_length=32)
+    customer_id: str = Field(primary_key=True, max_length=255)
+    name: str | None = Field(default=None, max_length=255)
+    handle: str | None = Field(default=None, max_length=255)
+    looked_up_at: datetime = _ts(nullable=False)
+
+
+class CsatSurvey(SQLModel, table=True):
+    """A rating question sent when a conversation was resolved (`CSAT_ENABLED`).
+
+    Claimed under the conversation's row lock, at most one per conversation per 24
+    hours; sent like the out-of-hours auto-reply (pending, retried, never resent
+    blindly). `team` is the conversation's team when it was resolved: its rating
+    counts for that team.
+    """
+
+    __tablename__ = "csat_survey"
+    __table_args__ = (
+        Index("ix_csat_survey_conv", "conversation_id", "created_at"),
+        _partial("ix_csat_survey_due", "next_attempt_at", "conversation_id", where=PENDING),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    network: str = Field(max_length=32)
+    team: str | None = Field(default=None, max_length=64)
+    state: ReplyState = Field(default=ReplyState.PENDING, sa_type=StrEnumType(ReplyState))
+    created_at: datetime = _ts(nullable=False)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    attempt_at: datetime | None = _ts()  # a send in flight: never resent blindly
+    sent_at: datetime | None = _ts()
+    external_id: str | None = Field(default=None, max_length=255)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class CsatRating(SQLModel, table=True):
+    """The customer's 1-5 answer to a survey: one per survey (a second tap is ignored),
+    with the comment the customer wrote just after it, if any."""
+
+    __tablename__ = "csat_rating"
+    __table_args__ = (
+        UniqueConstraint("survey_id"),
+        # The stats read a window's ratings from this index alone.
+        Index("ix_csat_rating_window", "rated_at", "network", "team", "score"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    survey_id: int = Field(foreign_key="csat_survey.id")
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    network: str = Field(max_length=32)
+    team: str | None = Field(default=None, max_length=64)
+    score: int
+    rated_at: datetime = _ts(nullable=False)
+    event_id: str = Field(max_length=255)  # the network's id of the tap or message
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    comment_message_id: str | None = Field(default=None, max_length=255)
+    comment_at: datetime | None = _ts()
+
+
 def conversation_by_key(network: str, key: str) -> SelectOfScalar[int | None]:
     """The id of the conversation a network's own key names."""
     return select(col(Conversation.id)).where(
         col(Conversation.network) == network, col(Conversation.external_key) == key
     )
+
+
+class SavedReply(SQLModel, table=True):
+    """A saved reply: a text the team sends often, by name, with placeholders.
+
+    `network` is '' for the text every network gets, or a network (or a sub-channel
+    such as `instagram`) whose conversations get this variant instead. Unique on
+    (name, network): `/replies add` of an existing one is refused, not overwritten.
+    """
+
+    __tablename__ = "saved_reply"
+    __table_args__ = (UniqueConstraint("name", "network"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64)
+    network: str = Field(default="", max_length=32)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_by: str = Field(max_length=32)
+    updated_by: str = Field(max_length=32)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)

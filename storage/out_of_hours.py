@@ -17,7 +17,7 @@ from sqlmodel import col
 
 from storage.core import ReplyState
 from storage.db import Database, insert_ignore
-from storage.models import PENDING, OutOfHoursReply, TeamReply
+from storage.models import PENDING, CsatSurvey, OutOfHoursReply, TeamReply
 
 
 class OutOfHoursReplies:
@@ -130,11 +130,18 @@ class OutOfHoursReplies:
 
 
 async def is_auto_reply(session: AsyncSession, network: str, external_id: str) -> bool:
-    """Whether a network message id is one of our auto-replies (the network's echo of it)."""
+    """Whether a network message id is one of our auto-replies or rating questions (the
+    network's echo of it)."""
     found = await session.execute(
-        select(col(OutOfHoursReply.id)).where(
+        select(col(OutOfHoursReply.id))
+        .where(
             col(OutOfHoursReply.network) == network,
             col(OutOfHoursReply.external_id) == external_id,
+        )
+        .union_all(
+            select(col(CsatSurvey.id)).where(
+                col(CsatSurvey.network) == network, col(CsatSurvey.external_id) == external_id
+            )
         )
     )
     return found.first() is not None

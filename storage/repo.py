@@ -472,10 +472,16 @@ class Repository:
 
         Held as `echo` until `hold_until`: an echo of our own send may arrive before
         the send returns its id, and `mark_reply_sent` then drops the echo row.
-        Returns how many were new.
+        A person's reply naming its customer (`customer_id`) in a conversation not seen yet
+        opens it: its root shows the customer, the thread the reply. Returns how many
+        were new.
         """
         new = 0
+        opening = [item for item in items if item.customer_id and kind == ReplyKind.REPLY]
         async with self.db.session() as session:
+            # in key order, as a batch of customer messages creates conversations
+            for item in sorted(opening, key=lambda i: (i.network, i.conversation_key)):
+                await _open_for_reply(session, item)
             for item in items:
                 conversation_id = (
                     await session.execute(conversation_by_key(item.network, item.conversation_key))
@@ -596,6 +602,10 @@ class Repository:
                     .limit(1)
                 )
             ).scalar_one_or_none()
+
+    async def reply(self, reply_id: int) -> TeamReply | None:
+        async with self.db.read() as session:
+            return await session.get(TeamReply, reply_id)
 
     async def slack_reply(self, channel: str, ts: str) -> TeamReply | None:
         async with self.db.read() as session:
@@ -1034,3 +1044,28 @@ def _next_due_at() -> Select[Any]:
 
 _DUE_CONVERSATIONS = _due_conversations()
 _NEXT_DUE_AT = _next_due_at()
+
+
+async def _open_for_reply(session: AsyncSession, item: NewCustomerMessage) -> None:
+    """The conversation a team reply from the network's inbox opens, when it is new (no
+    customer message yet, so nothing waits for an answer). Looked for first: an insert
+    that conflicts would still use up a conversation number on PostgreSQL."""
+    assert item.customer_id is not None
+    found = await session.execute(conversation_by_key(item.network, item.conversation_key))
+    if found.scalar_one_or_none() is not None:
+        return
+    await insert_ignore(
+        session,
+        Conversation,
+        ("network", "external_key"),
+        network=item.network,
+        external_key=item.conversation_key,
+        customer_id=item.customer_id,
+        customer_name=item.customer_id,
+        reply_context=item.reply_context,
+        root_text="",
+        created_at=item.received_at,
+        status=ConversationStatus.OPEN,
+        version=1,
+        rendered_version=0,
+    )

@@ -71,7 +71,7 @@ def _hour_sql(column: str, dialect: str) -> str:
     return f"CAST(floor(extract(epoch FROM {column}) / 3600) AS integer)"
 
 
-# -- maintenance (triggers; created by migration 0012) ---------------------------------
+# -- maintenance (triggers; created by migration 0016) ---------------------------------
 
 _SQLITE_TRIGGERS = (
     """
@@ -188,7 +188,7 @@ WHEN (OLD.team IS DISTINCT FROM NEW.team) EXECUTE FUNCTION stats_team_changed()
 
 
 def trigger_statements(dialect: str) -> list[str]:
-    """The DDL that keeps the roll-ups as rows are written (for migration 0012)."""
+    """The DDL that keeps the roll-ups as rows are written (for migration 0016)."""
     if dialect == "sqlite":
         return [s.format(h=_hour_sql("NEW.sent_at", dialect)) for s in _SQLITE_TRIGGERS]
     return [s.format(h=_hour_sql("NEW.sent_at", dialect)) for s in _POSTGRES_TRIGGERS]

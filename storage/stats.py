@@ -1,9 +1,10 @@
 """Response-time figures of the contract's "Numbers" section, aggregated in SQL.
 
 Every figure reads the `turn` table (kept up to date by `storage.repo`, which
-stores each turn's `response_seconds` when it is answered) and the hourly
-roll-ups of `customer_message` (`storage.rollups`: `received` and
-`conversations`); nothing is recomputed from raw replies. The same queries run
+stores each turn's `response_seconds` when it is answered), the hourly roll-ups
+of `customer_message` (`storage.rollups`: `received` and `conversations`) and the
+`moment` table (`moments`); nothing is recomputed from raw replies. The same
+queries run
 on SQLite and PostgreSQL. The median and p90: the one scan of the window's
 answered turns also returns each (network, team) group's response times (an
 array on PostgreSQL, a JSON array on SQLite); each is sorted once in Python and
@@ -59,6 +60,8 @@ UNASSIGNED = "unassigned"
 _conversation: Table = SQLModel.metadata.tables["conversation"]
 _message: Table = SQLModel.metadata.tables["customer_message"]
 _turn: Table = SQLModel.metadata.tables["turn"]
+_moment: Table = SQLModel.metadata.tables["moment"]
+_rating: Table = SQLModel.metadata.tables["csat_rating"]
 
 # (network, team) with team None for "unassigned"
 _Key = tuple[str, str | None]
@@ -131,6 +134,9 @@ class _Sums:
     first_sum: float = 0.0
     unanswered: int = 0
     oldest_started: datetime | None = None
+    moments: int = 0
+    csat_count: int = 0
+    csat_sum: int = 0
 
     def add(self, other: _Sums) -> None:
         self.received += other.received
@@ -142,6 +148,9 @@ class _Sums:
         self.first_answered += other.first_answered
         self.first_sum += other.first_sum
         self.unanswered += other.unanswered
+        self.moments += other.moments
+        self.csat_count += other.csat_count
+        self.csat_sum += other.csat_sum
         if other.oldest_started is not None and (
             self.oldest_started is None or other.oldest_started < self.oldest_started
         ):
@@ -172,6 +181,9 @@ class _Sums:
                 if self.oldest_started is not None
                 else None
             ),
+            "moments": self.moments,
+            "csat_count": self.csat_count,
+            "csat_avg": round(self.csat_sum / self.csat_count, 3) if self.csat_count else None,
         }
 
 
@@ -334,6 +346,29 @@ async def _waiting_turns(
     }
 
 
+async def _ratings(
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    network: str | None,
+    team: str | None,
+) -> dict[_Key, _Sums]:
+    """Customer ratings given in the window, by network and the team that was asked."""
+    statement = (
+        select(_rating.c.network, _rating.c.team, func.count(), func.sum(_rating.c.score))
+        .where(_rating.c.rated_at >= since, _rating.c.rated_at < until)
+        .group_by(_rating.c.network, _rating.c.team)
+    )
+    if network is not None:
+        statement = statement.where(_rating.c.network == network)
+    if team is not None:
+        statement = statement.where(_team_is(_rating.c.team, team))
+    return {
+        (net, team_name): _Sums(csat_count=count, csat_sum=int(total or 0))
+        for net, team_name, count, total in await session.execute(statement)
+    }
+
+
 def _percentiles(durations: dict[_Key, list[float]]) -> _Percentiles:
     """Median and p90 of every scope from each group's response times.
 
@@ -423,6 +458,30 @@ async def _unanswered(
     }
 
 
+async def _moments(
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    network: str | None,
+    team: str | None,
+) -> dict[_Key, _Sums]:
+    """Moments recorded in the window, by network and the conversation's team."""
+    statement = (
+        select(_moment.c.network, _conversation.c.team, func.count())
+        .join(_conversation, _conversation.c.id == _moment.c.conversation_id)
+        .where(_moment.c.at >= since, _moment.c.at < until)
+        .group_by(_moment.c.network, _conversation.c.team)
+    )
+    if network is not None:
+        statement = statement.where(_moment.c.network == network)
+    if team is not None:
+        statement = statement.where(_team_is(_conversation.c.team, team))
+    return {
+        (net, team_name): _Sums(moments=count)
+        for net, team_name, count in await session.execute(statement)
+    }
+
+
 _T = TypeVar("_T")
 
 # PostgreSQL, per read: JIT compiles for longer than these queries run; the
@@ -457,25 +516,34 @@ async def compute(
     """The contract's `/api/stats` JSON for [since, until).
 
     Unanswered figures are as of `until`, or as of `now` when the window ends
-    in the future (`now` defaults to the current time). The four queries run
+    in the future (`now` defaults to the current time). The five queries run
     concurrently, each on its own connection, so the figures are read from up
-    to four snapshots.
+    to five snapshots. Ratings count by when they were given.
     """
     since = _utc(since, "since")
     until = _utc(until, "until")
     if until < since:
         raise ValueError("until is before since")
     as_of = min(until, _utc(now, "now") if now is not None else utcnow())
-    received, (answered, percentiles), waiting_turns, waiting = await asyncio.gather(
+    (
+        received,
+        (answered, percentiles),
+        waiting_turns,
+        waiting,
+        moments,
+        ratings,
+    ) = await asyncio.gather(
         _read(db, _received, since, until, network, team),
         _read(db, _answered_turns, since, until, as_of, network, team),
         _read(db, _waiting_turns, since, until, network, team),
         _read(db, _unanswered, as_of, network, team),
+        _read(db, _moments, since, until, network, team),
+        _read(db, _ratings, since, until, network, team),
     )
     total = _Sums()
     by_network: dict[str, _Sums] = {}
     by_team: dict[str | None, _Sums] = {}
-    for part in (received, answered, waiting_turns, waiting):
+    for part in (received, answered, waiting_turns, waiting, moments, ratings):
         for (net, team_name), sums in part.items():
             total.add(sums)
             by_network.setdefault(net, _Sums()).add(sums)

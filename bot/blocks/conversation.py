@@ -164,6 +164,7 @@ def _actions(conversation: Conversation, teams: Sequence[str]) -> list[Block]:
         main.append(button("Claim", "relaydesk.claim", value, style="primary"))
     main.append(button("Resolve", "relaydesk.resolve", value))
     main.append(button("Escalate", "relaydesk.escalate", value, style="danger"))
+    main.append(button("Saved reply", "relaydesk.saved_reply", value))
     handoffs = [
         button(f"Hand off to {team.title()}", "relaydesk.handoff", team)
         for team in teams
@@ -203,8 +204,16 @@ DELETED_LINE = ":wastebasket: _deleted by the customer_"
 EDITED_LINE = "_(edited)_"
 
 
+NOTHING_YET = (
+    "_No message from the customer yet: the conversation began with the reply in the thread._"
+)
+
+
 def root_message(conversation: Conversation) -> str:
-    """The first message as the root shows it, with what the customer did to it since."""
+    """The first message as the root shows it, with what the customer did to it since
+    (a conversation a colleague opened from the network's own inbox has none)."""
+    if not conversation.root_text:
+        return NOTHING_YET
     return _marked(root_quote(conversation), conversation.root_mark)
 
 

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from bot.blocks.conversation import escape
+from bot.blocks.moments import moments_block
 from bot.services.stats import StatsReport, SummaryReport, local_midnight
 
 _MAX_SPLIT_LINES = 20  # keeps a section far below Block Kit's 3000 characters
@@ -79,7 +80,7 @@ def _figure_fields(
         return _change(figures.get(key), previous.get(key), kind)
 
     answered = f"{figures['answered_turns']} of {figures['turns']} turns"
-    return [
+    fields = [
         field("Received", f"{figures['received']} messages", delta("received", "count")),
         field("Conversations", str(figures["conversations"]), delta("conversations", "count")),
         field(
@@ -109,6 +110,15 @@ def _figure_fields(
             delta("avg_first_response_seconds", "seconds"),
         ),
     ]
+    if figures.get("csat_count"):
+        fields.append(field("Customer rating", _csat(figures)))
+    return fields
+
+
+def _csat(figures: Figures) -> str:
+    """`4.2 / 5 (12 ratings)`: shown only where there are ratings."""
+    count = figures["csat_count"]
+    return f"{figures['csat_avg']:.1f} / 5 ({count} rating{'' if count == 1 else 's'})"
 
 
 def _change(current: Any, previous: Any, kind: str) -> str:
@@ -140,6 +150,7 @@ def _split_lines(figures: Figures, key: str) -> list[str]:
             f"median {_duration(part['median_response_seconds'])} · "
             f"p90 {_duration(part['p90_response_seconds'])} · "
             f"{part['unanswered']} waiting"
+            + (f" · rated {_csat(part)}" if part.get("csat_count") else "")
         )
     return lines
 
@@ -214,6 +225,7 @@ def stats_blocks(
             waiting_heading,
             permalink_base,
         ),
+        *moments_block(figures.get("moments", 0), report.moments),
         {"type": "divider"},
         *_split_blocks(figures),
         *(_report_link_block(report_url) if report_url else []),
@@ -269,6 +281,7 @@ def summary_blocks(
         {"type": "section", "fields": _figure_fields(figures, report.previous, business_hours)},
         {"type": "section", "text": {"type": "mrkdwn", "text": end_of_day}},
         {"type": "section", "text": {"type": "mrkdwn", "text": now_text}},
+        *moments_block(figures.get("moments", 0), report.moments),
         {"type": "divider"},
         *_split_blocks(figures),
         *(_target_blocks(figures, rate_target) if rate_target is not None else []),

@@ -12,7 +12,7 @@ import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 
 class WebhookError(Exception):
@@ -98,6 +98,8 @@ class InboundMessage:
     (e.g. a Messenger echo sent by a person): shown as a team reply, not relayed.
     `in_reply_to` is the network id of the message this one answers (X replies):
     when that message is already in a conversation, this one joins it.
+    `customer_id`: on a `from_team` message in a one-to-one conversation, the customer
+    it was sent to; such a reply opens the conversation when the bot has not seen it.
     """
 
     network: str
@@ -113,6 +115,7 @@ class InboundMessage:
     from_team: bool = False
     in_reply_to: str | None = None
     automated: bool = False  # sent by an automation on the business side: never a human reply
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,8 +182,23 @@ class Notice:
     at: datetime
 
 
+@dataclass(frozen=True)
+class CustomerRating:
+    """The customer answered a rating question (`bot.networks.rating`) with a tap:
+    never a customer message. `tap_id` is what the network wants acknowledged
+    (Telegram's callback query id), if anything."""
+
+    network: str
+    conversation_key: str
+    event_id: str
+    survey_id: int
+    score: int
+    at: datetime
+    tap_id: str | None = None
+
+
 CustomerAction = CustomerReaction | CustomerRemoval | CustomerEdit | Notice
-InboundEvent = InboundMessage | DeliveryStatus | CustomerAction
+InboundEvent = InboundMessage | DeliveryStatus | CustomerAction | CustomerRating
 
 
 @dataclass(frozen=True)
@@ -201,16 +219,22 @@ class OutboundReply:
     entities: tuple[Mapping[str, Any], ...] = ()
     answers: str | None = None
     files: tuple[Mapping[str, Any], ...] = ()  # links, for networks that take them
+    caption: bool = False  # the text went as the caption of a file (edits change that)
+    # A rating question: the adapter offers the 1-5 answers in the network's own way
+    # (`bot.networks.rating`); `reply_id` is then the survey's row.
+    survey_id: int | None = None
 
 
 @dataclass(frozen=True)
 class OutgoingFile:
-    """A file from the team, downloaded to `path` (spooled to disk, never held in memory)."""
+    """A file from the team, downloaded to `path` (spooled to disk, never held in memory);
+    `caption` is the reply's text when it goes with the file (`Network.caption_limit`)."""
 
     name: str
     mimetype: str
     size: int
     path: str
+    caption: OutboundReply | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +272,27 @@ class MediaStream:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """A customer's name and handle from the network's profile API."""
+
+    name: str
+    handle: str | None = None
+
+
+class ProfileUnavailable(Exception):
+    """The profile API did not give a name (consent missing, blocked, down)."""
+
+
+@runtime_checkable
+class ProfileSource(Protocol):
+    """A network whose webhooks carry only ids, with an API that names the customer."""
+
+    async def profile(self, reply_context: Mapping[str, Any], customer_id: str) -> Profile | None:
+        """The customer's profile; None when this conversation has none to look up (a
+        comment thread); raise `ProfileUnavailable` when the lookup fails."""
+
+
+@dataclass(frozen=True)
 class HandshakeAnswer:
     status: int
     body: str
@@ -281,10 +326,16 @@ class Network(Protocol):
         private message or when the network's id gives no address."""
 
     def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
-        """The largest file (bytes) `send_file` takes here; 0 when files cannot be sent."""
+        """The largest file (bytes) of this type `send_file` takes here; 0 when files
+        cannot be sent; `NotSupported` (the reason) for a type this conversation cannot take."""
+
+    def caption_limit(self, reply_context: Mapping[str, Any]) -> int:
+        """The longest text that goes as a file's caption (a one-message reply with files
+        is sent as its first file, captioned); 0: the text goes as a message of its own."""
 
     async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
-        """Send one file with the network's media API; raise `DeliveryError`."""
+        """Send one file with the network's media API; raise `DeliveryError` (`NotSupported`
+        when the network refuses this file itself: the rest of the reply still goes)."""
 
     async def edit(self, reply: OutboundReply, message_id: str) -> None:
         """Replace the text of a message we sent; raise `DeliveryError` (`NotSupported`
@@ -302,9 +353,18 @@ class Network(Protocol):
         """Start downloading an attachment's bytes; raise `MediaUnavailable`."""
 
 
+@runtime_checkable
+class AnswersTaps(Protocol):
+    """A network that wants each button tap acknowledged (Telegram's callback queries:
+    the customer's app shows a spinner until then)."""
+
+    async def answer_tap(self, tap_id: str, text: str) -> None:
+        """Acknowledge the tap with a short text; raise `DeliveryError`."""
+
+
 class SentMessagesFixed:
-    """For adapters whose network cannot edit or delete what the bot sent, and that
-    send no files (yet)."""
+    """Defaults for adapters whose network cannot edit or delete what the bot sent, nor
+    take files from Slack, unless they say otherwise."""
 
     label: str
     sends_file_links = False
@@ -313,6 +373,9 @@ class SentMessagesFixed:
         return None
 
     def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
+        return 0
+
+    def caption_limit(self, reply_context: Mapping[str, Any]) -> int:
         return 0
 
     async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict, cast
 
 from bot.config import Settings
+from bot.networks import rating
 from bot.networks.base import (
     Attachment,
+    CustomerRating,
     HandshakeAnswer,
     InboundEvent,
     InboundMessage,
@@ -57,6 +59,18 @@ class GenericNetwork(SentMessagesFixed):
 
     def parse(self, body: bytes) -> list[InboundEvent]:
         inbound = _read(body)
+        answer = rating.read_payload(cast(dict[str, Any], inbound).get("csat_payload"))
+        if answer is not None:  # the customer chose one of a reply's `csat.options`
+            return [
+                CustomerRating(
+                    network=self.name,
+                    conversation_key=inbound["conversation_id"],
+                    event_id=inbound["message_id"],
+                    survey_id=answer[0],
+                    score=answer[1],
+                    at=_parse_time(inbound["sent_at"]),
+                )
+            ]
         return [
             InboundMessage(
                 network=self.name,
@@ -74,7 +88,8 @@ class GenericNetwork(SentMessagesFixed):
         return "generic"
 
     async def send(self, reply: OutboundReply) -> SentReceipt:
-        message_id = f"relaydesk-{'auto-' if reply.automated else ''}{reply.reply_id}"
+        kind = "csat-" if reply.survey_id is not None else "auto-" if reply.automated else ""
+        message_id = f"relaydesk-{kind}{reply.reply_id}"
         payload: dict[str, Any] = {
             "conversation_id": reply.reply_context["conversation_id"],
             "message_id": message_id,
@@ -84,6 +99,8 @@ class GenericNetwork(SentMessagesFixed):
         }
         if reply.files:
             payload["files"] = list(reply.files)
+        if reply.survey_id is not None:
+            payload["csat"] = _rating_options(reply.survey_id)
         body = json.dumps(payload).encode()
         headers = {
             "Content-Type": "application/json",
@@ -102,6 +119,18 @@ class GenericNetwork(SentMessagesFixed):
         if not attachment.url:
             raise MediaUnavailable("no URL was given for it", temporary=False)
         return await download("The sender", attachment.url, attachment, link=attachment.url)
+
+
+def _rating_options(survey_id: int) -> dict[str, Any]:
+    """The rating question's answers: the reply URL's system shows them, and posts the
+    chosen `payload` back as `csat_payload` in a message of the conversation."""
+    return {
+        "survey_id": str(survey_id),
+        "options": [
+            {"score": n, "label": rating.LABELS[n], "payload": rating.payload(survey_id, n)}
+            for n in rating.SCORES
+        ],
+    }
 
 
 class GenericAuthor(TypedDict):

@@ -1,7 +1,8 @@
 """Meta's Graph platform, shared by the Meta and WhatsApp adapters.
 
 The `hub.*` subscription handshake, the `X-Hub-Signature-256` header, the 24-hour
-messaging window and the mapping of Graph API errors to `DeliveryError`.
+messaging window, the mapping of Graph API errors to `DeliveryError`, and the
+Messenger and Instagram user profile lookups.
 """
 
 from __future__ import annotations
@@ -11,10 +12,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.networks.base import DeliveryError, ForbiddenError, HandshakeAnswer
-from bot.networks.http import HttpAnswer, retry_after
+from bot.networks.base import (
+    DeliveryError,
+    ForbiddenError,
+    HandshakeAnswer,
+    Profile,
+    ProfileUnavailable,
+)
+from bot.networks.http import HttpAnswer, JsonHttp, retry_after
 
 MESSAGING_WINDOW = timedelta(hours=24)
+PROFILE_SECONDS = 5.0  # a profile is a nicety: never worth a long wait
+# The User Profile APIs: Messenger (a PSID, developers.facebook.com/docs/messenger-platform/
+# identity/user-profile) and Instagram messaging (an IGSID, .../instagram-messaging/
+# features/user-profile), both with the Page access token.
+PROFILE_FIELDS = {"messenger": "first_name,last_name", "instagram": "name,username"}
 
 
 @dataclass(frozen=True)
@@ -100,3 +112,33 @@ def signature_header(headers: Mapping[str, str]) -> str | None:
     if value is None:
         value = next((v for k, v in headers.items() if k.lower() == "x-hub-signature-256"), None)
     return value
+
+
+async def user_profile(
+    http: JsonHttp, graph_url: str, token: str, channel: str, customer_id: str
+) -> Profile | None:
+    """A Messenger or Instagram customer's name (and Instagram handle); None for other
+    channels. Raises `ProfileUnavailable` when Graph gives no name."""
+    fields = PROFILE_FIELDS.get(channel)
+    if fields is None:
+        return None
+    try:
+        answer = await http.get(
+            f"{graph_url}/{customer_id}?fields={fields}",
+            {"Authorization": f"Bearer {token}"},
+            timeout=PROFILE_SECONDS,
+        )
+    except DeliveryError as exc:
+        raise ProfileUnavailable(exc.message) from None
+    data = answer.data or {}
+    if answer.status != 200:
+        raise ProfileUnavailable(GraphError.read(answer).describe())
+    texts = {key: value.strip() for key, value in data.items() if isinstance(value, str)}
+    handle = texts.get("username") or None
+    if channel == "messenger":
+        name = " ".join(part for part in (texts.get("first_name"), texts.get("last_name")) if part)
+    else:
+        name = texts.get("name") or (f"@{handle}" if handle else "")
+    if not name:
+        raise ProfileUnavailable("the profile has no name")
+    return Profile(name, handle)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -11,10 +12,11 @@ from typing import Any
 
 import aiohttp
 
-from bot.networks.base import DeliveryError
+from bot.networks.base import DeliveryError, OutgoingFile
 
 JSONObject = dict[str, Any]
 HTTP_TIMEOUT_SECONDS = 10.0
+UPLOAD_TIMEOUT_SECONDS = 600.0  # a file of tens of MB on a slow link
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,39 @@ class JsonHttp:
 
         Network failures and timeouts become temporary `DeliveryError`s.
         """
+        return await self.request(
+            "POST", url, payload, headers, data=data, form=form, timeout=timeout
+        )
+
+    async def delete(self, url: str, headers: Mapping[str, str] | None = None) -> HttpAnswer:
+        """DELETE `url` (a message or comment we sent); errors as for `post`."""
+        return await self.request("DELETE", url, None, headers)
+
+    async def get(
+        self, url: str, headers: Mapping[str, str] | None = None, *, timeout: float
+    ) -> HttpAnswer:
+        """GET a JSON answer (a lookup); failures as for `post`, within `timeout` seconds."""
+        return await self.request("GET", url, None, headers, timeout=timeout)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        payload: JSONObject | None = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        data: bytes | None = None,
+        form: aiohttp.FormData | None = None,
+        timeout: float | None = None,
+    ) -> HttpAnswer:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)
             )
         try:
             body: bytes | aiohttp.FormData | None = form if form is not None else data
-            async with self._session.post(
+            async with self._session.request(
+                method,
                 url,
                 json=payload if body is None else None,
                 data=body,
@@ -84,6 +112,20 @@ class JsonHttp:
         if self._owned and self._session is not None:
             await self._session.close()
             self._session = None
+
+
+@contextmanager
+def file_form(
+    fields: Mapping[str, str], field: str, file: OutgoingFile
+) -> Iterator[aiohttp.FormData]:
+    """A multipart form of `fields` plus the spooled file under `field`. aiohttp reads the
+    open file a chunk at a time (in its executor) while sending: never held whole."""
+    with open(file.path, "rb") as content:
+        form = aiohttp.FormData()
+        for name, value in fields.items():
+            form.add_field(name, value)
+        form.add_field(field, content, filename=file.name, content_type=file.mimetype)
+        yield form
 
 
 def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:

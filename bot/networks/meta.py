@@ -31,6 +31,7 @@ Customer DMs carry `window_closes_at` (24 hours after the message) and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,9 +40,11 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.config import ConfigError, Settings
+from bot.networks import rating
 from bot.networks.base import (
     Attachment,
     CustomerEdit,
+    CustomerRating,
     CustomerReaction,
     CustomerRemoval,
     DeliveryError,
@@ -50,8 +53,11 @@ from bot.networks.base import (
     InboundMessage,
     MediaStream,
     MediaUnavailable,
+    NotSupported,
     OutboundReply,
+    OutgoingFile,
     PayloadError,
+    Profile,
     SentMessagesFixed,
     SentReceipt,
     check_hex_signature,
@@ -62,8 +68,15 @@ from bot.networks.graph import (
     graph_delivery_error,
     hub_handshake,
     signature_header,
+    user_profile,
 )
-from bot.networks.http import JsonHttp, JSONObject
+from bot.networks.http import (
+    UPLOAD_TIMEOUT_SECONDS,
+    HttpAnswer,
+    JsonHttp,
+    JSONObject,
+    file_form,
+)
 from bot.networks.media import download
 from bot.networks.payload import (
     ParseResult,
@@ -238,6 +251,10 @@ class MetaNetwork(SentMessagesFixed):
             mid = get_id(message, "mid")
             if message.get("is_deleted") is True:  # unsent by the customer
                 return CustomerRemoval(self.name, key, f"{mid}:deleted", mid, sent_at)
+            quick_reply = opt_object(message, "quick_reply")
+            answer = rating.read_payload(quick_reply.get("payload")) if quick_reply else None
+            if answer is not None:  # a tap on one of our rating question's quick replies
+                return CustomerRating(self.name, key, mid, *answer, sent_at)
             text, attachments = _message_content(message)
             return self._customer(kind, sender, recipient, sent_at, mid, text, attachments)
         if (edit := opt_object(item, "message_edit")) is not None:
@@ -324,6 +341,7 @@ class MetaNetwork(SentMessagesFixed):
             reply_context=context,
             from_team=True,
             automated=standby or bool(templates),
+            customer_id=None if standby or templates else customer,
         )
 
     def _change(self, kind: str, entry: JSONObject, change: JSONObject) -> InboundEvent | None:
@@ -439,32 +457,93 @@ class MetaNetwork(SentMessagesFixed):
         channel = context.get("channel")
         if channel in ("messenger", "instagram"):
             # https://developers.facebook.com/docs/messenger-platform/reference/send-api/
-            url = f"{self._graph_url}/me/messages"
-            payload: JSONObject = {
-                "recipient": {"id": context_id(context, "recipient_id")},
-                "messaging_type": "RESPONSE",
-                "message": {"text": reply.text},
-            }
-            id_key = "message_id"
-        elif channel == "facebook_comment":
+            message: JSONObject = {"text": reply.text}
+            if reply.survey_id is not None:
+                message["quick_replies"] = _rating_quick_replies(reply.survey_id)
+            return await self._send_message(context, message)
+        if channel == "facebook_comment":
             # POST /{comment-id}/comments with `message` replies in the comment's thread.
             url = f"{self._graph_url}/{context_id(context, 'comment_id')}/comments"
-            payload, id_key = {"message": reply.text}, "id"
         elif channel == "instagram_comment":
             # POST /{ig-comment-id}/replies (Instagram comment moderation guide).
             url = f"{self._graph_url}/{context_id(context, 'comment_id')}/replies"
-            payload, id_key = {"message": reply.text}, "id"
         else:
             raise DeliveryError(
                 f"cannot reply: unknown Meta channel {channel!r} in the conversation",
                 temporary=False,
             )
+        answer = await self._http.post(url, {"message": reply.text}, self._auth)
+        return SentReceipt(_sent_id(self._checked(answer), "id"))
+
+    def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
+        """Messenger takes attachments of up to 25 MB; Instagram images (PNG, JPEG, GIF)
+        of up to 8 MB and some videos, audio and PDFs of up to 25 MB; comment replies
+        are text only."""
+        channel = reply_context.get("channel")
+        if channel == "messenger":
+            return ATTACHMENT_LIMIT
+        if channel == "instagram":
+            return _instagram_type(mimetype)[1]
+        raise NotSupported(f"replies to {_label(reply_context)} take text only")
+
+    async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
+        """The Attachment Upload API (`/me/message_attachments`, multipart, streamed from
+        the spool file) gives an `attachment_id`; the Send API then sends it."""
+        if reply_context.get("channel") == "instagram":
+            kind = _instagram_type(file.mimetype)[0]
+            fields = {"platform": "instagram"}
+        else:
+            kind = _messenger_type(file.mimetype)
+            fields = {}
+        attachment = {"type": kind, "payload": {"is_reusable": True}}
+        fields["message"] = json.dumps({"attachment": attachment})
+        with file_form(fields, "filedata", file) as form:
+            answer = await self._http.post(
+                f"{self._graph_url}/me/message_attachments",
+                headers=self._auth,
+                form=form,
+                timeout=UPLOAD_TIMEOUT_SECONDS,
+            )
+        attachment_id = answer.data.get("attachment_id") if answer.data else None
+        if not (200 <= answer.status < 300 and isinstance(attachment_id, str | int)):
+            raise self._upload_error(answer)
+        sent = {"type": kind, "payload": {"attachment_id": str(attachment_id)}}
+        return await self._send_message(reply_context, {"attachment": sent})
+
+    async def edit(self, reply: OutboundReply, message_id: str) -> None:
+        """A Page may edit its own comment: POST /{comment-id} with the new `message`."""
+        if reply.reply_context.get("channel") != "facebook_comment":
+            raise NotSupported(f"{_label(reply.reply_context)} do not let a sent reply be edited")
         answer = await self._http.post(
-            url, payload, {"Authorization": f"Bearer {self._page_token}"}
+            f"{self._graph_url}/{quote(message_id, safe='_')}", {"message": reply.text}, self._auth
         )
+        self._checked(answer)
+
+    async def delete(
+        self, reply_context: Mapping[str, Any], message_id: str, sent: datetime
+    ) -> None:
+        """A Page or Instagram account may delete its own comment: DELETE /{comment-id}."""
+        if reply_context.get("channel") not in ("facebook_comment", "instagram_comment"):
+            raise NotSupported(f"{_label(reply_context)} do not let a sent message be deleted")
+        answer = await self._http.delete(
+            f"{self._graph_url}/{quote(message_id, safe='_')}", self._auth
+        )
+        self._checked(answer)
+
+    async def _send_message(self, context: Mapping[str, Any], message: JSONObject) -> SentReceipt:
+        """A Send API message (text or attachment) to the DM's recipient."""
+        payload: JSONObject = {
+            "recipient": {"id": context_id(context, "recipient_id")},
+            "messaging_type": "RESPONSE",
+            "message": message,
+        }
+        answer = await self._http.post(f"{self._graph_url}/me/messages", payload, self._auth)
+        return SentReceipt(_sent_id(self._checked(answer), "message_id"))
+
+    def _checked(self, answer: HttpAnswer) -> JSONObject:
+        """A successful Graph answer's body; a `DeliveryError` otherwise."""
         if 200 <= answer.status < 300:
-            sent_id = answer.data.get(id_key) if answer.data else None
-            return SentReceipt(str(sent_id) if isinstance(sent_id, str | int) else None)
+            return answer.data or {}
         error = GraphError.read(answer)
         raise graph_delivery_error(
             answer,
@@ -474,14 +553,83 @@ class MetaNetwork(SentMessagesFixed):
             window_message=META_WINDOW_MESSAGE,
         )
 
+    def _upload_error(self, answer: HttpAnswer) -> DeliveryError:
+        """A refused upload is about this file: named in the thread, the rest still goes."""
+        try:
+            self._checked(answer)
+        except DeliveryError as error:
+            if error.temporary:
+                return error
+        return NotSupported(f"Meta refused the upload: {GraphError.read(answer).describe()}")
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._page_token}"}
+
     async def close(self) -> None:
         await self._http.close()
+
+    async def profile(self, reply_context: Mapping[str, Any], customer_id: str) -> Profile | None:
+        """Messenger and Instagram customers' names (comments carry their own)."""
+        channel = str(reply_context.get("channel") or "")
+        return await user_profile(
+            self._http, self._graph_url, self._page_token, channel, customer_id
+        )
 
     async def open_media(self, attachment: Attachment) -> MediaStream:
         """Messenger and Instagram give each attachment a signed CDN URL (`payload.url`)."""
         if not attachment.url:
             raise MediaUnavailable("Meta gave no URL for it", temporary=False)
         return await download("Meta", attachment.url, attachment, link=attachment.url)
+
+
+MB = 1024 * 1024
+# https://developers.facebook.com/docs/messenger-platform/reference/attachment-upload-api
+# and .../instagram/features/attachment-upload ("Supported Format", "Supported Size").
+ATTACHMENT_LIMIT = 25 * MB
+INSTAGRAM_TYPES: dict[str, tuple[frozenset[str], int]] = {
+    "image": (frozenset({"image/png", "image/jpeg", "image/gif"}), 8 * MB),
+    "video": (
+        frozenset({"video/mp4", "video/ogg", "video/avi", "video/quicktime", "video/webm"}),
+        25 * MB,
+    ),
+    "audio": (
+        frozenset({"audio/aac", "audio/mp4", "audio/x-m4a", "audio/wav", "audio/x-wav"}),
+        25 * MB,
+    ),
+    "file": (frozenset({"application/pdf"}), 25 * MB),
+}
+CHANNEL_LABELS = {
+    "messenger": "Messenger",
+    "instagram": "Instagram",
+    "facebook_comment": "Facebook Page comments",
+    "instagram_comment": "Instagram comments",
+}
+
+
+def _label(context: Mapping[str, Any]) -> str:
+    return CHANNEL_LABELS.get(str(context.get("channel")), "Meta")
+
+
+def _messenger_type(mimetype: str) -> str:
+    kind = mimetype.partition("/")[0]
+    return kind if kind in ("image", "video", "audio") else "file"
+
+
+def _instagram_type(mimetype: str) -> tuple[str, int]:
+    """Instagram's attachment type for a file and its size limit; `NotSupported` for a
+    type Instagram does not take."""
+    for kind, (types, limit) in INSTAGRAM_TYPES.items():
+        if mimetype in types:
+            return kind, limit
+    raise NotSupported(
+        f"Instagram takes images (PNG, JPEG, GIF), videos, audio and PDFs only, not {mimetype}"
+    )
+
+
+def _sent_id(data: JSONObject, key: str) -> str | None:
+    sent_id = data.get(key)
+    return str(sent_id) if isinstance(sent_id, str | int) else None
 
 
 # Messenger / Instagram attachments that are links, with how they are introduced.
@@ -495,6 +643,14 @@ LINKS = {
     "template": "template message",
     "product": "product",
 }
+
+
+def _rating_quick_replies(survey_id: int) -> list[JSONObject]:
+    """Messenger and Instagram take up to 13 text quick replies of 20 characters."""
+    return [
+        {"content_type": "text", "title": rating.LABELS[n], "payload": rating.payload(survey_id, n)}
+        for n in rating.SCORES
+    ]
 
 
 def _message_content(message: JSONObject) -> tuple[str, list[Attachment]]:

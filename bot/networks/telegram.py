@@ -9,6 +9,7 @@ de-duplication key is `<chat id>:<message id>` (re-sent updates repeat both).
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,9 +18,11 @@ from typing import Any
 import aiohttp
 
 from bot.config import Settings
+from bot.networks import rating
 from bot.networks.base import (
     Attachment,
     CustomerEdit,
+    CustomerRating,
     DeliveryError,
     HandshakeAnswer,
     InboundEvent,
@@ -35,7 +38,13 @@ from bot.networks.base import (
     SignatureError,
     WebhookError,
 )
-from bot.networks.http import JsonHttp, JSONObject, status_error
+from bot.networks.http import (
+    UPLOAD_TIMEOUT_SECONDS,
+    JsonHttp,
+    JSONObject,
+    file_form,
+    status_error,
+)
 from bot.networks.media import download
 from bot.networks.payload import (
     contact_line,
@@ -45,11 +54,12 @@ from bot.networks.payload import (
     shown,
     unknown_part,
 )
+from bot.networks.rating import SCORES
 
 DELETE_WITHIN = timedelta(hours=48)
 UPLOAD_LIMIT = 50 * 1024 * 1024
 PHOTO_LIMIT = 10 * 1024 * 1024
-UPLOAD_TIMEOUT = 600.0
+CAPTION_LIMIT = 1024  # "Photo caption ..., 0-1024 characters after entities parsing"
 
 
 class TelegramNetwork:
@@ -93,7 +103,9 @@ class TelegramNetwork:
                 return [self._edit(_object(update[key], key))]
         if "my_chat_member" in update:
             return _member_notice(update["update_id"], _object(update["my_chat_member"], "x"))
-        return []  # channel posts, callbacks, inline queries...: nothing for the inbox
+        if "callback_query" in update:
+            return _rating(_object(update["callback_query"], "callback_query"))
+        return []  # channel posts, other callbacks, inline queries...: nothing for the inbox
 
     def _message(self, message: JSONObject) -> InboundMessage | Notice:
         """A customer's message, or a `Notice` for a service message (member joined...)."""
@@ -154,6 +166,8 @@ class TelegramNetwork:
         quoted = _group_quote(reply)
         if quoted is not None:
             payload["reply_parameters"] = quoted
+        if reply.survey_id is not None:
+            payload["reply_markup"] = _rating_keyboard(reply.survey_id)
         result = await self._call("sendMessage", payload, "the message")
         return SentReceipt(str(result["message_id"]) if isinstance(result, dict) else None)
 
@@ -168,22 +182,33 @@ class TelegramNetwork:
     async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
         """sendPhoto / sendVideo / sendAudio / sendDocument as multipart, streamed from disk."""
         method, field = _media_method(file)
-        # aiohttp reads the open file in its executor, a chunk at a time
-        with open(file.path, "rb") as content:  # noqa: ASYNC230
-            form = aiohttp.FormData()
-            form.add_field("chat_id", str(reply_context["chat_id"]))
-            form.add_field(field, content, filename=file.name, content_type=file.mimetype)
+        fields = {"chat_id": str(reply_context["chat_id"])}
+        if file.caption is not None:
+            fields["caption"] = file.caption.text
+            if file.caption.entities:
+                fields["caption_entities"] = json.dumps(list(file.caption.entities))
+            quoted = _group_quote(file.caption)
+            if quoted is not None:
+                fields["reply_parameters"] = json.dumps(quoted)
+        with file_form(fields, field, file) as form:
             result = await self._call(method, form, "the file")
         return SentReceipt(str(result["message_id"]) if isinstance(result, dict) else None)
 
+    def caption_limit(self, reply_context: Mapping[str, Any]) -> int:
+        return CAPTION_LIMIT
+
     async def edit(self, reply: OutboundReply, message_id: str) -> None:
+        """editMessageText, or editMessageCaption for a file sent with the text as caption."""
         payload: dict[str, Any] = {
             "chat_id": reply.reply_context["chat_id"],
             "message_id": int(message_id),
-            "text": reply.text,
-            "entities": list(reply.entities),
         }
-        await self._call("editMessageText", payload, "the edit")
+        if reply.caption:
+            payload |= {"caption": reply.text, "caption_entities": list(reply.entities)}
+            await self._call("editMessageCaption", payload, "the edit")
+        else:
+            payload |= {"text": reply.text, "entities": list(reply.entities)}
+            await self._call("editMessageText", payload, "the edit")
 
     async def delete(
         self, reply_context: Mapping[str, Any], message_id: str, sent: datetime
@@ -197,13 +222,19 @@ class TelegramNetwork:
         }
         await self._call("deleteMessage", payload, "the deletion")
 
+    async def answer_tap(self, tap_id: str, text: str) -> None:
+        """answerCallbackQuery: stops the spinner on the customer's button."""
+        await self._call(
+            "answerCallbackQuery", {"callback_query_id": tap_id, "text": text}, "the tap"
+        )
+
     async def _call(
         self, method: str, payload: dict[str, Any] | aiohttp.FormData, what: str
     ) -> Any:
         """A Bot API call's `result`; `DeliveryError` with Telegram's reason otherwise."""
         url = f"{self._api_url}/bot{self._token}/{method}"
         if isinstance(payload, aiohttp.FormData):
-            answer = await self._http.post(url, form=payload, timeout=UPLOAD_TIMEOUT)
+            answer = await self._http.post(url, form=payload, timeout=UPLOAD_TIMEOUT_SECONDS)
         else:
             answer = await self._http.post(url, payload)
         body = answer.data or {}
@@ -252,6 +283,36 @@ def _group_quote(reply: OutboundReply) -> dict[str, Any] | None:
     if chat != str(chat_id) or not message_id.isdigit():
         return None
     return {"message_id": int(message_id), "allow_sending_without_reply": True}
+
+
+def _rating_keyboard(survey_id: int) -> dict[str, Any]:
+    """One row of five inline buttons whose `callback_data` names the survey and score."""
+    buttons = [{"text": str(n), "callback_data": rating.payload(survey_id, n)} for n in SCORES]
+    return {"inline_keyboard": [buttons]}
+
+
+def _rating(query: JSONObject) -> list[InboundEvent]:
+    """A tap on a rating button (on a message the bot sent into a chat); other callbacks
+    are nothing for the inbox."""
+    answer = rating.read_payload(query.get("data"))
+    message = _opt_object(query, "message")
+    chat = _opt_object(message, "chat") if message is not None else None
+    chat_id = chat.get("id") if chat is not None else None
+    tap_id = query.get("id")
+    if answer is None or not isinstance(chat_id, int) or not isinstance(tap_id, str):
+        return []
+    survey_id, score = answer
+    return [
+        CustomerRating(
+            network="telegram",
+            conversation_key=str(chat_id),
+            event_id=f"callback:{tap_id}",
+            survey_id=survey_id,
+            score=score,
+            at=datetime.now(UTC),  # a callback query carries no time of its own
+            tap_id=tap_id,
+        )
+    ]
 
 
 def _media_method(file: OutgoingFile) -> tuple[str, str]:

@@ -11,7 +11,8 @@ Shapes: https://developers.facebook.com/documentation/business-messaging/whatsap
   `wamid` our `send` returned; a failed one carries the error title.
 
 Media arrive as media ids; WhatsApp only gives a download URL to a token holder, so an
-attachment has a `url` only when the webhook includes one.
+attachment has a `url` only when the webhook includes one. Files from the team go the
+same way back: uploaded to `/{phone-number-id}/media`, then sent by the id it returns.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from typing import Any, Literal
 import aiohttp
 
 from bot.config import ConfigError, Settings
+from bot.networks import rating
 from bot.networks.base import (
     Attachment,
     CustomerEdit,
+    CustomerRating,
     CustomerReaction,
     CustomerRemoval,
     DeliveryError,
@@ -38,7 +41,9 @@ from bot.networks.base import (
     MediaStream,
     MediaUnavailable,
     Notice,
+    NotSupported,
     OutboundReply,
+    OutgoingFile,
     PayloadError,
     SentMessagesFixed,
     SentReceipt,
@@ -51,7 +56,13 @@ from bot.networks.graph import (
     hub_handshake,
     signature_header,
 )
-from bot.networks.http import JsonHttp, JSONObject
+from bot.networks.http import (
+    UPLOAD_TIMEOUT_SECONDS,
+    HttpAnswer,
+    JsonHttp,
+    JSONObject,
+    file_form,
+)
 from bot.networks.media import download, get_json
 from bot.networks.payload import (
     ParseResult,
@@ -96,6 +107,19 @@ MEDIA_KINDS = {
     "audio": "audio",
     "document": "file",
     "sticker": "sticker",
+}
+# What WhatsApp plays as image, video or audio, and up to which size; anything else goes
+# as a document (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media,
+# "Supported media types").
+MB = 1024 * 1024
+DOCUMENT_LIMIT = 100 * MB
+MEDIA_TYPES: dict[str, tuple[frozenset[str], int]] = {
+    "image": (frozenset({"image/jpeg", "image/png"}), 5 * MB),
+    "video": (frozenset({"video/mp4", "video/3gpp"}), 16 * MB),
+    "audio": (
+        frozenset({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}),
+        16 * MB,
+    ),
 }
 STATUSES: dict[str, Literal["sent", "delivered", "read", "failed"]] = {
     "sent": "sent",
@@ -237,6 +261,9 @@ class WhatsAppNetwork(SentMessagesFixed):
             system = get_object(item, "system")
             words = opt_str(system, "body") or f"WhatsApp system message: {opt_str(system, 'type')}"
             return Notice(self.name, key, event_id, words, sent_at)
+        answer = _rating_answer(item)
+        if answer is not None:  # a choice in our rating question's list
+            return CustomerRating(self.name, key, event_id, *answer, sent_at)
         text, attachments = _content(item)
         return InboundMessage(
             network=self.name,
@@ -310,23 +337,50 @@ class WhatsAppNetwork(SentMessagesFixed):
 
     async def send(self, reply: OutboundReply) -> SentReceipt:
         """POST /{phone-number-id}/messages with a text message; returns the `wamid`."""
-        context = reply.reply_context
+        if reply.survey_id is not None:
+            rating = _rating_list(reply.text, reply.survey_id)
+            return await self._send_message(
+                reply.reply_context, {"type": "interactive", "interactive": rating}
+            )
+        text = {"body": reply.text, "preview_url": False}
+        return await self._send_message(reply.reply_context, {"type": "text", "text": text})
+
+    def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
+        """Any file goes as a document of up to 100 MB; smaller images, videos and audio
+        of the types WhatsApp plays go as such (`_media_kind`)."""
+        return DOCUMENT_LIMIT
+
+    async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
+        """Upload to POST /{phone-number-id}/media (multipart, streamed from the spool file),
+        then send a message by the media id it returns."""
+        phone_number_id = self._phone_number_id_of(reply_context)
+        fields = {"messaging_product": "whatsapp", "type": file.mimetype}
+        with file_form(fields, "file", file) as form:
+            answer = await self._http.post(
+                f"{self._graph_url}/{phone_number_id}/media",
+                headers=self._auth,
+                form=form,
+                timeout=UPLOAD_TIMEOUT_SECONDS,
+            )
+        media_id = answer.data.get("id") if answer.data else None
+        if not (200 <= answer.status < 300 and isinstance(media_id, str) and media_id):
+            raise _upload_error(answer)
+        kind = _media_kind(file)
+        media: dict[str, Any] = {"id": media_id}
+        if kind == "document":
+            media["filename"] = file.name
+        return await self._send_message(reply_context, {"type": kind, kind: media})
+
+    async def _send_message(self, context: Mapping[str, Any], content: JSONObject) -> SentReceipt:
+        """One message to the conversation's `wa_id`; its `wamid`, or a `DeliveryError`."""
         wa_id = context.get("wa_id")
         if not isinstance(wa_id, str) or not wa_id:
             raise DeliveryError("cannot reply: the conversation has no wa_id", temporary=False)
-        phone_number_id = context.get("phone_number_id")
-        if not isinstance(phone_number_id, str) or not phone_number_id:
-            phone_number_id = self._phone_number_id
         answer = await self._http.post(
-            f"{self._graph_url}/{phone_number_id}/messages",
-            {
-                "messaging_product": "whatsapp",
-                "recipient_type": "individual",
-                "to": wa_id,
-                "type": "text",
-                "text": {"body": reply.text, "preview_url": False},
-            },
-            {"Authorization": f"Bearer {self._token}"},
+            f"{self._graph_url}/{self._phone_number_id_of(context)}/messages",
+            {"messaging_product": "whatsapp", "recipient_type": "individual", "to": wa_id}
+            | content,
+            self._auth,
         )
         if 200 <= answer.status < 300:
             messages = answer.data.get("messages") if answer.data else None
@@ -341,6 +395,16 @@ class WhatsAppNetwork(SentMessagesFixed):
             window_closed=error.code in WHATSAPP_WINDOW_CODES,
             window_message=WHATSAPP_WINDOW_MESSAGE,
         )
+
+    def _phone_number_id_of(self, context: Mapping[str, Any]) -> str:
+        phone_number_id = context.get("phone_number_id")
+        if isinstance(phone_number_id, str) and phone_number_id:
+            return phone_number_id
+        return self._phone_number_id
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
 
     async def close(self) -> None:
         await self._http.close()
@@ -361,6 +425,30 @@ class WhatsAppNetwork(SentMessagesFixed):
             size=int(size) if isinstance(size, int | str) and str(size).isdigit() else None,
         )
         return await download("WhatsApp", url, known, headers=auth)
+
+
+def _media_kind(file: OutgoingFile) -> str:
+    """The message type a file goes as: image, video or audio when WhatsApp takes its type
+    and size as such, otherwise a document."""
+    for kind, (types, limit) in MEDIA_TYPES.items():
+        if file.mimetype in types and file.size <= limit:
+            return kind
+    return "document"
+
+
+def _upload_error(answer: HttpAnswer) -> DeliveryError:
+    """A refused upload is about this file (its type, its content): named in the thread
+    while the rest of the reply goes; throttling and outages are retried."""
+    error = graph_delivery_error(
+        answer,
+        platform="WhatsApp",
+        temporary_codes=WHATSAPP_TEMPORARY_CODES,
+        window_closed=False,
+        window_message="",
+    )
+    if error.temporary:
+        return error
+    return NotSupported(f"WhatsApp refused the upload: {GraphError.read(answer).describe()}")
 
 
 def _str_or_none(data: Mapping[str, Any], key: str) -> str | None:
@@ -427,6 +515,26 @@ def _content(item: JSONObject) -> tuple[str, list[Attachment]]:
         log.warning("whatsapp: an unsupported message (%s) shown as a placeholder", reason[:100])
         return f"[unsupported message type: {reason}]", []
     return unknown_part("whatsapp", kind or "unknown"), []
+
+
+def _rating_list(question: str, survey_id: int) -> JSONObject:
+    """An interactive list message: one row per score (ids up to 200 characters, titles
+    up to 24), opened with the `PROMPT` button."""
+    rows = [{"id": rating.payload(survey_id, n), "title": rating.LABELS[n]} for n in rating.SCORES]
+    return {
+        "type": "list",
+        "body": {"text": question},
+        "action": {"button": rating.PROMPT, "sections": [{"title": "Your rating", "rows": rows}]},
+    }
+
+
+def _rating_answer(item: JSONObject) -> tuple[int, int] | None:
+    """(survey, score) of a list choice or reply button tapped in our rating question."""
+    interactive = item.get("interactive") if item.get("type") == "interactive" else None
+    if not isinstance(interactive, dict):
+        return None
+    choice = opt_object(interactive, "list_reply") or opt_object(interactive, "button_reply")
+    return rating.read_payload(choice.get("id")) if choice is not None else None
 
 
 def _interactive(interactive: JSONObject) -> str | None:

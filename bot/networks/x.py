@@ -16,19 +16,27 @@ Inbound (https://docs.x.com/x-api/account-activity/introduction, .../webhooks/qu
 - `tweet_delete_events`: a customer's deleted tweet is a `CustomerRemoval`.
 - Favorites, follows, typing and read events are not messages.
 
+Media: a DM's file is fetched through API v2's Download DM Media with the bearer token
+(its `media_id` holds that endpoint's path); media of public posts from their URL.
+
 Outbound (bearer token with DM / tweet write access): a DM via
 `POST /2/dm_conversations/with/{participant_id}/messages`, a reply post via `POST /2/tweets`
 with `reply.in_reply_to_tweet_id`. 429 and 5xx are temporary (`x-rate-limit-reset`).
+An image from the team is uploaded with `POST /2/media/upload` and sent as the DM's
+`attachments` or the post's `media.media_ids`. X has no edit; `DELETE /2/tweets/{id}` and
+`DELETE /2/dm_events/{id}` delete what we sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,14 +52,23 @@ from bot.networks.base import (
     InboundMessage,
     MediaStream,
     MediaUnavailable,
+    NotSupported,
     OutboundReply,
+    OutgoingFile,
     PayloadError,
     SentMessagesFixed,
     SentReceipt,
     SignatureError,
     WebhookError,
 )
-from bot.networks.http import HttpAnswer, JsonHttp, JSONObject, retry_after
+from bot.networks.http import (
+    UPLOAD_TIMEOUT_SECONDS,
+    HttpAnswer,
+    JsonHttp,
+    JSONObject,
+    file_form,
+    retry_after,
+)
 from bot.networks.media import download
 from bot.networks.payload import (
     ParseResult,
@@ -71,6 +88,7 @@ from bot.networks.payload import (
     shown,
     unknown_part,
 )
+from bot.networks.rating import DIGIT_HINT
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 # X's crc_token is a random URL-safe token (base64url or a UUID). Only such tokens are
@@ -78,6 +96,22 @@ SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 # else (a JSON body) would forge a webhook signature. A JSON object cannot match this.
 CRC_TOKEN = re.compile(r"[A-Za-z0-9_=-]{8,256}")
 CREATED_AT_FORMAT = "%a %b %d %H:%M:%S %z %Y"  # "Wed Nov 21 00:13:13 +0000 2018"
+# What X takes as media, and up to which size: "Image: 5 MB, GIF: 15 MB, Video: 512 MB"
+# (https://docs.x.com/x-api/media/introduction). Images go in one call, GIFs and videos in
+# chunks; the category is `dm_<kind>` or `tweet_<kind>`.
+MB = 1024 * 1024
+MEDIA_KINDS = {
+    "image/jpeg": "image",
+    "image/png": "image",
+    "image/webp": "image",
+    "image/gif": "gif",
+    "video/mp4": "video",
+}
+MEDIA_LIMITS = {"image": 5 * MB, "gif": 15 * MB, "video": 512 * MB}
+SEGMENT = 4 * MB  # one append; the only part of a file held in memory
+PROCESSING_WAIT = 120.0  # seconds to wait for X to process a GIF or video
+# Download DM Media's `resource_id` (documented as at most 50 characters; GIFs have more)
+DM_RESOURCE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 def x_signature(secret: str, data: bytes) -> str:
@@ -204,7 +238,7 @@ class XNetwork(SentMessagesFixed):
         attachment = opt_object(data, "attachment")
         media = opt_object(attachment, "media") if attachment else None
         if media is not None:
-            attachments.append(_media(media))
+            attachments.append(_dm_file(get_id(item, "id"), _media(media)))
         text = _expand_urls(_without_media_link(data, media), opt_object(data, "entities"))
         user = users.get(sender)
         profile = user if isinstance(user, dict) else {}
@@ -271,42 +305,164 @@ class XNetwork(SentMessagesFixed):
         return f"https://x.com/i/web/status/{message_id}"
 
     async def send(self, reply: OutboundReply) -> SentReceipt:
-        context = reply.reply_context
+        # X's DMs have no buttons: a rating question says how to answer in words.
+        text = f"{reply.text}\n\n{DIGIT_HINT}" if reply.survey_id is not None else reply.text
+        return await self._post(reply.reply_context, {"text": text})
+
+    def file_limit(self, reply_context: Mapping[str, Any], mimetype: str) -> int:
+        """Images (JPEG, PNG, WebP) of up to 5 MB, GIFs of up to 15 MB, MP4 videos of up
+        to 512 MB; X takes no other files."""
+        kind = MEDIA_KINDS.get(mimetype)
+        if kind is None:
+            raise NotSupported(f"X takes images, GIFs and MP4 videos only, not {mimetype}")
+        return MEDIA_LIMITS[kind]
+
+    async def send_file(self, reply_context: Mapping[str, Any], file: OutgoingFile) -> SentReceipt:
+        """Upload the file (an image in one call, a GIF or video in chunks), then a DM with
+        the media id as its attachment, or a reply post carrying it."""
+        dm = reply_context.get("kind") == "dm"
+        kind = MEDIA_KINDS[file.mimetype]
+        category = f"{'dm' if dm else 'tweet'}_{kind}"
+        if kind == "image":
+            media_id = await self._upload_image(file, category)
+        else:
+            media_id = await self._upload_chunked(file, category)
+        if dm:
+            return await self._post(reply_context, {"attachments": [{"media_id": media_id}]})
+        return await self._post(reply_context, {"media": {"media_ids": [media_id]}})
+
+    async def _upload_image(self, file: OutgoingFile, category: str) -> str:
+        """POST /2/media/upload, multipart, streamed from the spool file."""
+        with file_form({"media_category": category}, "media", file) as form:
+            answer = await self._http.post(
+                f"{self._api_url}/2/media/upload",
+                headers=self._auth,
+                form=form,
+                timeout=UPLOAD_TIMEOUT_SECONDS,
+            )
+        return _media_id(answer)
+
+    async def _upload_chunked(self, file: OutgoingFile, category: str) -> str:
+        """initialize, append (4 MB segments read from the spool file one at a time),
+        finalize, then wait while X processes it (https://docs.x.com/x-api/media/quickstart/
+        media-upload-chunked)."""
+        base = f"{self._api_url}/2/media/upload"
+        init = {"media_type": file.mimetype, "total_bytes": file.size, "media_category": category}
+        media_id = _media_id(await self._http.post(f"{base}/initialize", init, self._auth))
+        with open(file.path, "rb") as content:  # noqa: ASYNC230 (read in a thread below)
+            index = 0
+            while segment := await asyncio.to_thread(content.read, SEGMENT):
+                form = aiohttp.FormData()
+                form.add_field("segment_index", str(index))
+                form.add_field("media", segment, filename=file.name, content_type=file.mimetype)
+                answer = await self._http.post(
+                    f"{base}/{media_id}/append", headers=self._auth, form=form, timeout=120
+                )
+                if not 200 <= answer.status < 300:
+                    raise _upload_error(answer)
+                index += 1
+        answer = await self._http.post(f"{base}/{media_id}/finalize", headers=self._auth)
+        _media_id(answer)
+        deadline = asyncio.get_running_loop().time() + PROCESSING_WAIT
+        while (wait := _processing_wait(answer)) is not None:
+            if asyncio.get_running_loop().time() + wait > deadline:
+                raise DeliveryError("X is still processing the file", temporary=True)
+            await asyncio.sleep(wait)
+            answer = await self._http.request(
+                "GET", f"{base}?command=STATUS&media_id={media_id}", headers=self._auth
+            )
+            _media_id(answer)
+        return media_id
+
+    async def edit(self, reply: OutboundReply, message_id: str) -> None:
+        raise NotSupported("X does not let a post or a DM be edited through its API")
+
+    async def delete(
+        self, reply_context: Mapping[str, Any], message_id: str, sent: datetime
+    ) -> None:
+        """DELETE /2/tweets/{id} for a reply post, DELETE /2/dm_events/{id} for a DM."""
+        if not message_id.isdigit():
+            raise DeliveryError(f"cannot delete: {message_id!r} is not an X id", temporary=False)
+        kind = "dm_events" if reply_context.get("kind") == "dm" else "tweets"
+        answer = await self._http.delete(f"{self._api_url}/2/{kind}/{message_id}", self._auth)
+        if not 200 <= answer.status < 300:
+            raise _delivery_error(answer)
+
+    async def _post(self, context: Mapping[str, Any], content: JSONObject) -> SentReceipt:
+        """A DM to the participant, or a post replying to the conversation's tweet."""
         kind = context.get("kind")
         if kind == "dm":
             participant = context_id(context, "participant_id")
             url = f"{self._api_url}/2/dm_conversations/with/{participant}/messages"
-            payload: JSONObject = {"text": reply.text}
             id_key = "dm_event_id"
         elif kind == "tweet":
             url = f"{self._api_url}/2/tweets"
-            payload = {
-                "text": reply.text,
-                "reply": {"in_reply_to_tweet_id": context_id(context, "tweet_id")},
-            }
+            content = content | {"reply": {"in_reply_to_tweet_id": context_id(context, "tweet_id")}}
             id_key = "id"
         else:
             raise DeliveryError(
                 f"cannot reply: unknown X conversation kind {kind!r}", temporary=False
             )
-        answer = await self._http.post(
-            url, payload, {"Authorization": f"Bearer {self._bearer_token}"}
-        )
+        answer = await self._http.post(url, content, self._auth)
         if 200 <= answer.status < 300:
             data = answer.data.get("data") if answer.data else None
             sent_id = data.get(id_key) if isinstance(data, dict) else None
             return SentReceipt(sent_id if isinstance(sent_id, str) else None)
         raise _delivery_error(answer)
 
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._bearer_token}"}
+
     async def close(self) -> None:
         await self._http.close()
 
     async def open_media(self, attachment: Attachment) -> MediaStream:
-        """DM media are served to the account's token holders only (`ton.x.com`)."""
+        """A DM's file is served to the account's tokens only (its `ton.twitter.com` or
+        `video.twimg.com/dm_*` URL wants an OAuth 1.0a signature), so it is read through
+        API v2's Download DM Media with the account's OAuth 2.0 user token, the one that
+        sends DMs; `media_id` holds that endpoint's path. Media of public posts are
+        fetched as anyone would, without a token."""
+        if attachment.media_id and attachment.media_id.count("/") == 2:
+            url = f"{self._api_url}/2/dm_conversations/media/{attachment.media_id}"
+            auth = {"Authorization": f"Bearer {self._bearer_token}"}
+            return await download("X", url, attachment, headers=auth)
         if not attachment.url:
             raise MediaUnavailable("X gave no URL for it", temporary=False)
-        auth = {"Authorization": f"Bearer {self._bearer_token}"}
-        return await download("X", attachment.url, attachment, headers=auth)
+        return await download("X", attachment.url, attachment, link=attachment.url)
+
+
+def _media_id(answer: HttpAnswer) -> str:
+    """The media id of an upload step's answer; a refusal is about this file."""
+    data = answer.data.get("data") if answer.data else None
+    media_id = data.get("id") if isinstance(data, dict) else None
+    if not (200 <= answer.status < 300 and isinstance(media_id, str) and media_id):
+        raise _upload_error(answer)
+    info = data.get("processing_info") if isinstance(data, dict) else None
+    if isinstance(info, dict) and info.get("state") == "failed":
+        error = info.get("error")
+        why = error.get("message") if isinstance(error, dict) else None
+        raise NotSupported(f"X could not process it ({why or 'failed'})")
+    return media_id
+
+
+def _processing_wait(answer: HttpAnswer) -> float | None:
+    """Seconds until X's processing of an upload is worth asking about again; None when
+    it is done (or there was none)."""
+    data = answer.data.get("data") if answer.data else None
+    info = data.get("processing_info") if isinstance(data, dict) else None
+    if not isinstance(info, dict) or info.get("state") not in ("pending", "in_progress"):
+        return None
+    wait = info.get("check_after_secs")
+    return float(wait) if isinstance(wait, int | float) and wait >= 0 else 1.0
+
+
+def _upload_error(answer: HttpAnswer) -> DeliveryError:
+    """Throttling and outages are retried; any other refusal is about this file."""
+    error = _delivery_error(answer)
+    if error.temporary:
+        return error
+    return NotSupported(f"X refused the upload: {_x_reason(answer)}")
 
 
 def _delivery_error(answer: HttpAnswer, now: datetime | None = None) -> DeliveryError:
@@ -369,6 +525,15 @@ def _media(media: JSONObject) -> Attachment:
     return Attachment(kind or "media", title=unknown_part("x", kind or "media"))
 
 
+def _dm_file(dm_id: str, attachment: Attachment) -> Attachment:
+    """A DM's file with the path of GET /2/dm_conversations/media/{dm_id}/{media_id}/
+    {resource_id} as its `media_id` (the resource id is its URL's last segment)."""
+    resource = (attachment.url or "").split("?", 1)[0].rsplit("/", 1)[-1]
+    if not (attachment.media_id and DM_RESOURCE.fullmatch(resource)):
+        return attachment
+    return replace(attachment, media_id=f"{dm_id}/{attachment.media_id}/{resource}")
+
+
 def _best_variant(video_info: JSONObject) -> tuple[str | None, str | None]:
     """The MP4 variant with the highest bitrate (X lists an HLS playlist too)."""
     best: tuple[float, str, str] | None = None
@@ -390,15 +555,6 @@ def _without_media_link(data: JSONObject, media: JSONObject | None) -> str:
     text = opt_str(data, "text") or ""
     link = opt_str(media, "url") if media else None
     return text.replace(link, "").strip() if link else text
-
-
-def _mp4(media: JSONObject) -> str | None:
-    """The best mp4 of `video_info.variants` (a GIF is an mp4 too)."""
-    info = opt_object(media, "video_info") or {}
-    variants = [v for v in opt_list(info, "variants") if isinstance(v, dict)]
-    mp4 = [v for v in variants if v.get("content_type") == "video/mp4" and opt_str(v, "url")]
-    best = max(mp4, key=lambda v: v.get("bitrate") or 0, default=None)
-    return opt_str(best, "url") if best else None
 
 
 def _tweet_time(tweet: JSONObject) -> datetime:

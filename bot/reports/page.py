@@ -154,13 +154,21 @@ _FIGURES: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 
 
+# Shown in the headline only when the window has ratings (CSAT_ENABLED).
+_CSAT_FIGURES: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("csat_count", "Customer ratings", str),
+    ("csat_avg", "Average rating", lambda avg: "—" if avg is None else f"{avg:.1f} / 5"),
+)
+
+
 def headline(report: Report) -> str:
     """The `/api/stats` figures; `data-value` holds each exact JSON value."""
+    shown = _FIGURES + (_CSAT_FIGURES if report.figures.get("csat_count") else ())
     items = "".join(
         f'<div><dt>{escape(label)}</dt><dd data-figure="{key}" '
         f'data-value="{escape(json.dumps(report.figures[key]))}">'
         f"{escape(show(report.figures[key]))}</dd></div>"
-        for key, label, show in _FIGURES
+        for key, label, show in shown
     )
     return _section("figures", "Figures", f'<dl class="figures">{items}</dl>')
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot.config import Settings
+from bot.services.csat import Csat
 from bot.services.refusal import Refusal
 from bot.services.relay import WAKE_TOPIC
 from storage.coordination import Coordinator
@@ -16,10 +17,17 @@ log = logging.getLogger(__name__)
 
 
 class Conversations:
-    def __init__(self, settings: Settings, repo: Repository, coordinator: Coordinator) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: Repository,
+        coordinator: Coordinator,
+        csat: Csat | None = None,
+    ) -> None:
         self._settings = settings
         self._repo = repo
         self._coordinator = coordinator
+        self._csat = csat
 
     def check_allowed(self, user: str) -> None:
         if self._settings.allowed_users and user not in self._settings.allowed_users:
@@ -44,6 +52,8 @@ class Conversations:
             raise Refusal(
                 f"#{conversation_id} was already resolved by <@{result.conversation.resolved_by}>."
             )
+        if self._csat is not None:
+            await self._csat.on_resolved(result.conversation)
         return await self._done(result, f"#{conversation_id} is resolved.")
 
     async def reopen(self, conversation_id: int, user: str) -> str:

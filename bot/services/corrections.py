@@ -2,9 +2,10 @@
 
 Before it is sent (the UNDO_SECONDS window, or a retry still waiting) an edit changes
 what will be sent and a deletion cancels it. Once sent, an edit updates the customer's
-copy where the network has an API for it (Telegram), a deletion deletes it (Telegram,
-within 48 hours); elsewhere the thread says the customer kept the original. An edit is
-never sent as a new message.
+copy where the network has an API for it (Telegram's text or caption, a Facebook Page
+comment), a deletion deletes it (Telegram within 48 hours, Page and Instagram comments,
+X posts and DMs); elsewhere the thread says the customer kept the original. An edit is
+never sent as a new message, and only the text is edited: the files stay as sent.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.markup import InternalNote, OverLimit
-from bot.networks.base import DeliveryError, Network
-from bot.services.outbound import outbound_messages, prepare_for
-from bot.services.replies import message_json
+from bot.networks.base import DeliveryError, Network, OutboundReply
+from bot.services.outbound import (
+    SharedFile,
+    outbound_messages,
+    prepare_for,
+    shared_files,
+    with_caption,
+)
+from bot.services.replies import message_json, slack_message
 from bot.slack import Slack, SlackError
 from storage.core import NetworkStatus, ReplyKind, ReplyState
-from storage.models import TeamReply
+from storage.models import Conversation, TeamReply
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -91,19 +98,17 @@ class Corrections:
             return
         if reply.state != ReplyState.SENT:
             return
-        ids = _sent_ids(reply)
         try:
             network, conversation = await self._network_of(reply)
-            prepared = await prepare_for(network, conversation, message, self._slack.user_name)
-            if isinstance(prepared, InternalNote | OverLimit) or len(prepared.texts) != len(ids):
-                why = prepared.sentence if isinstance(prepared, OverLimit) else None
-                raise DeliveryError(
-                    why or "the edit does not fit the messages sent", temporary=False
-                )
             author = await self._slack.user_name(reply.user_id)
-            for outbound, message_id in zip(
-                outbound_messages(prepared, conversation, reply, author), ids, strict=True
-            ):
+            original = slack_message(reply)
+            files = shared_files(original)  # an edit changes the text, never the files
+            sent = await self._texts(network, conversation, reply, original, files, author)
+            edits = await self._texts(network, conversation, reply, message, files, author)
+            ids = _sent_ids(reply)[: len(sent)]  # the text went first, then the files
+            if len(edits) != len(ids) or [e.caption for e in edits] != [s.caption for s in sent]:
+                raise DeliveryError("the edit does not fit the messages sent", temporary=False)
+            for outbound, message_id in zip(edits, ids, strict=True):
                 await network.edit(outbound, message_id)
         except DeliveryError as exc:
             await self._say(
@@ -113,6 +118,26 @@ class Corrections:
             return
         await self._repo.rewrite_reply(reply.id, text, stored, ReplyState.SENT)
         await self._react(reply, EDITED_REACTION)
+
+    async def _texts(
+        self,
+        network: Network,
+        conversation: Conversation,
+        reply: TeamReply,
+        message: Mapping[str, Any],
+        files: list[SharedFile],
+        author: str,
+    ) -> list[OutboundReply]:
+        """The messages carrying a version of the reply's text, as delivery sends them:
+        its messages, or the caption of its first file."""
+        prepared = await prepare_for(network, conversation, message, self._slack.user_name)
+        if isinstance(prepared, OverLimit):
+            raise DeliveryError(prepared.sentence, temporary=False)
+        if isinstance(prepared, InternalNote):
+            raise DeliveryError("the edit does not fit the messages sent", temporary=False)
+        messages = outbound_messages(prepared, conversation, reply, author)
+        caption = with_caption(network, conversation.reply_context, messages, files)
+        return messages if caption is None else [caption]
 
     async def _network_of(self, reply: TeamReply) -> tuple[Network, Any]:
         conversation = await self._repo.conversation(reply.conversation_id)

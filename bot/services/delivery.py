@@ -35,6 +35,7 @@ from bot.networks.base import (
 )
 from bot.networks.media import is_media
 from bot.services.actions import CustomerActions
+from bot.services.csat import Csat
 from bot.services.file_links import file_link
 from bot.services.out_of_hours import OutOfHours
 from bot.services.outbound import (
@@ -43,7 +44,9 @@ from bot.services.outbound import (
     outbound_messages,
     prepare_for,
     shared_files,
+    with_caption,
 )
+from bot.services.profiles import Profiles
 from bot.services.relay import WAKE_TOPIC
 from bot.services.replies import UNDO_REACTION, slack_message
 from bot.slack import Slack, SlackError, SlackPermanent, SlackTemporary, SlackThreadGone
@@ -80,6 +83,7 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         concurrency: int = 8,
         metrics: Metrics | None = None,
+        csat: Csat | None = None,
     ) -> None:
         self._settings = settings
         self._repo = repo
@@ -93,6 +97,7 @@ class Dispatcher:
             repo=ActionRepository(repo.db), slack=slack, clock=clock, scheduled=self._scheduled
         )
         self._media = MediaRepository(repo.db)
+        self._profiles = Profiles(repo.db, networks, clock)
         self._metrics = metrics or Metrics()
         self._out_of_hours = OutOfHours(
             settings=settings,
@@ -102,6 +107,7 @@ class Dispatcher:
             clock=clock,
             metrics=self._metrics,
         )
+        self._csat = csat
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()  # found due again while its worker was running
         self._draining = False
@@ -141,6 +147,8 @@ class Dispatcher:
             for conversation_id in await self._repo.due_conversations(now):
                 self._start(conversation_id)
             for conversation_id in await self._out_of_hours.due_conversations(now):
+                self._start(conversation_id)
+            for conversation_id in await self._csat.due_conversations(now) if self._csat else []:
                 self._start(conversation_id)
             return await self._idle_timeout()
         except (DatabaseUnavailable, CoordinationUnavailable) as exc:
@@ -197,7 +205,11 @@ class Dispatcher:
         due = min(
             (
                 at
-                for at in (await self._repo.next_due_at(), await self._out_of_hours.next_due_at())
+                for at in (
+                    await self._repo.next_due_at(),
+                    await self._out_of_hours.next_due_at(),
+                    await self._csat.next_due_at() if self._csat else None,
+                )
                 if at is not None
             ),
             default=None,
@@ -258,6 +270,8 @@ class Dispatcher:
         handed_off = conversation.thread_ts is None and conversation.channel is not None
         if handed_off:
             await self._post_handoff_root(conversation)
+        if work.messages or work.echoes:  # before a root or a post shows the customer
+            await self._profiles.name(conversation)
         if work.messages:
             await self._relay(conversation_id, work.messages)
         for reply in work.replies:
@@ -286,6 +300,8 @@ class Dispatcher:
         if conversation.thread_ts and conversation.rendered_version < conversation.version:
             await self._render_root(conversation)
         await self._auto_reply(conversation, work.messages)
+        if self._csat is not None and await self._csat.send_due(conversation):
+            await self._scheduled()
 
     async def _auto_reply(
         self, conversation: Conversation, messages: Sequence[CustomerMessage]
@@ -655,6 +671,9 @@ class Dispatcher:
         """A colleague answered from the network's own inbox: show it, count it."""
         conversation = await self._repo.conversation(echo.conversation_id)
         assert conversation is not None and echo.id is not None
+        if conversation.channel is None and conversation.last_customer_at is None:
+            # the reply opened the conversation: its root names the customer
+            conversation = await self._post_root(conversation, note=None)
         if not (conversation.channel and conversation.thread_ts):
             return  # no thread yet; the next pass shows it after the root
         text = blocks.inbox_reply_text(conversation, echo)
@@ -695,9 +714,14 @@ class Dispatcher:
         if network.sends_file_links and files:
             messages = await self._with_links(messages, files, conversation, reply, author_name)
             files = []
+        caption = with_caption(network, conversation.reply_context, messages, files)
+        texts = messages if caption is None else []  # or the text goes with the first file
         parts: list[Callable[[], Awaitable[str | None]]] = [
-            *(partial(self._send_text, network, outbound) for outbound in messages),
-            *(partial(self._send_file, network, conversation, reply, f) for f in files),
+            *(partial(self._send_text, network, outbound) for outbound in texts),
+            *(
+                partial(self._send_file, network, conversation, reply, f, None if i else caption)
+                for i, f in enumerate(files)
+            ),
         ]
         for part in parts[len(sent) :]:
             await self._repo.begin_send(reply.id, self._clock())
@@ -767,16 +791,23 @@ class Dispatcher:
         return (await network.send(outbound)).message_id
 
     async def _send_file(
-        self, network: Network, conversation: Conversation, reply: TeamReply, shared: SharedFile
+        self,
+        network: Network,
+        conversation: Conversation,
+        reply: TeamReply,
+        shared: SharedFile,
+        caption: OutboundReply | None = None,
     ) -> str | None:
-        """Download one file from Slack (streamed to a spool file) and send it. A file the
-        network cannot take is refused in the thread (None); the rest still goes."""
+        """Download one file from Slack (streamed to a spool file) and send it, with the
+        reply's text as `caption`. A file the network cannot take or refuses for good is
+        `_refused_file`; the rest still goes. Temporary failures retry the reply from
+        this part."""
         context = conversation.reply_context
         label = blocks.network_label(conversation)
-        limit = network.file_limit(context, shared.mimetype)
         try:
             if not shared.url:
                 raise NotSupported("Slack does not offer it for download")
+            limit = network.file_limit(context, shared.mimetype)
             if limit == 0:
                 raise NotSupported(f"{label} takes no files from Slack yet")
             if shared.size > limit:
@@ -791,14 +822,48 @@ class Dispatcher:
                     ) from None
                 except SlackPermanent as exc:
                     raise NotSupported(f"Slack would not give it ({exc.code})") from None
-                outgoing = OutgoingFile(shared.name, shared.mimetype, size, spool.name)
+                outgoing = OutgoingFile(shared.name, shared.mimetype, size, spool.name, caption)
                 return (await network.send_file(context, outgoing)).message_id
-        except NotSupported as exc:
-            await self._tell(
-                reply,
-                f":warning: The file {blocks.escape(shared.name)} was not sent: {exc.message}.",
+        except DeliveryError as exc:
+            if exc.temporary:
+                raise
+            return await self._refused_file(
+                network, conversation, reply, shared, exc.message, caption
             )
-            return None
+
+    async def _refused_file(
+        self,
+        network: Network,
+        conversation: Conversation,
+        reply: TeamReply,
+        shared: SharedFile,
+        reason: str,
+        caption: OutboundReply | None,
+    ) -> str | None:
+        """A file the network did not take. In a private conversation it goes as a signed
+        download link (with PUBLIC_URL; never in public, where anyone would read it), after
+        the caption if it had one; the thread says which file and why."""
+        name = blocks.escape(shared.name)
+        link = None
+        if not blocks.is_public(conversation):
+            link = file_link(self._settings, shared, self._clock())
+        if link is None:
+            await self._tell(reply, f":warning: The file {name} was not sent: {reason}.")
+            if caption is None:
+                return None
+            return await self._send_text(network, replace(caption, caption=False))
+        await self._tell(
+            reply, f":link: The file {name} went as a download link (valid 24 hours): {reason}."
+        )
+        line = f"{shared.name}: {link}"
+        if caption is not None:
+            text = f"{caption.text}\n\n{line}"  # after the text: its entities stay in place
+            return await self._send_text(network, replace(caption, caption=False, text=text))
+        author_name = await self._slack.user_name(reply.user_id)
+        (message,) = outbound_messages(
+            PreparedReply((line,), None), conversation, reply, author_name
+        )
+        return await self._send_text(network, message)
 
     async def _retry_reply(self, reply: TeamReply, exc: DeliveryError) -> None:
         assert reply.id is not None

@@ -150,6 +150,11 @@ class Escalations:
             return next_in_rotation(self._rotation, at)
         return self._settings.escalation_manager
 
+    async def on_call_user(self, now: datetime) -> str | None:
+        """Whom a page goes to at `now`: the on-call person (overrides win), or the
+        manager when there is no rotation."""
+        return self._level_one(await self._overrides(now), now)
+
     async def on_call(self, now: datetime | None = None, count: int = 3) -> OnCall:
         now = now or self._clock()
         overrides = await self._overrides(now)

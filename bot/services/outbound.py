@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.markup import TARGETS, InternalNote, OverLimit, PreparedReply, ResolveUser, prepare_reply
 from bot.markup.telegram import TelegramText, telegram_text
-from bot.networks.base import Network, OutboundReply
+from bot.networks.base import Network, NotSupported, OutboundReply
 from storage.models import Conversation, TeamReply
 
 
@@ -81,6 +81,29 @@ def shared_files(message: Mapping[str, Any]) -> list[SharedFile]:
             )
         )
     return found
+
+
+def with_caption(
+    network: Network,
+    context: Mapping[str, Any],
+    messages: Sequence[OutboundReply],
+    files: Sequence[SharedFile],
+) -> OutboundReply | None:
+    """The reply's one message, to go as the caption of its first file, when the network
+    takes captions, the text fits one, and that file is not refused for its type or size;
+    None: the text goes as a message of its own. Delivery and edits decide alike."""
+    limit = network.caption_limit(context)
+    if not (limit and len(messages) == 1 and files and files[0].url and messages[0].text):
+        return None
+    if len(messages[0].text.encode("utf-16-le")) // 2 > limit:
+        return None
+    try:
+        file_limit = network.file_limit(context, files[0].mimetype)
+    except NotSupported:
+        return None
+    if file_limit == 0 or files[0].size > file_limit:
+        return None
+    return replace(messages[0], caption=True)
 
 
 def megabytes(size: int) -> str:

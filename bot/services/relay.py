@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from bot.networks.base import (
     CustomerEdit,
+    CustomerRating,
     CustomerReaction,
     CustomerRemoval,
     DeliveryStatus,
@@ -24,6 +25,7 @@ from bot.networks.base import (
     Notice,
     PayloadError,
 )
+from bot.services.csat import Csat
 from storage.actions import ActionRepository, NewAction
 from storage.coordination import CoordinationUnavailable, Coordinator
 from storage.core import ActionKind, ReplyKind
@@ -150,8 +152,10 @@ class Relay:
         coordinator: Coordinator,
         *,
         clock: Callable[[], datetime] = utcnow,
+        csat: Csat | None = None,
     ) -> None:
         self._repo = repo
+        self._csat = csat
         self._coordinator = coordinator
         self._clock = clock
         self._writer = BatchWriter(repo)
@@ -163,6 +167,11 @@ class Relay:
         """Store what a webhook delivered; duplicates come back with `message_id=None`."""
         received_at = self._clock()
         inbound = [event for event in events if isinstance(event, InboundMessage)]
+        if self._csat is not None:  # ratings and their comments are no customer messages
+            kept = await self._csat.take(events, inbound)
+            if len(kept) < len(inbound) or any(isinstance(e, CustomerRating) for e in events):
+                self._waker.wake()  # their notices are for the thread
+            inbound = kept
         rows = _rows(inbound, received_at)
         messages = [row for event, row in rows if not event.from_team]
         echoes = [row for event, row in rows if event.from_team and not event.automated]
@@ -223,7 +232,7 @@ def _actions(events: Sequence[InboundEvent], received_at: datetime) -> list[NewA
     """Rows for the customer's non-message events; one with an unusable id is skipped."""
     actions = []
     for event in events:
-        if isinstance(event, InboundMessage | DeliveryStatus):
+        if isinstance(event, InboundMessage | DeliveryStatus | CustomerRating):
             continue
         try:
             actions.append(_to_action(event, received_at))
@@ -288,4 +297,5 @@ def _to_row(message: InboundMessage, received_at: datetime) -> NewCustomerMessag
         attachments=[asdict(attachment) for attachment in message.attachments],
         reply_context=dict(message.reply_context),
         in_reply_to=message.in_reply_to,
+        customer_id=_id(message.customer_id, "the customer id") if message.customer_id else None,
     )

@@ -13,7 +13,7 @@ from bot.markup import is_note, parse_slack_message
 from bot.slack import Slack, SlackError
 from storage.coordination import Coordinator
 from storage.core import ReplyKind, ReplyState
-from storage.models import TeamReply
+from storage.models import Conversation, TeamReply
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,39 @@ class Replies:
             state = ReplyState.INTERNAL
         else:
             state = ReplyState.PENDING if allowed else ReplyState.REFUSED
+        stored = await self.accept(
+            channel=channel,
+            thread_ts=thread_ts,
+            ts=ts,
+            user=user,
+            text=text,
+            kind=kind,
+            state=state,
+            message=message_json(event),
+        )
+        if stored is None:
+            return None
+        if state == ReplyState.REFUSED:
+            await self._refuse(channel, thread_ts, ts, user)
+        return stored[1]
+
+    async def accept(
+        self,
+        *,
+        channel: str,
+        thread_ts: str,
+        ts: str,
+        user: str,
+        text: str,
+        kind: ReplyKind,
+        state: ReplyState,
+        message: str,
+    ) -> tuple[Conversation, TeamReply] | None:
+        """Store a team message posted in a conversation thread at `ts` as `user`'s and
+        start on it: a reply is held for UNDO_SECONDS, then delivered with every outbound
+        rule. For a person's own thread message and for what the bot posts on someone's
+        behalf (a saved reply). None when the thread is no conversation's or `ts` was
+        stored before."""
         undo = self._settings.undo_seconds if state == ReplyState.PENDING else 0
         stored = await self._repo.store_slack_reply(
             channel=channel,
@@ -114,7 +147,7 @@ class Replies:
             sent_at=slack_time(ts),
             kind=kind,
             state=state,
-            message=message_json(event),
+            message=message,
             not_before=slack_time(ts) + timedelta(seconds=undo) if undo else None,
         )
         if stored is None:
@@ -125,9 +158,7 @@ class Replies:
             await self._hold(channel, ts)
         if state == ReplyState.PENDING:
             await self._deliver(conversation.id or 0)
-        elif state == ReplyState.REFUSED:
-            await self._refuse(channel, thread_ts, ts, user)
-        return reply
+        return stored
 
     async def _hold(self, channel: str, ts: str) -> None:
         """Show that the reply waits UNDO_SECONDS; a courtesy, the hold is in SQL."""

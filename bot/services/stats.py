@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 from bot.blocks.conversation import escape
 from bot.services.refusal import Refusal
 from storage.db import Database
+from storage.models import Moment
+from storage.moments import MomentStore
 from storage.stats import UNASSIGNED, compute, oldest_unanswered
 
 PERIODS = ("today", "yesterday", "7d", "30d")
@@ -32,6 +34,7 @@ _PERIOD_TITLES = {
     "30d": "the last 30 days",
 }
 OLDEST_LIMIT = 5
+MOMENTS_LIMIT = 3  # the latest moments listed
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class StatsReport:
     as_of: datetime
     network: str | None = None
     team: str | None = None
+    moments: Sequence[Moment] = ()  # the latest few of the window
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class SummaryReport:
     previous: dict[str, Any]
     oldest: list[dict[str, Any]]  # waiting when the summary is made
     as_of: datetime
+    moments: Sequence[Moment] = ()  # the day's latest few
 
 
 # -- windows -----------------------------------------------------------------
@@ -152,25 +157,29 @@ async def stats_report(db: Database, request: StatsRequest, now: datetime) -> St
     """What `/social-stats` shows: the figures and the oldest waits as of the window's end."""
     window = request.window
     as_of = min(window.until, now)
-    figures, oldest = await asyncio.gather(
+    figures, oldest, moments = await asyncio.gather(
         compute(
             db, window.since, window.until, network=request.network, team=request.team, now=now
         ),
         oldest_unanswered(db, as_of, OLDEST_LIMIT, network=request.network, team=request.team),
+        MomentStore(db).between(
+            window.since, window.until, MOMENTS_LIMIT, network=request.network, team=request.team
+        ),
     )
-    return StatsReport(window, figures, oldest, as_of, request.network, request.team)
+    return StatsReport(window, figures, oldest, as_of, request.network, request.team, moments)
 
 
 async def summary_report(db: Database, day: date, tz: ZoneInfo, now: datetime) -> SummaryReport:
     """The daily summary of local `day`, the day before for comparison, and who waits now."""
     current = day_window(day, tz)
     before = day_window(day - timedelta(days=1), tz)
-    figures, previous, oldest = await asyncio.gather(
+    figures, previous, oldest, moments = await asyncio.gather(
         compute(db, current.since, current.until, now=now),
         compute(db, before.since, before.until, now=now),
         oldest_unanswered(db, now, OLDEST_LIMIT),
+        MomentStore(db).between(current.since, current.until, MOMENTS_LIMIT),
     )
-    return SummaryReport(day, figures, previous, oldest, now)
+    return SummaryReport(day, figures, previous, oldest, now, moments)
 
 
 async def window_figures(

@@ -1,6 +1,7 @@
 """Every benchmark, one after the other: `python -m tests.bench [--quick]`.
 
-Ingest (open-loop webhooks), relay under Slack's rate limit, the reply path, memory, and
+Ingest (open-loop webhooks), relay under Slack's rate limit, the reply path, memory, a
+100 MB media relay, and
 the stats queries (tests/bench/bench_stats.py) when present. Each prints its own table
 with PASS/MISS against its target; nothing is asserted. Everything runs on 127.0.0.1.
 """
@@ -18,6 +19,8 @@ BENCHES = (
     "tests.bench.bench_relay",
     "tests.bench.bench_reply",
     "tests.bench.bench_memory",
+    "tests.bench.bench_file",
+    "tests.bench.bench_media",
     "tests.bench.bench_stats",
     "tests.bench.bench_markup",
 )

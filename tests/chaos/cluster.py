@@ -248,7 +248,9 @@ class ChaosSlack(FakeSlack):
         self._release.set()
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.route("*", "/api/{method}", self._gate)]
+        """The Web API through the gate; shared files and upload URLs as FakeSlack has them."""
+        api, *files = super().routes()
+        return [web.route("*", "/api/{method}", self._gate), *files]
 
     async def _gate(self, request: web.Request) -> web.StreamResponse:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()

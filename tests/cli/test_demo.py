@@ -98,6 +98,7 @@ def test_threads_show_customers_replies_and_reactions(demo: tuple[str, float]) -
         "WhatsApp · Kofi (+233241234567) · #3",
         "Messenger · 1134343043305865 · #4",
         "Telegram · Bruno (@bruno_b) · #5",
+        "Telegram · Noor (@noor_k) · #6",
     ]
     listed = [line.strip() for line in inbox.splitlines() if line.startswith("  relaydesk: ")]
     assert listed == [f"relaydesk: {root}" for root in roots]  # in the order they came in
@@ -105,6 +106,10 @@ def test_threads_show_customers_replies_and_reactions(demo: tuple[str, float]) -
     assert "relaydesk (from Ada on Telegram): Also the tracking link gives a 404 <!channel>" in (
         inbox
     )
+    # Her photo: its caption, then the picture itself as a Slack file in the thread.
+    _, shown = after(inbox, "relaydesk (from Ada on Telegram): The box came like this")
+    assert shown == "[photo]"
+    assert after(inbox, "[photo]")[1] == "relaydesk: 📎 photo.jpg (2,063 bytes, a Slack file)"
     _, fate = after(inbox, "Maya Lopez: Sorry Ada!")
     assert fate == "└ ✅ :white_check_mark:  delivered"
     _, fate = after(inbox, "Maya Lopez: note: opened courier ticket CR-2291")
@@ -117,6 +122,11 @@ def test_threads_show_customers_replies_and_reactions(demo: tuple[str, float]) -
     )
     assert "Resolved by @Maya Lopez" in inbox and "[ Reopen ]" in inbox
     assert "Handed off to Sales by @Maya Lopez" in inbox
+    # Grace's rating and comment: notices in #2's thread, and #2 stays resolved
+    grace = inbox[inbox.index("Webhook · Grace · #2") : inbox.index("WhatsApp · Kofi")]
+    assert "relaydesk: ℹ️ Customer rating: ★★★★★ 5/5" in grace
+    assert "relaydesk: ℹ️ Comment with the rating: Super quick, thank you!" in grace
+    assert "✅ Resolved by @Maya Lopez" in grace
 
 
 def test_the_handoff_continues_in_the_sales_channel(demo: tuple[str, float]) -> None:
@@ -180,12 +190,26 @@ def test_oncall_shows_who_now_and_the_next_shifts(demo: tuple[str, float]) -> No
     assert lines[5:] == ["Last escalation level: @Ines Duarte"]
 
 
+def test_a_reaction_records_a_meaningful_moment(demo: tuple[str, float]) -> None:
+    inbox = section(demo[0], "#support-inbox")
+    kofi = thread(inbox, "WhatsApp · Kofi")
+    assert after(kofi, "relaydesk (from Kofi on WhatsApp): Great. What would 200")[1] == (
+        "└ ✨ :sparkles:"
+    )
+    assert "relaydesk: ✨ @Maya Lopez marked a meaningful moment with Kofi (#3)" in kofi
+    for shown in (answer(demo[0], "/social-stats today"), section(demo[0], "#support-daily")):
+        assert "✨ Meaningful moments: 1" in shown
+        assert re.search(
+            r"• \w{3} \d\d \w{3} \d\d:\d\d · @Maya Lopez · Kofi \(whatsapp, #3\)", shown
+        )
+
+
 def test_social_stats_shows_the_manager_todays_figures(demo: tuple[str, float]) -> None:
     shown = answer(demo[0], "/social-stats today")
     lines = shown.splitlines()
     assert lines[0] == "relaydesk (only visible to Ines Duarte): Social stats: today so far"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d 00:00 \S+ → \d{4}-\d\d-\d\d \d\d:\d\d \S+", lines[1])
-    assert figure(shown, "Received") == "7 messages"
+    assert figure(shown, "Received") == "8 messages"
     assert figure(shown, "Conversations") == "5"
     assert figure(shown, "Response rate") == "67% (4 of 6 turns)"
     assert re.fullmatch(r"(19|20|21) min / \d\d min", figure(shown, "Median / p90"))
@@ -203,7 +227,7 @@ def test_the_daily_summary_is_posted_to_the_summary_channel(demo: tuple[str, flo
     days = [f"{now + timedelta(days=n):%A %d %B %Y}" for n in (-1, 0, 1)]
     assert len(posts) == 1 and posts[0].startswith("  relaydesk: Daily summary: ")
     assert posts[0].removeprefix("  relaydesk: Daily summary: ") in days
-    assert figure(summary, "Received") == "7 messages  ▲ 7"
+    assert figure(summary, "Received") == "8 messages  ▲ 8"
     assert figure(summary, "Response rate") == "67% (4 of 6 turns)"
     assert "Unanswered at the end of the day: 2" in summary
     assert "• #5 Bruno (telegram, unassigned): waiting 6 min" in summary
@@ -212,33 +236,57 @@ def test_the_daily_summary_is_posted_to_the_summary_channel(demo: tuple[str, flo
 
 def test_customers_received_the_replies_but_not_the_note(demo: tuple[str, float]) -> None:
     received = section(demo[0], "What the customers received")
-    assert (
+    assert (  # a one-message reply with a file: the text is the file's caption
         "Telegram 5001: Sorry Ada! It is with the courier and arrives tomorrow before noon 🚚 "
-        "Here is a working link: track parcel 4411, and the delivery note is attached."
+        "Here is a working link: track parcel 4411, and the delivery note is attached. "
+        "[document: delivery-note.pdf]"
     ) in received
-    assert "Telegram 5001: [document: delivery-note.pdf]" in received
     assert "WhatsApp 233241234567: Hi Kofi, Sam from sales here." in received
     assert "website chat web-7731: Done: order 5120" in received
+    assert "website chat web-7731: How did we do? Please rate" in received  # on resolve
     assert "courier ticket" not in received and "gift" not in received
-    assert len(received.splitlines()) == 1 + 5
+    assert len(received.splitlines()) == 1 + 6
 
 
 def test_figures_come_from_sql(demo: tuple[str, float]) -> None:
     out = section(demo[0], "Figures (from SQL)")
-    assert figure(out, "customer messages received") == "7"
-    assert figure(out, "conversations") == "5"
-    assert figure(out, "replies delivered") == "4"
+    assert figure(out, "customer messages received") == "9"
+    assert figure(out, "conversations") == "6"
+    assert figure(out, "replies delivered") == "5"
     assert figure(out, "replies not delivered") == "1"
     assert figure(out, "internal notes") == "1"
     assert figure(out, "handoffs") == "1"
     assert figure(out, "escalation pages sent") == "2"
     assert figure(out, "escalations acknowledged") == "1"
-    assert figure(out, "turns answered") == "4 of 6 (67%)"
+    assert figure(out, "turns answered") == "5 of 7 (71%)"
     assert figure(out, "unanswered now") == "2"
+    assert figure(out, "customer ratings") == "1 (average 5.0)"
     assert re.fullmatch(r"0:(19|20|21):\d\d", figure(out, "median response time"))
     assert figure(out, "received by network") == (
-        "website chat 1, Messenger 1, Telegram 3, WhatsApp 2"
+        "website chat 1, Messenger 1, Telegram 5, WhatsApp 2"
     )
+
+
+def test_a_saved_reply_goes_out_as_its_senders_reply(demo: tuple[str, float]) -> None:
+    out, _ = demo
+    assert answer(out, "/replies add sizes") == (
+        "relaydesk (only visible to Maya Lopez): Added saved reply `sizes`. Send it with a "
+        "conversation's Saved reply button."
+    )
+    assert "The search offers: sizes: Hi {customer_name}! Our jackets run small" in out
+    noor = thread(section(out, "#support-inbox"), "Telegram · Noor (@noor_k) · #6")
+    posted, mark = after(noor, "maya (posted by relaydesk):")
+    assert posted == (
+        "maya (posted by relaydesk): Hi Noor! Our jackets run small: take one size up. "
+        "Your case is #6. maya, Relaydesk Outdoor"
+    )
+    assert mark == ":bookmark: Saved reply `sizes` sent by @Maya Lopez"
+    assert "delivered" in noor.splitlines()[-1]
+    assert "Answered by @Maya Lopez" in noor
+    assert (
+        "Telegram 5003: Hi Noor! Our jackets run small: take one size up. Your case is #6. "
+        "maya, Relaydesk Outdoor"
+    ) in section(out, "What the customers received")
 
 
 def test_colours_only_for_a_terminal_or_when_forced(monkeypatch: pytest.MonkeyPatch) -> None:

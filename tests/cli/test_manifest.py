@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 URL = "https://YOUR-HOST/slack/events"
 
 # CONTRACT.md, "Slack behaviour".
-COMMANDS = {"/social-stats", "/handoff", "/escalate", "/oncall"}
-MESSAGE_SHORTCUT = "relaydesk.handoff"
+COMMANDS = {"/social-stats", "/handoff", "/escalate", "/oncall", "/replies"}
+MESSAGE_SHORTCUTS = ["relaydesk.handoff", "relaydesk.saved_reply", "relaydesk.moment"]
 
 # The bot scope each Web API method needs (None: no scope). A method the code
 # starts calling must be added here, and its scope to both manifests.
@@ -26,6 +26,7 @@ SCOPES: dict[str, tuple[str, ...] | None] = {
     "chat.postMessage": ("chat:write",),
     "chat.update": ("chat:write",),
     "chat.postEphemeral": ("chat:write",),
+    "chat.delete": ("chat:write",),
     "chat.getPermalink": None,
     "reactions.add": ("reactions:write",),
     "reactions.remove": ("reactions:write",),
@@ -83,7 +84,11 @@ def test_manifest_matches_the_contract(name: str) -> None:
         assert commands[with_args]["usage_hint"]
     assert "#N" in commands["/handoff"]["usage_hint"]
     shortcuts = features["shortcuts"]
-    assert [(s["type"], s["callback_id"]) for s in shortcuts] == [("message", MESSAGE_SHORTCUT)]
+    assert [(s["type"], s["callback_id"]) for s in shortcuts] == [
+        ("message", callback) for callback in MESSAGE_SHORTCUTS
+    ]
+    for shortcut in shortcuts:
+        assert len(shortcut["name"]) <= 24 and len(shortcut["description"]) <= 80
     assert features["bot_user"]["display_name"] == "relaydesk"
     info = manifest["display_information"]
     assert len(info["description"]) <= 140 and 175 <= len(info["long_description"]) <= 4000
@@ -91,6 +96,8 @@ def test_manifest_matches_the_contract(name: str) -> None:
     assert set(settings["event_subscriptions"]["bot_events"]) == {
         "message.channels",
         "message.groups",
+        "reaction_added",  # meaningful moments: MRM_REACTION (needs reactions:read)
+        "reaction_removed",
     }
     assert settings["interactivity"]["is_enabled"] is True
 
@@ -117,6 +124,8 @@ def test_scopes_cover_every_method_the_code_calls() -> None:
     # message.channels / message.groups need the history scopes; commands and the
     # message shortcut need `commands`.
     assert {"channels:history", "groups:history", "commands"} <= bot_scopes
+    # reaction_added / reaction_removed need reactions:read.
+    assert "reactions:read" in bot_scopes
     # chat:write.public is left out on purpose: the bot must be in its channels to
     # receive thread replies at all, so posting without joining would not help.
     assert "chat:write.public" not in bot_scopes
@@ -128,6 +137,8 @@ def test_http_manifest_points_every_url_at_slack_events() -> None:
     assert settings["socket_mode_enabled"] is False
     assert settings["event_subscriptions"]["request_url"] == URL
     assert settings["interactivity"]["request_url"] == URL
+    # the saved replies' external select loads its options from here
+    assert settings["interactivity"]["message_menu_options_url"] == URL
     assert {c["url"] for c in manifest["features"]["slash_commands"]} == {URL}
 
 
@@ -136,6 +147,7 @@ def test_socket_manifest_is_the_http_one_without_urls() -> None:
     assert socket["settings"]["socket_mode_enabled"] is True
     del http["settings"]["event_subscriptions"]["request_url"]
     del http["settings"]["interactivity"]["request_url"]
+    del http["settings"]["interactivity"]["message_menu_options_url"]
     for command in http["features"]["slash_commands"]:
         del command["url"]
     http["settings"]["socket_mode_enabled"] = True

@@ -196,6 +196,61 @@ async def test_a_thread_reply_over_socket_mode_reaches_the_customer(
         await client.close()
 
 
+async def test_the_saved_replies_search_answers_over_socket_mode(
+    fakes: Fakes, stand_in: SocketModeStandIn
+) -> None:
+    """Socket Mode has no options URL: a `block_suggestion` comes as an `interactive`
+    envelope, and the options ride on its ack."""
+    fakes.slack.socket_mode_url = stand_in.url
+    env = fakes.environment(SLACK_APP_TOKEN=APP_TOKEN, SLACK_SIGNING_SECRET="")
+    settings = load_settings(env, env_file=None)
+    client = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    try:
+        services = services_of(client.app)
+        socket = await start_socket_mode(build_bolt_app(services), APP_TOKEN)
+        await asyncio.wait_for(stand_in.connected.wait(), 15)
+        assert "Added" in await services.saved_replies.manage(AGENT, "add hello Hi {customer_name}")
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 1,
+                "date": int(time.time()),
+                "chat": {"id": 42, "type": "private", "first_name": "Lin"},
+                "from": {"id": 42, "is_bot": False, "first_name": "Lin"},
+                "text": "Hello?",
+            },
+        }
+        headers = telegram_headers(TELEGRAM_SECRET)
+        assert (await client.post("/webhooks/telegram", json=update, headers=headers)).status == 200
+        metadata = json.dumps({"conversation": 1, "channel": INBOX, "thread_ts": "1.000001"})
+        envelope_id = "5c1fd1a2-4f0e-4a44-9d44-4b0a3e9e7a11"
+        await stand_in.send(
+            {
+                "envelope_id": envelope_id,
+                "payload": {
+                    "type": "block_suggestion",
+                    "user": {"id": AGENT, "team_id": "T0001"},
+                    "team": {"id": "T0001", "domain": "example"},
+                    "api_app_id": "A0001",
+                    "token": "verification-token",
+                    "action_id": "relaydesk.saved_reply_pick",
+                    "block_id": "saved",
+                    "value": "hi",
+                    "view": {"id": "V1", "type": "modal", "private_metadata": metadata},
+                },
+                "type": "interactive",
+                "accepts_response_payload": True,
+            }
+        )
+        ack = await stand_in.ack_of(envelope_id)
+        options = ack["payload"]["options"]
+        assert [o["text"]["text"] for o in options] == ["hello: Hi {customer_name}"]
+        await socket.close()
+    finally:
+        await client.close()
+
+
 async def test_a_refused_app_token_is_a_configuration_error(fakes: Fakes) -> None:
     fakes.slack.fail(
         "apps.connections.open", status=200, body={"ok": False, "error": "invalid_auth"}, count=1

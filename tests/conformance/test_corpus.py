@@ -22,9 +22,7 @@ ABSENT = "corpus-absent"
 NAMES = [e["name"] for e in manifest()] or [ABSENT]
 
 # name -> why it does not meet its expectation yet.
-KNOWN_GAPS: dict[str, str] = {
-    "fb_echo_colleague_text": "issue 16: an echo shows only in a conversation already open",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 IGNORING = {"ignore", "team_or_ignore", "edit"}  # never a customer message
 

@@ -14,6 +14,7 @@ escalation sweep pages Priya a few seconds into the morning.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,9 +22,13 @@ from typing import Any
 
 from tests.demo.stage import MANAGER, ONCALL, SALES, SLA_MINUTES, Customer, Person, Stage
 from tests.demo.transcript import Renderer, Style
+from tests.harness import INBOX
 
 Say = Callable[[str], None]
 Show = Callable[[Person, dict[str, Any]], None]
+
+# What the stand-in for Telegram serves as Ada's photo: a JPEG's first and last bytes.
+BOX_PHOTO = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01" + b"\x00" * 2048 + b"\xff\xd9"
 
 # Lena's page is due this many seconds after she writes: after her thread exists,
 # and about when the scenes before hers are done.
@@ -72,6 +77,13 @@ class Morning:
         root = await self.stage.root_of(1)
         await self.stage.thread_has(root["ts"], "tracking link")
 
+    async def ada_sends_a_photo(self) -> None:
+        self.say("Ada sends a photo of the damaged box: it lands in her thread as a Slack file.")
+        self.stage.bot.telegram.files.add("ada-box", BOX_PHOTO, "image/jpeg")
+        await self.stage.customer_sends_photo(self.ada, "ada-box", "The box came like this")
+        root = await self.stage.root_of(1)
+        await self.stage.thread_has_file(root["ts"], "photo.jpg")
+
     async def maya_claims_and_answers(self) -> None:
         self.say("Maya claims #1 and answers Ada in the thread.")
         root = await self.stage.root_of(1)
@@ -102,6 +114,15 @@ class Morning:
         await self.stage.click(self.maya, "relaydesk.resolve", "2", root["ts"])
         await self.stage.ephemeral_for(self.maya, "#2")
 
+    async def grace_rates_the_help(self) -> None:
+        self.say(
+            "Resolving #2 asked Grace for a rating (CSAT_ENABLED): she taps 5 and adds a "
+            "comment. Both show in the thread; neither is a customer message or reopens #2."
+        )
+        root = await self.stage.root_of(2)
+        await self.stage.customer_rates(self.grace, 5, "Super quick, thank you!")
+        await self.stage.thread_has(root["ts"], "Comment with the rating")
+
     async def kofi_goes_to_sales(self) -> None:
         self.say("Kofi asks for a bulk price: Maya hands #3 off to Sales; Sam answers there.")
         root = await self.stage.root_of(3)
@@ -120,6 +141,16 @@ class Morning:
             channel=SALES,
         )
         await self.stage.reaction(ts, "white_check_mark", channel=SALES)
+
+    async def a_meaningful_moment(self) -> None:
+        self.say(
+            "Kofi's shop may order 200 jackets: Maya marks his message as a meaningful moment "
+            "with :sparkles: (MRM_REACTION). The thread notes it; /social-stats, the summary "
+            "and /api/moments list it."
+        )
+        message = self.stage.message_with("200 jackets")
+        await self.stage.react(self.maya, message["ts"], "sparkles")
+        await self.stage.thread_has(message["thread_ts"], "meaningful moment")
 
     async def a_failed_delivery(self) -> None:
         self.say("Bruno writes, then blocks the Telegram bot: the reply cannot be delivered.")
@@ -170,21 +201,89 @@ class Morning:
         now = datetime.now(UTC)
         await self.stage.bot.services.summary.post(now.astimezone(self.stage.tz).date(), now)
 
+    async def a_saved_reply(self) -> None:
+        """Self-contained: its own customer, found by her root rather than by number."""
+        line = (
+            "/replies add sizes Hi {customer_name}! Our jackets run small: take *one size "
+            "up*. Your case is {conversation}. {agent_name}, Relaydesk Outdoor"
+        )
+        self.say(f"Maya saves an answer the team gives every day: {line}")
+        self.show(self.maya, await self.stage.command(self.maya, line))
+        noor = Customer("Noor", "telegram", "5003", handle="noor_k")
+        self.say(
+            "Noor asks about sizes. Maya presses Saved reply on her root, types 'small' in "
+            "the search and sends it: it is posted under her name and goes out as her reply."
+        )
+        await self.stage.customer_writes(noor, "Do the rain jackets run small?", 2)
+        bot = self.stage.bot
+        root = await bot.until(
+            lambda: next((r for r in self.stage.slack.roots(INBOX) if "Noor" in str(r)), None),
+            timeout=15,
+            what="Noor's root",
+        )
+        conversation = await bot.until(
+            lambda: bot.services.repo.conversation_by_thread(INBOX, root["ts"])
+        )
+        opened = len(self.stage.slack.calls_to("views.open"))
+        await self.stage.click(self.maya, "relaydesk.saved_reply", str(conversation.id), root["ts"])
+        call = await bot.until(lambda: self.stage.slack.calls_to("views.open")[opened:], timeout=15)
+        metadata = call[0].params["view"]["private_metadata"]
+        found = await bot.interact(
+            {
+                "type": "block_suggestion",
+                "user": {"id": self.maya.user_id},
+                "team": {"id": "T0001"},
+                "api_app_id": "A0001",
+                "action_id": "relaydesk.saved_reply_pick",
+                "block_id": "saved",
+                "value": "small",
+                "view": {"id": "V1", "type": "modal", "private_metadata": metadata},
+            }
+        )
+        [option] = json.loads(await found.text())["options"]
+        self.say(f"The search offers: {option['text']['text']}")
+        picked = {"type": "external_select", "selected_option": option}
+        await bot.interact(
+            {
+                "type": "view_submission",
+                "user": {"id": self.maya.user_id},
+                "team": {"id": "T0001"},
+                "api_app_id": "A0001",
+                "view": {
+                    "id": "V1",
+                    "type": "modal",
+                    "callback_id": "relaydesk.saved_reply_modal",
+                    "private_metadata": metadata,
+                    "state": {"values": {"saved": {"relaydesk.saved_reply_pick": picked}}},
+                },
+            }
+        )
+        self.show(self.maya, {"text": await self.stage.ephemeral_for(self.maya, "Sent saved")})
+        posted = await bot.until(
+            lambda: [m for m in self.stage.slack.replies(INBOX, root["ts"]) if m.get("username")],
+            timeout=15,
+        )
+        await self.stage.reaction(posted[0]["ts"], "white_check_mark")
+
 
 Scene = Callable[[Morning], Awaitable[None]]
 SCENES: list[Scene] = [
     Morning.customers_write_in,
     Morning.a_follow_up,
+    Morning.ada_sends_a_photo,
     Morning.maya_claims_and_answers,
     Morning.an_internal_note,
     Morning.grace_is_helped_and_resolved,
+    Morning.grace_rates_the_help,
     Morning.kofi_goes_to_sales,
+    Morning.a_meaningful_moment,
     Morning.a_failed_delivery,
     Morning.lena_escalates,
     Morning.bruno_is_escalated_by_hand,
     Morning.who_is_on_call,
     Morning.the_manager_checks_the_figures,
     Morning.the_daily_summary,
+    Morning.a_saved_reply,
 ]
 
 

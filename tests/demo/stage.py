@@ -28,8 +28,16 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tests.fakes import FakeSlack
-from tests.harness import INBOX, META_SECRET, SUMMARY, Bot, start_bot
-from tests.signing import meta_headers
+from tests.harness import (
+    GENERIC_SECRET,
+    INBOX,
+    META_SECRET,
+    SUMMARY,
+    TELEGRAM_SECRET,
+    Bot,
+    start_bot,
+)
+from tests.signing import generic_headers, meta_headers, telegram_headers
 
 PAGE_ID = "1691462197845448"
 PHONE_NUMBER_ID = "106540352242922"
@@ -138,6 +146,59 @@ class Stage:
         if response.status != 200:
             raise RuntimeError(f"{customer.network} webhook answered {response.status}")
 
+    async def customer_sends_photo(self, customer: Customer, file_id: str, caption: str) -> None:
+        """A Telegram photo (sizes smallest first, as Telegram sends them) with a caption."""
+        customer.sent += 1
+        chat_id = int(customer.address)
+        sender = {"id": chat_id, "is_bot": False, "first_name": customer.name}
+        update = {
+            "update_id": self.bot.next_id("update"),
+            "message": {
+                "message_id": self.bot.next_id(f"tg:{chat_id}"),
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private", "first_name": customer.name},
+                "from": {**sender, **({"username": customer.handle} if customer.handle else {})},
+                "photo": [
+                    {"file_id": f"{file_id}-s", "file_unique_id": "s", "width": 90, "height": 90},
+                    {"file_id": file_id, "file_unique_id": "b", "width": 1280, "height": 960},
+                ],
+                "caption": caption,
+            },
+        }
+        response = await self.bot.post_raw(
+            "/webhooks/telegram", json.dumps(update).encode(), telegram_headers(TELEGRAM_SECRET)
+        )
+        if response.status != 200:
+            raise RuntimeError(f"telegram webhook answered {response.status}")
+
+    async def customer_rates(self, customer: Customer, score: int, comment: str) -> None:
+        """Answer the rating question the generic reply URL received (its `csat.options`),
+        then write a comment, as a website chat would."""
+        if customer.network != "generic":
+            raise ValueError(f"no rating stand-in for {customer.network}")
+
+        def question() -> dict[str, Any] | None:
+            bodies = [c.json or {} for c in self.bot.sink.calls_to("*replies")]
+            return next((b["csat"] for b in bodies if "csat" in b), None)
+
+        options = {o["score"]: o for o in (await self.bot.until(question))["options"]}
+        for text, extra in ((options[score]["label"], options[score]["payload"]), (comment, None)):
+            customer.sent += 1
+            body = {
+                "conversation_id": customer.address,
+                "message_id": f"{customer.address}-{customer.sent}",
+                "author": {"id": f"cust-{customer.address}", "name": customer.name},
+                "text": text,
+                "sent_at": datetime.now(UTC).isoformat(),
+                **({"csat_payload": extra} if extra else {}),
+            }
+            raw = json.dumps(body).encode()
+            response = await self.bot.post_raw(
+                "/webhooks/generic", raw, generic_headers(raw, GENERIC_SECRET)
+            )
+            if response.status != 200:
+                raise RuntimeError(f"generic webhook answered {response.status}")
+
     # -- the team, through Slack -----------------------------------------------
     async def reply(
         self,
@@ -193,6 +254,24 @@ class Stage:
         answer: dict[str, Any] = json.loads(raw)
         return answer
 
+    async def react(self, person: Person, ts: str, name: str, channel: str = INBOX) -> None:
+        """A person adds a reaction: Slack shows it, then sends `reaction_added`."""
+        self.slack.add_reaction(channel, ts, name, person.user_id)
+        event = {
+            "type": "reaction_added",
+            "user": person.user_id,
+            "reaction": name,
+            "item": {"type": "message", "channel": channel, "ts": ts},
+            "event_ts": f"{time.time():.6f}",
+        }
+        response = await self.bot.slack_event(event)
+        if response.status != 200:
+            raise RuntimeError(f"reaction_added answered {response.status}")
+
+    def message_with(self, text: str, channel: str = INBOX) -> dict[str, Any]:
+        """The Slack message (root or thread reply) of `channel` that shows `text`."""
+        return next(m for m in self.slack.messages(channel) if text in str(m.get("text")))
+
     async def dm_channel(self, person: Person) -> str:
         """The DM channel between the bot and `person` (conversations.open is idempotent)."""
         return await self.bot.services.slack.open_dm(person.user_id)
@@ -220,6 +299,18 @@ class Stage:
             lambda: any(text in str(m.get("text")) for m in self.slack.replies(channel, root_ts)),
             timeout=15,
             what=f"'{text}' in thread {root_ts}",
+        )
+
+    async def thread_has_file(self, root_ts: str, name: str, channel: str = INBOX) -> None:
+        await self.bot.until(
+            lambda: [
+                f
+                for m in self.slack.replies(channel, root_ts)
+                for f in m.get("files", [])
+                if f["name"] == name
+            ],
+            timeout=15,
+            what=f"the file {name} in the thread",
         )
 
     async def ephemeral_for(self, person: Person, text: str) -> str:
@@ -268,6 +359,7 @@ def environment(tz: ZoneInfo, today: date) -> dict[str, str]:
         "SWEEP_SECONDS": str(SWEEP_SECONDS),
         # Only the on-demand summary is posted: the daily job is not due in a morning.
         "SUMMARY_TIME": "23:59",
+        "CSAT_ENABLED": "true",  # resolving asks the customer for a rating
     }
 
 

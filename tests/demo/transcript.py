@@ -33,6 +33,7 @@ EMOJI = {
     "large_blue_circle": "🔵",
     "rotating_light": "🚨",
     "information_source": "ℹ️",
+    "star": "⭐",
     "outbox_tray": "📤",
     "arrow_right": "➡️",
     "leftwards_arrow_with_hook": "↩️",
@@ -41,6 +42,8 @@ EMOJI = {
     "tada": "🎉",
     "page": "📄",
     "arrows_counterclockwise": "🔄",
+    "sparkles": "✨",
+    "chart_with_upwards_trend": "📈",
 }
 NETWORK_NAMES = {
     "telegram": "Telegram",
@@ -213,7 +216,9 @@ def _message(
     key = (channel, message["ts"])
     customer = relayed.get(key)
     reply = team.get(key)
-    if message.get("user") == render.stage.slack.bot_user_id:
+    if message.get("username"):  # posted on someone's behalf: a saved reply
+        who = style.green(str(message["username"])) + style.dim(" (posted by relaydesk)")
+    elif message.get("user") == render.stage.slack.bot_user_id:
         who = style.cyan("relaydesk")
         if customer is not None:
             network = NETWORK_NAMES.get(customer.network, customer.network)
@@ -224,6 +229,8 @@ def _message(
     if not body:
         body = render.mrkdwn(str(message.get("text", ""))).splitlines() or [""]
     lines = [f"{indent}{who}: {body[0]}"] + [f"{indent}    {line}" for line in body[1:]]
+    for shared in message.get("files", []):  # a customer's file, uploaded into the thread
+        lines[-1] += f"📎 {shared['name']} ({shared['size']:,} bytes, a Slack file)"
     tags = [
         f"{EMOJI.get(r, '')} :{r}:".strip()
         for r in render.stage.slack.reactions(channel, message["ts"])
@@ -274,6 +281,7 @@ async def figures(stage: Stage, style: Style) -> str:
         ("median response time", _duration(numbers["median_response_seconds"])),
         ("average first response", _duration(numbers["avg_first_response_seconds"])),
         ("unanswered now", str(numbers["unanswered"])),
+        ("customer ratings", f"{numbers['csat_count']} (average {numbers['csat_avg']})"),
     ]
     by_network = ", ".join(
         f"{NETWORK_NAMES.get(name, name)} {part['received']}"
@@ -287,12 +295,13 @@ async def figures(stage: Stage, style: Style) -> str:
 
 
 def _telegram_shown(message: dict[str, Any]) -> str:
-    """A text message's text; a file as its kind and name."""
+    """A text message's text; a file as its kind and name, after its caption."""
     if "text" in message:
         return str(message["text"])
     for kind in ("photo", "document", "video", "audio"):
         if kind in message:
-            return f"[{kind}: {message[kind]['file_name']}]"
+            shown = f"[{kind}: {message[kind]['file_name']}]"
+            return f"{message['caption']} {shown}" if message.get("caption") else shown
     return "[message]"
 
 

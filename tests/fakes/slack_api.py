@@ -176,6 +176,16 @@ class FakeSlack(FakeServer):
         self._messages.setdefault(channel, {})[message["ts"]] = message
         return message
 
+    def add_reaction(self, channel: str, ts: str, name: str, user: str) -> None:
+        """Seed a reaction a person added (the bot's own go through reactions.add)."""
+        reactions: list[Answer] = self.message(channel, ts).setdefault("reactions", [])
+        entry = next((r for r in reactions if r["name"] == name), None)
+        if entry is None:
+            entry = {"name": name, "users": [], "count": 0}
+            reactions.append(entry)
+        entry["users"].append(user)
+        entry["count"] = len(entry["users"])
+
     def delete_message(self, channel: str, ts: str) -> None:
         """Remove a message, e.g. a thread root someone deleted."""
         self._messages.get(channel, {}).pop(ts, None)
@@ -291,7 +301,7 @@ class FakeSlack(FakeServer):
         return message
 
     def _content(self, params: dict[str, Any]) -> Answer:
-        keys = ("text", "blocks", "attachments", "metadata")
+        keys = ("text", "blocks", "attachments", "metadata", "username", "icon_url")
         content = {k: params[k] for k in keys if k in params}
         if not any(content.get(k) for k in ("text", "blocks", "attachments")):
             raise SlackError("no_text")
@@ -574,7 +584,11 @@ def _user(user_id: str, real_name: str, display_name: str) -> Answer:
         "name": user_id.lower(),
         "real_name": real_name,
         "is_bot": False,
-        "profile": {"real_name": real_name, "display_name": display_name},
+        "profile": {
+            "real_name": real_name,
+            "display_name": display_name,
+            "image_72": f"https://avatars.example/{user_id}_72.png",
+        },
     }
 
 

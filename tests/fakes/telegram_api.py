@@ -57,8 +57,9 @@ class FakeTelegram(FakeServer):
         self.blocked_chats: set[int | str] = set()
         self.webhook: Answer = {}
         self.sent: list[Answer] = []
-        self.edited: list[Answer] = []  # editMessageText parameters, in order
+        self.edited: list[Answer] = []  # editMessageText / editMessageCaption parameters
         self.deleted: list[tuple[int | str, int]] = []  # (chat id, message id)
+        self.answered: list[Answer] = []  # answerCallbackQuery parameters, in order
         self._next_message_id = 1
         self.files = FileStore()  # by file_id; served at /file/bot<token>/<file_id>
 
@@ -97,8 +98,15 @@ class FakeTelegram(FakeServer):
             return self._send_media(MEDIA_METHODS[method], params)
         if method == "editmessagetext":
             return self._edit_message(params)
+        if method == "editmessagecaption":
+            return self._edit_caption(params)
         if method == "deletemessage":
             return self._delete_message(params)
+        if method == "answercallbackquery":
+            if not params.get("callback_query_id"):
+                return _error(400, "Bad Request: query is too old or query ID is invalid")
+            self.answered.append(params)
+            return _ok(True)
         if method == "getme":
             return _ok(
                 {
@@ -156,6 +164,12 @@ class FakeTelegram(FakeServer):
         reply_to = params.get("reply_to_message_id") or _reply_parameters_id(params)
         if reply_to:
             message["reply_to_message"] = {"message_id": int(reply_to)}
+        markup = params.get("reply_markup")
+        if markup is not None:
+            refused = _bad_keyboard(markup)
+            if refused:
+                return _error(400, f"Bad Request: {refused}")
+            message["reply_markup"] = markup
         self._next_message_id += 1
         self.sent.append(message)
         return _ok(message)
@@ -190,11 +204,26 @@ class FakeTelegram(FakeServer):
         message = self._find(params)
         if message is None:
             return _error(400, "Bad Request: message to edit not found")
+        if "text" not in message:
+            return _error(400, "Bad Request: there is no text in the message to edit")
         if message["text"] == params.get("text"):
             return _error(400, "Bad Request: message is not modified")
         message["text"] = params.get("text")
         self.edited.append(params)
         return _ok(message)
+
+    def _edit_caption(self, params: Answer) -> web.StreamResponse:
+        """editMessageCaption: only a media message has a caption to edit."""
+        message = self._find(params)
+        if message is None:
+            return _error(400, "Bad Request: message to edit not found")
+        if "text" in message:
+            return _error(400, "Bad Request: there is no caption in the message to edit")
+        if message.get("caption") == params.get("caption"):
+            return _error(400, "Bad Request: message is not modified")
+        message["caption"] = params.get("caption")
+        self.edited.append(params)
+        return _ok({k: v for k, v in message.items() if k != "upload"})
 
     def _delete_message(self, params: Answer) -> web.StreamResponse:
         message = self._find(params)
@@ -203,6 +232,21 @@ class FakeTelegram(FakeServer):
         self.sent.remove(message)
         self.deleted.append((message["chat"]["id"], message["message_id"]))
         return _ok(True)
+
+
+def _bad_keyboard(markup: Any) -> str | None:
+    """What Telegram refuses in an inline keyboard: callback_data must be 1-64 bytes
+    (https://core.telegram.org/bots/api#inlinekeyboardbutton)."""
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        return "can't parse reply keyboard markup JSON object"
+    for button in (button for row in rows for button in row):
+        data = button.get("callback_data") if isinstance(button, dict) else None
+        if not isinstance(data, str) or not 1 <= len(data.encode()) <= 64:
+            return "BUTTON_DATA_INVALID"
+        if not str(button.get("text", "")).strip():
+            return "text buttons are unallowed in the inline keyboard"
+    return None
 
 
 def _chat_id(value: int | str) -> int | str:

@@ -3,9 +3,19 @@
 - `POST /2/dm_conversations/with/{participant_id}/messages` answers
   `{"data": {"dm_conversation_id", "dm_event_id"}}` (one-to-one conversation ids
   are the two user ids joined by "-", as in the docs' example "123123123-456456456").
-- `POST /2/tweets` (a reply carries `reply.in_reply_to_tweet_id`) answers
-  `{"data": {"id", "text"}}`.
-Both answer 201 Created. Errors are RFC 7807 problem objects; a rate limit is
+- `POST /2/tweets` (a reply carries `reply.in_reply_to_tweet_id`, media
+  `media.media_ids`) answers `{"data": {"id", "text"}}`.
+Both answer 201 Created. `POST /2/media/upload` (multipart `media`, `media_category`)
+records the file in `media` and answers its `id`, which a DM's `attachments` or a
+post's `media_ids` must name; so does the chunked upload (`/2/media/upload/initialize`,
+`/{id}/append`, `/{id}/finalize`, then `GET ?command=STATUS` until processed).
+`DELETE /2/tweets/{id}` and `DELETE /2/dm_events/{id}` answer
+`{"data": {"deleted": true}}` and are recorded in `deleted`.
+- `GET /2/dm_conversations/media/{dm_id}/{media_id}/{resource_id}` (Download DM Media,
+  docs.x.com/x-api/direct-messages/download-dm-media): the raw bytes of a file in
+  `files`, keyed `"{dm_id}/{media_id}/{resource_id}"`, to a bearer token only.
+  `ton_url(...)` is where a DM webhook says the file is (`media_url_https`).
+Errors are RFC 7807 problem objects; a rate limit is
 HTTP 429 `{"title": "Too Many Requests", "detail": "Too Many Requests", "type":
 "about:blank", "status": 429}` with `x-rate-limit-limit`, `x-rate-limit-remaining`
 and `x-rate-limit-reset` (Unix seconds when the window resets) headers
@@ -23,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.base import FakeServer, call_of
+from tests.fakes.files import FileStore
 
 Answer = dict[str, Any]
 
@@ -42,6 +53,9 @@ def problem(status: int, detail: str | None = None) -> Answer:
     return {"title": title, "detail": detail or title, "type": "about:blank", "status": status}
 
 
+_INIT_FIELDS = ("media_type", "total_bytes", "media_category")
+
+
 class FakeX(FakeServer):
     def __init__(
         self, *, port: int = 0, user_id: str = "1000000001", rate_limit_per_window: int = 200
@@ -51,12 +65,27 @@ class FakeX(FakeServer):
         self.rate_limit_per_window = rate_limit_per_window
         self.dms: list[Answer] = []
         self.tweets: list[Answer] = []
+        self.media: list[Answer] = []  # POST /2/media/upload: {"id", "media_category", "upload"}
+        self.deleted: list[tuple[str, str]] = []  # ("tweets" | "dm_events", id)
         self._ids = itertools.count(1_800_000_000_000_000_001)
+        self.files = FileStore()
+
+    @staticmethod
+    def ton_url(dm_id: str, media_id: str, resource_id: str) -> str:
+        return f"https://ton.twitter.com/1.1/ton/data/dm/{dm_id}/{media_id}/{resource_id}"
 
     def routes(self) -> list[web.RouteDef]:
         return [
+            web.get("/2/dm_conversations/media/{dm_id}/{media_id}/{resource_id}", self._dm_media),
             web.post("/2/dm_conversations/with/{participant_id}/messages", self._dm),
             web.post("/2/tweets", self._tweet),
+            web.post("/2/media/upload", self._media_upload),
+            web.post("/2/media/upload/initialize", self._media_initialize),
+            web.post("/2/media/upload/{id}/append", self._media_append),
+            web.post("/2/media/upload/{id}/finalize", self._media_finalize),
+            web.get("/2/media/upload", self._media_status),
+            web.delete("/2/tweets/{id}", self._delete),
+            web.delete("/2/dm_events/{id}", self._delete),
         ]
 
     def error_response(
@@ -80,9 +109,19 @@ class FakeX(FakeServer):
         participant = request.match_info["participant_id"]
         if not params.get("text") and not params.get("attachments"):
             return web.json_response(problem(400, "text or attachments is required"), status=400)
+        attachments = params.get("attachments")
+        if attachments is not None and not self._uploaded(attachments, "media_id", "dm_"):
+            return web.json_response(problem(400, "media_id is not valid for a DM"), status=400)
         low, high = sorted((self.user_id, participant), key=lambda v: (len(v), v))
         data = {"dm_conversation_id": f"{low}-{high}", "dm_event_id": str(next(self._ids))}
-        self.dms.append({"participant_id": participant, "text": params.get("text"), **data})
+        self.dms.append(
+            {
+                "participant_id": participant,
+                "text": params.get("text"),
+                "attachments": attachments,
+                **data,
+            }
+        )
         return web.json_response({"data": data}, status=201)
 
     async def _tweet(self, request: web.Request) -> web.StreamResponse:
@@ -94,8 +133,140 @@ class FakeX(FakeServer):
         data = {"id": str(next(self._ids)), "text": text}
         reply = params.get("reply")
         in_reply_to = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
-        self.tweets.append({**data, "in_reply_to_tweet_id": in_reply_to})
+        media = params.get("media")
+        media_ids = media.get("media_ids") if isinstance(media, dict) else None
+        if media is not None and not self._uploaded(
+            [{"id": i} for i in media_ids or []], "id", "tweet_"
+        ):
+            return web.json_response(problem(400, "media_ids are not valid"), status=400)
+        if not text and not media_ids:
+            return web.json_response(problem(400, "text or media is required"), status=400)
+        self.tweets.append({**data, "in_reply_to_tweet_id": in_reply_to, "media_ids": media_ids})
         return web.json_response({"data": data}, status=201)
+
+    async def _media_upload(self, request: web.Request) -> web.StreamResponse:
+        """The one-call upload: multipart `media` and `media_category`; answers the media's
+        `id` and `media_key` (docs.x.com/x-api/media/upload-media)."""
+        denied = _check_bearer(request)
+        if denied is not None:
+            return denied
+        params = call_of(request).params
+        upload, category = params.get("media"), params.get("media_category")
+        if not isinstance(upload, dict) or not isinstance(category, str):
+            missing = problem(400, "media and media_category are required")
+            return web.json_response(missing, status=400)
+        media_id = str(next(self._ids))
+        self.media.append({"id": media_id, "media_category": category, "upload": upload})
+        data = {
+            "id": media_id,
+            "media_key": f"3_{media_id}",
+            "size": upload["size"],
+            "expires_after_secs": 86400,
+        }
+        return web.json_response({"data": data})
+
+    async def _media_initialize(self, request: web.Request) -> web.StreamResponse:
+        """Chunked upload, step 1 (JSON `media_type`, `total_bytes`, `media_category`)."""
+        denied = _check_bearer(request)
+        if denied is not None:
+            return denied
+        params = call_of(request).params
+        if not all(isinstance(params.get(k), str | int) for k in _INIT_FIELDS):
+            missing = problem(400, "media_type, total_bytes and media_category are required")
+            return web.json_response(missing, status=400)
+        media_id = str(next(self._ids))
+        self.media.append(
+            {
+                "id": media_id,
+                "media_category": params["media_category"],
+                "media_type": params["media_type"],
+                "total_bytes": int(params["total_bytes"]),
+                "upload": {"data": b"", "segments": 0},
+                "state": "initialized",
+            }
+        )
+        return web.json_response({"data": {"id": media_id, "media_key": f"7_{media_id}"}})
+
+    async def _media_append(self, request: web.Request) -> web.StreamResponse:
+        """Step 2: multipart `segment_index` (in order here) and `media`."""
+        media, params = self._media_of(request), call_of(request).params
+        segment = params.get("media")
+        if media is None or media["state"] != "initialized" or not isinstance(segment, dict):
+            return web.json_response(problem(400, "not an upload in progress"), status=400)
+        if str(params.get("segment_index")) != str(media["upload"]["segments"]):
+            return web.json_response(problem(400, "segment_index out of order"), status=400)
+        media["upload"] = {
+            "data": media["upload"]["data"] + segment["data"],
+            "segments": media["upload"]["segments"] + 1,
+        }
+        return web.Response(status=204)
+
+    async def _media_finalize(self, request: web.Request) -> web.StreamResponse:
+        """Step 3: a GIF or video is then processed (`pending`, ask again at once)."""
+        media = self._media_of(request)
+        if media is None or media["state"] != "initialized":
+            return web.json_response(problem(400, "not an upload in progress"), status=400)
+        if len(media["upload"]["data"]) != media["total_bytes"]:
+            return web.json_response(problem(400, "total_bytes does not match"), status=400)
+        media["state"] = "pending"
+        return web.json_response({"data": self._media_data(media)})
+
+    async def _media_status(self, request: web.Request) -> web.StreamResponse:
+        """Step 4, `?command=STATUS&media_id=`: the processing is done by the first ask."""
+        media = self._media_of(request, request.query.get("media_id"))
+        if media is None or request.query.get("command") != "STATUS":
+            return web.json_response(problem(404, "Not Found"), status=404)
+        media["state"] = "succeeded"
+        return web.json_response({"data": self._media_data(media)})
+
+    def _media_of(self, request: web.Request, media_id: str | None = None) -> Answer | None:
+        if _check_bearer(request) is not None:
+            return None
+        wanted = media_id or request.match_info.get("id")
+        return next((m for m in self.media if m["id"] == wanted), None)
+
+    @staticmethod
+    def _media_data(media: Answer) -> Answer:
+        info = {"state": media["state"]}
+        if media["state"] == "pending":
+            info["check_after_secs"] = 0
+        return {"id": media["id"], "media_key": f"7_{media['id']}", "processing_info": info}
+
+    async def _delete(self, request: web.Request) -> web.StreamResponse:
+        """DELETE /2/tweets/{id} and /2/dm_events/{id}: `{"data": {"deleted": true}}`."""
+        denied = _check_bearer(request)
+        if denied is not None:
+            return denied
+        kind, target = request.path.split("/")[2], request.match_info["id"]
+        known = self.tweets if kind == "tweets" else self.dms
+        key = "id" if kind == "tweets" else "dm_event_id"
+        if (kind, target) in self.deleted or not any(item[key] == target for item in known):
+            return web.json_response(problem(404, "Not Found"), status=404)
+        self.deleted.append((kind, target))
+        return web.json_response({"data": {"deleted": True}})
+
+    def _uploaded(self, items: Any, key: str, category: str) -> bool:
+        """Every item names a media uploaded here for this use (a DM's or a post's)."""
+        ours = {
+            m["id"]
+            for m in self.media
+            if m["media_category"].startswith(category)
+            and m.get("state", "succeeded") == "succeeded"
+        }
+        return (
+            isinstance(items, list)
+            and bool(items)
+            and all(isinstance(i, dict) and i.get(key) in ours for i in items)
+        )
+
+    async def _dm_media(self, request: web.Request) -> web.StreamResponse:
+        if not call_of(request).headers.get("Authorization", "").startswith("Bearer "):
+            return web.json_response(problem(401), status=401)
+        info = request.match_info
+        key = f"{info['dm_id']}/{info['media_id']}/{info['resource_id']}"
+        if key not in self.files.files:
+            return web.json_response(problem(404, "Could not find the media"), status=404)
+        return await self.files.serve(request, key)
 
 
 def _check_bearer(request: web.Request) -> web.StreamResponse | None:

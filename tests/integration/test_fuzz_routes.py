@@ -55,7 +55,7 @@ SIGNERS: dict[str, Sign] = {
     "/webhooks/generic": lambda body: generic_headers(body, GENERIC_SECRET),
 }
 POST_ROUTES = [*SIGNERS, "/webhooks/nowhere"]
-GET_ROUTES = ["/healthz", "/metrics", "/api/stats", *POST_ROUTES]
+GET_ROUTES = ["/healthz", "/metrics", "/api/stats", "/api/moments", *POST_ROUTES]
 
 # Header values as an attacker sends them: any latin-1 text (what HTTP carries).
 header_values = st.text(

@@ -214,12 +214,11 @@ async def test_files_from_the_team_reach_telegram_as_uploads(bot: Bot) -> None:
     )
     await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
     sent = bot.telegram.messages(6201)
-    assert sent[0]["text"] == "Here you go"
-    assert sent[1]["upload"]["data"] == PNG and sent[1]["upload"]["filename"] == "label.png"
-    assert sent[1]["upload"]["content_type"] == "image/png"
-    assert sent[2]["upload"]["data"] == b"%PDF-1.4 tiny"
-    assert [c.method for c in bot.telegram.calls_to("send*")][-3:] == [
-        "sendMessage",
+    assert sent[0]["caption"] == "Here you go"  # a one-message reply captions its first file
+    assert sent[0]["upload"]["data"] == PNG and sent[0]["upload"]["filename"] == "label.png"
+    assert sent[0]["upload"]["content_type"] == "image/png"
+    assert sent[1]["upload"]["data"] == b"%PDF-1.4 tiny"
+    assert [c.method for c in bot.telegram.calls_to("send*")][-2:] == [
         "sendPhoto",
         "sendDocument",
     ]
@@ -249,17 +248,6 @@ async def test_a_file_over_the_limit_is_refused_in_the_thread_and_the_text_still
     said = thread_says(bot, root["ts"], "was not sent")
     assert "video.mov was not sent: it is 60.0 MB, over Telegram's limit of 50.0 MB" in said[0]
     assert bot.slack.calls_to("/files-pri/*") == []  # not even downloaded
-
-
-async def test_a_network_without_file_sending_says_so_and_sends_the_text(bot: Bot) -> None:
-    assert await post_whatsapp(bot, ref_json("social/whatsapp_text.json")) == 200
-    root = await bot.root()
-    photo = file_share(bot, "label.png", "image/png", PNG)
-    _, ts = await bot.thread_reply(INBOX, root["ts"], "Label", subtype="file_share", files=[photo])
-    await bot.until(lambda: "white_check_mark" in bot.slack.reactions(INBOX, ts))
-    assert bot.graph.sent[0]["text"]["body"] == "Label"
-    said = thread_says(bot, root["ts"], "was not sent")
-    assert "label.png was not sent: WhatsApp takes no files from Slack yet" in said[0]
 
 
 async def test_a_reply_in_a_telegram_group_quotes_the_customers_latest_message(bot: Bot) -> None:

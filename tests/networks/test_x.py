@@ -176,6 +176,14 @@ def test_dm_links_are_expanded_and_media_attached() -> None:
     assert message.attachments[0].url == "https://pbs.twimg.com/dm_img/1.jpg"
 
 
+def test_dm_files_carry_the_path_of_download_dm_media() -> None:
+    [message] = messages(dumps(ref_json("conformance/x/x_dm_with_gif.json")))
+    [gif] = message.attachments
+    assert gif.kind == "gif" and gif.mimetype == "video/mp4"
+    resource = "Lgs2ZRqicjZjx6kFdwQcu2T5rmEq7br_m8QKHj-RybsPv0yeq5.mp4"
+    assert gif.media_id == f"1209117907864571908/1209117874389843969/{resource}"
+
+
 # -- mentions ------------------------------------------------------------------------------
 def test_mention_from_the_real_capture_uses_the_full_text() -> None:
     [mention] = messages(ref_bytes("social/sig_twitter_mention_body.json"))

@@ -87,11 +87,20 @@ async def _figures(db: Database) -> dict[str, Any]:
 
 
 async def _later_columns(db: Database) -> None:
-    """The turn columns and roll-up tables later revisions add, which today's stats read."""
+    """The turn columns later revisions add, which the current Repository writes, and the
+    moment (0013), ratings (0015) and roll-up tables, which today's figures read."""
     async with db.engine.begin() as connection:
         await connection.execute(
             text("ALTER TABLE turn ADD COLUMN business_response_seconds FLOAT")
         )
+        await connection.execute(
+            text(
+                "CREATE TABLE moment (id INTEGER PRIMARY KEY, conversation_id INTEGER,"
+                " network VARCHAR(32), at TIMESTAMP)"
+            )
+        )
+        for name in ("csat_survey", "csat_rating"):
+            await connection.run_sync(SQLModel.metadata.tables[name].create)
         rolled = [SQLModel.metadata.tables[name] for name in ROLLUPS]
         await connection.run_sync(lambda sync: SQLModel.metadata.create_all(sync, rolled))
         for statement in rollups.rebuild_statements(db.dialect):

@@ -35,6 +35,9 @@ EMPTY: dict[str, Any] = {
     "avg_first_response_seconds": None,
     "unanswered": 0,
     "oldest_unanswered_seconds": None,
+    "moments": 0,
+    "csat_count": 0,
+    "csat_avg": None,
 }
 
 
