@@ -34,10 +34,12 @@ from sqlalchemy import (
     Integer,
     Select,
     Table,
+    and_,
     case,
     cast,
     exists,
     func,
+    literal,
     or_,
     select,
     text,
@@ -310,51 +312,68 @@ async def received(
     network: str | None,
     team: str | None,
     unassigned: str,
+    among: Select[Any] | None = None,
 ) -> dict[Key, tuple[int, int]] | None:
     """(received, conversations) per (network, current team) for [since, until), or None
-    when the window holds no whole hour (then the raw query is as cheap)."""
+    when the window holds no whole hour (then the raw query is as cheap). `among`: the
+    ids of the only conversations to count (a tag's), read from their hourly rows."""
     first, end = -((EPOCH - since) // HOUR), hour_of(until)  # whole hours [first, end)
     if first >= end:
         return None
-    hourly = select(
-        _by_hour.c.network,
-        _by_hour.c.team,
-        func.sum(case((_by_hour.c.hour < end, _by_hour.c.messages), else_=0)),
-        func.sum(_by_hour.c.lasts),
-    ).where(_by_hour.c.hour >= first)
-    rows = select(_by_conversation.c.network, _by_conversation.c.team, func.count()).where(
-        or_(_by_conversation.c.prev_hour.is_(None), _by_conversation.c.prev_hour < first)
-    )
-    if network is not None:
-        hourly = hourly.where(_by_hour.c.network == network)
-        rows = rows.where(_by_conversation.c.network == network)
-    if team is not None:
-        hourly = hourly.where(_team_is(_by_hour.c.team, team, unassigned))
-        rows = rows.where(_team_is(_by_conversation.c.team, team, unassigned))
-    latest = (await session.execute(select(func.max(_by_hour.c.hour)))).scalar_one_or_none()
-    # Conversations of [first, end): their rows there, or `lasts` minus the rows after
-    # `end` that start a conversation's activity from `first` on; the smaller read.
-    after = latest is not None and latest - end < end - first
-    if after:
-        rows = rows.where(_by_conversation.c.hour >= end)
+    c = _by_conversation.c
+    starts = or_(c.prev_hour.is_(None), c.prev_hour < first)  # a row that starts activity
+    if among is not None:
+        parts = [
+            select(
+                c.network,
+                c.team,
+                func.sum(c.messages),
+                func.sum(cast(case((starts, 1), else_=0), Integer)),
+            )
+            .where(c.hour >= first, c.hour < end, c.conversation_id.in_(among))
+            .group_by(c.network, c.team)
+        ]
+        signs = [1]
     else:
-        rows = rows.where(_by_conversation.c.hour >= first, _by_conversation.c.hour < end)
+        hourly = select(
+            _by_hour.c.network,
+            _by_hour.c.team,
+            func.sum(case((_by_hour.c.hour < end, _by_hour.c.messages), else_=0)),
+            func.sum(_by_hour.c.lasts),
+        ).where(_by_hour.c.hour >= first)
+        latest = (await session.execute(select(func.max(_by_hour.c.hour)))).scalar_one_or_none()
+        # Conversations of [first, end): their rows there, or `lasts` minus the rows
+        # after `end` that start a conversation's activity from `first` on; the
+        # smaller read.
+        after = latest is not None and latest - end < end - first
+        rows = select(c.network, c.team, literal(0), func.count()).where(
+            starts, c.hour >= end if after else and_(c.hour >= first, c.hour < end)
+        )
+        parts = [
+            hourly.group_by(_by_hour.c.network, _by_hour.c.team),
+            rows.group_by(c.network, c.team),
+        ]
+        # how each part's last column counts: `lasts`, then the rows after `end` to
+        # take away from them; or the rows inside the window alone
+        signs = [1, -1] if after else [0, 1]
+    for index, part in enumerate(parts):
+        if network is not None:
+            part = part.where(part.selected_columns[0] == network)
+        if team is not None:
+            part = part.where(_team_is(part.selected_columns[1], team, unassigned))
+        parts[index] = part
     totals: dict[Key, list[int]] = {}
-    for net, team_name, messages, lasts in await session.execute(
-        hourly.group_by(_by_hour.c.network, _by_hour.c.team)
-    ):
-        totals[(net, team_name)] = [int(messages or 0), int(lasts or 0) if after else 0]
-    for net, team_name, count in await session.execute(
-        rows.group_by(_by_conversation.c.network, _by_conversation.c.team)
-    ):
-        sums = totals.setdefault((net, team_name), [0, 0])
-        sums[1] += -count if after else count
-    edges = _edges(since, until, first, end, network, team, unassigned)
+    for part, sign in zip(parts, signs, strict=True):
+        for net, team_name, messages, count in await session.execute(part):
+            sums = totals.setdefault((net, team_name), [0, 0])
+            sums[0] += int(messages or 0)
+            sums[1] += sign * int(count or 0)
+    edges = _edges(since, until, first, end, network, team, unassigned, among)
     for net, team_name, count, outside in await session.execute(edges) if edges is not None else []:
         sums = totals.setdefault((net, team_name), [0, 0])
         sums[0] += int(count)
         sums[1] += int(outside)
-    return {key: (n, c) for key, (n, c) in totals.items() if n}
+    return {key: (n, k) for key, (n, k) in totals.items() if n}
 
 
 def _edges(
@@ -365,6 +384,7 @@ def _edges(
     network: str | None,
     team: str | None,
     unassigned: str,
+    among: Select[Any] | None,
 ) -> Select[Any] | None:
     """The messages of the partial hours at the window's edges, per (network, team):
     their count, and their conversations that have no message in the whole hours."""
@@ -378,6 +398,8 @@ def _edges(
         )
         if network is not None:
             part = part.where(_message.c.network == network)
+        if among is not None:
+            part = part.where(_message.c.conversation_id.in_(among))
         parts.append(part)
     if not parts:
         return None

@@ -94,15 +94,14 @@ async def _reset(db: Database) -> None:
 
 async def _apply(db: Database, story: list[tuple[Any, ...]]) -> None:
     b = Builder(db)
-    for kind, key, value, extra in story:
-        at = START + timedelta(minutes=value) if kind in ("customer", "reply") else None
+    for index, (kind, key, value, extra) in enumerate(story):
+        # a Slack ts is unique: replies in the same minute are a microsecond apart
+        at = START + timedelta(minutes=value if isinstance(value, int) else 0, microseconds=index)
         if kind == "customer":
-            assert at is not None
             await b.customer(key, at, network=NETWORKS[key], arrived=at + timedelta(minutes=extra))
         elif key not in b.ids:
             continue  # nothing to answer or hand off yet
         elif kind == "reply":
-            assert at is not None
             await b.reply(key, at, outcome=extra)
         elif kind == "team":
             await b.set_team(key, value)
