@@ -10,6 +10,7 @@ from bot.config import Settings
 from bot.metrics import Metrics
 from bot.networks import build_networks
 from bot.networks.base import Network
+from bot.routing import Router
 from bot.services.conversations import Conversations
 from bot.services.corrections import Corrections
 from bot.services.csat import Csat
@@ -112,7 +113,13 @@ def build_services(
         coordinator=coordinator,
         slack=slack,
         networks=networks,
-        relay=Relay(repo, coordinator, clock=clock, csat=csat),
+        relay=Relay(
+            repo,
+            coordinator,
+            clock=clock,
+            csat=csat,
+            route=Router(settings.routing).route if settings.routing else None,
+        ),
         dispatcher=dispatcher,
         replies=replies,
         corrections=Corrections(repo, slack, networks),

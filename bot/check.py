@@ -269,6 +269,19 @@ def listen_findings(settings: Settings) -> list[Finding]:
     return [Finding("ok", "listen", f"{where} is free")]
 
 
+def routing_findings(settings: Settings) -> list[Finding]:
+    """ROUTING_RULES was read and checked with the settings (a mistake exits 2): what it holds."""
+    rules = settings.routing
+    assert rules is not None
+    teams = sorted({rule.team for rule in rules.rules if rule.team})
+    detail = f"{len(rules.rules)} rule{'s' if len(rules.rules) != 1 else ''}"
+    if teams:
+        detail += f"; routes to {', '.join(teams)}"
+    if rules.languages:
+        detail += f"; detects {', '.join(rules.languages)}"
+    return [Finding("ok", "rules", detail)]
+
+
 # -- Slack --------------------------------------------------------------------------
 # The bot scopes of manifest.yml and manifest.socket.yml (tests/cli/test_manifest.py
 # keeps the three lists equal).
@@ -464,6 +477,8 @@ async def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
     report.add("SQL", await sql_findings(settings))
     report.add("Redis", await redis_findings(settings))
     report.add("Listen", listen_findings(settings))
+    if settings.routing is not None:
+        report.add("Routing", routing_findings(settings))
     await slack_findings(settings, report)
     out.write(render(settings_table(settings), report))
     return 1 if report.problems else 0

@@ -24,6 +24,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bot.networks.registry import BY_NAME, NETWORKS, REQUIRED_SETTINGS
 from bot.networks.registry import SECRET_SETTINGS as NETWORK_SECRETS
+from bot.networks.registry import labels as network_labels
+from bot.routing import Rules, load_rules
 from storage.business_hours import ALWAYS_OPEN, BusinessHours, parse_holidays, parse_hours
 
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -94,6 +96,7 @@ class Settings(BaseSettings):
     allowed_users: list[str] = Field(default_factory=list)
 
     sla_minutes: Decimal = Decimal(30)
+    sla_minutes_urgent: Decimal | None = None  # unset: SLA_MINUTES
     escalation_repeat_minutes: Decimal = Decimal(15)
     escalation_manager: str | None = None
     oncall_users: list[str] = Field(default_factory=list)
@@ -119,6 +122,7 @@ class Settings(BaseSettings):
     # Customer satisfaction: resolving a conversation asks the customer for a 1-5 rating.
     csat_enabled: bool = False
     csat_message: str = DEFAULT_CSAT_MESSAGE
+    routing_rules: str | None = None  # path of the TOML rules file (bot.routing)
 
     telegram_bot_token: str | None = None
     telegram_webhook_secret: str | None = None
@@ -198,10 +202,10 @@ class Settings(BaseSettings):
             raise ValueError("must be 'text' or 'json'")
         return value
 
-    @field_validator("sla_minutes", "escalation_repeat_minutes")
+    @field_validator("sla_minutes", "escalation_repeat_minutes", "sla_minutes_urgent")
     @classmethod
-    def _positive(cls, value: Decimal) -> Decimal:
-        if value <= 0:
+    def _positive(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value <= 0:
             raise ValueError("must be a positive number of minutes")
         return value
 
@@ -220,10 +224,10 @@ class Settings(BaseSettings):
             raise ValueError("must name at least one team, e.g. support,sales")
         return value
 
-    @field_validator("sla_minutes", "escalation_repeat_minutes")
+    @field_validator("sla_minutes", "escalation_repeat_minutes", "sla_minutes_urgent")
     @classmethod
-    def _within_a_year(cls, value: Decimal) -> Decimal:
-        if value > MAX_MINUTES:
+    def _within_a_year(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value > MAX_MINUTES:
             raise ValueError(f"must be at most {MAX_MINUTES} minutes (a year)")
         return value
 
@@ -288,7 +292,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "business_hours", "holidays", "out_of_hours_message", "response_rate_target", mode="before"
+        "business_hours",
+        "holidays",
+        "out_of_hours_message",
+        "response_rate_target",
+        "routing_rules",
+        "sla_minutes_urgent",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -323,6 +333,23 @@ class Settings(BaseSettings):
             return ALWAYS_OPEN
         return BusinessHours(spans, holidays, self.tz)
 
+    @cached_property
+    def routing(self) -> Rules | None:
+        """The checked, compiled ROUTING_RULES (None when unset); `RulesError` names the line."""
+        if not self.routing_rules:
+            return None
+        return load_rules(
+            self.routing_rules,
+            teams=self.teams,
+            team_channels=self.team_channels,
+            networks=network_labels(),
+        )
+
+    @property
+    def sla_urgent(self) -> Decimal:
+        """The SLA of conversations a routing rule marks urgent."""
+        return self.sla_minutes_urgent or self.sla_minutes
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         for name in ("slack_inbox_channel", "slack_summary_channel"):
@@ -340,6 +367,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        _ = self.routing  # read and checked once, here: a mistake stops every command
         return self
 
     # -- derived -------------------------------------------------------------
@@ -359,6 +387,10 @@ class Settings(BaseSettings):
 
     def inbox_channel(self, network: str) -> str:
         return self.network_channels.get(network, self.slack_inbox_channel)
+
+    def root_channel(self, network: str, team: str | None) -> str:
+        """Where a new conversation's root goes: its routed team's channel, else the inbox."""
+        return (team and self.team_channels.get(team)) or self.inbox_channel(network)
 
     @property
     def summary_channel(self) -> str:

@@ -12,6 +12,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot.app import Services
 from bot.blocks.stats import stats_blocks
+from bot.routing import TAG_RULE, is_tag
 from bot.services.refusal import Refusal
 from bot.services.report_links import report_link
 from bot.services.reports import ReportFilters, parse_instant
@@ -56,7 +57,8 @@ class StatsListeners:
             await ack("The statistics database is not answering right now; try again in a minute.")
             return
         scope = ReportFilters(request.period, network=request.network, team=request.team)
-        link = report_link(settings, scope.params(), now)
+        # /reports has no tag filter: no link that would show other figures
+        link = None if request.tag else report_link(settings, scope.params(), now)
         await ack(
             text=f"Social stats: {request.window.title}",
             blocks=stats_blocks(
@@ -106,6 +108,9 @@ async def api(request: web.Request) -> web.Response:
         return window
     since, until = window
     now = services.clock()
+    tag = request.query.get("tag", "").lower() or None
+    if tag is not None and not is_tag(tag):
+        return error(400, f"tag must be {TAG_RULE}")
     try:
         figures = await window_figures(
             services.db,
@@ -114,6 +119,7 @@ async def api(request: web.Request) -> web.Response:
             network=request.query.get("network") or None,
             team=request.query.get("team") or None,
             now=now,
+            tag=tag,
         )
     except DatabaseUnavailable:
         return error(503, "the database is not answering; retry later")

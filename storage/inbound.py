@@ -22,7 +22,8 @@ therefore never wait for each other in a cycle.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
@@ -79,6 +80,20 @@ class NewCustomerMessage:
 
 
 @dataclass(frozen=True)
+class Routed:
+    """What routing rules decided for a new conversation (`bot.routing`)."""
+
+    team: str | None = None
+    priority: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+# Called once per conversation a batch creates, with its first message, inside the
+# batch's transaction: it must be cheap and must not block (rules compiled beforehand).
+Route = Callable[[NewCustomerMessage], Routed | None]
+
+
+@dataclass(frozen=True)
 class Stored:
     """What storing one inbound message did."""
 
@@ -121,11 +136,15 @@ class _Turn:
     id: int
 
 
-def store_batch(execute: Execute, items: Sequence[NewCustomerMessage]) -> list[Stored]:
-    """Store `items` in `execute`'s transaction; one `Stored` per item, in order."""
+def store_batch(
+    execute: Execute, items: Sequence[NewCustomerMessage], route: Route | None = None
+) -> list[Stored]:
+    """Store `items` in `execute`'s transaction; one `Stored` per item, in order.
+
+    `route`: the team, priority and tags of each conversation created here."""
     sql = _statements(execute.dialect)
     items = [_join_replied(execute, sql, item) if item.in_reply_to else item for item in items]
-    conversations, created = _conversations(execute, sql, items)
+    conversations, created = _conversations(execute, sql, items, route)
     message_ids, latest, replies = _insert_messages(execute, sql, items, conversations)
 
     results: list[Stored] = []
@@ -192,6 +211,7 @@ def _among(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
 class _Statements:
     lock: Executable
     insert_conversations: Executable
+    insert_routed_conversations: Executable  # with team, priority and tags
     insert_messages: Executable
     update_conversations: Executable
     broadcast: Executable
@@ -224,13 +244,20 @@ def _statements(dialect: str) -> _Statements:
         .group_by(t.conversation_id)
         .subquery()
     )
+    insert_conversations = (
+        dialect_insert(_CONVERSATION)
+        .on_conflict_do_nothing(index_elements=["network", "external_key"])
+        .returning(*conversation_columns)
+    )
     return _Statements(
         lock=_lock_statement(dialect, conversation_columns),
-        insert_conversations=_insert_conversations_at_once()
+        insert_conversations=_insert_conversations_at_once(routed=False)
         if dialect == "postgresql"
-        else dialect_insert(_CONVERSATION)
-        .on_conflict_do_nothing(index_elements=["network", "external_key"])
-        .returning(*conversation_columns),
+        else insert_conversations,
+        # SQLite: the same statement, compiled for the parameters' keys
+        insert_routed_conversations=_insert_conversations_at_once(routed=True)
+        if dialect == "postgresql"
+        else insert_conversations,
         insert_messages=dialect_insert(_MESSAGE)
         .on_conflict_do_nothing(index_elements=["network", "external_id"])
         .returning(m.id, m.network, m.external_id),
@@ -310,24 +337,35 @@ _NEW_CONVERSATION = (
     "root_text",
     "created_at",
 )
+# Written only when routing rules decided something for one of the batch's conversations.
+_ROUTING = ("team", "priority", "tags")
 
 
-def _insert_conversations_at_once() -> Executable:
+def _insert_conversations_at_once(*, routed: bool) -> Executable:
     """PostgreSQL: insert a batch's new conversations from arrays, in key order, in one
-    round trip (asyncpg's executemany returns no rows)."""
+    round trip (asyncpg's executemany returns no rows). `routed`: with the routing
+    columns (tags as JSON text: a list in an array parameter reads as a dimension)."""
+    columns, values, arrays, names = "", "", "", ""
+    if routed:
+        columns = ", team, priority, tags"
+        values = ", team, priority, CAST(tags AS json)"
+        arrays = (
+            ",\n    CAST(:team AS varchar[]), CAST(:priority AS varchar[]), CAST(:tags AS text[])"
+        )
+        names = ", team, priority, tags"
     return text(
-        """
+        f"""
 INSERT INTO conversation (network, external_key, customer_id, customer_name, customer_handle,
-    reply_context, root_text, created_at, status, version, rendered_version)
+    reply_context, root_text, created_at{columns}, status, version, rendered_version)
 SELECT network, external_key, customer_id, customer_name, customer_handle, reply_context,
-    root_text, created_at, 'open', 1, 0
+    root_text, created_at{values}, 'open', 1, 0
 FROM unnest(
     CAST(:network AS varchar[]), CAST(:external_key AS varchar[]),
     CAST(:customer_id AS varchar[]), CAST(:customer_name AS varchar[]),
     CAST(:customer_handle AS varchar[]), CAST(:reply_context AS json[]),
-    CAST(:root_text AS text[]), CAST(:created_at AS timestamptz[])
+    CAST(:root_text AS text[]), CAST(:created_at AS timestamptz[]){arrays}
 ) WITH ORDINALITY AS i(network, external_key, customer_id, customer_name, customer_handle,
-                       reply_context, root_text, created_at, n)
+                       reply_context, root_text, created_at{names}, n)
 ORDER BY n
 ON CONFLICT (network, external_key) DO NOTHING
 RETURNING id, network, external_key, team, status, customer_name, customer_handle,
@@ -336,7 +374,7 @@ RETURNING id, network, external_key, team, status, customer_name, customer_handl
     ).bindparams(
         *(
             bindparam(name, type_=ARRAY(String))
-            for name in _NEW_CONVERSATION
+            for name in (*_NEW_CONVERSATION, *(_ROUTING if routed else ()))
             if name not in ("reply_context", "created_at")
         ),
         bindparam("reply_context", type_=ARRAY(JSON)),
@@ -356,7 +394,7 @@ def _join_replied(
 
 
 def _conversations(
-    execute: Execute, sql: _Statements, items: Sequence[NewCustomerMessage]
+    execute: Execute, sql: _Statements, items: Sequence[NewCustomerMessage], route: Route | None
 ) -> tuple[dict[Key, _Conversation], set[Key]]:
     """Lock the batch's conversations, creating the new ones; returns them by key, and the
     keys created now."""
@@ -367,32 +405,46 @@ def _conversations(
     missing = sorted(key for key in first if key not in found)
     if not missing:
         return found, set()
-    rows = [
-        {
-            "network": item.network,
-            "external_key": item.conversation_key,
-            "customer_id": item.author_id,
-            "customer_name": item.author_name,
-            "customer_handle": item.author_handle,
-            "reply_context": item.reply_context,
-            "root_text": item.text,
-            "created_at": item.received_at,
-            "status": ConversationStatus.OPEN,
-            "version": 1,
-            "rendered_version": 0,
-        }
-        for item in (first[key] for key in missing)
-    ]
+    routes = {key: route(first[key]) for key in missing} if route is not None else {}
+    routed = any(routes.values())
+    rows = [_new_conversation(first[key], routes.get(key), routed) for key in missing]
     parameters: list[dict[str, Any]] | dict[str, Any] = rows
     if execute.dialect == "postgresql":  # one statement over arrays, in key order
-        parameters = {name: [row[name] for row in rows] for name in _NEW_CONVERSATION}
-    inserted = [_Conversation(*row) for row in execute(sql.insert_conversations, parameters)]
+        names = (*_NEW_CONVERSATION, *(_ROUTING if routed else ()))
+        parameters = {name: [row[name] for row in rows] for name in names}
+        if routed:
+            parameters["tags"] = [json.dumps(tags) for tags in parameters["tags"]]
+    statement = sql.insert_routed_conversations if routed else sql.insert_conversations
+    inserted = [_Conversation(*row) for row in execute(statement, parameters)]
     created = {(c.network, c.external_key): c for c in inserted}
     found.update(created)
     raced = [key for key in missing if key not in created]  # created by another process
     if raced:
         found.update(_lock(execute, sql, raced))
     return found, set(created)
+
+
+def _new_conversation(
+    item: NewCustomerMessage, routed: Routed | None, with_routing: bool
+) -> dict[str, Any]:
+    """A conversation row; `with_routing`: with the routing columns (None: nothing decided)."""
+    row: dict[str, Any] = {
+        "network": item.network,
+        "external_key": item.conversation_key,
+        "customer_id": item.author_id,
+        "customer_name": item.author_name,
+        "customer_handle": item.author_handle,
+        "reply_context": item.reply_context,
+        "root_text": item.text,
+        "created_at": item.received_at,
+        "status": ConversationStatus.OPEN,
+        "version": 1,
+        "rendered_version": 0,
+    }
+    if with_routing:
+        routed = routed or Routed()
+        row.update(team=routed.team, priority=routed.priority, tags=routed.tags)
+    return row
 
 
 def _lock(execute: Execute, sql: _Statements, keys: Sequence[Key]) -> dict[Key, _Conversation]:

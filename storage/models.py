@@ -134,6 +134,11 @@ class Conversation(SQLModel, table=True):
     rendered_version: int = 0
     # A root post was started then: it may exist in Slack though not recorded here.
     root_attempt_at: datetime | None = _ts()
+    # Set by the routing rules when the conversation is opened (ROUTING_RULES).
+    priority: str | None = Field(default=None, max_length=16)
+    tags: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
 
 
 class SlackThread(SQLModel, table=True):

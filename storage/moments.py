@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from storage.db import Database, insert_ignore
 from storage.models import Conversation, Moment
-from storage.stats import UNASSIGNED
+from storage.stats import UNASSIGNED, tagged
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,11 @@ class MomentStore:
         *,
         network: str | None = None,
         team: str | None = None,
+        tag: str | None = None,
     ) -> list[Moment]:
         """The moments recorded in [since, until): oldest first, or the latest `limit`;
-        of one network, or of the conversations now with one team (`unassigned`: none)."""
+        of one network, of the conversations now with one team (`unassigned`: none), or
+        of those routing rules gave `tag`."""
         async with self.db.read() as session:
             statement = select(Moment).where(col(Moment.at) >= since, col(Moment.at) < until)
             if network is not None:
@@ -100,6 +102,8 @@ class MomentStore:
                 statement = statement.join(
                     Conversation, col(Conversation.id) == col(Moment.conversation_id)
                 ).where(owner.is_(None) if team == UNASSIGNED else owner == team)
+            if tag is not None:
+                statement = statement.where(col(Moment.conversation_id).in_(tagged(session, tag)))
             if limit is None:
                 statement = statement.order_by(col(Moment.at), col(Moment.id))
                 return list((await session.execute(statement)).scalars())

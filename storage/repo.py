@@ -41,7 +41,7 @@ from storage.core import (
     Unchanged,
 )
 from storage.db import Database, insert_ignore
-from storage.inbound import NewCustomerMessage, Stored, store_batch
+from storage.inbound import NewCustomerMessage, Route, Stored, store_batch
 from storage.models import (
     FAILED,
     PENDING,
@@ -105,9 +105,12 @@ class Repository:
         self.hours = hours  # a turn's business-hours response time is counted in them
 
     # -- inbound customer messages ------------------------------------------
-    async def store_customer_messages(self, items: Sequence[NewCustomerMessage]) -> list[Stored]:
-        """Store a batch in one transaction (one commit for many webhooks)."""
-        return await self.db.run_unit(lambda execute: store_batch(execute, items))
+    async def store_customer_messages(
+        self, items: Sequence[NewCustomerMessage], route: Route | None = None
+    ) -> list[Stored]:
+        """Store a batch in one transaction (one commit for many webhooks); `route`
+        decides the team, priority and tags of the conversations it opens."""
+        return await self.db.run_unit(lambda execute: store_batch(execute, items, route))
 
     async def _conversation_for_update(self, session: AsyncSession, *where: Any) -> Conversation:
         statement = select(Conversation).where(*where).with_for_update()

@@ -202,6 +202,16 @@ def _team_is(column: ColumnElement[Any], team: str) -> ColumnElement[bool]:
     return column.is_(None) if team == UNASSIGNED else column == team
 
 
+def tagged(session: AsyncSession, tag: str) -> Select[Any]:
+    """The ids of the conversations routing rules gave `tag` (its JSON list of tags)."""
+    if session.get_bind().dialect.name == "sqlite":
+        tags = func.json_each(_conversation.c.tags).table_valued("value")
+    else:
+        tags = func.json_array_elements_text(_conversation.c.tags).table_valued("value")
+    has_tag = select(literal_column("1")).select_from(tags).where(tags.c.value == tag).exists()
+    return select(_conversation.c.id).where(has_tag)
+
+
 def _in_window(since: datetime, until: datetime, network: str | None) -> list[Any]:
     """Turns whose first customer message falls in [since, until)."""
     conditions = [_turn.c.started_at >= since, _turn.c.started_at < until]
@@ -216,6 +226,7 @@ async def _received(
     until: datetime,
     network: str | None,
     team: str | None,
+    tag: str | None = None,
 ) -> dict[_Key, _Sums]:
     """`received` and `conversations`: from the hourly roll-ups (`storage.rollups`), or
     from the raw messages when the window holds no whole hour."""
@@ -241,6 +252,10 @@ async def received_raw(
     )
     if network is not None:
         per_conversation = per_conversation.where(_message.c.network == network)
+    if tag is not None:
+        per_conversation = per_conversation.where(
+            _message.c.conversation_id.in_(tagged(session, tag))
+        )
     counted = per_conversation.group_by(_message.c.conversation_id).subquery("m")
     statement = (
         select(
@@ -267,6 +282,7 @@ async def _answered_turns(
     as_of: datetime,
     network: str | None,
     team: str | None,
+    tag: str | None = None,
 ) -> tuple[dict[_Key, _Sums], _Percentiles]:
     """The window's answered turns by (network, `turn.team`), and the percentiles.
 
@@ -298,6 +314,8 @@ async def _answered_turns(
     )
     if team is not None:
         statement = statement.where(_team_is(_turn.c.team, team))
+    if tag is not None:
+        statement = statement.where(_turn.c.conversation_id.in_(tagged(session, tag)))
     result: dict[_Key, _Sums] = {}
     values: dict[_Key, list[float]] = {}
     for (
@@ -330,6 +348,7 @@ async def _waiting_turns(
     until: datetime,
     network: str | None,
     team: str | None,
+    tag: str | None = None,
 ) -> dict[_Key, _Sums]:
     """The window's turns with no answer at all, by network and the conversation's team."""
     statement = (
@@ -340,6 +359,8 @@ async def _waiting_turns(
     )
     if team is not None:
         statement = statement.where(_team_is(_conversation.c.team, team))
+    if tag is not None:
+        statement = statement.where(_turn.c.conversation_id.in_(tagged(session, tag)))
     return {
         (net, team_name): _Sums(turns=turns)
         for net, team_name, turns in await session.execute(statement)
@@ -352,6 +373,7 @@ async def _ratings(
     until: datetime,
     network: str | None,
     team: str | None,
+    tag: str | None = None,
 ) -> dict[_Key, _Sums]:
     """Customer ratings given in the window, by network and the team that was asked."""
     statement = (
@@ -363,6 +385,8 @@ async def _ratings(
         statement = statement.where(_rating.c.network == network)
     if team is not None:
         statement = statement.where(_team_is(_rating.c.team, team))
+    if tag is not None:
+        statement = statement.where(_rating.c.conversation_id.in_(tagged(session, tag)))
     return {
         (net, team_name): _Sums(csat_count=count, csat_sum=int(total or 0))
         for net, team_name, count, total in await session.execute(statement)
@@ -387,7 +411,13 @@ def _percentiles(durations: dict[_Key, list[float]]) -> _Percentiles:
 
 
 def _waiting(
-    as_of: datetime, network: str | None, team: str | None, dialect: str, *, answered_later: bool
+    as_of: datetime,
+    network: str | None,
+    team: str | None,
+    session: AsyncSession,
+    *,
+    answered_later: bool,
+    tag: str | None = None,
 ) -> Select[Any]:
     """Conversations not resolved by `as_of` whose latest turn then had no answer yet:
     those still unanswered, or (`answered_later`) those answered only after `as_of`.
@@ -398,7 +428,7 @@ def _waiting(
     is reported failed afterwards, so "latest" is checked rather than assumed.
     """
     started: ColumnElement[bool] = _turn.c.started_at < as_of
-    if dialect == "sqlite":
+    if session.get_bind().dialect.name == "sqlite":
         # Nearly always true: without the hint SQLite ranges over ix_turn_window
         # (every turn) instead of ix_turn_open's few unanswered ones.
         started = func.likely(started)
@@ -438,16 +468,21 @@ def _waiting(
         statement = statement.where(_turn.c.network == network)
     if team is not None:
         statement = statement.where(_team_is(team_column, team))
+    if tag is not None:
+        statement = statement.where(_turn.c.conversation_id.in_(tagged(session, tag)))
     return statement
 
 
 async def _unanswered(
-    session: AsyncSession, as_of: datetime, network: str | None, team: str | None
+    session: AsyncSession,
+    as_of: datetime,
+    network: str | None,
+    team: str | None,
+    tag: str | None = None,
 ) -> dict[_Key, _Sums]:
-    dialect = session.get_bind().dialect.name
     waiting = union_all(
-        _waiting(as_of, network, team, dialect, answered_later=False),
-        _waiting(as_of, network, team, dialect, answered_later=True),
+        _waiting(as_of, network, team, session, answered_later=False, tag=tag),
+        _waiting(as_of, network, team, session, answered_later=True, tag=tag),
     ).subquery("waiting")
     statement = select(
         waiting.c.network, waiting.c.team, func.count(), func.min(waiting.c.started_at)
@@ -464,6 +499,7 @@ async def _moments(
     until: datetime,
     network: str | None,
     team: str | None,
+    tag: str | None = None,
 ) -> dict[_Key, _Sums]:
     """Moments recorded in the window, by network and the conversation's team."""
     statement = (
@@ -476,6 +512,8 @@ async def _moments(
         statement = statement.where(_moment.c.network == network)
     if team is not None:
         statement = statement.where(_team_is(_conversation.c.team, team))
+    if tag is not None:
+        statement = statement.where(_moment.c.conversation_id.in_(tagged(session, tag)))
     return {
         (net, team_name): _Sums(moments=count)
         for net, team_name, count in await session.execute(statement)
@@ -512,8 +550,10 @@ async def compute(
     network: str | None = None,
     team: str | None = None,
     now: datetime | None = None,
+    tag: str | None = None,
 ) -> dict[str, Any]:
-    """The contract's `/api/stats` JSON for [since, until).
+    """The contract's `/api/stats` JSON for [since, until); `tag`: only the conversations
+    routing rules gave that tag.
 
     Unanswered figures are as of `until`, or as of `now` when the window ends
     in the future (`now` defaults to the current time). The five queries run
@@ -533,12 +573,12 @@ async def compute(
         moments,
         ratings,
     ) = await asyncio.gather(
-        _read(db, _received, since, until, network, team),
-        _read(db, _answered_turns, since, until, as_of, network, team),
-        _read(db, _waiting_turns, since, until, network, team),
-        _read(db, _unanswered, as_of, network, team),
-        _read(db, _moments, since, until, network, team),
-        _read(db, _ratings, since, until, network, team),
+        _read(db, _received, since, until, network, team, tag),
+        _read(db, _answered_turns, since, until, as_of, network, team, tag),
+        _read(db, _waiting_turns, since, until, network, team, tag),
+        _read(db, _unanswered, as_of, network, team, tag),
+        _read(db, _moments, since, until, network, team, tag),
+        _read(db, _ratings, since, until, network, team, tag),
     )
     total = _Sums()
     by_network: dict[str, _Sums] = {}
@@ -572,10 +612,11 @@ async def oldest_unanswered(
     limit: int = 5,
     network: str | None = None,
     team: str | None = None,
+    tag: str | None = None,
 ) -> list[dict[str, Any]]:
     """The conversations waiting longest for an answer as of `until`, oldest first."""
     until = _utc(until, "until")
-    rows = await _read(db, _oldest, until, limit, network, team)
+    rows = await _read(db, _oldest, until, limit, network, team, tag)
     return [
         {
             "conversation_id": conversation_id,
@@ -591,7 +632,12 @@ async def oldest_unanswered(
 
 
 async def _oldest(
-    session: AsyncSession, until: datetime, limit: int, network: str | None, team: str | None
+    session: AsyncSession,
+    until: datetime,
+    limit: int,
+    network: str | None,
+    team: str | None,
+    tag: str | None = None,
 ) -> list[tuple[Any, ...]]:
     """The `limit` oldest of each kind of waiting conversation, then of both.
 
@@ -600,14 +646,13 @@ async def _oldest(
     by their answer time first (a materialized CTE) rather than walked from the
     oldest turn.
     """
-    dialect = session.get_bind().dialect.name
     unanswered = (
-        _waiting(until, network, team, dialect, answered_later=False)
+        _waiting(until, network, team, session, answered_later=False, tag=tag)
         .order_by(_turn.c.started_at, _turn.c.conversation_id)
         .limit(limit)
     )
     late = (
-        _waiting(until, network, team, dialect, answered_later=True)
+        _waiting(until, network, team, session, answered_later=True, tag=tag)
         .cte("late")
         .prefix_with("MATERIALIZED")
     )

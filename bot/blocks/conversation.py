@@ -15,6 +15,7 @@ from typing import Any
 import emoji
 
 from bot.networks.registry import labels as network_labels
+from bot.routing import URGENT
 from storage.core import Mark, ReplyKind
 from storage.models import Conversation, CustomerMessage, TeamReply
 
@@ -138,10 +139,25 @@ def root_blocks(
     if root_rest(conversation.root_text):
         blocks.append(context(["_The message continues in the thread._"]))
     blocks.append(context([status_line(conversation, opens_at)]))
+    routed = routing_line(conversation)
+    if routed:
+        blocks.append(context([routed]))
     if tone:
         blocks.append(context([f":speaking_head_in_silhouette: Tone: {escape(tone)}"]))
     blocks.extend(_actions(conversation, teams))
     return blocks
+
+
+def routing_line(conversation: Conversation) -> str | None:
+    """The priority and tags routing rules gave the conversation, if any."""
+    parts = []
+    if conversation.priority == URGENT:
+        parts.append(":rotating_light: *urgent*")
+    elif conversation.priority:
+        parts.append(f"priority: *{escape(conversation.priority)}*")
+    if conversation.tags:
+        parts.append(":label: " + " ".join(f"`{escape(tag)}`" for tag in conversation.tags))
+    return " · ".join(parts) or None
 
 
 def _header(conversation: Conversation) -> str:

@@ -202,7 +202,11 @@ def stats_blocks(
     figures = report.figures
     scope = " · ".join(
         f"{label}: {escape(value)}"
-        for label, value in (("network", report.network), ("team", report.team))
+        for label, value in (
+            ("network", report.network),
+            ("team", report.team),
+            ("tag", report.tag),
+        )
         if value
     )
     context = f"{_local(report.window.since, tz)} → {_local(report.window.until, tz)}"

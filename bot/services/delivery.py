@@ -488,7 +488,9 @@ class Dispatcher:
         no blocks, for when Slack refused them."""
         assert conversation.id is not None
         channel = (
-            channel or conversation.channel or self._settings.inbox_channel(conversation.network)
+            channel
+            or conversation.channel
+            or self._settings.root_channel(conversation.network, conversation.team)
         )
         text = blocks.root_fallback(conversation)
         root = None if plain else self._root_blocks(conversation, note)
@@ -637,7 +639,9 @@ class Dispatcher:
             reason,
         )
         text = blocks.not_posted(conversation, len(messages), reason)
-        channel = conversation.channel or self._settings.inbox_channel(conversation.network)
+        channel = conversation.channel or self._settings.root_channel(
+            conversation.network, conversation.team
+        )
         try:
             await self._slack.post(channel, text, thread_ts=conversation.thread_ts)
         except SlackError as exc:

@@ -1,7 +1,8 @@
 """Escalations: page whoever is on call when a customer waits too long, then further up.
 
 Schedule (all from stored timestamps, so restarts and late ticks neither lose nor
-shift a page): a turn's *anchor* is `turn.started_at + SLA_MINUTES`, or its first
+shift a page): a turn's *anchor* is `turn.started_at + SLA_MINUTES` (`SLA_MINUTES_URGENT`
+for a conversation a routing rule made urgent), or its first
 level-1 page if that came earlier (a manual escalation starts the clock). Level `n`
 is due at `anchor + (n - 1) * ESCALATION_REPEAT_MINUTES`, at most 3 levels. Every
 `+` counts open time only (`BUSINESS_HOURS`): a message at 17:55 on a Friday with a
@@ -34,6 +35,7 @@ from datetime import datetime, timedelta
 from bot.blocks import escalation as texts
 from bot.blocks.conversation import slack_date
 from bot.config import Settings
+from bot.routing import URGENT
 from bot.services.refusal import Refusal
 from bot.services.relay import WAKE_TOPIC
 from bot.services.rotation import (
@@ -128,6 +130,7 @@ class Escalations:
         self._clock = clock
         self._rotation = Rotation.from_settings(settings)
         self._sla = timedelta(minutes=float(settings.sla_minutes))
+        self._sla_urgent = timedelta(minutes=float(settings.sla_urgent))
         self._repeat = timedelta(minutes=float(settings.escalation_repeat_minutes))
 
     @property
@@ -203,8 +206,10 @@ class Escalations:
         now = now or self._clock()
         overrides = await self._overrides(now - OVERRIDE_LOOKBACK)
         sent = 0
-        # open time never runs faster than the wall clock: a superset of the due turns
-        for conversation_id in await self._store.waiting_conversations(now - self._sla):
+        # open time never runs faster than the wall clock, and no SLA is shorter than the
+        # shortest: a superset of the due turns
+        shortest = min(self._sla, self._sla_urgent)
+        for conversation_id in await self._store.waiting_conversations(now - shortest):
             async with self._store.locked(conversation_id) as locked:
                 claimed = await self._claim_due(locked, overrides, now)
             for page in claimed:
@@ -222,7 +227,8 @@ class Escalations:
             return []  # its Slack thread is not posted yet: page once it is
         paged = {page.target_user for page in state.pages if page.target_user}
         claimed = []
-        for level, at in due_levels(state, now, self._sla, self._repeat, self._settings.hours):
+        sla = self._sla_urgent if state.conversation.priority == URGENT else self._sla
+        for level, at in due_levels(state, now, sla, self._repeat, self._settings.hours):
             target = self._target(level, overrides, at)
             if level > 1 and (target is None or target in paged):
                 continue

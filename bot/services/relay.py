@@ -29,6 +29,7 @@ from bot.services.csat import Csat
 from storage.actions import ActionRepository, NewAction
 from storage.coordination import CoordinationUnavailable, Coordinator
 from storage.core import ActionKind, ReplyKind
+from storage.inbound import Route
 from storage.models import utcnow
 from storage.repo import NewCustomerMessage, Repository, Stored
 
@@ -48,8 +49,9 @@ class BatchWriter:
     cannot fail its neighbours.
     """
 
-    def __init__(self, repo: Repository, max_batch: int = 200) -> None:
+    def __init__(self, repo: Repository, max_batch: int = 200, route: Route | None = None) -> None:
         self._repo = repo
+        self._route = route
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[NewCustomerMessage, asyncio.Future[Stored]]] = (
             asyncio.Queue()
@@ -76,7 +78,9 @@ class BatchWriter:
 
     async def _flush(self, batch: list[tuple[NewCustomerMessage, asyncio.Future[Stored]]]) -> None:
         try:
-            results = await self._repo.store_customer_messages([item for item, _ in batch])
+            results = await self._repo.store_customer_messages(
+                [item for item, _ in batch], self._route
+            )
         except Exception as exc:  # noqa: BLE001 - handed to each waiting caller below
             if len(batch) == 1:
                 _settle(batch[0][1], exc)
@@ -153,12 +157,13 @@ class Relay:
         *,
         clock: Callable[[], datetime] = utcnow,
         csat: Csat | None = None,
+        route: Route | None = None,
     ) -> None:
         self._repo = repo
         self._csat = csat
         self._coordinator = coordinator
         self._clock = clock
-        self._writer = BatchWriter(repo)
+        self._writer = BatchWriter(repo, route=route)
         self._actions = ActionRepository(repo.db)
         self._waker = Waker(coordinator)
         self.echo_hold = ECHO_HOLD

@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.blocks.conversation import escape
+from bot.routing import TAG_RULE, is_tag
 from bot.services.refusal import Refusal
 from storage.db import Database
 from storage.models import Moment
@@ -35,6 +36,7 @@ _PERIOD_TITLES = {
 }
 OLDEST_LIMIT = 5
 MOMENTS_LIMIT = 3  # the latest moments listed
+TAG_PREFIX = "tag:"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class StatsRequest:
     window: Window
     network: str | None = None
     team: str | None = None
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class StatsReport:
     network: str | None = None
     team: str | None = None
     moments: Sequence[Moment] = ()  # the latest few of the window
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ def parse_stats_command(
     networks: Sequence[str],
     teams: Sequence[str],
 ) -> StatsRequest:
-    """`[today|yesterday|7d|30d] [network] [team]` in any order, case-insensitive.
+    """`[today|yesterday|7d|30d] [network] [team] [tag:NAME]` in any order,
+    case-insensitive (`tag:` only the conversations routing rules gave that tag).
 
     A word that names both a network and a team is read as the network.
     Refuses with a sentence for the user (safe to show in mrkdwn).
@@ -119,7 +124,11 @@ def parse_stats_command(
     known_teams = {name.lower() for name in teams} | {UNASSIGNED}
     chosen: dict[str, str] = {}
     for word in text.lower().split():
-        if word in PERIODS:
+        if word.startswith(TAG_PREFIX) and len(word) > len(TAG_PREFIX):
+            kind = "tag"
+            if not is_tag(word.removeprefix(TAG_PREFIX)):
+                raise ValueError(f"`{escape(word)}` is no tag: a tag is {TAG_RULE}.")
+        elif word in PERIODS:
             kind = "period"
         elif word in known_networks:
             kind = "network"
@@ -142,12 +151,14 @@ def parse_stats_command(
         window=period_window(period, now, tz),
         network=chosen.get("network"),
         team=chosen.get("team"),
+        tag=chosen["tag"].removeprefix(TAG_PREFIX) if "tag" in chosen else None,
     )
 
 
 def _usage(networks: Sequence[str], teams: Sequence[str]) -> str:
     return (
-        "Usage: `/social-stats [today|yesterday|7d|30d] [network] [team]`, in any order. "
+        "Usage: `/social-stats [today|yesterday|7d|30d] [network] [team] [tag:NAME]`, "
+        "in any order. "
         f"Networks: {', '.join(networks) or 'none configured'}. Teams: {', '.join(teams)}."
     )
 
@@ -157,16 +168,13 @@ async def stats_report(db: Database, request: StatsRequest, now: datetime) -> St
     """What `/social-stats` shows: the figures and the oldest waits as of the window's end."""
     window = request.window
     as_of = min(window.until, now)
+    scope = {"network": request.network, "team": request.team, "tag": request.tag}
     figures, oldest, moments = await asyncio.gather(
-        compute(
-            db, window.since, window.until, network=request.network, team=request.team, now=now
-        ),
-        oldest_unanswered(db, as_of, OLDEST_LIMIT, network=request.network, team=request.team),
-        MomentStore(db).between(
-            window.since, window.until, MOMENTS_LIMIT, network=request.network, team=request.team
-        ),
+        compute(db, window.since, window.until, now=now, **scope),
+        oldest_unanswered(db, as_of, OLDEST_LIMIT, **scope),
+        MomentStore(db).between(window.since, window.until, MOMENTS_LIMIT, **scope),
     )
-    return StatsReport(window, figures, oldest, as_of, request.network, request.team, moments)
+    return StatsReport(window, figures, oldest, as_of, moments=moments, **scope)
 
 
 async def summary_report(db: Database, day: date, tz: ZoneInfo, now: datetime) -> SummaryReport:
@@ -190,6 +198,7 @@ async def window_figures(
     network: str | None,
     team: str | None,
     now: datetime,
+    tag: str | None = None,
 ) -> dict[str, Any]:
     """The `/api/stats` figures of a window (the contract's definitions, in SQL)."""
-    return await compute(db, since, until, network=network, team=team, now=now)
+    return await compute(db, since, until, network=network, team=team, now=now, tag=tag)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -106,6 +107,17 @@ async def run_steps(
     return results
 
 
+def passed_settings() -> dict[str, str]:
+    """Settings the servers get from this process's environment: `ROUTING_RULES=rules.toml
+    python -m tests.bench --only ingest` measures ingest with routing rules (the teams'
+    channels come from the environment too, e.g. SLACK_TEAM_CHANNEL_SALES)."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key in ("ROUTING_RULES", "SLA_MINUTES_URGENT") or key.startswith("SLACK_TEAM_CHANNEL_")
+    }
+
+
 async def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 s per step instead of 5")
@@ -117,11 +129,13 @@ async def main(argv: Sequence[str] | None = None) -> None:
         async with bare_setup(workdir) as urls:
             results += await run_steps(BARE, urls, None, RATES, duration)
         (workdir / "sqlite").mkdir()
-        async with sqlite_setup(workdir / "sqlite") as setup:
+        async with sqlite_setup(workdir / "sqlite", passed_settings()) as setup:
             results += await run_steps(setup.name, setup.urls, setup, RATES, duration)
         if postgres_available():
             (workdir / "pg").mkdir()
-            postgres: AbstractAsyncContextManager[Setup] = postgres_setup(workdir / "pg", 2)
+            postgres: AbstractAsyncContextManager[Setup] = postgres_setup(
+                workdir / "pg", 2, passed_settings()
+            )
             async with postgres as setup:
                 results += await run_steps(setup.name, setup.urls, setup, RATES, duration)
         else:

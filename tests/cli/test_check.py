@@ -177,6 +177,7 @@ FORMATTED = {
     "PUBLIC_URL": "https://desk.example.com",
     "BUSINESS_HOURS": "mon-fri 09:00-18:00",
     "HOLIDAYS": "2026-12-25",
+    "ROUTING_RULES": str(ROOT / "bot" / "routing.example.toml"),
 }
 PREFIXES = {"SLACK_BOT_TOKEN": "xoxb-", "SLACK_APP_TOKEN": "xapp-"}
 

@@ -153,6 +153,7 @@ def test_a_waiting_customer_escalates_to_the_person_on_call(demo: tuple[str, flo
     assert [page.splitlines()[0].strip() for page in pages] == [
         "relaydesk: 🚨 Escalation, level 1 · #4 · Messenger · 1134343043305865",
         "relaydesk: 🚨 Manual escalation, level 1 · #5 · Telegram · Bruno (@bruno_b)",
+        "relaydesk: 🚨 Escalation, level 1 · #7 · WhatsApp · Noor (+971501234567)",
     ]
     assert "Open the conversation thread" in pages[0]
     assert pages[0].splitlines()[-1].strip() == "[ Acknowledge ] [ Claim ]"
@@ -172,6 +173,24 @@ def test_a_manual_escalation_carries_its_reason(demo: tuple[str, float]) -> None
     bruno = thread(section(out, "#support-inbox"), "Telegram · Bruno (@bruno_b) · #5")
     assert "@Priya Shah 🚨 Manual escalation, level 1 · #5" in bruno and reason in bruno
     assert reason in section(out, "DM to Priya Shah")
+
+
+def test_an_urgent_refund_is_routed_to_support_and_escalates_sooner(
+    demo: tuple[str, float],
+) -> None:
+    support = section(demo[0], "#support  (C0SUPPORT1)")
+    noor = thread(support, "WhatsApp · Noor (+971501234567) · #7")
+    lines = [line.strip() for line in noor.splitlines()]
+    assert lines[1] == "> I was charged twice for order 7310, I want a refund today!"
+    assert "Team: Support · 🚨 escalated to @Priya Shah" in lines[2]
+    assert lines[3] == "🚨 urgent · 🏷️ `refund` `billing`"
+    assert lines[5:] == [
+        "relaydesk: @Priya Shah 🚨 Escalation, level 1 · #7 · WhatsApp · Noor (+971501234567)",
+        "Waiting for an answer for 5 min.",  # SLA_MINUTES_URGENT, not SLA_MINUTES (30)
+        "[ Acknowledge ] [ Claim ]",
+    ]
+    # only the urgent one went to Support: the others opened in the inbox
+    assert support.count("\n  relaydesk: ") == 1
 
 
 def test_oncall_shows_who_now_and_the_next_shifts(demo: tuple[str, float]) -> None:
@@ -250,20 +269,20 @@ def test_customers_received_the_replies_but_not_the_note(demo: tuple[str, float]
 
 def test_figures_come_from_sql(demo: tuple[str, float]) -> None:
     out = section(demo[0], "Figures (from SQL)")
-    assert figure(out, "customer messages received") == "9"
-    assert figure(out, "conversations") == "6"
+    assert figure(out, "customer messages received") == "10"
+    assert figure(out, "conversations") == "7"
     assert figure(out, "replies delivered") == "5"
     assert figure(out, "replies not delivered") == "1"
     assert figure(out, "internal notes") == "1"
     assert figure(out, "handoffs") == "1"
-    assert figure(out, "escalation pages sent") == "2"
+    assert figure(out, "escalation pages sent") == "3"
     assert figure(out, "escalations acknowledged") == "1"
-    assert figure(out, "turns answered") == "5 of 7 (71%)"
-    assert figure(out, "unanswered now") == "2"
+    assert figure(out, "turns answered") == "5 of 8 (62%)"
+    assert figure(out, "unanswered now") == "3"
     assert figure(out, "customer ratings") == "1 (average 5.0)"
     assert re.fullmatch(r"0:(19|20|21):\d\d", figure(out, "median response time"))
     assert figure(out, "received by network") == (
-        "website chat 1, Messenger 1, Telegram 5, WhatsApp 2"
+        "website chat 1, Messenger 1, Telegram 5, WhatsApp 3"
     )
 
 

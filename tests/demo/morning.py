@@ -20,7 +20,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.demo.stage import MANAGER, ONCALL, SALES, SLA_MINUTES, Customer, Person, Stage
+from tests.demo.stage import (
+    MANAGER,
+    ONCALL,
+    SALES,
+    SLA_MINUTES,
+    SLA_MINUTES_URGENT,
+    SUPPORT,
+    Customer,
+    Person,
+    Stage,
+)
 from tests.demo.transcript import Renderer, Style
 from tests.harness import INBOX
 
@@ -265,6 +275,36 @@ class Morning:
         )
         await self.stage.reaction(posted[0]["ts"], "white_check_mark")
 
+    async def an_urgent_refund_is_routed(self) -> None:
+        noor = Customer("Noor", "whatsapp", "971501234567")
+        self.say(
+            "Noor writes on WhatsApp about a double charge. The routing rules (ROUTING_RULES) "
+            "send refunds to Support's channel, urgent and tagged; an urgent conversation "
+            f"escalates after {SLA_MINUTES_URGENT} minutes (SLA_MINUTES_URGENT) instead of "
+            f"{SLA_MINUTES}, so Priya is paged at once."
+        )
+        await self.stage.customer_writes(
+            noor, "I was charged twice for order 7310, I want a refund today!", 5.05
+        )
+
+        async def routed() -> tuple[int, str] | None:
+            for root in self.stage.slack.roots(SUPPORT):
+                found = await self.stage.bot.services.repo.conversation_by_thread(
+                    SUPPORT, root["ts"]
+                )
+                if found is not None and found.id is not None and found.customer_name == "Noor":
+                    return found.id, root["ts"]
+            return None
+
+        number, ts = await self.stage.bot.until(routed, timeout=15, what="Noor's root")
+        await self.stage.thread_has(ts, "escalation level 1", channel=SUPPORT)
+        await self.stage.dm_with(self.priya, f"#{number}")
+        await self.stage.bot.until(
+            lambda: "escalated to" in str(self.stage.slack.message(SUPPORT, ts).get("blocks")),
+            timeout=15,
+            what="Noor's root saying whom it escalated to",
+        )
+
 
 Scene = Callable[[Morning], Awaitable[None]]
 SCENES: list[Scene] = [
@@ -284,6 +324,7 @@ SCENES: list[Scene] = [
     Morning.the_manager_checks_the_figures,
     Morning.the_daily_summary,
     Morning.a_saved_reply,
+    Morning.an_urgent_refund_is_routed,
 ]
 
 

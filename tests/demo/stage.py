@@ -52,6 +52,15 @@ CHANNEL_NAMES = {
 ONCALL = ("U0ONCALL01", "U0ONCALL02")  # ONCALL_USERS, in rotation order
 MANAGER = "U0MANAGER1"  # ESCALATION_MANAGER
 SLA_MINUTES = 30
+SLA_MINUTES_URGENT = 5
+# Refunds go to Support, urgent (tests/demo/morning.py: an_urgent_refund_is_routed).
+ROUTING_RULES = """\
+[[rule]]
+keywords = ["refund", "charged twice"]
+team = "support"
+priority = "urgent"
+tags = ["refund", "billing"]
+"""
 SWEEP_SECONDS = 0.2
 # Real zones at most four hours apart: one of them has a local time near MORNING.
 ZONES = (
@@ -369,9 +378,11 @@ async def stage() -> AsyncIterator[Stage]:
     now = datetime.now(UTC)
     tz = morning_zone(now)
     with TemporaryDirectory(prefix="relaydesk-demo-") as tmp:
-        bot, stop = await start_bot(
-            Path(tmp), env=environment(tz, now.astimezone(tz).date()), timers=True
-        )
+        rules = Path(tmp) / "routing.toml"
+        rules.write_text(ROUTING_RULES, encoding="utf-8")
+        env = environment(tz, now.astimezone(tz).date())
+        env.update(ROUTING_RULES=str(rules), SLA_MINUTES_URGENT=str(SLA_MINUTES_URGENT))
+        bot, stop = await start_bot(Path(tmp), env=env, timers=True)
         try:
             yield Stage(bot, now, tz)
         finally:

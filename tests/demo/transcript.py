@@ -44,6 +44,7 @@ EMOJI = {
     "arrows_counterclockwise": "🔄",
     "sparkles": "✨",
     "chart_with_upwards_trend": "📈",
+    "label": "🏷️",
 }
 NETWORK_NAMES = {
     "telegram": "Telegram",

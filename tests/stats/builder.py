@@ -9,6 +9,7 @@ from sqlmodel import col
 
 from storage.core import ReplyKind, ReplyState
 from storage.db import Database
+from storage.inbound import Routed
 from storage.models import Conversation, SlackThread, utcnow
 from storage.repo import NewCustomerMessage, Repository
 
@@ -40,8 +41,10 @@ class Builder:
         network: str = "telegram",
         name: str = "Ann",
         arrived: datetime | None = None,
+        routed: Routed | None = None,
     ) -> int:
-        """A customer message sent at `at` (network time), arriving at `arrived`."""
+        """A customer message sent at `at` (network time), arriving at `arrived`;
+        `routed`: what routing rules decide for a conversation it opens."""
         stored = await self.repo.store_customer_messages(
             [
                 NewCustomerMessage(
@@ -54,7 +57,8 @@ class Builder:
                     sent_at=at,
                     received_at=arrived or at,
                 )
-            ]
+            ],
+            route=(lambda _: routed) if routed is not None else None,
         )
         conversation_id = stored[0].conversation_id
         if conversation_id not in self.threads:

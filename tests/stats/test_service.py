@@ -144,18 +144,30 @@ def test_parse_stats_command(text: str, period: str, network: str | None, team: 
         (
             "week",
             "I don't know `week`. Usage: `/social-stats [today|yesterday|7d|30d] "
-            "[network] [team]`, in any order. Networks: telegram, whatsapp, x. "
+            "[network] [team] [tag:NAME]`, in any order. Networks: telegram, whatsapp, x. "
             "Teams: sales, support, unassigned.",
         ),
         ("7d 30d", "Give at most one period (got `7d` and `30d`)."),
         ("telegram x", "Give at most one network (got `telegram` and `x`)."),
         ("<!channel>", "I don't know `&lt;!channel&gt;`."),
+        ("tag:refund tag:vip", "Give at most one tag (got `tag:refund` and `tag:vip`)."),
+        ("tag:", "I don't know `tag:`."),
+        ("tag:<b>", "`tag:&lt;b&gt;` is no tag: a tag is at most 64 lower-case letters"),
     ],
 )
 def test_parse_stats_command_refuses_unknown_words(text: str, message: str) -> None:
     with pytest.raises(Refusal) as raised:
         parse_stats_command(text, now=NOW, tz=ZoneInfo("UTC"), networks=NETWORKS, teams=TEAMS)
     assert raised.value.sentence.startswith(message)
+
+
+def test_parse_stats_command_reads_a_tag() -> None:
+    request = parse_stats_command(
+        "7d TAG:Refund sales", now=NOW, tz=ZoneInfo("UTC"), networks=NETWORKS, teams=TEAMS
+    )
+    assert (request.period, request.team, request.tag) == ("7d", "sales", "refund")
+    plain = parse_stats_command("", now=NOW, tz=ZoneInfo("UTC"), networks=NETWORKS, teams=TEAMS)
+    assert plain.tag is None
 
 
 def test_thread_links() -> None:
