@@ -230,9 +230,10 @@ async def _received(
 ) -> dict[_Key, _Sums]:
     """`received` and `conversations`: from the hourly roll-ups (`storage.rollups`), or
     from the raw messages when the window holds no whole hour."""
-    rolled = await rollups.received(session, since, until, network, team, UNASSIGNED)
+    among = tagged(session, tag) if tag is not None else None
+    rolled = await rollups.received(session, since, until, network, team, UNASSIGNED, among)
     if rolled is None:
-        return await received_raw(session, since, until, network, team)
+        return await received_raw(session, since, until, network, team, tag)
     return {
         key: _Sums(received=count, conversations=conversations)
         for key, (count, conversations) in rolled.items()
@@ -245,6 +246,7 @@ async def received_raw(
     until: datetime,
     network: str | None,
     team: str | None,
+    tag: str | None = None,
 ) -> dict[_Key, _Sums]:
     """The same figures counted from the raw messages (what the roll-ups must equal)."""
     per_conversation = select(_message.c.conversation_id, func.count().label("n")).where(

@@ -5,9 +5,9 @@ through the real Repository (late and out-of-order customer messages, replies
 delivered, failed or written as notes, deliveries reported failed after they
 had answered a turn, handoffs between teams), then windows around a DST change
 in the reports' time zone, local days and windows not aligned to hours, with
-and without the network and team filters: `received` and `conversations` from
-the roll-ups equal those counted from the raw messages, before and after the
-deltas are folded and after a rebuild from the raw rows. `python -m bot
+and without the network, team and tag filters: `received` and `conversations`
+from the roll-ups equal those counted from the raw messages, before and after
+the deltas are folded and after a rebuild from the raw rows. `python -m bot
 rebuild-rollups` is run as a subprocess.
 """
 
@@ -24,14 +24,14 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlmodel import col
 
 from bot.services.stats import day_window
 from storage import rollups, stats
 from storage.core import ReplyState
 from storage.db import Database
-from storage.models import StatsHour, TeamReply
+from storage.models import Conversation, StatsHour, TeamReply
 from tests.stats.builder import Builder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +41,7 @@ SPAN_MINUTES = 2 * 24 * 60
 KEYS = ("a", "b", "c")
 NETWORKS = {"a": "telegram", "b": "telegram", "c": "whatsapp"}
 TEAMS = ("support", "sales", None)
+TAGS = ((), ("refund",), ("refund", "vip"))
 TABLES = (
     "escalation",
     "turn",
@@ -66,6 +67,7 @@ events = st.lists(
         ),
         st.tuples(st.just("team"), st.sampled_from(KEYS), st.sampled_from(TEAMS), st.just(0)),
         st.tuples(st.just("unanswer"), st.sampled_from(KEYS), st.just(0), st.just(0)),
+        st.tuples(st.just("tags"), st.sampled_from(KEYS), st.sampled_from(TAGS), st.just(0)),
     ),
     max_size=40,
 )
@@ -80,7 +82,14 @@ windows = st.lists(
     min_size=1,
     max_size=6,
 )
-FILTERS = ((None, None), ("whatsapp", None), (None, "support"), (None, stats.UNASSIGNED))
+FILTERS = (
+    (None, None, None),
+    ("whatsapp", None, None),
+    (None, "support", None),
+    (None, stats.UNASSIGNED, None),
+    (None, None, "refund"),
+    ("telegram", "support", "vip"),
+)
 
 
 async def _reset(db: Database) -> None:
@@ -105,6 +114,13 @@ async def _apply(db: Database, story: list[tuple[Any, ...]]) -> None:
             await b.reply(key, at, outcome=extra)
         elif kind == "team":
             await b.set_team(key, value)
+        elif kind == "tags":  # what routing rules gave the conversation
+            async with db.session() as session:
+                await session.execute(
+                    update(Conversation)
+                    .where(col(Conversation.id) == b.ids[key])
+                    .values(tags=list(value))
+                )
         else:
             await _fail_a_delivered_reply(b, key)
 
@@ -132,10 +148,10 @@ async def _fail_a_delivered_reply(b: Builder, key: str) -> None:
 async def _both(db: Database, since: datetime, until: datetime) -> list[tuple[Any, Any]]:
     """(roll-ups, raw) for every filter."""
     pairs = []
-    for network, team in FILTERS:
+    for network, team, tag in FILTERS:
         async with db.read() as session:
-            rolled = await stats._received(session, since, until, network, team)
-            raw = await stats.received_raw(session, since, until, network, team)
+            rolled = await stats._received(session, since, until, network, team, tag)
+            raw = await stats.received_raw(session, since, until, network, team, tag)
         pairs.append((rolled, raw))
     return pairs
 
