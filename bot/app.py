@@ -9,7 +9,8 @@ from datetime import datetime
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.networks import build_networks
-from bot.networks.base import Network
+from bot.networks.base import InboundMessage, Network
+from bot.networks.x import XNetwork
 from bot.routing import Router
 from bot.services.conversations import Conversations
 from bot.services.corrections import Corrections
@@ -18,6 +19,7 @@ from bot.services.delivery import Dispatcher
 from bot.services.escalation import Escalations
 from bot.services.handoff import Handoffs
 from bot.services.health import Health
+from bot.services.listening import Listening
 from bot.services.moments import Moments
 from bot.services.refs import Lookup
 from bot.services.relay import Relay
@@ -25,13 +27,15 @@ from bot.services.replies import Replies
 from bot.services.saved_replies import SavedReplies
 from bot.services.spikes import Spikes
 from bot.services.summary import DailySummary
+from bot.services.x_search import XSearch
 from bot.slack import Slack, make_web_client
 from storage.coordination import DEFAULT_PREFIX, Coordinator, make_coordinator
 from storage.db import Database
 from storage.escalations import EscalationStore
+from storage.listening import Mentions
 from storage.models import utcnow
 from storage.moments import MomentStore
-from storage.repo import Repository
+from storage.repo import Repository, Stored
 from storage.saved_replies import SavedReplyStore
 
 
@@ -59,6 +63,8 @@ class Services:
     moments: Moments
     spikes: Spikes
     csat: Csat
+    listening: Listening
+    x_search: XSearch | None  # polls X while listening is on and X is configured
 
     async def close(self) -> None:
         await self.relay.close()
@@ -87,6 +93,43 @@ def build_services(
         settings=settings, db=db, slack=slack, networks=networks, clock=clock, metrics=metrics
     )
     conversations = Conversations(settings, repo, coordinator, csat)
+
+    async def open_mention(messages: list[InboundMessage]) -> list[Stored]:
+        return await relay.receive(messages)
+
+    mentions = Mentions(db)
+    listening = Listening(
+        settings,
+        mentions,
+        slack,
+        coordinator,
+        open_mention,
+        list(networks),
+        clock,
+        conversations.check_allowed,
+    )
+    relay = Relay(
+        repo,
+        coordinator,
+        clock=clock,
+        csat=csat,
+        route=Router(settings.routing).route if settings.routing else None,
+        mentions=listening.receive,
+    )
+    x = networks.get("x")
+    x_search = (
+        XSearch(
+            x,
+            settings.terms,
+            listening,
+            mentions,
+            coordinator,
+            settings.listen_x_poll_seconds,
+            clock,
+        )
+        if isinstance(x, XNetwork) and settings.listening
+        else None
+    )
     dispatcher = Dispatcher(
         settings=settings,
         repo=repo,
@@ -113,13 +156,7 @@ def build_services(
         coordinator=coordinator,
         slack=slack,
         networks=networks,
-        relay=Relay(
-            repo,
-            coordinator,
-            clock=clock,
-            csat=csat,
-            route=Router(settings.routing).route if settings.routing else None,
-        ),
+        relay=relay,
         dispatcher=dispatcher,
         replies=replies,
         corrections=Corrections(repo, slack, networks),
@@ -135,4 +172,6 @@ def build_services(
         moments=Moments(settings, MomentStore(db), repo, slack, coordinator, clock),
         spikes=Spikes(settings, db, slack, coordinator, escalations.on_call_user, clock),
         csat=csat,
+        listening=listening,
+        x_search=x_search,
     )

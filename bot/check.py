@@ -409,6 +409,8 @@ def _channels(settings: Settings) -> list[tuple[str, list[str]]]:
         roles.setdefault(channel, []).append(f"team {team}")
     if settings.summary_channel:
         roles.setdefault(settings.summary_channel, []).append("summary")
+    if settings.slack_listening_channel:
+        roles.setdefault(settings.slack_listening_channel, []).append("listening")
     return list(roles.items())
 
 

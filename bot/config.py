@@ -26,6 +26,7 @@ from bot.networks.registry import BY_NAME, NETWORKS, REQUIRED_SETTINGS
 from bot.networks.registry import SECRET_SETTINGS as NETWORK_SECRETS
 from bot.networks.registry import labels as network_labels
 from bot.routing import Rules, load_rules
+from bot.services.listen_terms import Term, parse_terms
 from storage.business_hours import ALWAYS_OPEN, BusinessHours, parse_holidays, parse_hours
 
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -43,6 +44,7 @@ DEFAULT_CSAT_MESSAGE = (
     "How did we do? Please rate your conversation with us from 1 (poor) to 5 (great)."
 )
 MAX_CSAT_MESSAGE = 1000  # WhatsApp's interactive body takes 1,024 characters
+MIN_POLL_SECONDS = 2.0  # X allows 450 recent searches per 15 minutes: one every 2 s
 
 
 class ConfigError(Exception):
@@ -123,6 +125,10 @@ class Settings(BaseSettings):
     csat_enabled: bool = False
     csat_message: str = DEFAULT_CSAT_MESSAGE
     routing_rules: str | None = None  # path of the TOML rules file (bot.routing)
+    # Listening: brand terms (`name|variant, ...`) and where the mentions found go.
+    listen_terms: str | None = None
+    slack_listening_channel: str | None = None
+    listen_x_poll_seconds: float = 60.0  # X recent search, while LISTEN_TERMS and X are set
 
     telegram_bot_token: str | None = None
     telegram_webhook_secret: str | None = None
@@ -313,6 +319,35 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at most {MAX_CSAT_MESSAGE} characters")
         return value.strip() if isinstance(value, str) else value
 
+    @field_validator("listen_terms", "slack_listening_channel", mode="before")
+    @classmethod
+    def _listen_blank(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("listen_terms")
+    @classmethod
+    def _terms(cls, value: str | None) -> str | None:
+        parse_terms(value)
+        return value
+
+    @field_validator("listen_x_poll_seconds")
+    @classmethod
+    def _poll(cls, value: float) -> float:
+        if not (math.isfinite(value) and MIN_POLL_SECONDS <= value <= MAX_SWEEP_SECONDS):
+            raise ValueError(
+                f"must be a number of seconds from {MIN_POLL_SECONDS} to {MAX_SWEEP_SECONDS}"
+            )
+        return value
+
+    @cached_property
+    def terms(self) -> tuple[Term, ...]:
+        """The brand terms to listen for (none: listening is off)."""
+        return parse_terms(self.listen_terms)
+
+    @property
+    def listening(self) -> bool:
+        return bool(self.terms and self.slack_listening_channel)
+
     @field_validator("business_hours")
     @classmethod
     def _hours(cls, value: str | None) -> str | None:
@@ -352,7 +387,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        for name in ("slack_inbox_channel", "slack_summary_channel"):
+        for name in ("slack_inbox_channel", "slack_summary_channel", "slack_listening_channel"):
             _check_channel(name, getattr(self, name))
         for network, channel in self.network_channels.items():
             _check_channel(BY_NAME[network].channel_setting, channel)
@@ -363,6 +398,11 @@ class Settings(BaseSettings):
                 _check_user(name, user)
         if self.escalation_manager:
             _check_user("escalation_manager", self.escalation_manager)
+        if bool(self.terms) != bool(self.slack_listening_channel):
+            raise ValueError(
+                "LISTEN_TERMS and SLACK_LISTENING_CHANNEL go together: set both to listen "
+                "for brand mentions, or neither"
+            )
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError(
                 "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"

@@ -98,6 +98,10 @@ def create_app(
         tasks = []
         if run_workers:
             tasks.append(asyncio.create_task(services.dispatcher.run(), name="dispatcher"))
+            if settings.listening:
+                tasks.append(asyncio.create_task(services.listening.run(), name="listening"))
+            if services.x_search is not None:
+                tasks.append(asyncio.create_task(services.x_search.run(), name="x-search"))
         if run_timers:
             scheduler = Scheduler(
                 services.coordinator, interval=settings.sweep_seconds, clock=clock

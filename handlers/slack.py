@@ -20,7 +20,16 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from bot.app import Services
 from bot.networks.base import PayloadError
 from bot.networks.payload import load_object
-from handlers import actions, handoff, moments, oncall, saved_replies, slack_events, stats
+from handlers import (
+    actions,
+    handoff,
+    listening,
+    moments,
+    oncall,
+    saved_replies,
+    slack_events,
+    stats,
+)
 from storage.coordination import CoordinationUnavailable
 from storage.db import DatabaseUnavailable
 
@@ -35,7 +44,16 @@ def build_bolt_app(services: Services) -> AsyncApp:
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )
-    for module in (slack_events, actions, handoff, oncall, stats, saved_replies, moments):
+    for module in (
+        slack_events,
+        actions,
+        handoff,
+        oncall,
+        stats,
+        saved_replies,
+        moments,
+        listening,
+    ):
         module.register(app, services)
     app.error(listener_error)
     app.middleware(own_app_only(services))

@@ -584,6 +584,76 @@ class CsatRating(SQLModel, table=True):
     comment_at: datetime | None = _ts()
 
 
+# -- listening (brand mentions; storage/listening.py) ---------------------------------
+class MentionState(StrEnum):
+    PENDING = "pending"  # not shown in Slack yet
+    POSTED = "posted"
+    OPENED = "opened"  # became a conversation
+    DISMISSED = "dismissed"
+    FAILED = "failed"  # Slack refused its post for good
+
+
+class ListenMention(SQLModel, table=True):
+    __tablename__ = "listen_mention"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_key: str = Field(max_length=300, unique=True)
+    source: str = Field(max_length=16)  # x, facebook, instagram, generic
+    external_id: str = Field(max_length=255)
+    url: str | None = Field(default=None, max_length=2000)
+    author_id: str = Field(max_length=255)
+    author_name: str = Field(max_length=255)
+    author_handle: str | None = Field(default=None, max_length=255)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    term: str = Field(max_length=255)
+    variant: str = Field(max_length=255)
+    found: str = Field(max_length=255)
+    edits: int = 0
+    sent_at: datetime = _ts(nullable=False)
+    found_at: datetime = _ts(nullable=False, index=True)
+    # What opening it needs: {"network", "conversation_key", "reply_context"}.
+    opening: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    state: MentionState = Field(
+        default=MentionState.PENDING, sa_type=StrEnumType(MentionState), index=True
+    )
+    digest_id: int | None = Field(default=None, index=True)
+    chunk: int | None = None
+    slack_channel: str | None = Field(default=None, max_length=32)
+    slack_ts: str | None = Field(default=None, max_length=32, index=True)
+    attempt_at: datetime | None = _ts()
+    acted_by: str | None = Field(default=None, max_length=32)
+    acted_at: datetime | None = _ts()
+    conversation_id: int | None = None
+
+
+class ListenDigest(SQLModel, table=True):
+    """One digest per window (UNIQUE): its mentions are posted in chunks, the first in
+    the channel and the rest in its thread."""
+
+    __tablename__ = "listen_digest"
+    __table_args__ = (UniqueConstraint("window_start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    window_start: datetime = _ts(nullable=False)
+    channel: str = Field(max_length=32)
+    count: int = 0
+    chunks: int = 0
+    posted_chunks: int = 0
+    root_ts: str | None = Field(default=None, max_length=32)
+    attempt_at: datetime | None = _ts()  # the next chunk's post was started then
+    created_at: datetime = _ts(nullable=False)
+
+
+class ListenCursor(SQLModel, table=True):
+    """Where a poll stopped (the X search's `since_id`), so a restart resumes there."""
+
+    __tablename__ = "listen_cursor"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=255)
+    updated_at: datetime = _ts(nullable=False)
+
+
 def conversation_by_key(network: str, key: str) -> SelectOfScalar[int | None]:
     """The id of the conversation a network's own key names."""
     return select(col(Conversation.id)).where(

@@ -197,8 +197,33 @@ class CustomerRating:
     tap_id: str | None = None
 
 
+@dataclass(frozen=True)
+class PublicMention:
+    """A public post naming the brand, for listening: never a conversation by itself.
+
+    `source` is where it was said (x, facebook, instagram, generic) and `external_id` its
+    id there; `url` where anyone can read it. `tagged`: the post @mentions the account
+    itself (Instagram and Page mention webhooks), so it is relevant whatever its words.
+    `network`, `conversation_key` and `reply_context` say how a team member who opens it
+    answers it publicly (None: it cannot be answered from Slack).
+    """
+
+    source: str
+    external_id: str
+    author_id: str
+    author_name: str
+    text: str
+    sent_at: datetime
+    url: str | None = None
+    author_handle: str | None = None
+    tagged: bool = False
+    network: str | None = None
+    conversation_key: str | None = None
+    reply_context: Mapping[str, Any] = field(default_factory=dict)
+
+
 CustomerAction = CustomerReaction | CustomerRemoval | CustomerEdit | Notice
-InboundEvent = InboundMessage | DeliveryStatus | CustomerAction | CustomerRating
+InboundEvent = InboundMessage | DeliveryStatus | CustomerAction | CustomerRating | PublicMention
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from bot.networks.base import (
     MediaUnavailable,
     OutboundReply,
     PayloadError,
+    PublicMention,
     SentMessagesFixed,
     SentReceipt,
     WebhookError,
@@ -58,7 +59,13 @@ class GenericNetwork(SentMessagesFixed):
         raise WebhookError("the generic webhook is POST only")
 
     def parse(self, body: bytes) -> list[InboundEvent]:
-        inbound = _read(body)
+        data = load_object(body)
+        kind = data.get("kind", "message")
+        if kind == "mention":
+            return [_mention(data)]
+        if kind != "message":
+            raise PayloadError("kind must be 'message' (the default) or 'mention'")
+        inbound = _read(data)
         answer = rating.read_payload(cast(dict[str, Any], inbound).get("csat_payload"))
         if answer is not None:  # the customer chose one of a reply's `csat.options`
             return [
@@ -148,23 +155,47 @@ class GenericInbound(TypedDict):
     sent_at: str
 
 
-def _read(body: bytes) -> GenericInbound:
-    """The body as a `GenericInbound`, or `PayloadError` naming what is wrong."""
-    data = load_object(body)
+def _mention(data: dict[str, Any]) -> PublicMention:
+    """`"kind": "mention"`: a public post naming the brand, for listening. `url` is where
+    it can be read; `conversation_id` (default: `message_id`) is what a reply names."""
+    fields = _strings(data, ("message_id", "text", "sent_at", "url"))
+    url = fields["url"]
+    if not url.startswith(("https://", "http://")):
+        raise PayloadError("url must be an http(s) address")
+    conversation = data.get("conversation_id")
+    conversation_id = (
+        conversation if isinstance(conversation, str) and conversation else fields["message_id"]
+    )
+    return PublicMention(
+        source="generic",
+        external_id=fields["message_id"],
+        author_id=fields["author.id"],
+        author_name=fields["author.name"],
+        text=fields["text"],
+        sent_at=_parse_time(fields["sent_at"]),
+        url=url,
+        network=GenericNetwork.name,
+        conversation_key=conversation_id,
+        reply_context={"conversation_id": conversation_id},
+    )
+
+
+def _strings(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, str]:
+    """`names` and the author's id and name, each a non-empty string, or `PayloadError`."""
     author = data.get("author")
     if not isinstance(author, dict):
         raise PayloadError("author must be an object with id and name")
-    fields = {
-        "conversation_id": data.get("conversation_id"),
-        "message_id": data.get("message_id"),
-        "text": data.get("text"),
-        "sent_at": data.get("sent_at"),
-        "author.id": author.get("id"),
-        "author.name": author.get("name"),
-    }
+    fields = {name: data.get(name) for name in names}
+    fields["author.id"], fields["author.name"] = author.get("id"), author.get("name")
     missing = [name for name, value in fields.items() if not (isinstance(value, str) and value)]
     if missing:
         raise PayloadError(f"missing or non-string fields: {', '.join(missing)}")
+    return cast(dict[str, str], fields)
+
+
+def _read(data: dict[str, Any]) -> GenericInbound:
+    """The body as a `GenericInbound`, or `PayloadError` naming what is wrong."""
+    _strings(data, ("conversation_id", "message_id", "text", "sent_at"))
     return cast(GenericInbound, data)
 
 

@@ -62,10 +62,16 @@ class JsonHttp:
         return await self.request("DELETE", url, None, headers)
 
     async def get(
-        self, url: str, headers: Mapping[str, str] | None = None, *, timeout: float
+        self,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> HttpAnswer:
-        """GET a JSON answer (a lookup); failures as for `post`, within `timeout` seconds."""
-        return await self.request("GET", url, None, headers, timeout=timeout)
+        """GET a JSON answer with query `params`; failures as for `post`; `timeout`
+        overrides the session's."""
+        return await self.request("GET", url, None, headers, params=params, timeout=timeout)
 
     async def request(
         self,
@@ -76,6 +82,7 @@ class JsonHttp:
         *,
         data: bytes | None = None,
         form: aiohttp.FormData | None = None,
+        params: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> HttpAnswer:
         if self._session is None:
@@ -90,6 +97,7 @@ class JsonHttp:
                 json=payload if body is None else None,
                 data=body,
                 headers=dict(headers or {}),
+                params=dict(params) if params else None,
                 timeout=aiohttp.ClientTimeout(total=timeout) if timeout else self._session.timeout,
             ) as response:
                 raw = await response.read()

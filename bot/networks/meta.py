@@ -58,6 +58,7 @@ from bot.networks.base import (
     OutgoingFile,
     PayloadError,
     Profile,
+    PublicMention,
     SentMessagesFixed,
     SentReceipt,
     check_hex_signature,
@@ -348,11 +349,69 @@ class MetaNetwork(SentMessagesFixed):
         """A `changes[]` item: Page `feed` comments and Instagram `comments`."""
         field_name = change.get("field")
         value = get_object(change, "value")
+        if kind == "page" and (field_name == "mention" or value.get("item") == "mention"):
+            return self._page_mention(entry, value)
         if kind == "page" and field_name == "feed":
             return self._page_comment(entry, value)
         if kind == "instagram" and field_name == "comments":
             return self._instagram_comment(entry, value)
+        if kind == "instagram" and field_name == "mentions":
+            return self._instagram_mention(entry, value)
         return None
+
+    def _page_mention(self, entry: JSONObject, value: JSONObject) -> PublicMention | None:
+        """The Page @mentioned in someone's post or comment (field `mention`, Page webhooks
+        reference; captured example in the shared corpus, `fb_mention_comment`). Opened,
+        it becomes a Page comment conversation: the reply is a comment on that comment,
+        or on the post."""
+        if value.get("verb") not in (None, "add"):
+            return None  # edits and removals of a mention are not new mentions
+        page_id = get_id(entry, "id")
+        post_id = get_id(value, "post_id")
+        comment_id = opt_id(value, "comment_id")
+        author = opt_object(value, "from") or {}
+        author_id = opt_id(author, "id") or opt_id(value, "sender_id")
+        author_name = opt_str(author, "name") or opt_str(value, "sender_name")
+        created = value.get("created_time")
+        thread = comment_id or post_id
+        return PublicMention(
+            source="facebook",
+            external_id=thread,
+            author_id=author_id or "",
+            author_name=author_name or author_id or "someone on Facebook",
+            text=opt_str(value, "message") or "",
+            sent_at=entry_time(entry)
+            if created is None
+            else epoch(created, milliseconds=False, what="created_time"),
+            url=f"https://www.facebook.com/{quote(thread, safe='_')}",
+            tagged=True,
+            network=self.name,
+            conversation_key=f"comment:{thread}",
+            reply_context={
+                "channel": "facebook_comment",
+                "page_id": page_id,
+                "post_id": post_id,
+                "comment_id": thread,
+            },
+        )
+
+    def _instagram_mention(self, entry: JSONObject, value: JSONObject) -> PublicMention:
+        """The account @mentioned in a comment or a caption (field `mentions`: only
+        `media_id` and, for a comment, `comment_id`). The words and author are not in the
+        webhook, and a reply goes through `/{ig-user-id}/mentions`, which this adapter
+        does not send yet: shown for listening, answered on Instagram."""
+        media_id = get_id(value, "media_id")
+        comment_id = opt_id(value, "comment_id")
+        where = "a comment" if comment_id else "a caption"
+        return PublicMention(
+            source="instagram",
+            external_id=comment_id or media_id,
+            author_id="",
+            author_name="someone on Instagram",
+            text=f"[mentioned the account in {where} · media {media_id}]",
+            sent_at=entry_time(entry),
+            tagged=True,
+        )
 
     def _page_comment(self, entry: JSONObject, value: JSONObject) -> InboundEvent | None:
         # Shape: https://developers.facebook.com/docs/graph-api/webhooks/reference/page (feed);

@@ -36,7 +36,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +56,7 @@ from bot.networks.base import (
     OutboundReply,
     OutgoingFile,
     PayloadError,
+    PublicMention,
     SentMessagesFixed,
     SentReceipt,
     SignatureError,
@@ -250,7 +251,8 @@ class XNetwork(SentMessagesFixed):
             author_id=sender,
             author_name=opt_str(profile, "name") or handle or sender,
             author_handle=handle,
-            text=shown(text, *(media_line(a) for a in attachments)),
+            text=shown(text, *(media_line(a) for a in attachments))
+            or unknown_part(self.name, "empty direct message"),
             sent_at=epoch(
                 item.get("created_timestamp"), milliseconds=True, what="created_timestamp"
             ),
@@ -414,6 +416,36 @@ class XNetwork(SentMessagesFixed):
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._bearer_token}"}
 
+    # -- listening: recent search ----------------------------------------------------
+    async def search_recent(
+        self, query: str, since_id: str | None, next_token: str | None = None
+    ) -> SearchPage:
+        """One page of `GET /2/tweets/search/recent` (posts of the last 7 days, newest
+        first; docs.x.com/x-api/posts/search-recent-posts): posts after `since_id`, and
+        the page after `next_token`. 429 and 5xx raise a temporary `DeliveryError` with
+        the wait (`x-rate-limit-reset`); `pause` says when the window is spent already."""
+        params = {"query": query, **SEARCH_FIELDS}
+        if since_id:
+            params["since_id"] = since_id
+        if next_token:
+            params["next_token"] = next_token
+        answer = await self._http.get(
+            f"{self._api_url}/2/tweets/search/recent",
+            self._auth,
+            params=params,
+        )
+        if answer.status != 200:
+            raise _delivery_error(answer)
+        data = answer.data or {}
+        meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+        assert isinstance(meta, dict)
+        return SearchPage(
+            mentions=_found_posts(data),
+            newest_id=opt_id(meta, "newest_id"),
+            next_token=opt_str(meta, "next_token"),
+            pause=_spent_window(answer),
+        )
+
     async def close(self) -> None:
         await self._http.close()
 
@@ -463,6 +495,76 @@ def _upload_error(answer: HttpAnswer) -> DeliveryError:
     if error.temporary:
         return error
     return NotSupported(f"X refused the upload: {_x_reason(answer)}")
+
+
+# What the recent search returns with each post: enough to show it and answer it.
+SEARCH_FIELDS = {
+    "max_results": "100",
+    "tweet.fields": "created_at,author_id,conversation_id",
+    "expansions": "author_id",
+    "user.fields": "name,username",
+}
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    mentions: list[PublicMention]
+    newest_id: str | None
+    next_token: str | None
+    pause: float | None  # seconds until the rate-limit window resets, when it is spent
+
+
+def _found_posts(data: JSONObject) -> list[PublicMention]:
+    """The page's posts as mentions; one without an id or text is skipped."""
+    includes = data.get("includes") if isinstance(data.get("includes"), dict) else {}
+    assert isinstance(includes, dict)
+    users = {
+        str(user.get("id")): user for user in opt_list(includes, "users") if isinstance(user, dict)
+    }
+    found = []
+    for raw in opt_list(data, "data"):
+        if not isinstance(raw, dict):
+            continue
+        post_id, text = opt_id(raw, "id"), opt_str(raw, "text")
+        if post_id is None or text is None:
+            continue
+        author = opt_id(raw, "author_id") or ""
+        user = users.get(author, {})
+        handle = opt_str(user, "username")
+        root = opt_id(raw, "conversation_id") or post_id
+        found.append(
+            PublicMention(
+                source="x",
+                external_id=post_id,
+                author_id=author,
+                author_name=opt_str(user, "name") or handle or author or "someone on X",
+                author_handle=handle,
+                text=text,
+                sent_at=_iso_time(opt_str(raw, "created_at")),
+                url=f"https://x.com/{handle or 'i/web'}/status/{post_id}",
+                network="x",
+                conversation_key=f"tweet:{root}",
+                reply_context={"kind": "tweet", "tweet_id": post_id},
+            )
+        )
+    return found
+
+
+def _iso_time(value: str | None) -> datetime:
+    """API v2's `created_at` ("2026-12-06T10:00:00.000Z"); now when missing or odd."""
+    try:
+        return datetime.fromisoformat((value or "").replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return datetime.now(UTC)
+
+
+def _spent_window(answer: HttpAnswer, now: datetime | None = None) -> float | None:
+    """Seconds until `x-rate-limit-reset` when `x-rate-limit-remaining` is 0."""
+    remaining = answer.headers.get("x-rate-limit-remaining")
+    reset = answer.headers.get("x-rate-limit-reset")
+    if remaining != "0" or not (reset and reset.isdigit()):
+        return None
+    return max(0.0, int(reset) - (now or datetime.now(UTC)).timestamp())
 
 
 def _delivery_error(answer: HttpAnswer, now: datetime | None = None) -> DeliveryError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
@@ -24,6 +24,7 @@ from bot.networks.base import (
     InboundMessage,
     Notice,
     PayloadError,
+    PublicMention,
 )
 from bot.services.csat import Csat
 from storage.actions import ActionRepository, NewAction
@@ -158,7 +159,10 @@ class Relay:
         clock: Callable[[], datetime] = utcnow,
         csat: Csat | None = None,
         route: Route | None = None,
+        mentions: Callable[[list[PublicMention]], Awaitable[object]] | None = None,
     ) -> None:
+        """`mentions` takes the public mentions a webhook reported (listening); without
+        it they are dropped."""
         self._repo = repo
         self._csat = csat
         self._coordinator = coordinator
@@ -167,6 +171,7 @@ class Relay:
         self._actions = ActionRepository(repo.db)
         self._waker = Waker(coordinator)
         self.echo_hold = ECHO_HOLD
+        self._mentions = mentions
 
     async def receive(self, events: Sequence[InboundEvent]) -> list[Stored]:
         """Store what a webhook delivered; duplicates come back with `message_id=None`."""
@@ -183,6 +188,9 @@ class Relay:
         automated = [row for event, row in rows if event.from_team and event.automated]
         statuses = [event for event in events if isinstance(event, DeliveryStatus)]
         actions = _actions(events, received_at)
+        mentions = [event for event in events if isinstance(event, PublicMention)]
+        if mentions and self._mentions is not None:
+            await self._mentions(mentions)
         stored = await self._writer.write(messages) if messages else []
         new_echoes = 0
         hold = received_at + self.echo_hold
@@ -237,7 +245,7 @@ def _actions(events: Sequence[InboundEvent], received_at: datetime) -> list[NewA
     """Rows for the customer's non-message events; one with an unusable id is skipped."""
     actions = []
     for event in events:
-        if isinstance(event, InboundMessage | DeliveryStatus | CustomerRating):
+        if isinstance(event, InboundMessage | DeliveryStatus | CustomerRating | PublicMention):
             continue
         try:
             actions.append(_to_action(event, received_at))

@@ -127,7 +127,7 @@ def parse_stats_command(
         if word.startswith(TAG_PREFIX) and len(word) > len(TAG_PREFIX):
             kind = "tag"
             if not is_tag(word.removeprefix(TAG_PREFIX)):
-                raise ValueError(f"`{escape(word)}` is no tag: a tag is {TAG_RULE}.")
+                raise Refusal(f"`{escape(word)}` is no tag: a tag is {TAG_RULE}.")
         elif word in PERIODS:
             kind = "period"
         elif word in known_networks:

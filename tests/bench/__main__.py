@@ -1,9 +1,9 @@
 """Every benchmark, one after the other: `python -m tests.bench [--quick]`.
 
 Ingest (open-loop webhooks), relay under Slack's rate limit, the reply path, memory, a
-100 MB media relay, and
-the stats queries (tests/bench/bench_stats.py) when present. Each prints its own table
-with PASS/MISS against its target; nothing is asserted. Everything runs on 127.0.0.1.
+50 MB team file sent, a 100 MB media relay, the stats queries (tests/bench/bench_stats.py)
+when present, and listening (bench_listen). Each prints its own table with PASS/MISS
+against its target; nothing is asserted. Everything runs on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ BENCHES = (
     "tests.bench.bench_media",
     "tests.bench.bench_stats",
     "tests.bench.bench_markup",
+    "tests.bench.bench_listen",
 )
 
 

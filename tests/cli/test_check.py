@@ -178,6 +178,7 @@ FORMATTED = {
     "BUSINESS_HOURS": "mon-fri 09:00-18:00",
     "HOLIDAYS": "2026-12-25",
     "ROUTING_RULES": str(ROOT / "bot" / "routing.example.toml"),
+    "SLACK_LISTENING_CHANNEL": "C0LISTEN01",
 }
 PREFIXES = {"SLACK_BOT_TOKEN": "xoxb-", "SLACK_APP_TOKEN": "xapp-"}
 

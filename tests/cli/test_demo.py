@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import bot.__main__ as cli
-from tests.demo.stage import MORNING, morning_zone
+from tests.demo.stage import MORNING, OUT_OF_HOURS_MESSAGE, morning_zone
 from tests.demo.transcript import Style
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,6 +99,7 @@ def test_threads_show_customers_replies_and_reactions(demo: tuple[str, float]) -
         "Messenger · 1134343043305865 · #4",
         "Telegram · Bruno (@bruno_b) · #5",
         "Telegram · Noor (@noor_k) · #6",
+        "Telegram · Omar (@omar_h) · #8",
     ]
     listed = [line.strip() for line in inbox.splitlines() if line.startswith("  relaydesk: ")]
     assert listed == [f"relaydesk: {root}" for root in roots]  # in the order they came in
@@ -264,25 +265,26 @@ def test_customers_received_the_replies_but_not_the_note(demo: tuple[str, float]
     assert "website chat web-7731: Done: order 5120" in received
     assert "website chat web-7731: How did we do? Please rate" in received  # on resolve
     assert "courier ticket" not in received and "gift" not in received
-    assert len(received.splitlines()) == 1 + 6
+    assert f"Telegram 5004: {OUT_OF_HOURS_MESSAGE}" in received  # the out-of-hours reply
+    assert len(received.splitlines()) == 1 + 7
 
 
 def test_figures_come_from_sql(demo: tuple[str, float]) -> None:
     out = section(demo[0], "Figures (from SQL)")
-    assert figure(out, "customer messages received") == "10"
-    assert figure(out, "conversations") == "7"
+    assert figure(out, "customer messages received") == "12"
+    assert figure(out, "conversations") == "8"
     assert figure(out, "replies delivered") == "5"
     assert figure(out, "replies not delivered") == "1"
     assert figure(out, "internal notes") == "1"
     assert figure(out, "handoffs") == "1"
     assert figure(out, "escalation pages sent") == "3"
     assert figure(out, "escalations acknowledged") == "1"
-    assert figure(out, "turns answered") == "5 of 8 (62%)"
-    assert figure(out, "unanswered now") == "3"
+    assert figure(out, "turns answered") == "5 of 9 (56%)"  # the auto-reply answers none
+    assert figure(out, "unanswered now") == "4"
     assert figure(out, "customer ratings") == "1 (average 5.0)"
     assert re.fullmatch(r"0:(19|20|21):\d\d", figure(out, "median response time"))
     assert figure(out, "received by network") == (
-        "website chat 1, Messenger 1, Telegram 5, WhatsApp 3"
+        "website chat 1, Messenger 1, Telegram 7, WhatsApp 3"
     )
 
 
@@ -306,6 +308,41 @@ def test_a_saved_reply_goes_out_as_its_senders_reply(demo: tuple[str, float]) ->
         "Telegram 5003: Hi Noor! Our jackets run small: take one size up. Your case is #6. "
         "maya, Relaydesk Outdoor"
     ) in section(out, "What the customers received")
+
+
+def test_a_customer_writing_at_lunch_gets_the_out_of_hours_message_once(
+    demo: tuple[str, float],
+) -> None:
+    out, _ = demo
+    said = re.search(
+        r"The desk closes for lunch at (\d\d:\d\d) \(BUSINESS_HOURS mon-sun 07:00-\1, "
+        r"(\d\d:\d\d)-18:00\)",
+        " ".join(out.split()),  # the narration, unwrapped
+    )
+    assert said, "no lunch break in the narration"
+    closes, opens = said.groups()
+    inbox = section(out, "#support-inbox")
+    omar = [line.strip() for line in thread(inbox, "Telegram · Omar (@omar_h) · #8").splitlines()]
+    assert omar[1] == "> Hi, can I still return a jacket I bought in May?"
+    # still waiting for a person (no "Answered by"), and the root says when the desk opens
+    day = r"\w{3} \d\d \w{3}"
+    assert re.fullmatch(
+        rf"⏳ Waiting since {day} {closes} · 🌙 Desk closed · opens {day} {opens}", omar[2]
+    ), omar[2]
+    assert omar[4:] == [  # once, though Omar wrote twice; posted by the bot, no one's reply
+        "relaydesk: 🌙 Out-of-hours auto-reply sent to the customer:",
+        f"> {OUT_OF_HOURS_MESSAGE}",
+        "relaydesk (from Omar on Telegram): It is the green one, never worn.",
+    ]
+    # only the lunch scene's message fell in a closed period: every other root is open
+    assert out.count("Desk closed") == 1
+    # no escalation either: the SLA clock counts open time only
+    assert "#8" not in section(out, "DM to Priya Shah")
+    assert section(out, "What the customers received").count(OUT_OF_HOURS_MESSAGE) == 1
+    # with BUSINESS_HOURS set the figures add the business-hours average; the morning's
+    # replies all came while the desk was open, so it equals the wall-clock one
+    shown = answer(out, "/social-stats today")
+    assert re.fullmatch(r"(\d+ min) \(\1 in business hours\)", figure(shown, "Average response"))
 
 
 def test_colours_only_for_a_terminal_or_when_forced(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from storage.listening import Mentions
 from tests.demo.stage import (
+    LISTENING,
     MANAGER,
     ONCALL,
     SALES,
@@ -32,7 +34,8 @@ from tests.demo.stage import (
     Stage,
 )
 from tests.demo.transcript import Renderer, Style
-from tests.harness import INBOX
+from tests.harness import GENERIC_SECRET, INBOX
+from tests.signing import generic_headers
 
 Say = Callable[[str], None]
 Show = Callable[[Person, dict[str, Any]], None]
@@ -305,6 +308,65 @@ class Morning:
             what="Noor's root saying whom it escalated to",
         )
 
+    async def a_blog_misspells_the_brand(self) -> None:
+        self.say(
+            "A blogger writes about the shop without tagging it, and misspells its name. "
+            "A crawler sends the post to the generic webhook as a mention; listening "
+            "(LISTEN_TERMS) finds 'Nortwind' one letter from 'Northwind' and posts it to "
+            "SLACK_LISTENING_CHANNEL. Maya dismisses it: nothing to answer."
+        )
+        body = json.dumps(
+            {
+                "kind": "mention",
+                "message_id": "blog-2291",
+                "author": {"id": "blog-rainy-days", "name": "Rainy Days blog"},
+                "text": "Five jackets tested in the rain: the Nortwind shell kept me driest.",
+                "sent_at": datetime.now(UTC).isoformat(),
+                "url": "https://rainydays.example/blog/five-jackets",
+            }
+        ).encode()
+        await self.stage.bot.post_raw(
+            "/webhooks/generic", body, generic_headers(body, GENERIC_SECRET)
+        )
+        post = await self.stage.bot.until(lambda: self.stage.slack.roots(LISTENING))
+        mentions = Mentions(self.stage.bot.services.db)  # recorded after Slack answers
+        await self.stage.bot.until(lambda: mentions.shown_with(LISTENING, post[0]["ts"]))
+        value = next(
+            element["value"]
+            for block in post[0]["blocks"]
+            for element in block.get("elements", [])
+            if element.get("action_id") == "relaydesk.listen_dismiss"
+        )
+        await self.stage.click(
+            self.maya, "relaydesk.listen_dismiss", value, post[0]["ts"], channel=LISTENING
+        )
+        await self.stage.bot.until(
+            lambda: "Dismissed by" in json.dumps(self.stage.slack.roots(LISTENING)[0]["blocks"])
+        )
+
+    async def a_message_at_lunch(self) -> None:
+        """Self-contained: its own customer, found by his root rather than by number. Last,
+        as it moves the clock: the desk is open for every scene before it."""
+        stage, bot = self.stage, self.stage.bot
+        self.say(
+            f"The desk closes for lunch at {stage.lunch.astimezone(stage.tz):%H:%M} "
+            f"(BUSINESS_HOURS {bot.settings.business_hours}); the demo's clock skips ahead "
+            "to it. Omar writes twice on Telegram while the desk is closed: "
+            "OUT_OF_HOURS_MESSAGE answers him once, automatically. The thread shows it, but "
+            "it is nobody's reply: his turn keeps waiting for the team, and no figure counts it."
+        )
+        stage.clock.move_to(stage.lunch)
+        omar = Customer("Omar", "telegram", "5004", handle="omar_h")
+        await stage.customer_writes(omar, "Hi, can I still return a jacket I bought in May?", 0)
+        root = await bot.until(
+            lambda: next((r for r in stage.slack.roots(INBOX) if "Omar" in str(r)), None),
+            timeout=15,
+            what="Omar's root",
+        )
+        await stage.thread_has(root["ts"], "Out-of-hours auto-reply sent")
+        await stage.customer_writes(omar, "It is the green one, never worn.", 0)
+        await stage.thread_has(root["ts"], "never worn")
+
 
 Scene = Callable[[Morning], Awaitable[None]]
 SCENES: list[Scene] = [
@@ -325,6 +387,8 @@ SCENES: list[Scene] = [
     Morning.the_daily_summary,
     Morning.a_saved_reply,
     Morning.an_urgent_refund_is_routed,
+    Morning.a_blog_misspells_the_brand,
+    Morning.a_message_at_lunch,
 ]
 
 

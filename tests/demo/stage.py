@@ -10,12 +10,17 @@ person on call as in production. Nothing leaves the machine.
 The stage plays in a time zone where it is morning now, so "today" (for
 `/social-stats` and the daily summary) holds the whole morning whenever the
 demo runs, and the daily summary job is never due while it plays.
+
+The bot's clock is real time, which a scene may move forward: the desk closes for
+lunch (`BUSINESS_HOURS`) a few minutes after the stage starts, later than the
+morning's scenes take, and only the last scene skips the clock to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import mimetypes
 import time
 from collections.abc import AsyncIterator
@@ -43,10 +48,13 @@ PAGE_ID = "1691462197845448"
 PHONE_NUMBER_ID = "106540352242922"
 SALES = "C0SALES01"
 SUPPORT = "C0SUPPORT1"
+LISTENING = "C0LISTEN01"
+BRAND = "Northwind|north wind"  # LISTEN_TERMS: the shop's name, and its spelling in two words
 CHANNEL_NAMES = {
     INBOX: "support-inbox",
     SALES: "sales",
     SUPPORT: "support",
+    LISTENING: "brand-listening",
     SUMMARY: "support-daily",
 }
 ONCALL = ("U0ONCALL01", "U0ONCALL02")  # ONCALL_USERS, in rotation order
@@ -78,6 +86,28 @@ ZONES = (
     "Pacific/Auckland",
 )
 MORNING = 10.5  # local hour the stage aims for
+# The desk closes for lunch at the first whole minute at least this long after the
+# stage starts (well after the scenes before the lunch scene are done), for an hour.
+LUNCH_AFTER = timedelta(minutes=2)
+LUNCH = timedelta(hours=1)
+OUT_OF_HOURS_MESSAGE = (
+    "Thanks for writing! Our team is away right now; we answer as soon as the desk opens."
+)
+
+
+class Clock:
+    """The bot's clock: real time plus whole seconds a scene moved it forward."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+    def move_to(self, at: datetime) -> None:
+        """Skip forward to `at` (never back); whole seconds, so `customer_writes`
+        still stamps a message written "now" after a reply made just before it."""
+        self.ahead += timedelta(seconds=max(math.ceil((at - self()).total_seconds()), 0))
 
 
 @dataclass
@@ -102,6 +132,8 @@ class Stage:
     bot: Bot
     started: datetime
     tz: ZoneInfo
+    clock: Clock
+    lunch: datetime  # when the desk closes for lunch (UTC)
     people: dict[str, Person] = field(default_factory=dict)
 
     @property
@@ -126,7 +158,7 @@ class Stage:
         """
         if minutes_ago == 0:
             await asyncio.sleep(1.05 - time.time() % 1)
-        at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+        at = self.clock() - timedelta(minutes=minutes_ago)
         customer.sent += 1
         if customer.network == "telegram":
             response = await self.bot.from_telegram(
@@ -354,6 +386,18 @@ def morning_zone(now: datetime) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def lunch_break(now: datetime, tz: ZoneInfo) -> tuple[datetime, str]:
+    """When the desk closes for lunch (the first whole minute `LUNCH_AFTER` from `now`),
+    and `BUSINESS_HOURS` open every day from 07:00 (before the oldest message of the
+    morning) to 18:00 but for that hour."""
+    closes = (now + LUNCH_AFTER).astimezone(tz)
+    if closes.second or closes.microsecond:
+        closes = closes.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    opens = closes + LUNCH
+    hours = f"mon-sun 07:00-{closes:%H:%M}, {opens:%H:%M}-18:00"
+    return closes.astimezone(UTC), hours
+
+
 def environment(tz: ZoneInfo, today: date) -> dict[str, str]:
     """Settings on top of the harness's: on call, the SLA, fast sweeps, the local day."""
     return {
@@ -369,6 +413,8 @@ def environment(tz: ZoneInfo, today: date) -> dict[str, str]:
         # Only the on-demand summary is posted: the daily job is not due in a morning.
         "SUMMARY_TIME": "23:59",
         "CSAT_ENABLED": "true",  # resolving asks the customer for a rating
+        "LISTEN_TERMS": BRAND,
+        "SLACK_LISTENING_CHANNEL": LISTENING,
     }
 
 
@@ -382,9 +428,12 @@ async def stage() -> AsyncIterator[Stage]:
         rules.write_text(ROUTING_RULES, encoding="utf-8")
         env = environment(tz, now.astimezone(tz).date())
         env.update(ROUTING_RULES=str(rules), SLA_MINUTES_URGENT=str(SLA_MINUTES_URGENT))
-        bot, stop = await start_bot(Path(tmp), env=env, timers=True)
+        lunch, hours = lunch_break(now, tz)
+        env.update(BUSINESS_HOURS=hours, OUT_OF_HOURS_MESSAGE=OUT_OF_HOURS_MESSAGE)
+        clock = Clock()
+        bot, stop = await start_bot(Path(tmp), env=env, timers=True, clock=clock)
         try:
-            yield Stage(bot, now, tz)
+            yield Stage(bot, now, tz, clock, lunch)
         finally:
             await stop()
 

@@ -45,6 +45,7 @@ EMOJI = {
     "sparkles": "✨",
     "chart_with_upwards_trend": "📈",
     "label": "🏷️",
+    "crescent_moon": "🌙",
 }
 NETWORK_NAMES = {
     "telegram": "Telegram",
@@ -255,7 +256,7 @@ async def figures(stage: Stage, style: Style) -> str:
     db = stage.bot.services.db
     since = stage.started - timedelta(hours=1)
     until = stage.started + timedelta(hours=1)
-    numbers = await stats.compute(db, since, until)
+    numbers = await stats.compute(db, since, until, now=stage.clock())  # the bot's clock
     async with db.session() as session:
         replies = (await session.execute(select(TeamReply))).scalars().all()
         handoffs = (await session.execute(select(Handoff))).scalars().all()

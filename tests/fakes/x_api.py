@@ -15,6 +15,12 @@ post's `media_ids` must name; so does the chunked upload (`/2/media/upload/initi
   docs.x.com/x-api/direct-messages/download-dm-media): the raw bytes of a file in
   `files`, keyed `"{dm_id}/{media_id}/{resource_id}"`, to a bearer token only.
   `ton_url(...)` is where a DM webhook says the file is (`media_url_https`).
+- `GET /2/tweets/search/recent` searches the posts added with `add_post`: those whose
+  text holds one of the query's quoted phrases (any case), newer than `since_id`, newest
+  first, `max_results` (or `page_size`) per page; `meta` has `newest_id`, `oldest_id`,
+  `result_count` and `next_token` while more remain, `includes.users` the authors (as
+  docs.x.com/x-api/posts/search-recent-posts shows). Every answer carries the
+  `x-rate-limit-*` headers; past `search_limit` requests in a window, 429.
 Errors are RFC 7807 problem objects; a rate limit is
 HTTP 429 `{"title": "Too Many Requests", "detail": "Too Many Requests", "type":
 "about:blank", "status": 429}` with `x-rate-limit-limit`, `x-rate-limit-remaining`
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import time
 from typing import Any
 
@@ -70,9 +77,41 @@ class FakeX(FakeServer):
         self._ids = itertools.count(1_800_000_000_000_000_001)
         self.files = FileStore()
 
+        self.posts: list[Answer] = []  # searchable, oldest first
+        self.users: dict[str, Answer] = {}
+        self.page_size: int | None = None  # overrides max_results (to force pagination)
+        self.search_limit = 450  # requests per 15-minute window, as X's app limit
+        self._search_window: tuple[float, int] = (time.time() + 900, 0)
+        self._tokens: dict[str, tuple[str, str | None, int]] = {}
+
     @staticmethod
     def ton_url(dm_id: str, media_id: str, resource_id: str) -> str:
         return f"https://ton.twitter.com/1.1/ton/data/dm/{dm_id}/{media_id}/{resource_id}"
+
+    def add_post(
+        self,
+        text: str,
+        *,
+        author_id: str = "2244994945",
+        username: str = "someone",
+        name: str = "Some One",
+        conversation_id: str | None = None,
+        post_id: str | None = None,
+    ) -> str:
+        """A public post the recent search can find; returns its id."""
+        post_id = post_id or str(next(self._ids))
+        self.users[author_id] = {"id": author_id, "username": username, "name": name}
+        self.posts.append(
+            {
+                "id": post_id,
+                "text": text,
+                "author_id": author_id,
+                "conversation_id": conversation_id or post_id,
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                "edit_history_tweet_ids": [post_id],
+            }
+        )
+        return post_id
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -86,6 +125,7 @@ class FakeX(FakeServer):
             web.get("/2/media/upload", self._media_status),
             web.delete("/2/tweets/{id}", self._delete),
             web.delete("/2/dm_events/{id}", self._delete),
+            web.get("/2/tweets/search/recent", self._search),
         ]
 
     def error_response(
@@ -267,6 +307,56 @@ class FakeX(FakeServer):
         if key not in self.files.files:
             return web.json_response(problem(404, "Could not find the media"), status=404)
         return await self.files.serve(request, key)
+
+    async def _search(self, request: web.Request) -> web.StreamResponse:
+        denied = _check_bearer(request)
+        if denied is not None:
+            return denied
+        reset, used = self._search_window
+        if time.time() >= reset:
+            reset, used = time.time() + 900, 0
+        used += 1
+        self._search_window = (reset, used)
+        headers = {
+            "x-rate-limit-limit": str(self.search_limit),
+            "x-rate-limit-remaining": str(max(0, self.search_limit - used)),
+            "x-rate-limit-reset": str(math.ceil(reset)),
+        }
+        if used > self.search_limit:
+            return web.json_response(problem(429), status=429, headers=headers)
+        params = request.query
+        query = params.get("query", "")
+        if not query:
+            return web.json_response(problem(400, "query is required"), status=400)
+        size = self.page_size or int(params.get("max_results", "10"))
+        token = params.get("next_token")
+        if token is not None:
+            if token not in self._tokens:
+                return web.json_response(problem(400, "invalid next_token"), status=400)
+            query, since_id, offset = self._tokens[token]
+        else:
+            since_id, offset = params.get("since_id"), 0
+        phrases = [p.casefold() for p in re.findall(r'"([^"]+)"', query)]
+        found = [
+            post
+            for post in reversed(self.posts)
+            if (since_id is None or int(post["id"]) > int(since_id))
+            and any(phrase in post["text"].casefold() for phrase in phrases)
+        ]
+        page = found[offset : offset + size]
+        meta: Answer = {"result_count": len(page)}
+        if page:
+            meta.update(newest_id=page[0]["id"], oldest_id=page[-1]["id"])
+        if offset + size < len(found):
+            next_token = f"b26v89c19zqg8o3f{offset + size}"
+            self._tokens[next_token] = (query, since_id, offset + size)
+            meta["next_token"] = next_token
+        answer: Answer = {"meta": meta}
+        if page:
+            answer["data"] = page
+            authors = {post["author_id"] for post in page}
+            answer["includes"] = {"users": [self.users[a] for a in sorted(authors)]}
+        return web.json_response(answer, headers=headers)
 
 
 def _check_bearer(request: web.Request) -> web.StreamResponse | None:
