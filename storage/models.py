@@ -426,7 +426,7 @@ class HealthProbe(SQLModel, table=True):
 class StatsConversationHour(SQLModel, table=True):
     """Roll-up: a conversation's customer messages in one UTC hour (epoch seconds // 3600).
 
-    Kept by SQL triggers (migration 0017) as messages are stored and teams change;
+    Kept by SQL triggers (migration 0018) as messages are stored and teams change;
     `prev_hour` is the conversation's previous hour with a message, so "the
     conversations with a message in a window" is a count of rows. Rebuilt from the
     raw rows by `storage.rollups.rebuild`.

@@ -73,7 +73,7 @@ def _hour_sql(column: str, dialect: str) -> str:
     return f"CAST(floor(extract(epoch FROM {column}) / 3600) AS integer)"
 
 
-# -- maintenance (triggers; created by migration 0017) ---------------------------------
+# -- maintenance (triggers; created by migration 0018) ---------------------------------
 
 _SQLITE_TRIGGERS = (
     """
@@ -190,7 +190,7 @@ WHEN (OLD.team IS DISTINCT FROM NEW.team) EXECUTE FUNCTION stats_team_changed()
 
 
 def trigger_statements(dialect: str) -> list[str]:
-    """The DDL that keeps the roll-ups as rows are written (for migration 0017)."""
+    """The DDL that keeps the roll-ups as rows are written (for migration 0018)."""
     if dialect == "sqlite":
         return [s.format(h=_hour_sql("NEW.sent_at", dialect)) for s in _SQLITE_TRIGGERS]
     return [s.format(h=_hour_sql("NEW.sent_at", dialect)) for s in _POSTGRES_TRIGGERS]

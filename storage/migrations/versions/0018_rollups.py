@@ -1,7 +1,7 @@
 """rollups: customer messages per conversation and hour, and per hour, network and team
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-06
 
 `/api/stats` had counted a window's messages per conversation from the raw rows,
@@ -17,8 +17,8 @@ from alembic import op
 
 from storage.rollups import drop_trigger_statements, rebuild_statements, trigger_statements
 
-revision: str = "0017"
-down_revision: str | None = "0016"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
