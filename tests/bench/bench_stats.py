@@ -417,24 +417,25 @@ async def measure(db: Database, runs: int) -> dict[str, float]:
         f"median {figures['median_response_seconds']} s",
         flush=True,
     )
-    return {
-        "compute 30 days": await _median_ms(month, runs),
-        "daily summary (2 days + oldest 5)": await _median_ms(summary, runs),
-        "/social-stats today (+ oldest 5)": await _median_ms(today, runs),
-        "/reports 30 days (HTML)": await _median_ms(reports, runs),
-        "  received, roll-ups (30 days)": await _median_ms(
-            lambda: part(stats._received, since, NOW, None, None), runs
+    works: dict[str, Callable[[], Awaitable[object]]] = {
+        "compute 30 days": month,
+        "daily summary (2 days + oldest 5)": summary,
+        "/social-stats today (+ oldest 5)": today,
+        "/reports 30 days (HTML)": reports,
+        "  received, roll-ups (30 days)": lambda: part(stats._received, since, NOW, None, None),
+        "  received, raw messages (30 days)": lambda: part(
+            stats.received_raw, since, NOW, None, None
         ),
-        "  received, raw messages (30 days)": await _median_ms(
-            lambda: part(stats.received_raw, since, NOW, None, None), runs
+        "  answered turns (30 days)": lambda: part(
+            stats._answered_turns, since, NOW, NOW, None, None
         ),
-        "  answered turns (30 days)": await _median_ms(
-            lambda: part(stats._answered_turns, since, NOW, NOW, None, None), runs
-        ),
-        "  unanswered (as of now)": await _median_ms(
-            lambda: part(stats._unanswered, NOW, None, None), runs
-        ),
+        "  unanswered (as of now)": lambda: part(stats._unanswered, NOW, None, None),
     }
+    results = {}
+    for label, work in works.items():
+        results[label] = await _median_ms(work, runs)
+        print(f"  {label.strip()}: {results[label]:.1f} ms", flush=True)
+    return results
 
 
 async def bench(dialect: str, tables: dict[str, Any], runs: int) -> dict[str, float]:
