@@ -1,4 +1,4 @@
-"""Command line: serve | migrate | summary | demo | check.
+"""Command line: serve | migrate | summary | demo | check | rebuild-rollups.
 
 Configuration mistakes exit 2 with one human sentence, never a traceback.
 """
@@ -23,6 +23,7 @@ from bot.check import Unreachable, reach_redis, reach_sql, run_check
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure
 from bot.slack import SlackError
+from storage import rollups
 from storage.db import DatabaseUnavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         "--date", help="local day to summarise, YYYY-MM-DD (default: yesterday in TIMEZONE)"
     )
     commands.add_parser("demo", help="the offline sandbox: a morning against local stand-ins")
+    commands.add_parser(
+        "rebuild-rollups", help="recompute the stats roll-ups from the raw messages"
+    )
     return parser
 
 
@@ -118,6 +122,12 @@ def _summary(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebuild_rollups(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_upgrade(settings, rebuild=True))
+    print("stats roll-ups rebuilt from the raw messages")
+    return 0
+
+
 async def _post_summary(settings: Settings, day: date | None) -> tuple[str, str]:
     """On demand: post whatever was asked, even if the scheduled one went out already."""
     from bot.app import build_services
@@ -138,6 +148,7 @@ COMMANDS: dict[str, Command] = {
     "migrate": _migrate,
     "check": _check,
     "summary": _summary,
+    "rebuild-rollups": _rebuild_rollups,
 }
 
 
@@ -184,13 +195,15 @@ async def _preflight(settings: Settings) -> None:
         raise ConfigError(str(exc)) from None
 
 
-async def _upgrade(settings: Settings) -> None:
+async def _upgrade(settings: Settings, *, rebuild: bool = False) -> None:
     try:
         db = await reach_sql(settings.database_url)
     except Unreachable as exc:
         raise ConfigError(str(exc)) from None
     try:
         await db.migrate()
+        if rebuild:
+            await rollups.rebuild(db)
     except DatabaseUnavailable as exc:
         raise ConfigError(f"DATABASE_URL cannot be reached: {exc}") from None
     finally:

@@ -32,6 +32,7 @@ from handlers.stats import api as stats_api
 from handlers.webhooks import MAX_BODY, SERVICES
 from storage.coordination import DEFAULT_PREFIX
 from storage.models import utcnow
+from storage.rollups import fold
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def create_app(
             )
             scheduler.add("daily-summary", services.summary.tick)
             scheduler.add("escalation", services.escalations.sweep)
+            scheduler.add("stats-rollups", lambda now: fold(services.db))
             scheduler.add("moments", services.moments.sweep)
             scheduler.add("spikes", services.spikes.tick)
             tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))

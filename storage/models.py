@@ -424,6 +424,49 @@ class HealthProbe(SQLModel, table=True):
     probed_at: datetime = _ts(nullable=False)
 
 
+class StatsConversationHour(SQLModel, table=True):
+    """Roll-up: a conversation's customer messages in one UTC hour (epoch seconds // 3600).
+
+    Kept by SQL triggers (migration 0018) as messages are stored and teams change;
+    `prev_hour` is the conversation's previous hour with a message, so "the
+    conversations with a message in a window" is a count of rows. Rebuilt from the
+    raw rows by `storage.rollups.rebuild`.
+    """
+
+    __tablename__ = "stats_conversation_hour"
+    __table_args__ = (
+        Index(
+            "ix_stats_conversation_hour_hour", "hour", "prev_hour", "network", "team", "messages"
+        ),
+    )
+
+    conversation_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    hour: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    network: str = Field(max_length=32)
+    team: str | None = Field(default=None, max_length=64)  # the conversation's current team
+    prev_hour: int | None = None
+    messages: int = 0
+
+
+class StatsHour(SQLModel, table=True):
+    """Roll-up: customer messages per UTC hour, network and current team, and `lasts`,
+    the conversations whose latest message falls in that hour.
+
+    Insert-only deltas (no row is shared by concurrent writers, so no lock waits or
+    deadlocks between ingest processes); `storage.rollups.fold` sums them up.
+    """
+
+    __tablename__ = "stats_hour"
+    __table_args__ = (Index("ix_stats_hour_hour", "hour", "network", "team", "messages", "lasts"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hour: int
+    network: str = Field(max_length=32)
+    team: str | None = Field(default=None, max_length=64)
+    messages: int = 0
+    lasts: int = 0
+
+
 class Moment(SQLModel, table=True):
     """A meaningful relationship moment: a person marked a message of a conversation.
 

@@ -1,9 +1,10 @@
 """Response-time figures of the contract's "Numbers" section, aggregated in SQL.
 
 Every figure reads the `turn` table (kept up to date by `storage.repo`, which
-stores each turn's `response_seconds` when it is answered) and
-`customer_message` (`moments`: the `moment` table); nothing is recomputed from raw
-replies. The same queries run
+stores each turn's `response_seconds` when it is answered), the hourly roll-ups
+of `customer_message` (`storage.rollups`: `received` and `conversations`) and the
+`moment` table (`moments`); nothing is recomputed from raw replies. The same
+queries run
 on SQLite and PostgreSQL. The median and p90: the one scan of the window's
 answered turns also returns each (network, team) group's response times (an
 array on PostgreSQL, a JSON array on SQLite); each is sorted once in Python and
@@ -50,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
+from storage import rollups
 from storage.db import Database
 from storage.models import utcnow  # importing the models registers their tables
 
@@ -226,6 +228,27 @@ async def _received(
     team: str | None,
     tag: str | None = None,
 ) -> dict[_Key, _Sums]:
+    """`received` and `conversations`: from the hourly roll-ups (`storage.rollups`), or
+    from the raw messages when the window holds no whole hour."""
+    among = tagged(session, tag) if tag is not None else None
+    rolled = await rollups.received(session, since, until, network, team, UNASSIGNED, among)
+    if rolled is None:
+        return await received_raw(session, since, until, network, team, tag)
+    return {
+        key: _Sums(received=count, conversations=conversations)
+        for key, (count, conversations) in rolled.items()
+    }
+
+
+async def received_raw(
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    network: str | None,
+    team: str | None,
+    tag: str | None = None,
+) -> dict[_Key, _Sums]:
+    """The same figures counted from the raw messages (what the roll-ups must equal)."""
     per_conversation = select(_message.c.conversation_id, func.count().label("n")).where(
         _message.c.sent_at >= since, _message.c.sent_at < until
     )

@@ -18,7 +18,7 @@ from tests.services import require_postgres
 
 _TABLES = (
     "escalation, turn, team_reply, customer_message, handoff, slack_thread, "
-    "summary_post, oncall_override, conversation"
+    "summary_post, oncall_override, conversation, stats_conversation_hour, stats_hour"
 )
 
 

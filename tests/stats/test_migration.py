@@ -17,6 +17,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from storage import rollups
 from storage.db import Database, alembic_config
 from storage.stats import compute
 from tests.pg import fresh_postgres
@@ -25,6 +26,7 @@ from tests.stats.builder import Builder
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 NEW = {("customer_message", "ix_customer_message_sent"), ("turn", "ix_turn_window")}
 OLD = {("customer_message", "ix_customer_message_sent_at"), ("turn", "ix_turn_started")}
+ROLLUPS = ("stats_conversation_hour", "stats_hour")
 OPEN_0001 = ["answered_at", "started_at"]
 OPEN_0002 = ["answered_at", "started_at", "conversation_id", "network", "team"]
 
@@ -86,7 +88,7 @@ async def _figures(db: Database) -> dict[str, Any]:
 
 async def _later_columns(db: Database) -> None:
     """The turn columns later revisions add, which the current Repository writes, and the
-    moment (0013) and ratings (0015) tables, which today's figures read."""
+    moment (0013), ratings (0015) and roll-up tables, which today's figures read."""
     async with db.engine.begin() as connection:
         await connection.execute(
             text("ALTER TABLE turn ADD COLUMN business_response_seconds FLOAT")
@@ -99,6 +101,10 @@ async def _later_columns(db: Database) -> None:
         )
         for name in ("csat_survey", "csat_rating"):
             await connection.run_sync(SQLModel.metadata.tables[name].create)
+        rolled = [SQLModel.metadata.tables[name] for name in ROLLUPS]
+        await connection.run_sync(lambda sync: SQLModel.metadata.create_all(sync, rolled))
+        for statement in rollups.rebuild_statements(db.dialect):
+            await connection.execute(text(statement))
 
 
 async def test_0002_keeps_the_figures_and_is_reversible(empty: Database) -> None:
