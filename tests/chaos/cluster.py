@@ -59,6 +59,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_taken(log_tail: str) -> bool:
+    """`serve` refused to start because its port was in use (its own last sentence)."""
+    return log_tail.rstrip().endswith("(another process listens there)")
+
+
 async def until(
     check: Callable[[], Awaitable[Any]] | Callable[[], Any],
     timeout: float,
@@ -436,6 +441,12 @@ class Cluster:
 
     async def wait_healthy(self, node: Node, timeout: float = 45) -> None:
         async def healthy() -> bool:
+            exited = node.process is not None and node.process.returncode is not None
+            if exited and port_taken(self.tail(node)):
+                # Another test's server took the spare port between its choice and the
+                # start: this node moves to a new one (its `url` follows).
+                node.port = free_port()
+                await self.spawn(node)
             if node.process is None or node.process.returncode is not None:
                 code = None if node.process is None else node.process.returncode
                 raise AssertionError(f"serve {node.index} exited with {code}:\n{self.tail(node)}")
