@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Test workers: most of a test's time is spent waiting on sockets and subprocesses, so
 # more workers than cores pay off (see README, "Tests and benchmarks").
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 
 .PHONY: run test demo bench migrate check
 
