@@ -212,6 +212,26 @@ def tagged(session: AsyncSession, tag: str) -> Select[Any]:
     return select(_conversation.c.id).where(has_tag)
 
 
+def _scope(
+    session: AsyncSession,
+    *,
+    network: tuple[ColumnElement[Any], str | None] | None = None,
+    team: tuple[ColumnElement[Any], str | None],
+    tag: tuple[ColumnElement[Any], str | None],
+) -> list[ColumnElement[bool]]:
+    """The conditions of a request's filters, each given as (the column it tests, the
+    value asked; None: not asked): the network (None where the window already tests
+    it), the team (`unassigned`: none), and the conversations routing rules gave a tag."""
+    conditions: list[ColumnElement[bool]] = []
+    if network is not None and network[1] is not None:
+        conditions.append(network[0] == network[1])
+    if team[1] is not None:
+        conditions.append(_team_is(team[0], team[1]))
+    if tag[1] is not None:
+        conditions.append(tag[0].in_(tagged(session, tag[1])))
+    return conditions
+
+
 def _in_window(since: datetime, until: datetime, network: str | None) -> list[Any]:
     """Turns whose first customer message falls in [since, until)."""
     conditions = [_turn.c.started_at >= since, _turn.c.started_at < until]
@@ -311,13 +331,13 @@ async def _answered_turns(
             func.sum(case((first, seconds)), type_=Float),
             durations,
         )
-        .where(*_in_window(since, until, network), _turn.c.answered_at.is_not(None))
+        .where(
+            *_in_window(since, until, network),
+            _turn.c.answered_at.is_not(None),
+            *_scope(session, team=(_turn.c.team, team), tag=(_turn.c.conversation_id, tag)),
+        )
         .group_by(_turn.c.network, _turn.c.team)
     )
-    if team is not None:
-        statement = statement.where(_team_is(_turn.c.team, team))
-    if tag is not None:
-        statement = statement.where(_turn.c.conversation_id.in_(tagged(session, tag)))
     result: dict[_Key, _Sums] = {}
     values: dict[_Key, list[float]] = {}
     for (
@@ -356,13 +376,13 @@ async def _waiting_turns(
     statement = (
         select(_turn.c.network, _conversation.c.team, func.count())
         .join(_conversation, _conversation.c.id == _turn.c.conversation_id)
-        .where(*_in_window(since, until, network), _turn.c.answered_at.is_(None))
+        .where(
+            *_in_window(since, until, network),
+            _turn.c.answered_at.is_(None),
+            *_scope(session, team=(_conversation.c.team, team), tag=(_turn.c.conversation_id, tag)),
+        )
         .group_by(_turn.c.network, _conversation.c.team)
     )
-    if team is not None:
-        statement = statement.where(_team_is(_conversation.c.team, team))
-    if tag is not None:
-        statement = statement.where(_turn.c.conversation_id.in_(tagged(session, tag)))
     return {
         (net, team_name): _Sums(turns=turns)
         for net, team_name, turns in await session.execute(statement)
@@ -380,15 +400,18 @@ async def _ratings(
     """Customer ratings given in the window, by network and the team that was asked."""
     statement = (
         select(_rating.c.network, _rating.c.team, func.count(), func.sum(_rating.c.score))
-        .where(_rating.c.rated_at >= since, _rating.c.rated_at < until)
+        .where(
+            _rating.c.rated_at >= since,
+            _rating.c.rated_at < until,
+            *_scope(
+                session,
+                network=(_rating.c.network, network),
+                team=(_rating.c.team, team),
+                tag=(_rating.c.conversation_id, tag),
+            ),
+        )
         .group_by(_rating.c.network, _rating.c.team)
     )
-    if network is not None:
-        statement = statement.where(_rating.c.network == network)
-    if team is not None:
-        statement = statement.where(_team_is(_rating.c.team, team))
-    if tag is not None:
-        statement = statement.where(_rating.c.conversation_id.in_(tagged(session, tag)))
     return {
         (net, team_name): _Sums(csat_count=count, csat_sum=int(total or 0))
         for net, team_name, count, total in await session.execute(statement)
@@ -466,13 +489,14 @@ def _waiting(
             .exists(),
         )
     )
-    if network is not None:
-        statement = statement.where(_turn.c.network == network)
-    if team is not None:
-        statement = statement.where(_team_is(team_column, team))
-    if tag is not None:
-        statement = statement.where(_turn.c.conversation_id.in_(tagged(session, tag)))
-    return statement
+    return statement.where(
+        *_scope(
+            session,
+            network=(_turn.c.network, network),
+            team=(team_column, team),
+            tag=(_turn.c.conversation_id, tag),
+        )
+    )
 
 
 async def _unanswered(
@@ -507,15 +531,18 @@ async def _moments(
     statement = (
         select(_moment.c.network, _conversation.c.team, func.count())
         .join(_conversation, _conversation.c.id == _moment.c.conversation_id)
-        .where(_moment.c.at >= since, _moment.c.at < until)
+        .where(
+            _moment.c.at >= since,
+            _moment.c.at < until,
+            *_scope(
+                session,
+                network=(_moment.c.network, network),
+                team=(_conversation.c.team, team),
+                tag=(_moment.c.conversation_id, tag),
+            ),
+        )
         .group_by(_moment.c.network, _conversation.c.team)
     )
-    if network is not None:
-        statement = statement.where(_moment.c.network == network)
-    if team is not None:
-        statement = statement.where(_team_is(_conversation.c.team, team))
-    if tag is not None:
-        statement = statement.where(_moment.c.conversation_id.in_(tagged(session, tag)))
     return {
         (net, team_name): _Sums(moments=count)
         for net, team_name, count in await session.execute(statement)
